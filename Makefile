@@ -1,0 +1,32 @@
+# Two commands do all set-up: `make demo` and `make test`.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	# test-only Sparkplug payload encoder; its paho-mqtt<2 pin does not apply to its payload classes
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps pysparkplug==0.6.1
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)  ## run the platform on embedded defaults with simulated plants
+	$(VENV)/bin/indunet demo
+
+test: $(STAMP)  ## lint and run the full test suite (PostgreSQL on 127.0.0.1:5432)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+bench: $(STAMP)  ## historian benchmarks (see bench/README.md)
+	$(VENV)/bin/python bench/historian.py
+
+clean:
+	rm -rf $(VENV) indunet-data .pytest_cache

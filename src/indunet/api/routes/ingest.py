@@ -1,0 +1,87 @@
+"""POST /api/v1/ingest: JSON array or NDJSON of ``{"tag", "ts", "value"}`` records."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from indunet.api.deps import HistorianDep, SettingsDep, time_parser
+from indunet.errors import DataError
+from indunet.ingest.records import parse_body
+from indunet.model import DeadLetter
+
+router = APIRouter(tags=["ingest"])
+MAX_ERRORS = 100
+
+
+class IngestResult(BaseModel):
+    """How many records were stored and rejected, with the first reasons."""
+
+    stored: int
+    rejected: int
+    errors: list[str]
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body of {declared} bytes is larger than the limit {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/ingest", response_model=IngestResult)
+async def ingest(
+    request: Request,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    enterprise: Annotated[str | None, Query(description="Enterprise (tenant)")] = None,
+    format: Annotated[str | None, Query(pattern="^(json|ndjson)$")] = None,
+) -> IngestResult:
+    """Store points; bad records are dead-lettered and reported, the good ones are stored."""
+    from starlette.concurrency import run_in_threadpool
+
+    enterprise = enterprise or settings.enterprise
+    body = await _read_limited(request, settings.ingest_max_bytes)
+    ctype = request.headers.get("content-type", "")
+    ndjson = format == "ndjson" or (format is None and "ndjson" in ctype)
+    source = "http:ingest"
+    try:
+        parsed = parse_body(
+            body,
+            ndjson=ndjson,
+            enterprise=enterprise,
+            times=time_parser(settings),
+            source=source,
+            payload_limit=settings.deadletter_payload_bytes,
+        )
+    except DataError as exc:
+        letter = DeadLetter(
+            source,
+            str(exc),
+            "body",
+            body[: settings.deadletter_payload_bytes].decode("utf-8", "replace"),
+        )
+        await run_in_threadpool(historian.add_dead_letters, [letter], enterprise)
+        raise HTTPException(400, str(exc)) from exc
+
+    def store() -> IngestResult:
+        result = historian.write(parsed.batch, source=source)
+        if parsed.rejected:
+            historian.add_dead_letters(parsed.rejected, enterprise)
+        rejected = parsed.rejected + result.rejected
+        return IngestResult(
+            stored=result.stored,
+            rejected=len(rejected),
+            errors=[d.reason for d in rejected[:MAX_ERRORS]],
+        )
+
+    return await run_in_threadpool(store)

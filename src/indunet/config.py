@@ -1,0 +1,117 @@
+"""Settings: one pydantic-settings object read from ``indunet.toml`` and ``INDUNET_*`` variables.
+
+Nothing builds `Settings` at import time; the CLI and the app call `load_settings()` once and
+pass the object down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from indunet.errors import ConfigError
+
+__all__ = ["RetentionRule", "Settings", "load_settings"]
+
+
+class RetentionRule(BaseModel):
+    """Keep raw points under ``prefix`` for ``raw_days`` and hourly roll-ups for ``rollup_days``."""
+
+    prefix: str = ""
+    raw_days: int = Field(gt=0)
+    rollup_days: int | None = Field(default=None, gt=0)
+
+
+class Settings(BaseSettings):
+    """All of indunet's settings; CLI options override environment, which overrides the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INDUNET_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(Path("indunet-data"), description="Where the embedded historian lives.")
+    db: str | None = Field(
+        None,
+        description="Historian URL: empty for the embedded DuckDB file, or postgresql://…",
+    )
+    pg_schema: str = Field("indunet", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    pg_partition_days: int = Field(7, gt=0, le=366)
+    enterprise: str = Field("demo", description="Default enterprise (tenant) for CLI and API.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    ingest_max_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    max_future_s: int = Field(
+        86_400, ge=0, description="Reject timestamps further than this in the future."
+    )
+    deadletter_payload_bytes: int = Field(4096, gt=0)
+    retention: list[RetentionRule] = Field(default_factory=list)
+
+    @field_validator("db")
+    @classmethod
+    def _check_db(cls, value: str | None) -> str | None:
+        if value in (None, "", "duckdb"):
+            return None
+        if not value.startswith(("postgresql://", "postgres://", "duckdb://")):
+            raise ValueError("db must be empty (embedded DuckDB), duckdb://PATH or postgresql://…")
+        return value
+
+    @property
+    def duckdb_path(self) -> Path:
+        """Return the DuckDB file of this data dir (or of a ``duckdb://`` URL)."""
+        if self.db and self.db.startswith("duckdb://"):
+            return Path(self.db.removeprefix("duckdb://"))
+        return self.data_dir / "indunet.duckdb"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: arguments, then environment, then the TOML file."""
+        toml_file = os.environ.get("INDUNET_CONFIG", "indunet.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; ``None`` overrides are ignored so CLI defaults do not mask files."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config_file = os.environ.get("INDUNET_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"config file {config_file} (INDUNET_CONFIG) does not exist")
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            f"setting {where}: {first['msg']} (check indunet.toml, INDUNET_* variables "
+            "and command options)",
+            detail=str(exc),
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        toml_file = config_file or "indunet.toml"
+        raise ConfigError(
+            f"config file {toml_file} is not valid TOML: {exc}", detail=repr(exc)
+        ) from exc
+    except Exception as exc:  # e.g. an INDUNET_* variable that is not valid JSON
+        raise ConfigError(f"cannot read the settings: {exc}", detail=repr(exc)) from exc

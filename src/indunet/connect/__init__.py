@@ -1,0 +1,1 @@
+"""Connect machines: MQTT ingest (and, later, edge protocols)."""

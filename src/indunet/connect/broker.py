@@ -1,0 +1,76 @@
+"""An embedded MQTT broker (amqtt, MQTT 3.1.1) for the demo and for tests; not for production."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+
+from indunet.errors import TemporaryError
+
+__all__ = ["EmbeddedBroker", "free_port"]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedBroker:
+    """Run amqtt on 127.0.0.1 in a background thread with its own event loop."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._broker = None
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start the broker and wait until it accepts connections."""
+        from amqtt.broker import Broker
+
+        logging.getLogger("amqtt").setLevel(logging.ERROR)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        self._broker = Broker(config, loop=self._loop)
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._broker.start())
+            except BaseException as exc:  # reported to the caller below
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="amqtt", daemon=True)
+        self._thread.start()
+        if not started.wait(timeout) or failure:
+            raise TemporaryError(
+                f"the embedded MQTT broker could not start on port {self.port}",
+                detail=repr(failure[0]) if failure else "timeout",
+            )
+
+    def stop(self) -> None:
+        """Shut the broker down."""
+        if self._broker is None or not self._loop.is_running():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        with contextlib.suppress(Exception):  # best effort at exit
+            fut.result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(timeout=10)

@@ -1,0 +1,1 @@
+"""Generated protobuf code, kept apart from hand-written code."""

@@ -1,0 +1,1 @@
+"""Ingest: turn CSV, Parquet and JSON input into point batches plus dead letters."""

@@ -1,0 +1,1 @@
+"""Simulated plants for the demo and tests."""

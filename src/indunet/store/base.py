@@ -1,0 +1,488 @@
+"""The historian interface and the logic both backends share.
+
+Writes are idempotent on ``(tag, ts)``: **the last write wins** — a duplicate overwrites the
+stored value (so a corrected reading replaces the old one and never doubles a sum). Within one
+batch, the later row wins. Out-of-order writes are accepted.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from indunet.errors import DataError
+from indunet.model import DataType, DeadLetter, PointBatch, WriteResult
+from indunet.store.downsample import lttb, m4
+from indunet.uns import TagPath, parse_prefix
+
+if TYPE_CHECKING:
+    from indunet.config import RetentionRule, Settings
+
+__all__ = [
+    "AGGREGATES",
+    "STORED_SCHEMA",
+    "Historian",
+    "TagInfo",
+    "TagSpec",
+    "build_tree",
+    "open_historian",
+]
+
+AGGREGATES = ("min", "max", "avg", "first", "last", "count")
+MAX_BUCKETS = 100_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+#: the rows a backend stores: tag ids resolved, sorted by (tag_id, ts), unique on (tag_id, ts)
+STORED_SCHEMA = pa.schema(
+    [
+        pa.field("tag_id", pa.int32(), nullable=False),
+        pa.field("ts", pa.int64(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("text", pa.string()),
+        pa.field("quality", pa.uint8(), nullable=False),
+    ]
+)
+_DTYPE_CODE = {DataType.NUMBER: 0, DataType.BOOLEAN: 1, DataType.STRING: 2}
+
+
+@dataclass(slots=True)
+class TagSpec:
+    """A tag declared up front, with its metadata."""
+
+    path: str
+    data_type: DataType = DataType.NUMBER
+    unit: str | None = None
+    description: str | None = None
+    expected_interval_ms: int | None = None
+    source: str | None = None
+
+
+@dataclass(slots=True)
+class TagInfo:
+    """A tag as the namespace knows it."""
+
+    id: int
+    path: str
+    data_type: DataType
+    unit: str | None = None
+    description: str | None = None
+    expected_interval_ms: int | None = None
+    source: str | None = None
+    created_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the tag as a JSON-friendly dict."""
+        return {
+            "tag": self.path,
+            "data_type": str(self.data_type),
+            "unit": self.unit,
+            "description": self.description,
+            "expected_interval_ms": self.expected_interval_ms,
+            "source": self.source,
+            "created_ms": self.created_ms,
+        }
+
+
+@dataclass(slots=True)
+class _TagCache:
+    """Tag ids and data types this historian has already resolved, per enterprise."""
+
+    by_path: dict[tuple[str, str], tuple[int, DataType]] = field(default_factory=dict)
+
+
+def build_tree(paths: list[str]) -> dict[str, Any]:
+    """Nest tag paths into site → area → line → machine → [tags]."""
+    tree: dict[str, Any] = {}
+    for path in paths:
+        parts = path.split("/")
+        node = tree
+        for part in parts[:-2]:
+            node = node.setdefault(part, {})
+        node.setdefault(parts[-2], []).append(parts[-1])
+    return tree
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Historian(ABC):
+    """Store and serve machine time series; one interface, two backends."""
+
+    backend: str = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._tags = _TagCache()
+
+    # ------------------------------------------------------------------ backend primitives
+    @abstractmethod
+    def close(self) -> None:
+        """Release the database connection."""
+
+    @abstractmethod
+    def _load_tags(self, enterprise: str, paths: list[str]) -> dict[str, tuple[int, DataType]]:
+        """Return ids and types of those ``paths`` that exist."""
+
+    @abstractmethod
+    def _create_tags(self, enterprise: str, specs: list[TagSpec], now_ms: int) -> None:
+        """Create tags that do not exist yet (existing ones are left alone)."""
+
+    def _update_tag_meta(self, enterprise: str, spec: TagSpec) -> None:
+        """Update a declared tag's metadata."""
+        self._query(
+            "UPDATE tags SET unit = $3, description = $4, expected_interval_ms = $5, "
+            "source = coalesce($6, source) WHERE enterprise = $1 AND path = $2 RETURNING id",
+            [
+                enterprise,
+                spec.path,
+                spec.unit,
+                spec.description,
+                spec.expected_interval_ms,
+                spec.source,
+            ],
+        )
+
+    @abstractmethod
+    def _append(self, rows: pa.Table, letters: list[DeadLetter], enterprise: str) -> None:
+        """Store ``rows`` (STORED_SCHEMA, unique, sorted) and dead letters in one transaction."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: list[Any]) -> pa.Table:
+        """Run a read query (backend dialect) and return an Arrow table."""
+
+    @abstractmethod
+    def add_dead_letters(self, letters: list[DeadLetter], enterprise: str | None = None) -> None:
+        """Store dead letters (input that could not be stored, with the reason)."""
+
+    def dead_letters(
+        self, enterprise: str | None = None, *, limit: int = 100, source: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the newest dead letters first."""
+        return self._query(
+            "SELECT id, received_ms, enterprise, source, ref, reason, payload FROM deadletters "
+            "WHERE (CAST($1 AS TEXT) IS NULL OR enterprise = $1) "
+            "AND (CAST($2 AS TEXT) IS NULL OR source = $2) ORDER BY id DESC LIMIT $3",
+            [enterprise, source, int(limit)],
+        ).to_pylist()
+
+    @abstractmethod
+    def bucket_sql(self) -> str:
+        """Return the bucket query (params: start, width, tag_id, start, end)."""
+
+    @abstractmethod
+    def apply_retention(self, rules: list[RetentionRule], now_ms: int | None = None) -> dict:
+        """Roll raw points older than each rule up into hourly roll-ups and delete them."""
+
+    # ------------------------------------------------------------------ namespace
+    def resolve(
+        self, enterprise: str, types: dict[str, DataType]
+    ) -> dict[str, tuple[int, DataType]]:
+        """Return id and type of each tag in ``types``, creating unknown tags on first sight."""
+        known = {
+            p: self._tags.by_path[(enterprise, p)]
+            for p in types
+            if (enterprise, p) in self._tags.by_path
+        }
+        missing = [p for p in types if p not in known]
+        if missing:
+            found = self._load_tags(enterprise, missing)
+            new = [TagSpec(p, types[p], source="auto") for p in missing if p not in found]
+            if new:
+                self._create_tags(enterprise, new, _now_ms())
+                found.update(self._load_tags(enterprise, [s.path for s in new]))
+            for p, v in found.items():
+                self._tags.by_path[(enterprise, p)] = v
+            known.update(found)
+        return known
+
+    def declare_tags(self, enterprise: str, specs: list[TagSpec]) -> int:
+        """Create or update tags with metadata; changing the data type of a tag is refused."""
+        for spec in specs:
+            spec.path = str(TagPath.parse(spec.path))
+        existing = self._load_tags(enterprise, [s.path for s in specs])
+        for spec in specs:
+            if spec.path in existing and existing[spec.path][1] != spec.data_type:
+                raise DataError(
+                    f"tag {spec.path} is already {existing[spec.path][1]}; "
+                    f"it cannot become {spec.data_type}"
+                )
+        self._create_tags(enterprise, [s for s in specs if s.path not in existing], _now_ms())
+        for spec in specs:
+            if spec.path in existing:
+                self._update_tag_meta(enterprise, spec)
+        return len(specs)
+
+    def tags(
+        self,
+        enterprise: str,
+        prefix: str | None = "",
+        *,
+        search: str | None = None,
+        limit: int = 10_000,
+    ) -> list[TagInfo]:
+        """List tags under a namespace prefix (whole segments), optionally containing ``search``."""
+        prefix = parse_prefix(prefix)
+        sql = (
+            "SELECT id, path, data_type, unit, description, expected_interval_ms, source, "
+            "created_ms FROM tags WHERE enterprise = $1 AND (CAST($2 AS TEXT) = '' OR path = $2 "
+            "OR starts_with(path, CAST($2 AS TEXT) || '/')) "
+            "AND (CAST($3 AS TEXT) = '' OR strpos(lower(path), lower(CAST($3 AS TEXT))) > 0) "
+            "ORDER BY path LIMIT $4"
+        )
+        table = self._query(sql, [enterprise, prefix, search or "", int(limit)])
+        return [
+            TagInfo(
+                id=r["id"],
+                path=r["path"],
+                data_type=DataType(r["data_type"]),
+                unit=r["unit"],
+                description=r["description"],
+                expected_interval_ms=r["expected_interval_ms"],
+                source=r["source"],
+                created_ms=r["created_ms"],
+            )
+            for r in table.to_pylist()
+        ]
+
+    def tree(self, enterprise: str, prefix: str | None = "") -> dict[str, Any]:
+        """Return the asset tree (site → area → line → machine → tags) under a prefix."""
+        return build_tree([t.path for t in self.tags(enterprise, prefix, limit=1_000_000)])
+
+    def tag(self, enterprise: str, path: str) -> TagInfo:
+        """Return one tag or raise `DataError` when it does not exist."""
+        path = str(TagPath.parse(path))
+        found = [t for t in self.tags(enterprise, path, limit=2) if t.path == path]
+        if not found:
+            raise DataError(f"tag {path} does not exist in enterprise {enterprise}")
+        return found[0]
+
+    # ------------------------------------------------------------------ writes
+    def write(self, batch: PointBatch, *, source: str = "api") -> WriteResult:
+        """Store a batch; rows that conflict with their tag's type are dead-lettered, not lost."""
+        table = batch.table
+        n = table.num_rows
+        if n == 0:
+            return WriteResult()
+        encoded = pc.dictionary_encode(table.column("tag")).combine_chunks()
+        paths = encoded.dictionary.to_pylist()
+        idx = encoded.indices.to_numpy(zero_copy_only=False)
+        types = {p: batch.types.get(p) or _infer(table, idx, i) for i, p in enumerate(paths)}
+        resolved = self.resolve(batch.enterprise, types)
+        ids_by_dict = np.array([resolved[p][0] for p in paths], dtype=np.int32)
+        codes_by_dict = np.array([_DTYPE_CODE[resolved[p][1]] for p in paths], dtype=np.int8)
+        ids = ids_by_dict[idx]
+        codes = codes_by_dict[idx]
+        ts = table.column("ts").to_numpy()
+        is_text = table.column("text").is_valid().to_numpy(zero_copy_only=False)
+        values = table.column("value").to_numpy(zero_copy_only=False)
+        bad = (codes == 2) != is_text
+        bad |= (codes == 1) & ~is_text & ~np.isin(values, (0.0, 1.0))
+        letters: list[DeadLetter] = []
+        if bad.any():
+            for i in np.flatnonzero(bad):
+                path = paths[idx[i]]
+                want = resolved[path][1]
+                got = table.column("text")[int(i)].as_py() if is_text[i] else float(values[i])
+                ref = batch.refs[i] if batch.refs else f"row {i}"
+                letters.append(
+                    DeadLetter(
+                        source,
+                        f"{ref}: tag {path} holds {want} values, got {got!r}",
+                        ref,
+                        f"{path},{ts[i]},{got}",
+                    )
+                )
+            keep = ~bad
+            ids, ts = ids[keep], ts[keep]
+            table = table.filter(pa.array(keep))
+        order = _unique_order(ids, ts)
+        rows = pa.table(
+            {
+                "tag_id": pa.array(ids[order], pa.int32()),
+                "ts": pa.array(ts[order], pa.int64()),
+                "value": table.column("value").take(order),
+                "text": table.column("text").take(order),
+                "quality": table.column("quality").take(order),
+            },
+            schema=STORED_SCHEMA,
+        )
+        if rows.num_rows:
+            self._append(rows, letters, batch.enterprise)
+        else:
+            self.add_dead_letters(letters, batch.enterprise)
+        return WriteResult(stored=rows.num_rows, rejected=letters)
+
+    # ------------------------------------------------------------------ reads
+    def _tag_id(self, enterprise: str, tag: str) -> tuple[int, DataType]:
+        path = str(TagPath.parse(tag))
+        key = (enterprise, path)
+        if key not in self._tags.by_path:
+            found = self._load_tags(enterprise, [path])
+            if path not in found:
+                raise DataError(f"tag {path} does not exist in enterprise {enterprise}")
+            self._tags.by_path[key] = found[path]
+        return self._tags.by_path[key]
+
+    def series(
+        self, enterprise: str, tag: str, start_ms: int, end_ms: int, *, limit: int = 1_000_000
+    ) -> pa.Table:
+        """Return raw points ``start_ms <= ts < end_ms`` (columns ts, value, text, quality)."""
+        _check_range(start_ms, end_ms)
+        tag_id, _ = self._tag_id(enterprise, tag)
+        return self._query(
+            "SELECT ts, value, text, quality FROM points WHERE tag_id = $1 AND ts >= $2 "
+            "AND ts < $3 ORDER BY ts LIMIT $4",
+            [tag_id, start_ms, end_ms, int(limit)],
+        )
+
+    def buckets(
+        self, enterprise: str, tag: str, start_ms: int, end_ms: int, buckets: int
+    ) -> pa.Table:
+        """Aggregate ``[start, end)`` into equal buckets of min, max, avg, first, last and count.
+
+        Empty buckets are left out. Only numeric and boolean tags can be aggregated.
+        """
+        _check_range(start_ms, end_ms)
+        if not 0 < buckets <= MAX_BUCKETS:
+            raise DataError(f"buckets must be between 1 and {MAX_BUCKETS}, got {buckets}")
+        tag_id, dtype = self._tag_id(enterprise, tag)
+        if dtype == DataType.STRING:
+            raise DataError(f"tag {tag} holds text; it cannot be aggregated, read it raw")
+        width = -(-(end_ms - start_ms) // buckets)
+        return self._query(self.bucket_sql(), [start_ms, width, tag_id, start_ms, end_ms])
+
+    def downsample(
+        self,
+        enterprise: str,
+        tag: str,
+        start_ms: int,
+        end_ms: int,
+        points: int,
+        *,
+        method: str = "m4",
+    ) -> pa.Table:
+        """Return at most ~``points`` raw points that draw like the full series (M4 or LTTB)."""
+        if method not in ("m4", "lttb"):
+            raise DataError(f"method must be m4 or lttb, got {method!r}")
+        if not 3 <= points <= MAX_BUCKETS:
+            raise DataError(f"points must be between 3 and {MAX_BUCKETS}, got {points}")
+        _, dtype = self._tag_id(enterprise, tag)
+        if dtype == DataType.STRING:
+            raise DataError(f"tag {tag} holds text; it cannot be downsampled")
+        raw = self.series(enterprise, tag, start_ms, end_ms, limit=50_000_000)
+        ts = raw.column("ts").to_numpy()
+        values = raw.column("value").to_numpy(zero_copy_only=False)
+        if method == "m4":
+            pick = m4(ts, values, start_ms, end_ms, max(points // 4, 1))
+        else:
+            pick = lttb(ts, values, points)
+        return raw.select(["ts", "value"]).take(pa.array(pick, pa.int64()))
+
+    def latest(self, enterprise: str, prefix: str | None = "") -> pa.Table:
+        """Return the newest point of every tag under ``prefix`` (whole segments)."""
+        prefix = parse_prefix(prefix)
+        return self._query(
+            "SELECT t.path AS tag, l.ts, l.value, l.text, l.quality FROM latest l "
+            "JOIN tags t ON t.id = l.tag_id WHERE t.enterprise = $1 AND (CAST($2 AS TEXT) = '' "
+            "OR t.path = $2 OR starts_with(t.path, CAST($2 AS TEXT) || '/')) ORDER BY t.path",
+            [enterprise, prefix],
+        )
+
+    def mark_stale(self, enterprise: str, prefix: str) -> int:
+        """Mark the latest value of every tag under ``prefix`` stale (its source went away)."""
+        prefix = parse_prefix(prefix)
+        table = self._query(
+            "UPDATE latest SET quality = 3 WHERE tag_id IN (SELECT id FROM tags WHERE "
+            "enterprise = $1 AND (path = $2 OR starts_with(path, CAST($2 AS TEXT) || '/'))) "
+            "RETURNING tag_id",
+            [enterprise, prefix],
+        )
+        return table.num_rows
+
+    def rollups(self, enterprise: str, tag: str, start_ms: int, end_ms: int) -> pa.Table:
+        """Return hourly roll-ups (hour_ms, min, max, sum, count, first, last)."""
+        _check_range(start_ms, end_ms)
+        tag_id, _ = self._tag_id(enterprise, tag)
+        return self._query(
+            "SELECT hour_ms, vmin AS min, vmax AS max, vsum AS sum, vcount AS count, "
+            "first_value AS first, last_value AS last FROM rollups_hourly WHERE tag_id = $1 "
+            "AND hour_ms >= $2 AND hour_ms < $3 ORDER BY hour_ms",
+            [tag_id, start_ms, end_ms],
+        )
+
+    def count(self, enterprise: str | None = None) -> int:
+        """Return how many raw points are stored (for one enterprise, or all)."""
+        if enterprise is None:
+            t = self._query("SELECT count(*) AS n FROM points", [])
+        else:
+            t = self._query(
+                "SELECT count(*) AS n FROM points p JOIN tags t ON t.id = p.tag_id "
+                "WHERE t.enterprise = $1",
+                [enterprise],
+            )
+        return int(t.column("n")[0].as_py())
+
+    def retention_cutoffs(
+        self, rules: list[RetentionRule], now_ms: int
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Return per tag (id, raw cutoff) and (id, roll-up cutoff); the longest prefix wins."""
+        ordered = sorted(rules, key=lambda r: len(parse_prefix(r.prefix)), reverse=True)
+        table = self._query("SELECT id, path FROM tags", [])
+        raw: list[tuple[int, int]] = []
+        rolled: list[tuple[int, int]] = []
+        for tag_id, path in zip(
+            table.column("id").to_pylist(), table.column("path").to_pylist(), strict=True
+        ):
+            for rule in ordered:
+                p = parse_prefix(rule.prefix)
+                if not p or path == p or path.startswith(p + "/"):
+                    cut = (now_ms - rule.raw_days * DAY_MS) // HOUR_MS * HOUR_MS
+                    raw.append((tag_id, cut))
+                    if rule.rollup_days:
+                        rolled.append((tag_id, now_ms - rule.rollup_days * DAY_MS))
+                    break
+        return raw, rolled
+
+
+def _infer(table: pa.Table, idx: np.ndarray, code: int) -> DataType:
+    first = int(np.argmax(idx == code))
+    return DataType.STRING if table.column("text")[first].is_valid else DataType.NUMBER
+
+
+def _unique_order(ids: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Return row order sorted by (tag_id, ts), keeping only the last row of each duplicate."""
+    n = len(ids)
+    if n < 2:
+        return np.arange(n)
+    d_id = ids[1:].astype(np.int64) - ids[:-1]
+    if np.all((d_id > 0) | ((d_id == 0) & (ts[1:] > ts[:-1]))):
+        return np.arange(n)  # already sorted by tag, then time, no duplicates
+    order = np.lexsort((ts, ids))  # stable: equal keys keep arrival order
+    s_ids, s_ts = ids[order], ts[order]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = (s_ids[1:] != s_ids[:-1]) | (s_ts[1:] != s_ts[:-1])
+    return order[last]
+
+
+def _check_range(start_ms: int, end_ms: int) -> None:
+    if end_ms <= start_ms:
+        raise DataError(f"end ({end_ms}) must be after start ({start_ms})")
+
+
+def open_historian(settings: Settings, *, read_only: bool = False) -> Historian:
+    """Open the historian the settings name: DuckDB by default, PostgreSQL for postgresql://."""
+    if settings.db and settings.db.startswith(("postgresql://", "postgres://")):
+        from indunet.store.postgres import PostgresHistorian
+
+        return PostgresHistorian(settings)
+    from indunet.store.duckdb import DuckDBHistorian
+
+    return DuckDBHistorian(settings, read_only=read_only)

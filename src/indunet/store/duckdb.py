@@ -1,0 +1,356 @@
+"""Embedded historian: one DuckDB file under the data dir.
+
+Only one process may open the file for writing (DuckDB's rule): `indunet serve` owns it; other
+commands get a clear "locked" error naming the process, and should go through the HTTP API.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from indunet.errors import ConfigError, StorageLocked, StorageUnavailable
+from indunet.model import DataType, DeadLetter
+from indunet.store.base import HOUR_MS, Historian, TagSpec
+
+if TYPE_CHECKING:
+    from indunet.config import RetentionRule, Settings
+
+__all__ = ["DuckDBHistorian"]
+
+_SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS tag_ids START 1;
+CREATE TABLE IF NOT EXISTS tags (
+    id INTEGER PRIMARY KEY DEFAULT nextval('tag_ids'),
+    enterprise VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    data_type VARCHAR NOT NULL,
+    unit VARCHAR,
+    description VARCHAR,
+    expected_interval_ms BIGINT,
+    source VARCHAR,
+    created_ms BIGINT NOT NULL,
+    UNIQUE (enterprise, path)
+);
+CREATE TABLE IF NOT EXISTS points (
+    tag_id INTEGER NOT NULL,
+    ts BIGINT NOT NULL,
+    value DOUBLE,
+    text VARCHAR,
+    quality UTINYINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS latest (
+    tag_id INTEGER PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    value DOUBLE,
+    text VARCHAR,
+    quality UTINYINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollups_hourly (
+    tag_id INTEGER NOT NULL,
+    hour_ms BIGINT NOT NULL,
+    vmin DOUBLE, vmax DOUBLE, vsum DOUBLE, vcount BIGINT NOT NULL,
+    first_ts BIGINT, first_value DOUBLE, last_ts BIGINT, last_value DOUBLE,
+    PRIMARY KEY (tag_id, hour_ms)
+);
+CREATE SEQUENCE IF NOT EXISTS deadletter_ids START 1;
+CREATE TABLE IF NOT EXISTS deadletters (
+    id BIGINT PRIMARY KEY DEFAULT nextval('deadletter_ids'),
+    received_ms BIGINT NOT NULL,
+    enterprise VARCHAR,
+    source VARCHAR NOT NULL,
+    ref VARCHAR,
+    reason VARCHAR NOT NULL,
+    payload VARCHAR
+);
+"""
+
+_BUCKETS = """
+SELECT $1 + ((ts - $1) // $2) * $2 AS start_ms,
+       min(value) AS min, max(value) AS max, avg(value) AS avg,
+       arg_min(value, ts) AS first, arg_max(value, ts) AS last, count(*) AS count
+FROM points WHERE tag_id = $3 AND ts >= $4 AND ts < $5
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def _lock_holder(message: str) -> str:
+    match = re.search(r"PID (\d+)", message)
+    return f" (process {match.group(1)})" if match else ""
+
+
+class DuckDBHistorian(Historian):
+    """Historian in one DuckDB file; the connection is owned by this object, never global."""
+
+    backend = "duckdb"
+
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+        super().__init__(settings)
+        self.path: Path = settings.duckdb_path
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        try:
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            elif not self.path.exists():
+                raise ConfigError(f"no historian at {self.path}; import or ingest data first")
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except OSError as exc:
+            raise ConfigError(
+                f"data dir {self.path.parent} cannot be used: {exc.strerror or exc}"
+            ) from exc
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise StorageLocked(
+                    f"historian {self.path} is locked by another indunet process"
+                    f"{_lock_holder(text)}; stop it or use its HTTP API",
+                    detail=text,
+                ) from exc
+            if "read-only" in text.lower() or "permission" in text.lower():
+                raise ConfigError(
+                    f"data dir {self.path.parent} is read-only; choose a writable --data-dir",
+                    detail=text,
+                ) from exc
+            raise StorageUnavailable(f"cannot open historian {self.path}: {text}") from exc
+        if not read_only:
+            try:
+                self.con.execute(_SCHEMA)
+            except duckdb.Error as exc:
+                raise ConfigError(
+                    f"cannot create the historian tables in {self.path}: {exc}"
+                ) from exc
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        with self._lock:
+            self.con.close()
+
+    # -------------------------------------------------------------- primitives
+    def _query(self, sql: str, params: list[Any]) -> pa.Table:
+        with self._lock:
+            cur = self.con.cursor()
+            try:
+                return cur.execute(sql, params).to_arrow_table()
+            finally:
+                cur.close()
+
+    def _load_tags(self, enterprise: str, paths: list[str]) -> dict[str, tuple[int, DataType]]:
+        if not paths:
+            return {}
+        table = self._query(
+            "SELECT path, id, data_type FROM tags "
+            "WHERE enterprise = $1 AND list_contains($2, path)",
+            [enterprise, paths],
+        )
+        return {
+            p: (i, DataType(d))
+            for p, i, d in zip(
+                table.column("path").to_pylist(),
+                table.column("id").to_pylist(),
+                table.column("data_type").to_pylist(),
+                strict=True,
+            )
+        }
+
+    def _create_tags(self, enterprise: str, specs: list[TagSpec], now_ms: int) -> None:
+        if not specs:
+            return
+        new = pa.table(
+            {
+                "enterprise": [enterprise] * len(specs),
+                "path": [s.path for s in specs],
+                "data_type": [str(s.data_type) for s in specs],
+                "unit": [s.unit for s in specs],
+                "description": [s.description for s in specs],
+                "expected_interval_ms": pa.array(
+                    [s.expected_interval_ms for s in specs], pa.int64()
+                ),
+                "source": [s.source for s in specs],
+                "created_ms": [now_ms] * len(specs),
+            }
+        )
+        with self._lock:
+            self.con.register("new_tags", new)
+            try:
+                self.con.execute(
+                    "INSERT INTO tags (enterprise, path, data_type, unit, description, "
+                    "expected_interval_ms, source, created_ms) SELECT * FROM new_tags "
+                    "ON CONFLICT (enterprise, path) DO NOTHING"
+                )
+            finally:
+                self.con.unregister("new_tags")
+
+    def _append(self, rows: pa.Table, letters: list[DeadLetter], enterprise: str) -> None:
+        lo, hi = _min_max(rows)
+        with self._lock:
+            con = self.con
+            con.register("staged", rows)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                overlap = con.execute(
+                    "SELECT count(*) FROM points WHERE ts BETWEEN $1 AND $2 AND tag_id IN "
+                    "(SELECT DISTINCT tag_id FROM staged)",
+                    [lo, hi],
+                ).fetchone()[0]
+                if overlap:
+                    con.execute(
+                        "DELETE FROM points WHERE ts BETWEEN $1 AND $2 AND (tag_id, ts) IN "
+                        "(SELECT (tag_id, ts) FROM staged)",
+                        [lo, hi],
+                    )
+                con.execute("INSERT INTO points SELECT * FROM staged")
+                con.register("newest", _newest(rows))
+                con.execute(
+                    "INSERT INTO latest SELECT * FROM newest "
+                    "ON CONFLICT (tag_id) DO UPDATE SET ts = excluded.ts, value = excluded.value, "
+                    "text = excluded.text, quality = excluded.quality "
+                    "WHERE excluded.ts >= latest.ts"
+                )
+                con.unregister("newest")
+                self._insert_letters(letters, enterprise)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("staged")
+
+    def _insert_letters(self, letters: list[DeadLetter], enterprise: str | None) -> None:
+        if not letters:
+            return
+        now = int(time.time() * 1000)
+        table = pa.table(
+            {
+                "received_ms": [now] * len(letters),
+                "enterprise": [enterprise] * len(letters),
+                "source": [d.source for d in letters],
+                "ref": [d.ref for d in letters],
+                "reason": [d.reason for d in letters],
+                "payload": [d.payload for d in letters],
+            }
+        )
+        self.con.register("new_letters", table)
+        try:
+            self.con.execute(
+                "INSERT INTO deadletters (received_ms, enterprise, source, ref, reason, payload) "
+                "SELECT * FROM new_letters"
+            )
+        finally:
+            self.con.unregister("new_letters")
+
+    def add_dead_letters(self, letters: list[DeadLetter], enterprise: str | None = None) -> None:
+        """Store dead letters."""
+        with self._lock:
+            self._insert_letters(letters, enterprise)
+
+    def bucket_sql(self) -> str:
+        """Return the DuckDB bucket query."""
+        return _BUCKETS
+
+    def apply_retention(self, rules: list[RetentionRule], now_ms: int | None = None) -> dict:
+        """Roll up raw points past their rule's age into hourly roll-ups, then delete them."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        raw, rolled = self.retention_cutoffs(rules, now_ms)
+        if not raw:
+            return {"rolled_up": 0, "deleted_points": 0, "deleted_rollups": 0}
+        cut = pa.table({"tag_id": [r[0] for r in raw], "cutoff": [r[1] for r in raw]})
+        with self._lock:
+            con = self.con
+            con.register("cut", cut)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                rolled_up = con.execute(
+                    "INSERT INTO rollups_hourly SELECT p.tag_id, p.ts // $1 * $1, min(value), "
+                    "max(value), sum(value), count(value), min(ts), arg_min(value, ts), max(ts), "
+                    "arg_max(value, ts) FROM points p JOIN cut c ON p.tag_id = c.tag_id "
+                    "AND p.ts < c.cutoff WHERE p.text IS NULL GROUP BY 1, 2 "
+                    "ON CONFLICT (tag_id, hour_ms) DO UPDATE SET "
+                    "vmin = least(vmin, excluded.vmin), vmax = greatest(vmax, excluded.vmax), "
+                    "vsum = vsum + excluded.vsum, vcount = vcount + excluded.vcount, "
+                    "first_value = CASE WHEN excluded.first_ts < first_ts "
+                    "THEN excluded.first_value ELSE first_value END, "
+                    "first_ts = least(first_ts, excluded.first_ts), "
+                    "last_value = CASE WHEN excluded.last_ts > last_ts "
+                    "THEN excluded.last_value ELSE last_value END, "
+                    "last_ts = greatest(last_ts, excluded.last_ts)",
+                    [HOUR_MS],
+                ).fetchone()[0]
+                deleted = con.execute(
+                    "DELETE FROM points USING cut WHERE points.tag_id = cut.tag_id "
+                    "AND points.ts < cut.cutoff"
+                ).fetchone()[0]
+                deleted_rollups = 0
+                if rolled:
+                    con.register(
+                        "rcut",
+                        pa.table(
+                            {"tag_id": [r[0] for r in rolled], "cutoff": [r[1] for r in rolled]}
+                        ),
+                    )
+                    deleted_rollups = con.execute(
+                        "DELETE FROM rollups_hourly USING rcut WHERE rollups_hourly.tag_id = "
+                        "rcut.tag_id AND rollups_hourly.hour_ms < rcut.cutoff"
+                    ).fetchone()[0]
+                    con.unregister("rcut")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("cut")
+        return {
+            "rolled_up": int(rolled_up),
+            "deleted_points": int(deleted),
+            "deleted_rollups": int(deleted_rollups),
+        }
+
+    def compact(self, start_ms: int | None = None, end_ms: int | None = None) -> int:
+        """Rewrite points in ``[start, end)`` sorted by (tag, time): one tag's reads skip the rest.
+
+        Live ingest appends small batches in arrival order; compacting closed periods (run it
+        hourly or nightly) restores the clustering that makes a single tag's query fast.
+        """
+        lo = -1 if start_ms is None else start_ms
+        hi = 2**62 if end_ms is None else end_ms
+        with self._lock:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(
+                    "CREATE TEMP TABLE compacting AS SELECT * FROM points "
+                    "WHERE ts >= $1 AND ts < $2 ORDER BY tag_id, ts",
+                    [lo, hi],
+                )
+                n = con.execute(
+                    "DELETE FROM points WHERE ts >= $1 AND ts < $2", [lo, hi]
+                ).fetchone()[0]
+                con.execute("INSERT INTO points SELECT * FROM compacting")
+                con.execute("DROP TABLE compacting")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("CHECKPOINT")
+        return int(n)
+
+
+def _newest(rows: pa.Table) -> pa.Table:
+    """Return each tag's newest row (``rows`` are sorted by tag, then time)."""
+    tag_ids = rows.column("tag_id").to_numpy()
+    last = np.flatnonzero(np.append(np.diff(tag_ids) != 0, True))
+    return rows.take(pa.array(last))
+
+
+def _min_max(rows: pa.Table) -> tuple[int, int]:
+    import pyarrow.compute as pc
+
+    mm = pc.min_max(rows.column("ts"))
+    return mm["min"].as_py(), mm["max"].as_py()

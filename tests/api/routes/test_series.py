@@ -1,0 +1,177 @@
+"""GET /api/v1/series and /api/v1/latest: raw, bucketed and downsampled reads."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+T0 = 1_700_000_000_000
+A = "s1/press/l1/m1/power_kw"
+B = "s1/press/l1/m1/mode"
+C = "s1/weld/l2/m9/temp_c"
+URL = "/api/v1/series"
+
+
+def ingest(client, records):
+    r = client.post("/api/v1/ingest", json=records)
+    assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
+    return r.json()
+
+
+def get(client, expect=200, **params):
+    r = client.get(URL, params=params)
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+def wave(i: int) -> float:
+    return round(10 * math.sin(i / 7) + (i % 13), 3)
+
+
+def fill(client):
+    """Store 100 points of A one second apart, and text on B."""
+    ingest(client, [{"tag": A, "ts": T0 + i * 1000, "value": wave(i)} for i in range(100)]
+           + [{"tag": B, "ts": T0, "value": "running"}])
+    return client
+
+
+@pytest.fixture
+def filled(client):
+    """A filled client on each backend."""
+    return fill(client)
+
+
+@pytest.fixture
+def duck_filled(duck_client):
+    """A filled client on DuckDB, for checks of the HTTP layer only."""
+    return fill(duck_client)
+
+
+def test_raw_range_is_half_open(filled):
+    out = get(filled, tag=A, start=T0 + 10_000, end=T0 + 20_000)
+    assert [r["ts"] for r in out["rows"]] == [T0 + i * 1000 for i in range(10, 20)]
+    assert [r["value"] for r in out["rows"]] == [wave(i) for i in range(10, 20)]
+    assert (out["start_ms"], out["end_ms"], out["truncated"]) == (T0 + 10_000, T0 + 20_000, False)
+    assert set(out["rows"][0]) == {"ts", "value", "text", "quality"}
+
+
+def test_rfc3339_parameters(filled):
+    out = get(filled, tag=A, start="2023-11-14T22:13:20Z", end="2023-11-15T06:13:25+08:00")
+    assert [r["ts"] for r in out["rows"]] == [T0 + i * 1000 for i in range(5)]
+
+
+def test_limit_and_truncated(filled):
+    out = get(filled, tag=A, start=T0, end=T0 + 200_000, limit=7)
+    assert len(out["rows"]) == 7 and out["truncated"] is True
+    assert out["rows"][-1]["ts"] == T0 + 6000
+
+
+def test_buckets(filled):
+    out = get(filled, tag=A, start=T0, end=T0 + 100_000, buckets=10)
+    assert out["buckets"] == 10
+    rows = out["rows"]
+    assert [r["start_ms"] for r in rows] == [T0 + k * 10_000 for k in range(10)]
+    for k, r in enumerate(rows):
+        vals = [wave(i) for i in range(10 * k, 10 * k + 10)]
+        assert r["count"] == 10
+        assert r["min"] == min(vals) and r["max"] == max(vals)
+        assert r["first"] == vals[0] and r["last"] == vals[-1]
+        assert r["avg"] == pytest.approx(sum(vals) / 10)
+
+
+def test_buckets_with_chosen_aggregates_and_one_bucket(filled):
+    out = get(filled, tag=A, start=T0, end=T0 + 100_000, buckets=1, agg=["count", "max"])
+    assert out["rows"] == [{"start_ms": T0, "count": 100, "max": max(wave(i) for i in range(100))}]
+
+
+def test_empty_buckets_are_left_out(filled):
+    out = get(filled, tag=A, start=T0 - 100_000, end=T0 + 100_000, buckets=4)
+    assert [r["start_ms"] for r in out["rows"]] == [T0, T0 + 50_000]
+
+
+@pytest.mark.parametrize("method", ["m4", "lttb"])
+def test_downsample(filled, method):
+    out = get(filled, tag=A, start=T0, end=T0 + 100_000, downsample=method, points=20)
+    rows = out["rows"]
+    assert out["method"] == method
+    assert 3 <= len(rows) <= 20
+    raw = {T0 + i * 1000: wave(i) for i in range(100)}
+    assert all(raw[r["ts"]] == r["value"] for r in rows)  # real points, not invented ones
+    ts = [r["ts"] for r in rows]
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    assert ts[0] == T0 and ts[-1] == T0 + 99_000  # the ends of the series are kept
+    values = [r["value"] for r in rows]
+    if method == "m4":  # M4 keeps the extremes of every column, hence of the whole range
+        assert max(values) == max(raw.values()) and min(values) == min(raw.values())
+
+
+def test_text_tag_reads_raw_but_does_not_aggregate(filled):
+    out = get(filled, tag=B, start=T0, end=T0 + 1000)
+    assert out["rows"] == [{"ts": T0, "value": None, "text": "running", "quality": 0}]
+    r = get(filled, 422, tag=B, start=T0, end=T0 + 1000, buckets=2)
+    assert "text" in r["detail"]
+    get(filled, 422, tag=B, start=T0, end=T0 + 1000, downsample="m4")
+
+
+def test_bad_time_parameters_are_422_naming_the_parameter(duck_filled):
+    cases = [
+        ({"start": "yesterday"}, "start"),
+        ({"end": "2023-13-01T00:00:00Z"}, "end"),
+        ({"start": "1700000000"}, "start"),  # epoch seconds
+        ({"start": "-5"}, "start"),
+        ({"end": "9999-01-01T00:00:00Z"}, "end"),
+        ({"start": "nan"}, "start"),
+        ({"start": "yesterday", "end": "tomorrow"}, "end"),
+    ]
+    for params, name in cases:
+        r = get(duck_filled, 422, tag=A, **{"start": T0, "end": T0 + 1000, **params})
+        assert r["detail"].startswith(f"parameter '{name}': timestamp"), (params, r)
+
+
+def test_end_before_start_is_422(duck_filled):
+    r = get(duck_filled, 422, tag=A, start=T0 + 1000, end=T0)
+    assert "must be after start" in r["detail"]
+
+
+def test_unknown_and_malformed_tags_are_422(filled):
+    r = get(filled, 422, tag="s1/press/l1/m1/nope", start=T0, end=T0 + 1)
+    assert "does not exist" in r["detail"]
+    r = get(filled, 422, tag="s1/press", start=T0, end=T0 + 1)
+    assert "5 parts" in r["detail"]
+    r = filled.get(URL)  # the tag is required
+    assert r.status_code == 422 and "tag" in r.text
+
+
+def test_out_of_range_options_are_422(duck_filled):
+    for params in [{"buckets": 0}, {"buckets": 100_001}, {"agg": "median", "buckets": 2},
+                   {"downsample": "average"}, {"points": 2, "downsample": "m4"}, {"limit": 0}]:
+        r = get(duck_filled, 422, tag=A, start=T0, end=T0 + 1000, **params)
+        assert any(next(iter(params)) in e["loc"] for e in r["detail"]), r
+
+
+def test_default_window_is_the_last_day(duck_client):
+    now = int(time.time() * 1000)
+    ingest(duck_client, [{"tag": C, "ts": now - 3_600_000, "value": 1},
+                         {"tag": C, "ts": now - 2 * 86_400_000, "value": 2}])
+    out = get(duck_client, tag=C)
+    assert [r["value"] for r in out["rows"]] == [1.0]
+    assert out["end_ms"] - out["start_ms"] == 86_400_000
+    out = get(duck_client, tag=C, start=now - 3 * 86_400_000)
+    assert [r["value"] for r in out["rows"]] == [2.0, 1.0]
+
+
+def test_latest_with_prefix(client):
+    ingest(client, [{"tag": A, "ts": T0, "value": 1}, {"tag": A, "ts": T0 + 5000, "value": 2},
+                    {"tag": A, "ts": T0 + 1000, "value": 3},  # out of order: not the latest
+                    {"tag": C, "ts": T0, "value": 40}])
+    rows = client.get("/api/v1/latest").json()["rows"]
+    assert [(r["tag"], r["value"], r["ts"]) for r in rows] == [(A, 2.0, T0 + 5000),
+                                                               (C, 40.0, T0)]
+    out = client.get("/api/v1/latest", params={"prefix": "s1/weld"}).json()
+    assert [r["tag"] for r in out["rows"]] == [C]
+    # whole segments only: "s1/pre" is not a prefix of "s1/press"
+    assert client.get("/api/v1/latest", params={"prefix": "s1/pre"}).json()["rows"] == []
+    r = client.get("/api/v1/latest", params={"prefix": "s1/#"})
+    assert r.status_code == 422 and "forbidden" in r.json()["detail"]
