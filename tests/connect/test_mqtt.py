@@ -84,7 +84,9 @@ def test_parse_mqtt_url():
 
 def test_messages_are_stored_and_bad_ones_dead_lettered(settings_factory, enterprise):
     historian = open_historian(settings_factory())
-    ingest = MqttIngest(historian, BROKER, session_expiry_s=60, client_id=f"ing-{enterprise}")
+    ingest = MqttIngest(
+        historian, BROKER, session_expiry_s=60, client_id=f"ing-{enterprise}", sparkplug_groups=[]
+    )
     ingest.start()
     try:
         assert _wait(lambda: ingest.stats.subscribed)
@@ -116,7 +118,12 @@ def test_database_outage_delays_but_loses_nothing(settings_factory, enterprise):
     real = open_historian(settings_factory())
     flaky = FlakyHistorian(real, failures=3)
     ingest = MqttIngest(
-        flaky, BROKER, session_expiry_s=60, client_id=f"ing-{enterprise}", flush_s=0.05
+        flaky,
+        BROKER,
+        session_expiry_s=60,
+        client_id=f"ing-{enterprise}",
+        flush_s=0.05,
+        sparkplug_groups=[],
     )
     ingest.start()
     try:
@@ -135,7 +142,9 @@ def test_unacknowledged_messages_are_redelivered_after_a_crash(settings_factory,
     real = open_historian(settings_factory())
     client_id = f"ing-{enterprise}"
     down = FlakyHistorian(real, failures=10**9)  # the database never comes back in this process
-    first = MqttIngest(down, BROKER, session_expiry_s=60, client_id=client_id, flush_s=0.05)
+    first = MqttIngest(
+        down, BROKER, session_expiry_s=60, client_id=client_id, flush_s=0.05, sparkplug_groups=[]
+    )
     first.start()
     assert _wait(lambda: first.stats.subscribed)
     base = f"indunet/v1/{enterprise}/s1/a/l/m"
@@ -147,7 +156,9 @@ def test_unacknowledged_messages_are_redelivered_after_a_crash(settings_factory,
     first.client.socket().close()
     assert first.stats.acked == 0
     time.sleep(0.5)
-    second = MqttIngest(real, BROKER, session_expiry_s=60, client_id=client_id, flush_s=0.05)
+    second = MqttIngest(
+        real, BROKER, session_expiry_s=60, client_id=client_id, flush_s=0.05, sparkplug_groups=[]
+    )
     second.start()
     try:
         assert _wait(lambda: real_count(real, enterprise) >= 10, timeout=30), second.stats
@@ -179,6 +190,7 @@ def test_two_workers_with_a_shared_subscription_store_each_message_once(
             client_id=f"w{i}-{enterprise}",
             shared_group=group,
             flush_s=0.05,
+            sparkplug_groups=[],
         )
         for i in range(2)
     ]
