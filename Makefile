@@ -14,10 +14,18 @@ $(STAMP): pyproject.toml requirements.lock
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
+# browser tests drive Debian's Chromium through Playwright (no browser download)
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	  || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
+	else echo "chromium missing and apt-get unusable: browser tests will fail"; fi
+
 demo: $(STAMP)  ## run the platform on embedded defaults with simulated plants
 	$(VENV)/bin/indunet demo
 
-test: $(STAMP)  ## lint and run the full test suite (PostgreSQL on 127.0.0.1:5432)
+test: $(STAMP) $(CHROMIUM)  ## lint and run the full test suite (PostgreSQL on 127.0.0.1:5432)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/python -m pytest -q
 
