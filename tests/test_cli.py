@@ -72,8 +72,11 @@ def test_import_wide_csv_with_rejected_rows_exits_0(run, tmp_path):
     assert rejected[0].startswith("rejected: m1.csv line 3 column 'power_kw':")
     assert rejected[1] == "rejected: m1.csv line 4: has 2 fields, the header has 3"
     assert rejected[2].startswith("rejected: m1.csv line 5: column 'time':")
-    out = json.loads(run("query", "series", f"{M}/power_kw", "--start", T0, "--end", T0 + 10_000,
-                         "--json").stdout)
+    out = json.loads(
+        run(
+            "query", "series", f"{M}/power_kw", "--start", T0, "--end", T0 + 10_000, "--json"
+        ).stdout
+    )
     assert [(r["ts"], r["value"]) for r in out["rows"]] == [(T0, 1.5), (T0 + 4000, 4.5)]
 
 
@@ -85,37 +88,59 @@ def test_import_json_output_and_idempotent_reimport(run, tmp_path):
     assert len(first["errors"]) == 3
     again = json.loads(run("import", "csv", path, "--machine", M, "--json").stdout)
     assert (again["stored"], again["rejected"]) == (5, 3)
-    out = json.loads(run("query", "series", f"{M}/mode", "--start", T0, "--end", T0 + 10_000,
-                         "--json").stdout)
+    out = json.loads(
+        run("query", "series", f"{M}/mode", "--start", T0, "--end", T0 + 10_000, "--json").stdout
+    )
     assert [r["text"] for r in out["rows"]] == ["running", "idle", "stopped"]
 
 
 def test_import_long_csv(run, tmp_path):
     path = tmp_path / "long.csv"
     path.write_text(
-        "tag,ts,value\n"
-        f"s1/a/l/m/x,{T0},1\n"
-        f"s1/a/l/m/y,2023-11-14T22:13:20Z,2\n"
-        f"s1/a/l,{T0},3\n",
+        f"tag,ts,value\ns1/a/l/m/x,{T0},1\ns1/a/l/m/y,2023-11-14T22:13:20Z,2\ns1/a/l,{T0},3\n",
         encoding="utf-8",
     )
     result = run("import", "csv", path, "--long")
     assert result.stdout.splitlines()[0] == f"{path}: stored 2 points, rejected 1"
     assert "long.csv line 4: column 'tag'" in result.stdout
     latest = json.loads(run("query", "latest", "s1/a", "--json").stdout)
-    assert [(r["tag"], r["value"]) for r in latest["rows"]] == [("s1/a/l/m/x", 1.0),
-                                                                ("s1/a/l/m/y", 2.0)]
+    assert [(r["tag"], r["value"]) for r in latest["rows"]] == [
+        ("s1/a/l/m/x", 1.0),
+        ("s1/a/l/m/y", 2.0),
+    ]
 
 
 def test_import_parquet_with_time_options(run, tmp_path):
     table = pa.table({"power": [1.0, 2.0], "when": ["01/01/2018 23:45", "01/01/2018 00:00"]})
     pq.write_table(table, tmp_path / "p.parquet")
-    result = run("import", "parquet", tmp_path / "p.parquet", "--machine", M, "--time-column",
-                 "when", "--time-format", "%d/%m/%Y %H:%M", "--timezone", "Asia/Seoul",
-                 "--midnight-ends-day", "--json")
+    result = run(
+        "import",
+        "parquet",
+        tmp_path / "p.parquet",
+        "--machine",
+        M,
+        "--time-column",
+        "when",
+        "--time-format",
+        "%d/%m/%Y %H:%M",
+        "--timezone",
+        "Asia/Seoul",
+        "--midnight-ends-day",
+        "--json",
+    )
     assert json.loads(result.stdout)["stored"] == 2
-    out = json.loads(run("query", "series", f"{M}/power", "--start", "2018-01-01T00:00:00Z",
-                         "--end", "2018-01-02T00:00:00Z", "--json").stdout)
+    out = json.loads(
+        run(
+            "query",
+            "series",
+            f"{M}/power",
+            "--start",
+            "2018-01-01T00:00:00Z",
+            "--end",
+            "2018-01-02T00:00:00Z",
+            "--json",
+        ).stdout
+    )
     # 23:45 KST is 14:45Z; "00:00" of 1 Jan ends that day: 2 Jan 00:00 KST is 1 Jan 15:00Z
     assert [r["ts"] for r in out["rows"]] == [1_514_817_900_000, 1_514_818_800_000]
 
@@ -154,28 +179,64 @@ def test_bad_import_does_not_create_a_data_dir(run, tmp_path):
 @pytest.fixture
 def filled(run, tmp_path):
     path = tmp_path / "q.csv"
-    path.write_text("time,power_kw,mode\n" + "".join(
-        f"{T0 + i * 1000},{i},{'run' if i % 2 else 'idle'}\n" for i in range(20)),
-        encoding="utf-8")
+    path.write_text(
+        "time,power_kw,mode\n"
+        + "".join(f"{T0 + i * 1000},{i},{'run' if i % 2 else 'idle'}\n" for i in range(20)),
+        encoding="utf-8",
+    )
     run("import", "csv", path, "--machine", M)
     return run
 
 
 def test_query_series_json(filled):
-    out = json.loads(filled("query", "series", f"{M}/power_kw", "--start", T0, "--end",
-                            T0 + 5000, "--json").stdout)
+    out = json.loads(
+        filled(
+            "query", "series", f"{M}/power_kw", "--start", T0, "--end", T0 + 5000, "--json"
+        ).stdout
+    )
     assert (out["tag"], out["start_ms"], out["end_ms"]) == (f"{M}/power_kw", T0, T0 + 5000)
     assert [r["value"] for r in out["rows"]] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
 def test_query_series_buckets_and_downsample(filled):
-    out = json.loads(filled("query", "series", f"{M}/power_kw", "--start", T0, "--end",
-                            T0 + 20_000, "--buckets", 2, "--agg", "count", "--agg", "avg",
-                            "--json").stdout)
-    assert out["rows"] == [{"start_ms": T0, "count": 10, "avg": 4.5},
-                           {"start_ms": T0 + 10_000, "count": 10, "avg": 14.5}]
-    out = json.loads(filled("query", "series", f"{M}/power_kw", "--start", T0, "--end",
-                            T0 + 20_000, "--downsample", "lttb", "--points", 5, "--json").stdout)
+    out = json.loads(
+        filled(
+            "query",
+            "series",
+            f"{M}/power_kw",
+            "--start",
+            T0,
+            "--end",
+            T0 + 20_000,
+            "--buckets",
+            2,
+            "--agg",
+            "count",
+            "--agg",
+            "avg",
+            "--json",
+        ).stdout
+    )
+    assert out["rows"] == [
+        {"start_ms": T0, "count": 10, "avg": 4.5},
+        {"start_ms": T0 + 10_000, "count": 10, "avg": 14.5},
+    ]
+    out = json.loads(
+        filled(
+            "query",
+            "series",
+            f"{M}/power_kw",
+            "--start",
+            T0,
+            "--end",
+            T0 + 20_000,
+            "--downsample",
+            "lttb",
+            "--points",
+            5,
+            "--json",
+        ).stdout
+    )
     assert len(out["rows"]) == 5
     assert out["rows"][0]["value"] == 0.0 and out["rows"][-1]["value"] == 19.0
 
@@ -210,7 +271,9 @@ def test_query_latest_json_and_table(filled):
     out = json.loads(filled("query", "latest", M, "--json").stdout)
     assert out["prefix"] == M
     assert [(r["tag"], r["ts"], r["value"], r["text"]) for r in out["rows"]] == [
-        (f"{M}/mode", T0 + 19_000, None, "run"), (f"{M}/power_kw", T0 + 19_000, 19.0, None)]
+        (f"{M}/mode", T0 + 19_000, None, "run"),
+        (f"{M}/power_kw", T0 + 19_000, 19.0, None),
+    ]
     table = filled("query", "latest").stdout
     assert "2023-11-14T22:13:39.000+00:00" in table
     result = filled("query", "latest", "s1/#", expect=2)
@@ -224,8 +287,18 @@ def test_tags_list_tree_search_and_declare(filled):
     assert [r["tag"] for r in out["rows"]] == [f"{M}/power_kw"]
     tree = json.loads(filled("tags", "--tree", "--json").stdout)
     assert tree == {"s1": {"press": {"l1": {"m1": ["mode", "power_kw"]}}}}
-    result = filled("declare", "s2/a/l/m/temp", "--type", "number", "--unit", "degC",
-                    "--description", "oil temperature", "--interval-ms", 1000)
+    result = filled(
+        "declare",
+        "s2/a/l/m/temp",
+        "--type",
+        "number",
+        "--unit",
+        "degC",
+        "--description",
+        "oil temperature",
+        "--interval-ms",
+        1000,
+    )
     assert result.stdout.strip() == "declared s2/a/l/m/temp"
     out = json.loads(filled("tags", "s2", "--json").stdout)
     assert out["rows"][0]["unit"] == "degC"
@@ -241,7 +314,10 @@ def test_deadletters_json_lists_rejected_rows(run, tmp_path):
     out = json.loads(run("deadletters", "--json").stdout)
     rows = out["rows"]
     assert sorted(r["ref"] for r in rows) == [
-        "m1.csv line 3 column 'power_kw'", "m1.csv line 4", "m1.csv line 5"]
+        "m1.csv line 3 column 'power_kw'",
+        "m1.csv line 4",
+        "m1.csv line 5",
+    ]
     assert all(r["source"] == "import:m1.csv" for r in rows)
     assert all(r["reason"].startswith(r["ref"] + ": ") for r in rows)
     only = json.loads(run("deadletters", "--source", "other", "--json").stdout)
@@ -257,19 +333,34 @@ def test_retention_without_rules_exits_2(run):
 def test_import_and_query_on_postgresql(run, tmp_path, pg_schema, monkeypatch):
     monkeypatch.setenv("INDUNET_PG_SCHEMA", pg_schema)
     path = wide_csv(tmp_path)
-    out = json.loads(run("import", "csv", path, "--machine", M, "--db", PG_URL, "--json",
-                         data_dir=None).stdout)
+    out = json.loads(
+        run("import", "csv", path, "--machine", M, "--db", PG_URL, "--json", data_dir=None).stdout
+    )
     assert (out["stored"], out["rejected"]) == (5, 3)
-    out = json.loads(run("query", "series", f"{M}/power_kw", "--start", T0, "--end", T0 + 10_000,
-                         "--db", PG_URL, "--json", data_dir=None).stdout)
+    out = json.loads(
+        run(
+            "query",
+            "series",
+            f"{M}/power_kw",
+            "--start",
+            T0,
+            "--end",
+            T0 + 10_000,
+            "--db",
+            PG_URL,
+            "--json",
+            data_dir=None,
+        ).stdout
+    )
     assert [r["value"] for r in out["rows"]] == [1.5, 4.5]
     letters = json.loads(run("deadletters", "--db", PG_URL, "--json", data_dir=None).stdout)
     assert len(letters["rows"]) == 3
 
 
 def test_command_options_beat_environment_and_file(run, tmp_path, monkeypatch):
-    (tmp_path / "indunet.toml").write_text(f'data_dir = "{tmp_path / "from-file"}"\n',
-                                           encoding="utf-8")
+    (tmp_path / "indunet.toml").write_text(
+        f'data_dir = "{tmp_path / "from-file"}"\n', encoding="utf-8"
+    )
     monkeypatch.setenv("INDUNET_DATA_DIR", str(tmp_path / "from-env"))
     path = wide_csv(tmp_path)
     run("import", "csv", path, "--machine", M, data_dir=None)
@@ -298,13 +389,17 @@ def test_locked_historian_exits_1(run, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time\n"
-         "con = duckdb.connect(sys.argv[1])\n"
-         "print('ready', flush=True)\n"
-         "time.sleep(60)\n",
-         str(data / "indunet.duckdb")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\n"
+            "con = duckdb.connect(sys.argv[1])\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n",
+            str(data / "indunet.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
@@ -330,8 +425,7 @@ def test_unusable_data_dir_exits_2(run, tmp_path):
         locked.chmod(0o500)
         data = locked / "sub"
     try:
-        result = run("import", "csv", wide_csv(tmp_path), "--machine", M, data_dir=data,
-                     expect=2)
+        result = run("import", "csv", wide_csv(tmp_path), "--machine", M, data_dir=data, expect=2)
         err = one_line_error(result)
         assert "data dir" in err and "cannot be used" in err
         result = run("query", "latest", data_dir=data, expect=2)
@@ -352,9 +446,20 @@ def _command_paths(command, prefix: tuple[str, ...] = ()) -> list[tuple]:
 def test_help_for_every_command(settings_factory):
     paths = _command_paths(typer.main.get_command(app))
     names = {" ".join(p) for p in paths}
-    assert {"", "serve", "demo", "import csv", "import parquet", "query series", "query latest",
-            "tags", "declare", "deadletters", "historian retention",
-            "historian compact"} <= names
+    assert {
+        "",
+        "serve",
+        "demo",
+        "import csv",
+        "import parquet",
+        "query series",
+        "query latest",
+        "tags",
+        "declare",
+        "deadletters",
+        "historian retention",
+        "historian compact",
+    } <= names
     runner = CliRunner()
     for path in paths:
         result = runner.invoke(app, [*path, "--help"], catch_exceptions=False)
@@ -362,3 +467,41 @@ def test_help_for_every_command(settings_factory):
         assert "Usage:" in result.output
         if path:
             assert path[-1] in result.output
+
+
+def test_plant_import_and_show_business_data(run, tmp_path):
+    stock = tmp_path / "stock.csv"
+    stock.write_text(
+        "item,warehouse,quantity,as_of,daily_use\n"
+        "steel,W1,20,2026-11-20T08:00:00Z,10\n"
+        "bolts,W1,-1,2026-11-20T08:00:00Z,\n"
+    )
+    result = run("plant", "import", "inventory", stock)
+    assert "stored 1 inventory rows, refused 1" in result.stdout
+    assert "stock.csv row 3" in result.stderr and "quantity" in result.stderr
+    rows = json.loads(run("plant", "inventory", "--json").stdout)["rows"]
+    assert [(r["item"], r["days_of_cover"], r["below_cover"]) for r in rows] == [
+        ("steel", 2.0, True)
+    ]
+    table = run("plant", "inventory").stdout
+    assert "2026-11-20T08:00:00.000+00:00" in table
+    po = tmp_path / "po.json"
+    po.write_text(json.dumps([{"order_id": "P", "item": "steel", "quantity": 1, "expected_at": 0}]))
+    run("plant", "import", "purchase_orders", po)
+    late = json.loads(run("plant", "orders", "--late", "--json").stdout)["rows"]
+    assert [r["order_id"] for r in late] == ["P"]
+    assert json.loads(run("plant", "shipments", "--json").stdout)["rows"] == []
+
+
+def test_plant_import_refuses_bad_files_and_kinds(run, tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("item,qty\na,1\n")
+    result = run("plant", "import", "inventory", bad, expect=2)
+    assert "missing column(s) warehouse, quantity, as_of" in one_line_error(result)
+    result = run("plant", "import", "stock", bad, expect=2)
+    assert "unknown kind 'stock'" in one_line_error(result)
+    all_bad = tmp_path / "y.csv"
+    all_bad.write_text("item,warehouse,quantity,as_of\na,w,-5,2026-01-01\n")
+    run("plant", "import", "inventory", all_bad, expect=2)
+    result = run("plant", "orders", "--kind", "returns", expect=2)
+    assert "--kind 'returns'" in one_line_error(result)

@@ -607,6 +607,145 @@ def historian_compact(
     typer.echo(f"compacted {n} points")
 
 
+# ---------------------------------------------------------------------------- plant: business
+plant_app = typer.Typer(
+    help="Plant analytics and the business data beside it (inventory, orders, shipments).",
+    no_args_is_help=True,
+)
+app.add_typer(plant_app, name="plant")
+BUSINESS_KINDS = "items, inventory, purchase_orders, sales_orders, production_orders, shipments"
+
+
+def _business(settings: Settings):
+    from indunet.business.store import BusinessStore
+
+    historian = _open(settings)
+    return historian, BusinessStore(historian)
+
+
+@plant_app.command("import")
+@guarded
+def plant_import(
+    kind: Annotated[str, typer.Argument(help=f"What the file holds: {BUSINESS_KINDS}.")],
+    path: Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz), Excel (.xlsx) or JSON file.")],
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA zone of times without an offset (default UTC).")
+    ] = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Import an ERP or warehouse export; refused rows are listed and kept as dead letters."""
+    from indunet.business.files import read_rows
+    from indunet.business.records import BusinessKind
+
+    try:
+        business_kind = BusinessKind(kind)
+    except ValueError:
+        raise DataError(f"unknown kind {kind!r}; use one of {BUSINESS_KINDS}") from None
+    rows, warnings, first_row = read_rows(path, business_kind)
+    settings = _settings(data_dir, db, enterprise)
+    historian, store = _business(settings)
+    try:
+        report = store.load(
+            settings.enterprise,
+            business_kind,
+            rows,
+            source=path.name,
+            now_ms=int(time.time() * 1000),
+            tz=timezone,
+            warnings=warnings,
+            first_row=first_row,
+        )
+    finally:
+        historian.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        for refused in report.refused[:50]:
+            typer.echo(f"refused: {refused['ref']}: {refused['reason']}", err=True)
+        typer.echo(
+            f"stored {report.stored} {business_kind.value} rows, refused {len(report.refused)}"
+        )
+    if report.refused and not report.stored:
+        raise typer.Exit(2)
+
+
+def _business_view(
+    kind: str, data_dir: Path | None, db: str | None, enterprise: str | None
+) -> list[dict[str, Any]]:
+    settings = _settings(data_dir, db, enterprise)
+    historian, store = _business(settings)
+    try:
+        return store.view(settings.enterprise, kind, now_ms=int(time.time() * 1000))
+    finally:
+        historian.close()
+
+
+def _with_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Show epoch-ms fields as UTC times for people."""
+    return [
+        {
+            k: _iso(v) if isinstance(v, int) and (k.endswith("_at") or k in {"as_of", "eta"}) else v
+            for k, v in r.items()
+        }
+        for r in rows
+    ]
+
+
+@plant_app.command("inventory")
+@guarded
+def plant_inventory(
+    below_cover: Annotated[bool, typer.Option(help="Only items below their cover.")] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show the newest stock per item and warehouse with its days of cover."""
+    rows = _business_view("inventory", data_dir, db, enterprise)
+    if below_cover:
+        rows = [r for r in rows if r["below_cover"]]
+    _print_rows(rows if as_json else _with_times(rows), as_json)
+
+
+@plant_app.command("orders")
+@guarded
+def plant_orders(
+    kind: Annotated[
+        str, typer.Option(help="purchase (incoming materials), sales or production.")
+    ] = "purchase",
+    late: Annotated[bool, typer.Option(help="Only late orders.")] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show orders with progress and lateness."""
+    if kind not in {"purchase", "sales", "production"}:
+        raise DataError(f"--kind {kind!r}: use purchase, sales or production")
+    rows = _business_view(f"{kind}_orders", data_dir, db, enterprise)
+    if late:
+        rows = [r for r in rows if r["late"]]
+    _print_rows(rows if as_json else _with_times(rows), as_json)
+
+
+@plant_app.command("shipments")
+@guarded
+def plant_shipments(
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show shipments and vehicles: planned, on the road, arrived, late."""
+    rows = _business_view("shipments", data_dir, db, enterprise)
+    _print_rows(rows if as_json else _with_times(rows), as_json)
+
+
 def main() -> None:
     """Run the CLI."""
     app(prog_name="indunet")

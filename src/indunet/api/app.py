@@ -6,25 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from indunet import __version__
-from indunet.api.routes import deadletters, ingest, series, tags
+from indunet.api.routes import business, deadletters, ingest, series, tags
 from indunet.config import Settings
 from indunet.errors import DataError, IndunetError, TemporaryError
 from indunet.store import Historian, open_historian
+from indunet.web import pages
 
 __all__ = ["create_app"]
-
-_HOME = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>indunet</title>
-<style>body{{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}}
-td,th{{padding:.2rem .6rem;text-align:left}}</style></head><body>
-<h1>indunet</h1><p>Historian: {backend}. Enterprise <b>{enterprise}</b>: {ntags} tags.
-API docs at <a href="/docs">/docs</a>, OpenAPI at <a href="/openapi.json">/openapi.json</a>.</p>
-<table><tr><th>tag</th><th>latest</th><th>time (UTC)</th></tr>{rows}</table></body></html>"""
-
 
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0] if route.tags else 'default'}-{route.name}"
@@ -50,8 +42,11 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
-    for module in (ingest, series, tags, deadletters):
+    for module in (ingest, series, tags, deadletters, business):
         app.include_router(module.router, prefix="/api/v1")
+    app.state.templates = pages.build_templates()
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(DataError)
     async def _data_error(request: Request, exc: DataError) -> JSONResponse:
@@ -76,26 +71,5 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
             "historian": request.app.state.historian.backend,
             "mqtt": asdict(mqtt.stats) if mqtt else None,
         }
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(request: Request) -> str:
-        from html import escape
-
-        from indunet.api.routes.series import iso
-
-        h: Historian = request.app.state.historian
-        latest = h.latest(settings.enterprise).to_pylist()[:200]
-        rows = "".join(
-            f"<tr><td>{escape(r['tag'])}</td><td>"
-            f"{escape(str(r['text'] if r['text'] is not None else round(r['value'], 3)))}"
-            f"</td><td>{iso(r['ts'])}</td></tr>"
-            for r in latest
-        )
-        return _HOME.format(
-            backend=h.backend,
-            enterprise=escape(settings.enterprise),
-            ntags=len(h.tags(settings.enterprise)),
-            rows=rows,
-        )
 
     return app

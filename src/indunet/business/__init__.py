@@ -1,0 +1,1 @@
+"""Business data beside the machines: inventory, incoming materials, orders and the fleet."""
