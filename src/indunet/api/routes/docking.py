@@ -1,0 +1,146 @@
+"""Supply–demand docking: /dock/solve, /dock/rank, stored requests/offers/lanes and runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from indunet.api.deps import HistorianDep, SettingsDep
+from indunet.api.routes.ingest import _read_limited
+from indunet.docking.problem import load_problem
+from indunet.docking.ranking import OfferIndex
+from indunet.docking.solver import SolverError, solve
+from indunet.docking.store import DockingStore
+
+router = APIRouter(prefix="/dock", tags=["docking"])
+Objective = Literal["cost", "fair"]
+Kind = Literal["requests", "offers", "lanes"]
+EnterpriseQ = Annotated[str | None, Query(description="Enterprise (tenant)")]
+
+
+def get_docking(request: Request, historian: HistorianDep) -> DockingStore:
+    """Return the app's docking store (created beside the historian on first use)."""
+    store = getattr(request.app.state, "docking", None)
+    if store is None or store.sql.historian is not historian:
+        store = DockingStore(historian)
+        request.app.state.docking = store
+    return store
+
+
+DockingDep = Annotated[DockingStore, Depends(get_docking)]
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    body = await _read_limited(request, limit)
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
+
+
+def _solve(problem, objective: str) -> dict[str, Any]:
+    try:
+        return solve(problem, objective).as_dict()
+    except SolverError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+@router.post("/solve")
+async def solve_problem(
+    request: Request, settings: SettingsDep, objective: Objective = "cost"
+) -> dict[str, Any]:
+    """Solve a problem document (requests, offers, lanes) and explain the result."""
+    problem = load_problem(await _json_body(request, settings.ingest_max_bytes))
+    return await run_in_threadpool(_solve, problem, objective)
+
+
+@router.post("/runs")
+def run_stored(
+    store: DockingDep,
+    settings: SettingsDep,
+    objective: Objective = "fair",
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Solve the stored requests and offers and keep the result as a run."""
+    enterprise = enterprise or settings.enterprise
+    problem = store.problem(enterprise)
+    try:
+        solution = solve(problem, objective)
+    except SolverError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    run_id = store.save_run(enterprise, solution, now_ms=int(time.time() * 1000))
+    return {"run_id": run_id, **solution.as_dict()}
+
+
+@router.get("/runs/{run_id}")
+def get_run(
+    run_id: str, store: DockingDep, settings: SettingsDep, enterprise: EnterpriseQ = None
+) -> dict[str, Any]:
+    """Return a kept run."""
+    run = store.run(enterprise or settings.enterprise, run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r}")
+    return run
+
+
+@router.get("/rank")
+def rank_offers(
+    store: DockingDep,
+    settings: SettingsDep,
+    request_id: Annotated[str, Query(alias="request")],
+    top: Annotated[int, Query(gt=0, le=1000)] = 10,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Rank stored offers for one stored request (item match, distance, lead time, status)."""
+    problem = store.problem(enterprise or settings.enterprise)
+    wanted = next((r for r in problem.requests if r.id == request_id), None)
+    if wanted is None:
+        raise HTTPException(404, f"no request {request_id!r}")
+    return {"request": request_id, "rows": OfferIndex.build(problem.offers).rank(wanted, top=top)}
+
+
+@router.post("/{kind}")
+async def save_entries(
+    kind: Kind,
+    request: Request,
+    store: DockingDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Store requests, offers or lanes (a JSON array); refused entries are reported by index."""
+    docs = await _json_body(request, settings.ingest_max_bytes)
+    if not isinstance(docs, list):
+        raise HTTPException(400, "body must be a JSON array")
+    return await run_in_threadpool(
+        store.save,
+        enterprise or settings.enterprise,
+        kind[:-1],
+        docs,
+        now_ms=int(time.time() * 1000),
+    )
+
+
+@router.get("/{kind}")
+def list_entries(
+    kind: Kind, store: DockingDep, settings: SettingsDep, enterprise: EnterpriseQ = None
+) -> dict[str, Any]:
+    """List the stored requests, offers or lanes."""
+    return {"rows": store.entries(enterprise or settings.enterprise, kind[:-1])}
+
+
+@router.delete("/{kind}/{entry_id}")
+def delete_entry(
+    kind: Kind,
+    entry_id: str,
+    store: DockingDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Remove a stored request, offer or lane (lane ids are ``FROM->TO``)."""
+    if not store.delete(enterprise or settings.enterprise, kind[:-1], entry_id):
+        raise HTTPException(404, f"no {kind[:-1]} {entry_id!r}")
+    return {"deleted": entry_id}

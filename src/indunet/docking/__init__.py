@@ -1,0 +1,1 @@
+"""Supply–demand docking: match shortages with stock and spare or convertible capacity."""

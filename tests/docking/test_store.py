@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from indunet.docking.solver import solve
+from indunet.docking.store import DockingStore
+from indunet.errors import DataError
+
+
+def test_entries_round_trip_and_runs_are_kept(historian):
+    store = DockingStore(historian)
+    report = store.save(
+        "acme",
+        "request",
+        [
+            {"id": "H1", "item": "mask", "quantity": 10},
+            {"id": "H2", "item": "mask", "quantity": -1},
+        ],
+        now_ms=1,
+    )
+    assert report["stored"] == 1
+    assert report["refused"] == [
+        {"index": 1, "field": "quantity", "reason": "Input should be greater than 0"}
+    ]
+    store.save("acme", "offer", [{"id": "S1", "item": "mask", "quantity": 4}], now_ms=1)
+    store.save("acme", "lane", [{"from": "S1", "to": "H1", "cost_per_unit": 2}], now_ms=1)
+    store.save("acme", "offer", [{"id": "S1", "item": "mask", "quantity": 6}], now_ms=2)  # update
+    problem = store.problem("acme")
+    assert [o.quantity for o in problem.offers] == [6]
+    solution = solve(problem, "fair")
+    run_id = store.save_run("acme", solution, now_ms=3)
+    kept = store.run("acme", run_id)
+    assert kept["objective"] == "fair" and kept["min_fill_rate"] == pytest.approx(0.6)
+    assert store.run("globex", run_id) is None
+    assert store.problem("globex").requests == []
+    assert store.delete("acme", "lane", "S1->H1") and not store.delete("acme", "lane", "S1->H1")
+
+
+def test_a_dangling_lane_is_refused_when_the_problem_is_assembled(historian):
+    store = DockingStore(historian)
+    store.save("acme", "lane", [{"from": "S9", "to": "H1"}], now_ms=1)
+    with pytest.raises(DataError, match="'from' 'S9' is not an offer id"):
+        store.problem("acme")
