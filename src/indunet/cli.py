@@ -190,62 +190,108 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
 ) -> None:
     """Run the whole platform on embedded defaults: broker, simulated plants, ingest, API."""
+    import logging
+    import signal
     import tempfile
+    import threading
 
+    import pyarrow.compute as pc
     import uvicorn
 
     from indunet.api.app import create_app
     from indunet.connect.broker import EmbeddedBroker
     from indunet.connect.mqtt import MqttIngest
     from indunet.sim.live import PlantSim, build_plants
-    from indunet.sim.plant import DEMO_MACHINES, simulate
+    from indunet.sim.plant import SimMachine, simulate
     from indunet.sim.publish import SimPublisher
 
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="indunet-demo-"))
     settings = load_settings(data_dir=data_dir, port=port)
+    _check_port(settings.host, settings.port)
+    plants = build_plants(sites, machines, seed)
     historian = _open(settings)
-    if hours:
+    if hours:  # history of the same machines, so their charts have a past (power and temperature)
         end = int(time.time() * 1000) // 1000 * 1000
-        batch = simulate(
-            DEMO_MACHINES, end - hours * 3_600_000, end, 10_000, enterprise=settings.enterprise
+        past = tuple(SimMachine(m.path, m.rated_kw * 0.08, m.rated_kw, m.cycle_s) for m in plants)
+        batch = simulate(past, end - hours * 3_600_000, end, 10_000, enterprise=settings.enterprise)
+        batch.table = batch.table.filter(
+            pc.match_substring_regex(batch.table.column("tag"), r"/(power_kw|temp_c)$")
         )
         historian.write(batch, source="demo")
     broker = None
-    if mqtt_url is None:
-        broker = EmbeddedBroker()
-        broker.start()
-        mqtt_url = broker.url
-    ingest = MqttIngest(
-        historian,
-        mqtt_url,
-        client_id="indunet-demo-ingest",
-        mqtt_version=4 if broker else 5,
-        max_future_s=settings.max_future_s,
-    )
-    publisher = SimPublisher(
-        PlantSim(build_plants(sites, machines, seed), seed), mqtt_url, settings.enterprise
-    )
+    ingest = publisher = None
+    url = f"http://{settings.host}:{settings.port}/"
+    # SIGTERM stops as cleanly as Ctrl+C: uvicorn shuts down, then re-raises it to this handler
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        if mqtt_url is None:
+            broker = EmbeddedBroker()
+            broker.start()
+            mqtt_url = broker.url
+        ingest = MqttIngest(
+            historian,
+            mqtt_url,
+            client_id="indunet-demo-ingest",
+            mqtt_version=4 if broker else 5,
+            max_future_s=settings.max_future_s,
+        )
+        publisher = SimPublisher(PlantSim(plants, seed), mqtt_url, settings.enterprise)
         ingest.start()
         publisher.start()
-        typer.echo(
-            f"indunet demo: data in {data_dir}, broker {mqtt_url}, "
-            f"{machines} simulated machines on {sites} sites publishing every second"
-        )
-        typer.echo(
-            f"open http://{settings.host}:{settings.port}/ — latest values of every tag; "
-            f"API docs at /docs; Ctrl+C stops"
-        )
         app = create_app(settings, historian)
         app.state.mqtt = ingest
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        )
+
+        def announce() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                typer.echo(
+                    f"indunet demo is running: {machines} simulated machines on {sites} sites, "
+                    f"one message per machine per second\n"
+                    f"  open {url}\n"
+                    f"    the plant: site > area > line > machine cards with live values "
+                    f"(refreshed every 2 s; grey = stale)\n"
+                    f"    click a machine: a chart per tag, 15 min to 24 h, drag or scroll "
+                    f"to zoom\n"
+                    f"  API docs {url}docs\n"
+                    f"  data {data_dir} (DuckDB), MQTT broker {mqtt_url}\n"
+                    f"Ctrl+C stops everything."
+                )
+
+        threading.Thread(target=announce, name="demo-announce", daemon=True).start()
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
-        publisher.stop()
-        ingest.stop()
+        if publisher:
+            publisher.stop()
+        if ingest:
+            ingest.stop()
         if broker:
+            # amqtt logs its cancelled broadcast loop as an error with a traceback on a normal stop
+            logging.getLogger("amqtt").setLevel(logging.CRITICAL)
             broker.stop()
         historian.close()
+    typer.echo("indunet demo stopped.")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse to start when the HTTP port is already taken (clear message, exit code 2)."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"port {port} on {host} is in use ({exc.strerror}); stop what uses it or choose "
+                "another with --port"
+            ) from exc
 
 
 @app.command()
@@ -257,22 +303,77 @@ def simulate(
     rate: Annotated[
         float, typer.Option(min=0.01, max=1000, help="Payloads per machine per second.")
     ] = 1.0,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same plants.")] = 7,
     enterprise: Enterprise = None,
     duration: Annotated[
         float | None, typer.Option(min=0, help="Stop after this many seconds (default: Ctrl+C).")
     ] = None,
+    sparkplug: Annotated[
+        bool,
+        typer.Option(
+            "--sparkplug", help="Act as Sparkplug B edge nodes (one per site, machines as devices)."
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Sparkplug group id (default: the enterprise).")
+    ] = None,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            "--replay",
+            help="Replay a real dataset instead: steel_industry, cnc_mill_tool_wear or "
+            "metropt3_air_compressor.",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(min=0, help="Replay speed, × real time; 0 = as fast as possible.")
+    ] = 1.0,
+    keep_time: Annotated[
+        bool, typer.Option("--keep-time", help="Replay with the original timestamps.")
+    ] = False,
+    datasets: Annotated[
+        Path,
+        typer.Option("--datasets", help="Folder holding the datasets (for --replay)."),
+    ] = Path("../shared/datasets"),
+    limit: Annotated[int | None, typer.Option(min=1, help="Replay at most this many rows.")] = None,
 ) -> None:
-    """Publish simulated plants (JSON contract, QoS 1) to an MQTT broker."""
+    """Publish simulated plants (JSON contract QoS 1, or Sparkplug B) or replay a dataset.
+
+    Machines go off, idle, setup, running and breakdown for durations drawn from distributions;
+    they report power, an energy meter, part counters (total, good, scrap), temperature and
+    their state. See docs/simulator.md.
+    """
     from indunet.sim.live import PlantSim, build_plants
-    from indunet.sim.publish import SimPublisher
+    from indunet.sim.publish import ReplayPublisher, SimPublisher, SparkplugSimPublisher
 
     settings = load_settings(enterprise=enterprise)
-    publisher = SimPublisher(
-        PlantSim(build_plants(sites, machines, seed), seed), mqtt_url, settings.enterprise, rate
-    )
+    if replay is not None:
+        from indunet.sim.replay import read_dataset
+
+        if sparkplug:
+            raise ConfigError("--replay publishes the JSON contract; drop --sparkplug")
+        rows = read_dataset(replay, datasets, limit)
+        replayer = ReplayPublisher(
+            rows, mqtt_url, settings.enterprise, speed=speed, keep_time=keep_time
+        )
+        typer.echo(f"replaying {len(rows)} rows of {replay} to {mqtt_url} at speed {speed:g}")
+        try:
+            replayer.run()
+        except KeyboardInterrupt:
+            replayer.stop()
+        typer.echo(f"published {replayer.sent} messages, {replayer.acked} acknowledged")
+        return
+    sim = PlantSim(build_plants(sites, machines, seed), seed)
+    publisher: SimPublisher | SparkplugSimPublisher
+    if sparkplug:
+        publisher = SparkplugSimPublisher(sim, mqtt_url, group or settings.enterprise, rate)
+    else:
+        publisher = SimPublisher(sim, mqtt_url, settings.enterprise, rate)
     publisher.start()
-    typer.echo(f"simulating {machines} machines on {sites} sites to {mqtt_url}; Ctrl+C stops")
+    kind = "Sparkplug B" if sparkplug else "JSON"
+    typer.echo(
+        f"simulating {machines} machines on {sites} sites to {mqtt_url} ({kind}); Ctrl+C stops"
+    )
     try:
         deadline = None if duration is None else time.monotonic() + duration
         while deadline is None or time.monotonic() < deadline:
@@ -744,6 +845,742 @@ def plant_shipments(
     """Show shipments and vehicles: planned, on the road, arrived, late."""
     rows = _business_view("shipments", data_dir, db, enterprise)
     _print_rows(rows if as_json else _with_times(rows), as_json)
+
+
+# ---------------------------------------------------------------------------- dock
+dock_app = typer.Typer(
+    help="Supply–demand docking: allocate stock and spare capacity to shortages.",
+    no_args_is_help=True,
+)
+app.add_typer(dock_app, name="dock")
+
+
+def _problem_file(path: Path):
+    from indunet.docking.problem import load_problem
+
+    try:
+        doc = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path.name}: not valid JSON: {exc}") from exc
+    return load_problem(doc)
+
+
+@dock_app.command("solve")
+@guarded
+def dock_solve(
+    problem_path: Annotated[Path, typer.Argument(help="PROBLEM.json: requests, offers, lanes.")],
+    objective: Annotated[
+        str, typer.Option(help="cost (least cost + penalties) or fair (max-min fill, then cost).")
+    ] = "cost",
+    as_json: Json = False,
+) -> None:
+    """Allocate offers to requests and explain every unmet quantity."""
+    from indunet.docking.solver import SolverError, solve
+
+    if objective not in {"cost", "fair"}:
+        raise DataError(f"--objective {objective!r}: use cost or fair")
+    problem = _problem_file(problem_path)
+    try:
+        result = solve(problem, objective).as_dict()
+    except SolverError as exc:
+        raise DataError(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(
+        f"total cost {result['total_cost']:g} (transport {result['transport_cost']:g}, "
+        f"unmet penalties {result['penalty_cost']:g}, conversions {result['conversion_cost']:g}); "
+        f"lowest fill rate {result['min_fill_rate']}"
+    )
+    _print_rows(result["allocations"], False)
+    for c in result["conversions"]:
+        typer.echo(
+            f"convert {c['offer']} on day {c['day']} (producing from {c['producing_from_day']})"
+        )
+    for u in result["unmet"]:
+        typer.echo(f"unmet {u['request']}: {u['quantity']:g} — {'; '.join(u['reasons'])}")
+
+
+@dock_app.command("rank")
+@guarded
+def dock_rank(
+    problem_path: Annotated[Path, typer.Argument(help="PROBLEM.json with requests and offers.")],
+    request_id: Annotated[str, typer.Option("--request", help="The request to find offers for.")],
+    top: Annotated[int, typer.Option(min=1, max=1000, help="How many candidates.")] = 10,
+    as_json: Json = False,
+) -> None:
+    """Rank candidate offers for one request (item match, distance, lead time, live status)."""
+    from indunet.docking.ranking import OfferIndex
+
+    problem = _problem_file(problem_path)
+    wanted = next((r for r in problem.requests if r.id == request_id), None)
+    if wanted is None:
+        raise DataError(f"--request {request_id!r} is not in {problem_path.name}")
+    _print_rows(OfferIndex.build(problem.offers).rank(wanted, top=top), as_json)
+
+
+# ---------------------------------------------------------------------------- chain
+chain_app = typer.Typer(
+    help="Supply-chain resilience: stuck points, disruptions, TTS/TTR, carbon.",
+    no_args_is_help=True,
+)
+app.add_typer(chain_app, name="chain")
+NetworkArg = Annotated[
+    Path, typer.Argument(help="NETWORK.json, or a CSV bundle directory (nodes.csv, products.csv…).")
+]
+
+
+def _chain_graph(path: Path):
+    from indunet.chain.graph import build_supply_graph
+    from indunet.chain.network import load_network
+
+    network = load_network(path)
+    for warning in network.warnings[:20]:
+        typer.echo(f"warning: {warning}", err=True)
+    return build_supply_graph(network)
+
+
+@chain_app.command("resilience")
+@guarded
+def chain_resilience(
+    network: NetworkArg,
+    down: Annotated[
+        list[str] | None, typer.Option("--down", help="Site already down (repeatable).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Print TTS, TTR, performance impact, REI and at-risk for every site (HiGHS LPs)."""
+    from indunet.chain.resilience import resilience_table
+
+    table = resilience_table(_chain_graph(network), down=down or [])
+    for warning in table["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"nodes": table["nodes"]}))
+    else:
+        _print_rows(table["nodes"], False)
+
+
+@chain_app.command("stuck-points")
+@guarded
+def chain_stuck_points(
+    network: NetworkArg,
+    limit: Annotated[int, typer.Option(min=1, help="Entries to show.")] = 50,
+    as_json: Json = False,
+) -> None:
+    """Print the ranked stuck-point list: critical sites, single sources, concentration."""
+    from indunet.chain.graph import stuck_points
+
+    rows = stuck_points(_chain_graph(network), limit=limit)
+    if as_json:
+        typer.echo(json.dumps({"stuck_points": rows}))
+        return
+    for row in rows:
+        typer.echo(f"{row['rank']:>3}. [{row['kind']}] {row['reason']}")
+
+
+@chain_app.command("disrupt")
+@guarded
+def chain_disrupt(
+    network: NetworkArg,
+    weeks: Annotated[float, typer.Option(help="How long the outage lasts, in weeks.")],
+    region: Annotated[str | None, typer.Option(help="Region that stops.")] = None,
+    site: Annotated[list[str] | None, typer.Option(help="Site that stops (repeatable).")] = None,
+    item: Annotated[str | None, typer.Option(help="Item whose makers all stop.")] = None,
+    name: Annotated[str, typer.Option(help="Scenario name.")] = "",
+    as_json: Json = False,
+) -> None:
+    """Run "region R / sites / item stops for W weeks": products hit, time-to-impact, losses."""
+    from indunet.chain.disruption import parse_scenario, run_scenario
+
+    scenario = parse_scenario(
+        {"name": name, "region": region, "sites": site or [], "item": item, "weeks": weeks}
+    )
+    result = run_scenario(_chain_graph(network), scenario)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(
+        f"{result['label']}: {result['stopped_sites']} sites stopped, "
+        f"{result['products_hit']} products hit, lost demand {result['lost_demand']:g} "
+        f"(margin {result['lost_margin']:g})"
+    )
+    _print_rows([r for r in result["products"] if r["hit"]], False)
+
+
+@chain_app.command("carbon")
+@guarded
+def chain_carbon(network: NetworkArg, as_json: Json = False) -> None:
+    """Print kg CO2 per unit of each item (per maker) and of each product."""
+    from indunet.chain.carbon import carbon_report
+
+    report = carbon_report(_chain_graph(network))
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_rows(
+        [
+            {
+                "item": r["item"],
+                "source": s["id"],
+                "region": s["region"],
+                "kg_co2": s["kg_co2_per_unit"],
+            }
+            for r in report["items"]
+            for s in r["sources"]
+        ],
+        False,
+    )
+
+
+@chain_app.command("import")
+@guarded
+def chain_import(
+    network: NetworkArg,
+    name: Annotated[str, typer.Option(help="Name to store the network under.")],
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+) -> None:
+    """Validate a network and store it for the enterprise (API and pages read it from there)."""
+    from indunet.chain.network import load_network
+    from indunet.chain.store import ChainStore
+
+    parsed = load_network(network)
+    settings = _settings(data_dir, db, enterprise)
+    historian = _open(settings)
+    try:
+        ChainStore(historian).save_network(
+            settings.enterprise, name, parsed, now_ms=int(time.time() * 1000)
+        )
+    finally:
+        historian.close()
+    typer.echo(
+        f"stored network {name!r}: {len(parsed.nodes)} sites, {len(parsed.products)} products"
+    )
+
+
+# ---------------------------------------------------------------------------- region
+region_app = typer.Typer(
+    help="Regional resumption monitor: which enterprises are back at work, from electricity use.",
+    no_args_is_help=True,
+)
+app.add_typer(region_app, name="region")
+DayOpt = Annotated[str, typer.Option("--date", help="Day, YYYY-MM-DD.")]
+ByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--by", help="Group by: province, city, industry, section, size, above_designated_size."
+    ),
+]
+ThetaOpt = Annotated[
+    float | None, typer.Option("--theta", help="θ for this query (default: the settings').")
+]
+BaselineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--baseline", help="Normal period START:END (default: the settings').", show_default=False
+    ),
+]
+ProvinceOpt = Annotated[
+    str | None, typer.Option("--province", help="Only these provinces (comma list).")
+]
+CityOpt = Annotated[str | None, typer.Option("--city", help="Only this city.")]
+IndustryOpt = Annotated[
+    str | None, typer.Option("--industry", help="Only these GB/T 4754 sections/divisions (C, C36).")
+]
+SizeOpt = Annotated[str | None, typer.Option("--size", help="Only these sizes (large,medium,...).")]
+AboveOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--above/--below", help="Only above (or below) designated size.", show_default=False
+    ),
+]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV.")]
+
+
+def _day(raw: str, option: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise DataError(f"option {option}: {raw!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _region(data_dir: Path | None, *, read_only: bool = False):
+    from indunet.region.store import open_region_store
+
+    settings = _settings(data_dir, None)
+    return settings, open_region_store(settings.region, settings.data_dir, read_only=read_only)
+
+
+def _region_today(settings: Settings):
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(settings.region.timezone)).date()
+
+
+def _region_query(settings: Settings, theta: float | None, baseline: str | None, **filters: Any):
+    from indunet.region.rate import Filters, Rule
+
+    period = None
+    if baseline:
+        start, sep, end = baseline.partition(":")
+        if not sep:
+            raise DataError(f"option --baseline: {baseline!r} is not START:END")
+        period = (_day(start, "--baseline"), _day(end, "--baseline"))
+    rule = Rule.from_settings(settings.region, theta=theta, baseline=period)
+    return rule, Filters.parse(**filters)
+
+
+def _print_frame(frame, as_json: bool, as_csv: bool, extra: dict[str, Any]) -> None:
+    if as_csv:
+        typer.echo(frame.write_csv(), nl=False)
+        return
+    rows = frame.to_dicts()
+    if not as_json:
+        if "headline" in extra:
+            typer.echo(extra["headline"])
+        rows = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    _print_rows(rows, as_json, extra)
+
+
+@region_app.command("import-registry")
+@guarded
+def region_import_registry(
+    path: Annotated[Path, typer.Argument(help="Registry CSV (.csv, .csv.gz) or Parquet file.")],
+    effective: Annotated[
+        str | None,
+        typer.Option(help="Changes start on this day (default today; a row's valid_from wins)."),
+    ] = None,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Import enterprises (id, name, province, city, industry, size, ...); changes keep history."""
+    settings, store = _region(data_dir)
+    try:
+        when = _day(effective, "--effective") if effective else _region_today(settings)
+        report = store.import_registry(path, effective=when)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        for e in report.errors[:50]:
+            typer.echo(f"refused: {path.name}: {e}", err=True)
+        for w in report.warnings[:20]:
+            typer.echo(f"warning: {w}", err=True)
+        typer.echo(
+            f"{path}: {report.new} new enterprises, {report.changed} changed, "
+            f"{report.unchanged} unchanged, {report.refused} rows refused"
+        )
+    if report.refused and not (report.new or report.changed or report.unchanged):
+        raise typer.Exit(2)
+
+
+@region_app.command("import-readings")
+@guarded
+def region_import_readings(
+    path: Annotated[
+        Path, typer.Argument(help="CSV/Parquet file (enterprise_id,date,kwh) or a directory.")
+    ],
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Import daily kWh; bad rows are kept aside and reported, late corrections replace."""
+    settings, store = _region(data_dir)
+    try:
+        report = store.import_readings(path, today=_region_today(settings))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), default=str))
+    else:
+        for example in report.examples:
+            typer.echo(f"kept aside: {example}", err=True)
+        typer.echo(
+            f"{path}: stored {report.stored} readings ({report.replaced} replaced earlier ones), "
+            f"kept aside {report.quarantined}"
+            + (f" {report.reasons}" if report.reasons else "")
+            + f"; roll-ups recomputed for {report.rollup_days} days"
+        )
+    if report.quarantined and not report.stored:
+        raise typer.Exit(2)
+
+
+@region_app.command("derive-readings")
+@guarded
+def region_derive_readings(
+    enterprise_id: Annotated[str, typer.Option("--enterprise-id", help="Registry id.")],
+    tag: Annotated[
+        list[str], typer.Option("--tag", help="Meter tag site/area/line/machine/tag (repeatable).")
+    ],
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last day, YYYY-MM-DD.")],
+    kind: Annotated[
+        str, typer.Option(help="interval (kWh per interval), counter or power (kW).")
+    ] = "interval",
+    min_coverage: Annotated[
+        float, typer.Option(min=0, max=1, help="Least share of a day covered.")
+    ] = 0.9,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Turn an enterprise's meter tags in the historian into daily kWh readings (summed)."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from indunet.region.readings import MeterKind, daily_from_historian
+
+    try:
+        meter = MeterKind(kind)
+    except ValueError:
+        raise DataError(f"option --kind: {kind!r} is not interval, counter or power") from None
+    first, last = _day(start, "--start"), _day(end, "--end")
+    settings = _settings(data_dir, db, enterprise)
+    zone = ZoneInfo(settings.region.timezone)
+    start_ms = int(datetime(first.year, first.month, first.day, tzinfo=zone).timestamp() * 1000)
+    stop = last + timedelta(days=1)
+    end_ms = int(datetime(stop.year, stop.month, stop.day, tzinfo=zone).timestamp() * 1000)
+    historian = _open(settings)
+    try:
+        daily = daily_from_historian(
+            historian,
+            settings.enterprise,
+            tag,
+            start_ms,
+            end_ms,
+            meter,
+            tz=settings.region.timezone,
+            min_coverage=min_coverage,
+        )
+    finally:
+        historian.close()
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "enterprise_id": [enterprise_id] * daily.days.height,
+            "date": daily.days.get_column("date").to_arrow(),
+            "kwh": daily.days.get_column("kwh").to_arrow(),
+        }
+    )
+    _, store = _region(data_dir)
+    try:
+        report = store.load_readings(
+            table, source=f"historian:{settings.enterprise}", today=_region_today(settings)
+        )
+    finally:
+        store.close()
+    incomplete = [
+        {"date": str(d), "kwh": k, "coverage": round(c, 3)}
+        for d, k, c in daily.incomplete.iter_rows()
+    ]
+    if as_json:
+        typer.echo(json.dumps({**report.as_dict(), "incomplete_days": incomplete}, default=str))
+    else:
+        for row in incomplete:
+            typer.echo(
+                f"not stored: {row['date']} covers only {row['coverage']:.0%} of the day", err=True
+            )
+        typer.echo(
+            f"{enterprise_id}: stored {report.stored} daily readings from {len(tag)} tag(s), "
+            f"kept aside {report.quarantined}, {len(incomplete)} incomplete days not stored"
+        )
+
+
+@region_app.command("rate")
+@guarded
+def region_rate(
+    day: DayOpt,
+    by: ByOpt = None,
+    theta: ThetaOpt = None,
+    baseline: BaselineOpt = None,
+    province: ProvinceOpt = None,
+    city: CityOpt = None,
+    industry: IndustryOpt = None,
+    size: SizeOpt = None,
+    above: AboveOpt = None,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Print per group: enterprises, reporting, resumed, rate, production index, change."""
+    from indunet.region.rate import parse_by
+
+    when = _day(day, "--date")
+    groups = parse_by(by)
+    settings, store = _region(data_dir)
+    try:
+        rule, filters = _region_query(
+            settings,
+            theta,
+            baseline,
+            province=province,
+            city=city,
+            industry=industry,
+            size=size,
+            above_designated_size=above,
+        )
+        frame, source = store.rate(when, groups, filters, rule)
+        text = store.headline(when, filters, rule)
+    finally:
+        store.close()
+    extra = {
+        "date": str(when),
+        "by": groups,
+        "rule": rule.as_dict(),
+        "filters": filters.as_dict(),
+        "source": source,
+        "headline": text,
+    }
+    _print_frame(frame, as_json, as_csv, extra)
+
+
+@region_app.command("trend")
+@guarded
+def region_trend(
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last day, YYYY-MM-DD.")],
+    by: ByOpt = None,
+    theta: ThetaOpt = None,
+    baseline: BaselineOpt = None,
+    province: ProvinceOpt = None,
+    industry: IndustryOpt = None,
+    size: SizeOpt = None,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Print the resumption rate of every day in a range, per group."""
+    from indunet.region.rate import parse_by
+
+    first, last = _day(start, "--start"), _day(end, "--end")
+    groups = parse_by(by)
+    settings, store = _region(data_dir)
+    try:
+        rule, filters = _region_query(
+            settings, theta, baseline, province=province, industry=industry, size=size
+        )
+        frame, source = store.trend(first, last, groups, filters, rule)
+    finally:
+        store.close()
+    extra = {"start": str(first), "end": str(last), "by": groups, "source": source}
+    _print_frame(frame, as_json, as_csv, extra)
+
+
+@region_app.command("not-resumed")
+@guarded
+def region_not_resumed(
+    day: DayOpt,
+    state: Annotated[
+        str, typer.Option(help="stopped, unknown, not_resumed (both) or resumed.")
+    ] = "stopped",
+    province: ProvinceOpt = None,
+    city: CityOpt = None,
+    industry: IndustryOpt = None,
+    size: SizeOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most rows.")] = 100,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """List the enterprises of a group that are not back (biggest first): the call list."""
+    when = _day(day, "--date")
+    settings, store = _region(data_dir)
+    try:
+        rule, filters = _region_query(
+            settings, None, None, province=province, city=city, industry=industry, size=size
+        )
+        frame, total = store.enterprises(when, state=state, filters=filters, rule=rule, limit=limit)
+    finally:
+        store.close()
+    _print_frame(frame, as_json, as_csv, {"date": str(when), "state": state, "total": total})
+
+
+@region_app.command("watchlist")
+@guarded
+def region_watchlist(
+    day: DayOpt,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Show each key enterprise and how many of its suppliers are not back yet."""
+    when = _day(day, "--date")
+    _, store = _region(data_dir)
+    try:
+        rows = store.watchlist(when)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"date": str(when), "rows": rows}, default=str))
+        return
+    for r in rows:
+        typer.echo(f"{r['enterprise_id']}: {r['summary']}")
+    if not rows:
+        typer.echo("(no key enterprises in the registry)")
+
+
+@region_app.command("quarantine")
+@guarded
+def region_quarantine(
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """List registry and reading rows that were kept aside, with the reason."""
+    _, store = _region(data_dir)
+    try:
+        rows, total = store.quarantine(limit=limit)
+    finally:
+        store.close()
+    _print_rows(rows, as_json, {"total": total})
+
+
+@region_app.command("export")
+@guarded
+def region_export(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the Parquet files.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write readings as Parquet partitioned by date (for Trino/Spark) and the registry."""
+    _, store = _region(data_dir)
+    try:
+        counts = store.export_parquet(out)
+    finally:
+        store.close()
+    typer.echo(
+        f"wrote {counts['readings']} readings and {counts['registry_versions']} registry rows "
+        f"to {out}"
+    )
+
+
+@region_app.command("simulate")
+@guarded
+def region_simulate(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write Parquet files to.")],
+    enterprises: Annotated[int, typer.Option(min=1, help="Enterprises in the nation.")] = 50_000,
+    start: Annotated[str, typer.Option(help="First day.")] = "2019-12-01",
+    end: Annotated[str, typer.Option(help="Last day.")] = "2020-04-30",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 2020,
+    load: Annotated[bool, typer.Option(help="Also import into the data dir.")] = False,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Simulate a nation's registry and daily kWh through the 2020 shutdown and recovery."""
+    from indunet.region.simulate import simulate_nation, write_nation
+
+    first, last = _day(start, "--start"), _day(end, "--end")
+    nation = simulate_nation(enterprises, seed=seed)
+    counts = write_nation(nation, first, last, out)
+    result: dict[str, Any] = {"out": str(out), **counts}
+    if load:
+        settings, store = _region(data_dir)
+        try:
+            store.import_registry(out / "registry.parquet", effective=first)
+            report = store.import_readings(
+                out / "readings", today=max(last, _region_today(settings))
+            )
+        finally:
+            store.close()
+        result["loaded"] = report.stored
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"wrote {counts['enterprises']} enterprises and {counts['readings']} daily readings "
+            f"to {out}" + (f"; imported {result['loaded']}" if load else "")
+        )
+
+
+# ---------------------------------------------------------------------------- edge agent
+edge_app = typer.Typer(help="Edge agent: read OPC UA / Modbus devices, buffer, publish to MQTT.",
+                       no_args_is_help=True)
+app.add_typer(edge_app, name="edge")
+EdgeConfigOpt = Annotated[Path, typer.Option("--config", help="The edge.toml file.")]
+
+
+@edge_app.command("run")
+@guarded
+def edge_run(config: EdgeConfigOpt = Path("edge.toml")) -> None:
+    """Run the edge agent until Ctrl-C."""
+    import logging
+
+    from indunet.edge.config import load_edge_config
+    from indunet.edge.service import run_agent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = load_edge_config(config)
+    for p in cfg.problems:
+        typer.echo(f"warning: {p.message}", err=True)
+    if not cfg.devices:
+        raise ConfigError(f"{config}: no device can run")
+    typer.echo(f"edge agent: {len(cfg.devices)} device(s), publishing to {cfg.broker.url}")
+    run_agent(cfg)
+
+
+@edge_app.command("check")
+@guarded
+def edge_check(config: EdgeConfigOpt = Path("edge.toml"), as_json: Json = False) -> None:
+    """Validate the config, connect once and print each tag's value, quality and latency."""
+    from indunet.edge.config import load_edge_config
+    from indunet.edge.service import check_devices
+
+    cfg = load_edge_config(config)
+    rows = check_devices(cfg)
+    _print_rows(rows, as_json)
+    if any(r["quality"] != "GOOD" for r in rows):
+        raise typer.Exit(2 if cfg.problems else 1)
+
+
+@edge_app.command("browse")
+@guarded
+def edge_browse(
+    endpoint: Annotated[str, typer.Argument(help="opc.tcp://host:port/path")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write a starter edge.toml.")] = None,
+    root: Annotated[str, typer.Option(help="Node to start at.")] = "i=85",
+    machine: Annotated[str, typer.Option(help="Machine path for the starter config.")] = (
+        "site/area/line/plc"
+    ),
+) -> None:
+    """Browse an OPC UA server's variables and write a starter config."""
+    from indunet.edge.service import browse_to_config
+
+    t0 = time.perf_counter()
+    count, text = browse_to_config(endpoint, out, root, machine)
+    took = time.perf_counter() - t0
+    if out is None:
+        typer.echo(text)
+    typer.echo(f"{count} variables browsed in {took:.2f} s", err=True)
+
+
+@edge_app.command("status")
+@guarded
+def edge_status(config: EdgeConfigOpt = Path("edge.toml"), as_json: Json = False) -> None:
+    """Show each device's health and the buffer of a running agent."""
+    from indunet.edge.config import load_edge_config
+    from indunet.edge.service import read_status
+
+    status = read_status(load_edge_config(config))
+    if as_json:
+        typer.echo(json.dumps(status))
+        return
+    rows = [
+        {k: d.get(k) for k in ("device", "machine", "protocol", "connected", "errors",
+                                "last_good_ms", "last_error")}
+        for d in status["devices"]
+    ]
+    _print_rows(rows, False)
+    b = status["buffer"]
+    typer.echo(f"buffer: {b['rows']} rows, {b['fill']:.1%} full, {b['dropped']} dropped; "
+               f"publisher connected: {status['publisher']['connected']}")
 
 
 def main() -> None:

@@ -31,8 +31,16 @@ def test_simulated_plant_flows_through_the_embedded_broker_into_the_historian(se
         broker.stop()
     tags = historian.tags("sim")
     names = sorted({t.path.rsplit("/", 1)[1] for t in tags})
-    assert names == ["energy_kwh", "parts_total", "power_kw", "scrap_total", "state", "temp_c"]
-    assert len(tags) == 4 * 6  # six tags per machine
+    assert names == [
+        "energy_kwh",
+        "good_total",
+        "parts_total",
+        "power_kw",
+        "scrap_total",
+        "state",
+        "temp_c",
+    ]
+    assert len(tags) == 4 * 7  # seven tags per machine
     power = next(t.path for t in tags if t.path.endswith("/power_kw"))
     n = historian.series("sim", power, 0, 2**62).num_rows
     assert n == publisher.sent // 4  # every payload of that machine stored

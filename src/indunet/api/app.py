@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from indunet import __version__
-from indunet.api.routes import business, deadletters, ingest, series, tags
+from indunet.api.routes import business, chain, deadletters, docking, ingest, region, series, tags
 from indunet.config import Settings
 from indunet.errors import DataError, IndunetError, TemporaryError
 from indunet.store import Historian, open_historian
 from indunet.web import pages
 
 __all__ = ["create_app"]
+
 
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0] if route.tags else 'default'}-{route.name}"
@@ -42,7 +43,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
-    for module in (ingest, series, tags, deadletters, business):
+    for module in (ingest, series, tags, deadletters, business, docking, chain, region):
         app.include_router(module.router, prefix="/api/v1")
     app.state.templates = pages.build_templates()
     app.include_router(pages.router)

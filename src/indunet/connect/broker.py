@@ -7,10 +7,33 @@ import contextlib
 import logging
 import socket
 import threading
+from dataclasses import dataclass
 
 from indunet.errors import TemporaryError
 
-__all__ = ["EmbeddedBroker", "free_port"]
+__all__ = ["EmbeddedBroker", "LocalClientsAuth", "free_port"]
+
+
+def _auth_base() -> type:
+    from amqtt.plugins.base import BaseAuthPlugin
+
+    return BaseAuthPlugin
+
+
+class LocalClientsAuth(_auth_base()):  # type: ignore[misc]
+    """Let every client of the loopback-only demo broker in, *without* marking it anonymous.
+
+    amqtt neither keeps the session nor queues QoS 1 messages for an anonymous client, so with
+    its stock anonymous plugin a demo ingest that reconnects loses what arrived meanwhile.
+    """
+
+    @dataclass
+    class Config:
+        """No options: the broker listens on 127.0.0.1 only."""
+
+    async def authenticate(self, *, session: object) -> bool:
+        """Accept the client; its session stays persistent if it asked for one."""
+        return True
 
 
 def free_port() -> int:
@@ -37,9 +60,7 @@ class EmbeddedBroker:
         logging.getLogger("amqtt").setLevel(logging.ERROR)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-            },
+            "plugins": {f"{__name__}.LocalClientsAuth": {}},
         }
         self._broker = Broker(config, loop=self._loop)
         started = threading.Event()

@@ -1,35 +1,62 @@
 """Live plant simulator: machines that move between off, idle, setup, running and breakdown.
 
 Pure and seeded: `PlantSim.step(now_ms)` returns one JSON-contract payload per machine; the
-publisher in `indunet.sim.publish` sends them over MQTT.
+publishers in `indunet.sim.publish` send them over MQTT. The same seed and the same sequence
+of ``now_ms`` give the same payloads, byte for byte.
+
+Each state's duration is drawn from its own distribution (`STATES`): waits while idle are
+memoryless (exponential), changeovers are a few similar steps (gamma), production runs, repairs
+and shift gaps are skewed (lognormal). Power follows the machine's work cycle while running.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from indunet.uns import MachinePath
 
-__all__ = ["STATES", "PlantSim", "SimMachineState", "build_plants"]
+__all__ = ["STATES", "PlantSim", "SimMachineState", "StateSpec", "build_plants"]
 
-#: state -> (mean duration s, power share of rated load)
-STATES: dict[str, tuple[float, float]] = {
-    "off": (1800.0, 0.0),
-    "idle": (600.0, 0.08),
-    "setup": (300.0, 0.25),
-    "running": (2400.0, 1.0),
-    "breakdown": (900.0, 0.02),
-}
-_NEXT = {
-    "off": (["idle"], [1.0]),
-    "idle": (["running", "setup", "off"], [0.6, 0.3, 0.1]),
-    "setup": (["running"], [1.0]),
-    "running": (["idle", "breakdown"], [0.85, 0.15]),
-    "breakdown": (["idle"], [1.0]),
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    """One machine state: how long it lasts, what it draws, and where it goes next."""
+
+    distribution: str  # exponential | gamma | lognormal
+    mean_s: float
+    cv: float  # coefficient of variation of the duration (ignored for exponential)
+    load_share: float  # power as a share of the machine's rated load
+    next_states: tuple[tuple[str, float], ...]
+
+    def draw_s(self, rng: np.random.Generator) -> float:
+        """Draw one duration in seconds (at least one second)."""
+        if self.distribution == "exponential":
+            d = rng.exponential(self.mean_s)
+        elif self.distribution == "gamma":
+            shape = 1 / self.cv**2
+            d = rng.gamma(shape, self.mean_s / shape)
+        elif self.distribution == "lognormal":
+            sigma = math.sqrt(math.log1p(self.cv**2))
+            d = rng.lognormal(math.log(self.mean_s) - sigma**2 / 2, sigma)
+        else:  # pragma: no cover - the table below is fixed
+            raise ValueError(self.distribution)
+        return max(float(d), 1.0)
+
+
+STATES: dict[str, StateSpec] = {
+    "off": StateSpec("lognormal", 1800.0, 0.5, 0.0, (("idle", 1.0),)),
+    "idle": StateSpec(
+        "exponential", 600.0, 1.0, 0.08, (("running", 0.6), ("setup", 0.3), ("off", 0.1))
+    ),
+    "setup": StateSpec("gamma", 300.0, 0.3, 0.25, (("running", 1.0),)),
+    "running": StateSpec("lognormal", 2400.0, 0.6, 1.0, (("idle", 0.85), ("breakdown", 0.15))),
+    "breakdown": StateSpec("lognormal", 900.0, 1.0, 0.02, (("idle", 1.0),)),
 }
 _AREAS = ("press-shop", "machining", "assembly")
+_CATCH_UP_MS = 86_400_000  # after a long pause, replay at most a day of state changes
 
 
 @dataclass(slots=True)
@@ -43,7 +70,7 @@ class SimMachineState:
     state: str = "idle"
     until_ms: int = 0
     parts: float = 0.0
-    scrap: float = 0.0
+    scrap: int = 0
     energy_kwh: float = 0.0
     temp_c: float = 25.0
     last_ms: int | None = None
@@ -78,14 +105,25 @@ class PlantSim:
         self.rng = np.random.default_rng(seed + 1)
 
     def _transition(self, m: SimMachineState, now_ms: int) -> None:
+        first = m.until_ms == 0
         while now_ms >= m.until_ms:
-            names, probs = _NEXT[m.state]
-            start = max(m.until_ms, now_ms - 86_400_000)
-            m.state = str(self.rng.choice(names, p=probs)) if m.until_ms else m.state
-            mean_s = STATES[m.state][0]
-            m.until_ms = start + int(self.rng.exponential(mean_s) * 1000) + 1000
+            start = max(m.until_ms, now_ms - _CATCH_UP_MS)
+            if not first:
+                names, probs = zip(*STATES[m.state].next_states, strict=True)
+                m.state = names[int(self.rng.choice(len(names), p=probs))]
+            first = False
+            m.until_ms = start + int(STATES[m.state].draw_s(self.rng) * 1000)
             m.log.append((start, m.state))
             del m.log[:-50]
+
+    def _power_kw(self, m: SimMachineState, now_ms: int) -> float:
+        share = STATES[m.state].load_share
+        if not share:
+            return 0.0
+        if m.state == "running":  # the work cycle: a peak once per part
+            phase = (now_ms / 1000 / m.cycle_s) % 1.0
+            share *= 0.7 + 0.3 * math.sin(math.pi * phase) ** 2
+        return max(m.rated_kw * share * float(self.rng.normal(1.0, 0.04)), 0.0)
 
     def step(self, now_ms: int) -> list[tuple[MachinePath, dict]]:
         """Return each machine's payload at ``now_ms`` (contract of DESIGN.md §3)."""
@@ -94,16 +132,18 @@ class PlantSim:
             self._transition(m, now_ms)
             dt_s = 0.0 if m.last_ms is None else max(now_ms - m.last_ms, 0) / 1000
             m.last_ms = now_ms
-            share = STATES[m.state][1]
-            power = m.rated_kw * share * float(self.rng.normal(1.0, 0.04)) if share else 0.0
-            power = max(power, 0.0)
+            power = self._power_kw(m, now_ms)
             m.energy_kwh += power * dt_s / 3600
             if m.state == "running":
-                made = dt_s / m.cycle_s
-                m.parts += made
-                m.scrap += made * m.scrap_rate
-            target = 25 + 35 * share
+                before = int(m.parts)
+                m.parts += dt_s / m.cycle_s
+                made = int(m.parts) - before
+                if made:
+                    m.scrap += int(self.rng.binomial(made, m.scrap_rate))
+            target = 25 + 35 * STATES[m.state].load_share
             m.temp_c += (target - m.temp_c) * min(dt_s / 600, 1.0)
+            temp = m.temp_c + float(self.rng.normal(0, 0.1))
+            parts = int(m.parts)
             out.append(
                 (
                     m.path,
@@ -111,9 +151,10 @@ class PlantSim:
                         "timestamp_ms": now_ms,
                         "power_kw": round(power, 3),
                         "energy_kwh": round(m.energy_kwh, 4),
-                        "parts_total": int(m.parts),
-                        "scrap_total": int(m.scrap),
-                        "temp_c": round(m.temp_c, 2),
+                        "parts_total": parts,
+                        "good_total": parts - m.scrap,
+                        "scrap_total": m.scrap,
+                        "temp_c": round(temp, 2),
                         "state": m.state,
                     },
                 )
