@@ -246,3 +246,35 @@ def test_solutions_balance_and_fair_is_never_less_fair(demands, stocks, data):
     assert cost["total_cost"] <= fair["total_cost"] + 1e-4
     expected_floor = min(1.0, sum(stocks) / sum(demands)) if sum(demands) else 1.0
     assert fair["min_fill_rate"] == pytest.approx(expected_floor, abs=1e-5)
+
+
+def test_items_are_solved_apart_and_the_fair_floor_is_the_lowest_item():
+    # masks: 100 for 100 (fill 1); gloves: 50 for 100 (fill 0.5): floor 0.5, masks still full
+    p = _p(
+        [
+            {"id": "M", "item": "mask", "quantity": 100},
+            {"id": "G", "item": "gloves", "quantity": 100},
+        ],
+        [
+            {"id": "SM", "item": "mask", "quantity": 100},
+            {"id": "SG", "item": "gloves", "quantity": 50},
+        ],
+        [{"from": "SM", "to": "M", "cost_per_unit": 1}, {"from": "SG", "to": "G"}],
+    )
+    out = solve(p, "fair").as_dict()
+    assert out["class_floors"] == pytest.approx({"1": 0.5})
+    assert [f["fill_rate"] for f in out["fills"]] == pytest.approx([1.0, 0.5])
+    assert out["transport_cost"] == pytest.approx(100)
+
+
+def test_transit_beyond_the_horizon_does_not_count_even_without_deadlines():
+    # horizon 5 days: day 0 + 9 transit arrives on day 9, outside the horizon
+    p = _p(
+        [{"id": "H", "item": "m", "quantity": 10}],
+        [{"id": "S", "item": "m", "quantity": 10}],
+        [{"from": "S", "to": "H", "transit_days": 9}],
+        horizon_days=5,
+    )
+    out = solve(p, "cost").as_dict()
+    assert out["fills"][0]["filled"] == 0
+    assert out["unmet"][0]["reasons"][0].startswith("no stock before the deadline")

@@ -38,12 +38,17 @@ class SolverError(IndunetError):
     """The solver failed or returned a solution that does not balance."""
 
 
-@dataclass(frozen=True)
-class _Arc:
-    offer: int
-    request: int
-    cost: float
-    transit: int
+@dataclass
+class _Arcs:
+    """Arcs as columns: offer index, request index, cost per unit, transit days."""
+
+    offer: np.ndarray
+    request: np.ndarray
+    cost: np.ndarray
+    transit: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.offer.size)
 
 
 @dataclass
@@ -108,6 +113,8 @@ class _Model:
         self.rows: list[int] = []
         self.cols: list[int] = []
         self.vals: list[float] = []
+        empty = np.zeros(0, dtype=np.int64)
+        self.rows_arr, self.cols_arr, self.vals_arr = empty, empty, np.zeros(0)
 
     def col(self, cost: float, lower: float = 0.0, upper: float = INF) -> int:
         self.cost.append(cost)
@@ -135,12 +142,14 @@ class _Model:
         lp.col_upper_ = np.asarray(self.upper, dtype=np.float64)
         lp.row_lower_ = np.asarray(self.row_lower, dtype=np.float64)
         lp.row_upper_ = np.asarray(self.row_upper, dtype=np.float64)
-        cols = np.asarray(self.cols, dtype=np.int64)
+        cols = np.concatenate([np.asarray(self.cols, dtype=np.int64), self.cols_arr])
+        rows = np.concatenate([np.asarray(self.rows, dtype=np.int64), self.rows_arr])
+        vals = np.concatenate([np.asarray(self.vals, dtype=np.float64), self.vals_arr])
         order = np.argsort(cols, kind="stable")
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = np.searchsorted(cols[order], np.arange(n + 1)).astype(np.int32)
-        lp.a_matrix_.index_ = np.asarray(self.rows, dtype=np.int32)[order]
-        lp.a_matrix_.value_ = np.asarray(self.vals, dtype=np.float64)[order]
+        lp.a_matrix_.index_ = rows[order].astype(np.int32)
+        lp.a_matrix_.value_ = vals[order]
         if self.integer:
             kinds = [highspy.HighsVarType.kContinuous] * n
             for c in self.integer:
@@ -154,17 +163,18 @@ class _Model:
         return h
 
 
-def _arcs(problem: Problem) -> list[_Arc]:
+def _arcs(problem: Problem) -> _Arcs:
     """Explicit lanes, plus distance-model lanes for located pairs of the same item."""
     offers = {o.id: i for i, o in enumerate(problem.offers)}
     requests = {r.id: i for i, r in enumerate(problem.requests)}
-    arcs = [
-        _Arc(offers[lane.source], requests[lane.target], lane.cost_per_unit, lane.transit_days)
-        for lane in problem.lanes
-    ]
+    lanes = problem.lanes
+    offer = [offers[lane.source] for lane in lanes]
+    request = [requests[lane.target] for lane in lanes]
+    cost = [lane.cost_per_unit for lane in lanes]
+    transit = [lane.transit_days for lane in lanes]
     model = problem.distance
     if model is not None:
-        explicit = {(a.offer, a.request) for a in arcs}
+        explicit = set(zip(offer, request, strict=True))
         by_item: dict[str, list[int]] = defaultdict(list)
         for j, r in enumerate(problem.requests):
             if r.location is not None:
@@ -178,8 +188,16 @@ def _arcs(problem: Problem) -> list[_Arc]:
                 km = haversine_km(o.location, problem.requests[j].location)  # type: ignore[arg-type]
                 if model.max_km is not None and km > model.max_km:
                     continue
-                arcs.append(_Arc(i, j, km * model.cost_per_unit_km, int(km // model.km_per_day)))
-    return arcs
+                offer.append(i)
+                request.append(j)
+                cost.append(km * model.cost_per_unit_km)
+                transit.append(int(km // model.km_per_day))
+    return _Arcs(
+        np.asarray(offer, dtype=np.int64),
+        np.asarray(request, dtype=np.int64),
+        np.asarray(cost, dtype=np.float64),
+        np.asarray(transit, dtype=np.int64),
+    )
 
 
 def _deadline(r: Request, horizon: int) -> int:
@@ -189,47 +207,57 @@ def _deadline(r: Request, horizon: int) -> int:
 @dataclass
 class _Built:
     model: _Model
-    x: list[tuple[int, int, int | None]]  # column → (arc index, ship day or None, column)
+    x_arc: np.ndarray  # per shipment column: its arc
+    x_day: np.ndarray  # ship day, -1 when days do not matter
+    x_col: np.ndarray  # the column
     u: list[int]  # request → unmet column
     z: dict[int, list[tuple[int, int]]]  # offer → [(conversion day, column)]
-    arcs: list[_Arc]
-    late: set[int]  # arcs that cannot arrive in time
+    arcs: _Arcs
+    late: np.ndarray  # bool per arc: cannot arrive in time
 
 
-def _build(problem: Problem) -> _Built:
+def _build(problem: Problem, arcs: _Arcs, timed: bool) -> _Built:
+    if not timed:
+        return _build_static(problem, arcs)
     m = _Model()
-    arcs = _arcs(problem)
-    timed = problem.timed
     horizon = problem.horizon
-    x: list[tuple[int, int, int | None]] = []
-    late: set[int] = set()
+    x_arc: list[int] = []
+    x_day: list[int] = []
+    x_col: list[int] = []
+    late = np.zeros(len(arcs), dtype=bool)
     into: dict[int, list[int]] = defaultdict(list)
     out_stock: dict[int, list[int]] = defaultdict(list)
     out_day: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for k, arc in enumerate(arcs):
-        offer = problem.offers[arc.offer]
-        deadline = _deadline(problem.requests[arc.request], horizon) if timed else 0
+    for k in range(len(arcs)):
+        i, j = int(arcs.offer[k]), int(arcs.request[k])
+        cost, transit = float(arcs.cost[k]), int(arcs.transit[k])
+        offer = problem.offers[i]
+        deadline = _deadline(problem.requests[j], horizon)
         if offer.kind is OfferKind.stock:
-            if timed and offer.available_day + arc.transit > deadline:
-                late.add(k)
+            if offer.available_day + transit > deadline:
+                late[k] = True
                 continue
-            c = m.col(arc.cost)
-            x.append((k, offer.available_day if timed else None, c))
-            into[arc.request].append(c)
-            out_stock[arc.offer].append(c)
+            c = m.col(cost)
+            x_arc.append(k)
+            x_day.append(offer.available_day)
+            x_col.append(c)
+            into[j].append(c)
+            out_stock[i].append(c)
             continue
         first = offer.from_day + (
             offer.conversion_days if offer.kind is OfferKind.convertible else 0
         )
-        last = deadline - arc.transit
+        last = deadline - transit
         if first > last:
-            late.add(k)
+            late[k] = True
             continue
         for day in range(first, last + 1):
-            c = m.col(arc.cost)
-            x.append((k, day, c))
-            into[arc.request].append(c)
-            out_day[arc.offer][day].append(c)
+            c = m.col(cost)
+            x_arc.append(k)
+            x_day.append(day)
+            x_col.append(c)
+            into[j].append(c)
+            out_day[i][day].append(c)
     u = []
     for j, r in enumerate(problem.requests):
         u.append(m.col(r.penalty, 0.0, r.quantity))
@@ -238,9 +266,43 @@ def _build(problem: Problem) -> _Built:
         m.row(-INF, problem.offers[i].quantity or 0.0, [(c, 1.0) for c in cols])
     z: dict[int, list[tuple[int, int]]] = {}
     for i, days in out_day.items():
-        offer = problem.offers[i]
-        z[i] = _production_rows(m, offer, days, horizon)
-    return _Built(m, x, u, z, arcs, late)
+        z[i] = _production_rows(m, problem.offers[i], days, horizon)
+    return _Built(
+        m,
+        np.asarray(x_arc, dtype=np.int64),
+        np.asarray(x_day, dtype=np.int64),
+        np.asarray(x_col, dtype=np.int64),
+        u,
+        z,
+        arcs,
+        late,
+    )
+
+
+def _build_static(problem: Problem, arcs: _Arcs) -> _Built:
+    """Stock only and no days: one column per arc, built with array operations."""
+    n, n_req = len(arcs), len(problem.requests)
+    m = _Model()
+    m.cost = [*arcs.cost.tolist(), *(r.penalty for r in problem.requests)]
+    m.lower = [0.0] * (n + n_req)
+    m.upper = [INF] * n + [r.quantity for r in problem.requests]
+    quantities = [r.quantity for r in problem.requests]
+    m.row_lower = quantities + [-INF] * len(problem.offers)
+    m.row_upper = quantities + [o.quantity or 0.0 for o in problem.offers]
+    arange = np.arange(n, dtype=np.int64)
+    m.rows_arr = np.concatenate([arcs.request, n_req + arcs.offer, np.arange(n_req)])
+    m.cols_arr = np.concatenate([arange, arange, n + np.arange(n_req)])
+    m.vals_arr = np.ones(m.rows_arr.size)
+    return _Built(
+        m,
+        arange,
+        np.full(n, -1, dtype=np.int64),
+        arange,
+        list(range(n, n + n_req)),
+        {},
+        arcs,
+        np.zeros(n, dtype=bool),
+    )
 
 
 def _daily(offer: Offer, start: int, horizon: int) -> np.ndarray:
@@ -311,66 +373,153 @@ def _run(h: highspy.Highs) -> None:
         raise SolverError(f"no allocation found: {_status_words(h)}")
 
 
+class _Part:
+    """One independent piece of the problem (one item): its own HiGHS model, warm-started."""
+
+    def __init__(self, problem: Problem, arcs: _Arcs, timed: bool, time_limit_s: float) -> None:
+        self.problem = problem
+        self.timed = timed
+        self.built = _build(problem, arcs, timed)
+        self.h = self.built.model.highs()
+        self.h.setOptionValue("time_limit", float(time_limit_s))
+        self.costs = np.asarray(self.built.model.cost, dtype=np.float64)
+        self.level: dict[int, int] = {}
+
+    def add_levels(self) -> None:
+        """Add one fill-level column per priority class and rows u_r + d_r t_k ≤ d_r."""
+        n = len(self.costs)
+        for k in sorted({r.priority for r in self.problem.requests}):
+            self.h.addCol(0.0, 0.0, 0.0, 0, np.array([], dtype=np.int32), np.array([]))
+            self.level[k] = n + len(self.level)
+        for j, r in enumerate(self.problem.requests):
+            self.h.addRow(
+                -INF,
+                r.quantity,
+                2,
+                np.array([self.built.u[j], self.level[r.priority]], dtype=np.int32),
+                np.array([1.0, r.quantity]),
+            )
+
+    def _objective(self, costs: np.ndarray) -> None:
+        everything = np.arange(costs.size, dtype=np.int32)
+        self.h.changeColsCost(costs.size, everything, costs)
+
+    def best_level(self, k: int) -> float:
+        """Return the highest fill every class-``k`` request of this part can get."""
+        costs = np.zeros(len(self.costs) + len(self.level))
+        costs[self.level[k]] = -1.0
+        self._objective(costs)
+        self.h.changeColBounds(self.level[k], 0.0, 1.0)
+        _run(self.h)
+        return max(0.0, min(1.0, float(self.h.getSolution().col_value[self.level[k]])))
+
+    def hold(self, k: int, floor: float) -> None:
+        """Keep every class-``k`` request at or above ``floor`` from now on."""
+        self.h.changeColBounds(self.level[k], max(0.0, floor - 1e-9), 1.0)
+
+    def least_cost(self) -> np.ndarray:
+        """Minimise cost (with any held floors) and return the column values."""
+        if self.level:
+            self._objective(np.concatenate([self.costs, np.zeros(len(self.level))]))
+        _run(self.h)
+        return np.asarray(self.h.getSolution().col_value)
+
+
+def _parts(problem: Problem, time_limit_s: float) -> list[_Part]:
+    """Split by item: no lane joins two items, so each item is solved on its own, exactly."""
+    arcs = _arcs(problem)
+    timed, horizon = problem.timed, problem.horizon
+    items = sorted({r.item for r in problem.requests})
+    parts = []
+    for item in items:
+        req = [j for j, r in enumerate(problem.requests) if r.item == item]
+        off = [i for i, o in enumerate(problem.offers) if o.item == item]
+        req_pos = np.full(len(problem.requests), -1, dtype=np.int64)
+        req_pos[req] = np.arange(len(req))
+        off_pos = np.full(max(len(problem.offers), 1), -1, dtype=np.int64)
+        off_pos[off] = np.arange(len(off))
+        mask = req_pos[arcs.request] >= 0 if len(arcs) else np.zeros(0, dtype=bool)
+        sub_arcs = _Arcs(
+            off_pos[arcs.offer[mask]],
+            req_pos[arcs.request[mask]],
+            arcs.cost[mask],
+            arcs.transit[mask],
+        )
+        sub = Problem.model_construct(
+            requests=[problem.requests[j] for j in req],
+            offers=[problem.offers[i] for i in off],
+            lanes=[],
+            distance=None,
+            horizon_days=horizon,
+        )
+        parts.append(_Part(sub, sub_arcs, timed, time_limit_s))
+    return parts
+
+
 def solve(problem: Problem, objective: str = "cost", *, time_limit_s: float = 300.0) -> Solution:
     """Allocate offers to requests; ``objective`` is ``cost`` or ``fair`` (see module docs)."""
     if objective not in {"cost", "fair"}:
         raise SolverError(f"unknown objective {objective!r}; use cost or fair")
-    built = _build(problem)
-    h = built.model.highs()
-    h.setOptionValue("time_limit", float(time_limit_s))
+    parts = _parts(problem, time_limit_s)
     floors: dict[int, float] = {}
     if objective == "fair":
-        costs = np.asarray(built.model.cost, dtype=np.float64)
-        n = len(costs)
-        classes = sorted({r.priority for r in problem.requests})
-        level: dict[int, int] = {}
-        for k in classes:
-            h.addCol(0.0, 0.0, 0.0, 0, np.array([], dtype=np.int32), np.array([]))
-            level[k] = n + len(level)
-        for j, r in enumerate(problem.requests):
-            h.addRow(
-                -INF,
-                r.quantity,
-                2,
-                np.array([built.u[j], level[r.priority]], dtype=np.int32),
-                np.array([1.0, r.quantity]),
-            )
-        everything = np.arange(n + len(level), dtype=np.int32)
-        for k in classes:
-            objective_k = np.zeros(n + len(level))
-            objective_k[level[k]] = -1.0
-            h.changeColsCost(len(everything), everything, objective_k)
-            h.changeColBounds(level[k], 0.0, 1.0)
-            _run(h)
-            best = float(h.getSolution().col_value[level[k]])
-            floors[k] = max(0.0, min(1.0, best))
-            h.changeColBounds(level[k], max(0.0, floors[k] - 1e-9), 1.0)
-        h.changeColsCost(len(everything), everything, np.concatenate([costs, np.zeros(len(level))]))
-    _run(h)
-    values = np.asarray(h.getSolution().col_value)
-    return _solution(problem, built, values, objective, floors)
+        for part in parts:
+            part.add_levels()
+        for k in sorted({r.priority for r in problem.requests}):
+            having = [p for p in parts if k in p.level]
+            floors[k] = min(p.best_level(k) for p in having)
+            for p in having:
+                p.hold(k, floors[k])
+    pieces = [
+        _solution(p.problem, p.built, p.least_cost(), objective, floors, p.timed) for p in parts
+    ]
+    return _merge(problem, pieces, objective, floors)
+
+
+def _merge(
+    problem: Problem, pieces: list[Solution], objective: str, floors: dict[int, float]
+) -> Solution:
+    order = {r.id: n for n, r in enumerate(problem.requests)}
+    fills = sorted((f for p in pieces for f in p.fills), key=lambda f: order[f["request"]])
+    return Solution(
+        objective=objective,
+        total_cost=sum(p.total_cost for p in pieces),
+        transport_cost=sum(p.transport_cost for p in pieces),
+        penalty_cost=sum(p.penalty_cost for p in pieces),
+        conversion_cost=sum(p.conversion_cost for p in pieces),
+        min_fill_rate=min((f["fill_rate"] for f in fills), default=None),
+        allocations=[a for p in pieces for a in p.allocations],
+        unmet=sorted((u for p in pieces for u in p.unmet), key=lambda u: order[u["request"]]),
+        fills=fills,
+        conversions=[c for p in pieces for c in p.conversions],
+        class_floors=floors,
+        warnings=problem.warnings(),
+    )
 
 
 def _solution(
-    problem: Problem, built: _Built, values: np.ndarray, objective: str, floors: dict[int, float]
+    problem: Problem,
+    built: _Built,
+    values: np.ndarray,
+    objective: str,
+    floors: dict[int, float],
+    timed: bool,
 ) -> Solution:
-    allocations: dict[tuple[int, int, int | None], float] = defaultdict(float)
-    for k, day, col in built.x:
-        q = float(values[col])
-        if q > TOL:
-            arc = built.arcs[k]
-            allocations[(k, arc.request, day)] += q
+    arcs = built.arcs
+    q = values[built.x_col] if built.x_col.size else np.zeros(0)
+    used = np.flatnonzero(q > TOL)
     allocs: list[Allocation] = []
-    for (k, _, day), q in sorted(allocations.items(), key=lambda kv: (kv[0][0], kv[0][2] or 0)):
-        arc = built.arcs[k]
+    for n in used[np.lexsort((built.x_day[used], built.x_arc[used]))]:
+        k, day = int(built.x_arc[n]), int(built.x_day[n])
+        qty = float(q[n])
         allocs.append(
             Allocation(
-                offer=problem.offers[arc.offer].id,
-                request=problem.requests[arc.request].id,
-                quantity=round(q, 6),
-                cost=round(q * arc.cost, 6),
-                ship_day=day,
-                arrive_day=None if day is None else day + arc.transit,
+                offer=problem.offers[int(arcs.offer[k])].id,
+                request=problem.requests[int(arcs.request[k])].id,
+                quantity=round(qty, 6),
+                cost=round(qty * float(arcs.cost[k]), 6),
+                ship_day=None if day < 0 else day,
+                arrive_day=None if day < 0 else day + int(arcs.transit[k]),
             )
         )
     conversions = [
@@ -383,12 +532,12 @@ def _solution(
         for s, col in cols
         if values[col] > 0.5
     ]
-    _check(problem, built, allocs, conversions)
+    _check(problem, allocs, conversions, timed)
     return _explain(problem, built, allocs, conversions, objective, floors)
 
 
 def _check(
-    problem: Problem, built: _Built, allocs: list[Allocation], conversions: list[dict]
+    problem: Problem, allocs: list[Allocation], conversions: list[dict], timed: bool
 ) -> None:
     """Refuse to return an allocation that does not balance (the solver is not trusted blindly)."""
     by_offer: dict[str, list[Allocation]] = defaultdict(list)
@@ -398,18 +547,16 @@ def _check(
         into[a.request] += a.quantity
         if a.quantity < -TOL:
             raise SolverError(f"negative allocation {a}")
+    horizon = problem.horizon
+    latest: dict[str, int] = {}
+    for a in allocs:
+        if a.arrive_day is not None:
+            latest[a.request] = max(latest.get(a.request, -1), a.arrive_day)
     for r in problem.requests:
-        deadline = _deadline(r, problem.horizon) if problem.timed else None
         if into[r.id] > r.quantity * (1 + 1e-7) + TOL:
             raise SolverError(f"request {r.id} would get {into[r.id]} > {r.quantity}")
-        for a in allocs:
-            if (
-                a.request == r.id
-                and deadline is not None
-                and a.arrive_day is not None
-                and a.arrive_day > deadline
-            ):
-                raise SolverError(f"allocation {a} arrives after the deadline of {r.id}")
+        if timed and latest.get(r.id, -1) > _deadline(r, horizon):
+            raise SolverError(f"an allocation to {r.id} arrives after its deadline")
     started = {c["offer"]: c["producing_from_day"] for c in conversions}
     for o in problem.offers:
         sent = by_offer.get(o.id, [])
@@ -447,12 +594,9 @@ def _explain(
         got[a.request] += a.quantity
         offer_out[a.offer] += a.quantity
         served_class[a.offer].add(priority[a.request])
-    reachable: dict[int, list[int]] = defaultdict(list)
-    in_time: dict[int, list[int]] = defaultdict(list)
-    for k, arc in enumerate(built.arcs):
-        reachable[arc.request].append(arc.offer)
-        if k not in built.late:
-            in_time[arc.request].append(arc.offer)
+    arcs = built.arcs
+    reachable = set(arcs.request.tolist())
+    in_time_arcs = ~built.late
     transport = sum(a.cost for a in allocs)
     penalty = 0.0
     unmet, fills = [], []
@@ -463,12 +607,13 @@ def _explain(
         fill = min(1.0, got[r.id] / r.quantity)
         reasons: list[str] = []
         if short:
-            if not reachable[j]:
+            timely = np.unique(arcs.offer[(arcs.request == j) & in_time_arcs])
+            if j not in reachable:
                 reasons.append("no lane: no offer of this item can reach it")
-            elif not in_time[j]:
+            elif timely.size == 0:
                 reasons.append("no stock before the deadline: every offer would arrive too late")
             else:
-                offers = [problem.offers[i] for i in set(in_time[j])]
+                offers = [problem.offers[int(i)] for i in timely]
                 higher = [o.id for o in offers if any(c < r.priority for c in served_class[o.id])]
                 if higher:
                     reasons.append(
