@@ -222,8 +222,17 @@ def demo(
     broker = None
     ingest = publisher = None
     url = f"http://{settings.host}:{settings.port}/"
-    # SIGTERM stops as cleanly as Ctrl+C: uvicorn shuts down, then re-raises it to this handler
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    server: uvicorn.Server | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        # Ctrl+C or SIGTERM: before the server runs, stop at once; once it runs, shut it down
+        # gracefully (uvicorn hands the signal back here when it is done)
+        if server is None:
+            raise KeyboardInterrupt
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     try:
         if mqtt_url is None:
             broker = EmbeddedBroker()

@@ -20,6 +20,8 @@ from pydantic_settings import (
 )
 
 from indunet.errors import ConfigError
+from indunet.plant.config import PlantConfig
+from indunet.region.settings import RegionSettings
 
 __all__ = ["RetentionRule", "Settings", "load_settings"]
 
@@ -57,6 +59,12 @@ class Settings(BaseSettings):
     )
     deadletter_payload_bytes: int = Field(4096, gt=0)
     retention: list[RetentionRule] = Field(default_factory=list)
+    region: RegionSettings = Field(
+        default_factory=RegionSettings, description="Resumption monitor rule ([region])."
+    )
+    plant: PlantConfig = Field(
+        default_factory=PlantConfig, description="Machines, sites and stop reasons ([plant])."
+    )
 
     @field_validator("db")
     @classmethod

@@ -1,0 +1,432 @@
+"""OPC UA client of one device (asyncua): subscriptions or polling, security, and fast browse.
+
+Tags are resolved and checked at connect: a node that does not exist or holds the wrong kind
+of value becomes a problem naming the tag, and the device runs with its other tags.
+Subscriptions are rebuilt from the config after every reconnect; when the server refuses
+them the device falls back to polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indunet.edge.config import OpcuaDevice, OpcuaTag
+from indunet.edge.reading import Reading, TagValue
+from indunet.errors import ConfigError, DataError, TemporaryError
+from indunet.model import Quality
+
+__all__ = ["BrowsedNode", "OpcuaReader", "browse", "starter_config"]
+
+log = logging.getLogger(__name__)
+_BATCH = 1000
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def _value(tag: OpcuaTag, value: object) -> TagValue:
+    kind = _kind_of(value)
+    if kind != tag.type:
+        raise DataError(f"tag {tag.name!r} holds a {kind} value, the config says {tag.type}")
+    return value  # type: ignore[return-value]
+
+
+async def _secure(client: Any, device: OpcuaDevice) -> None:
+    from asyncua import ua
+    from asyncua.crypto import security_policies as sp
+
+    if device.username:
+        client.set_user(device.username)
+        client.set_password(device.password)
+    if device.security == "None":
+        return
+    policy = getattr(sp, f"SecurityPolicy{device.policy}")
+    mode = getattr(ua.MessageSecurityMode, device.security)
+    try:
+        await client.set_security(
+            policy,
+            certificate=str(device.certificate),
+            private_key=str(device.private_key),
+            server_certificate=str(device.server_certificate)
+            if device.server_certificate
+            else None,
+            mode=mode,
+        )
+    except Exception as exc:
+        raise ConfigError(
+            f"OPC UA device {device.name!r}: certificate or key cannot be used: {exc}"
+        ) from exc
+
+
+class _Handler:
+    """Collect data changes until the next publish cycle."""
+
+    def __init__(self, names: dict[Any, str]) -> None:
+        self.names = names
+        self.pending: dict[str, tuple[object, int]] = {}
+        self.count = 0
+
+    def datachange_notification(self, node: Any, val: object, data: Any) -> None:
+        """Remember a node's newest value."""
+        name = self.names.get(node.nodeid)
+        if name is not None:
+            self.pending[name] = (val, int(time.time() * 1000))
+            self.count += 1
+
+    def status_change_notification(self, status: Any) -> None:
+        """Note a subscription status change (the session keep-alive spots a lost server)."""
+        log.info("OPC UA subscription status: %s", status)
+
+
+class OpcuaReader:
+    """The asyncua client of one device."""
+
+    def __init__(self, device: OpcuaDevice) -> None:
+        self.device = device
+        self.tags = {t.name: t for t in device.tags}
+        self.client: Any = None
+        self.nodes: dict[str, Any] = {}
+        self.problems: list[str] = []
+        self.mode = device.mode
+        self.requests = 0
+        self._handler: _Handler | None = None
+        self._sub: Any = None
+
+    @property
+    def where(self) -> str:
+        """Return the device's name and endpoint for messages."""
+        return f"OPC UA device {self.device.name!r} ({self.device.endpoint})"
+
+    async def connect(self) -> None:
+        """Connect, resolve and check every tag, then subscribe (or fall back to polling)."""
+        from asyncua import Client, ua
+
+        await self.close()
+        client = Client(self.device.endpoint, timeout=self.device.timeout_s)
+        await _secure(client, self.device)
+        try:
+            await client.connect()
+        except ua.UaStatusCodeError as exc:
+            name = type(exc).__name__
+            if (
+                "Identity" in name
+                or "UserAccess" in name
+                or "Certificate" in name
+                or "Security" in name
+            ):
+                raise ConfigError(f"{self.where} refused the login or certificate: {exc}") from exc
+            raise TemporaryError(f"{self.where} refused the session: {exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise TemporaryError(
+                f"{self.where} is not reachable; check it runs", detail=str(exc)
+            ) from exc
+        except Exception as exc:  # asyncua raises plain exceptions for security mismatches
+            raise ConfigError(f"{self.where} cannot open a session: {exc}") from exc
+        self.client = client
+        await self._resolve()
+        if not self.nodes:
+            raise ConfigError(
+                f"{self.where}: none of its tags can be read: {'; '.join(self.problems)}"
+            )
+        self.mode = self.device.mode
+        if self.mode == "subscribe":
+            try:
+                await self._subscribe()
+            except Exception as exc:  # server without subscriptions: poll instead
+                log.warning("%s refused subscriptions (%s); polling instead", self.where, exc)
+                self.mode = "poll"
+
+    async def _resolve(self) -> None:
+        from asyncua import ua
+
+        self.problems = []
+        found: dict[str, Any] = {}
+        for tag in self.device.tags:
+            try:
+                if tag.node:
+                    found[tag.name] = self.client.get_node(tag.node)
+                else:
+                    parts = [p for p in tag.path.split("/") if p]
+                    found[tag.name] = await self.client.nodes.root.get_child(parts)
+            except Exception as exc:
+                self.problems.append(
+                    f"tag {tag.name!r} field 'path': {tag.path!r} not found ({exc})"
+                )
+        names = list(found)
+        values = await self._read([found[n] for n in names])
+        self.nodes = {}
+        for name, dv in zip(names, values, strict=True):
+            tag = self.tags[name]
+            where = tag.node or tag.path
+            if not dv.StatusCode.is_good():
+                code = dv.StatusCode.name
+                why = "does not exist" if "NodeIdUnknown" in code else f"cannot be read ({code})"
+                self.problems.append(f"tag {name!r} field 'node': {where} {why} on the server")
+                continue
+            kind = _kind_of(dv.Value.Value if dv.Value else None)
+            if kind != tag.type:
+                self.problems.append(
+                    f"tag {name!r} field 'type': {where} holds a {kind}, the config says {tag.type}"
+                )
+                continue
+            self.nodes[name] = found[name]
+        for p in self.problems:
+            log.warning("%s: %s", self.where, p)
+        _ = ua
+
+    async def _read(self, nodes: Sequence[Any]) -> list[Any]:
+        from asyncua import ua
+
+        out = []
+        for start in range(0, len(nodes), _BATCH):
+            params = ua.ReadParameters()
+            for node in nodes[start : start + _BATCH]:
+                rv = ua.ReadValueId()
+                rv.NodeId = node.nodeid
+                rv.AttributeId = ua.AttributeIds.Value
+                params.NodesToRead.append(rv)
+            self.requests += 1
+            out.extend(await self.client.uaclient.read(params))
+        return out
+
+    async def _subscribe(self) -> None:
+        from asyncua import ua
+
+        names = {node.nodeid: name for name, node in self.nodes.items()}
+        self._handler = _Handler(names)
+        period = max(self.device.sampling_ms, 50)
+        self._sub = await self.client.create_subscription(period, self._handler)
+        plain = [n for name, n in self.nodes.items() if not self.tags[name].deadband]
+        for start in range(0, len(plain), _BATCH):
+            await self._sub.subscribe_data_change(
+                plain[start : start + _BATCH], sampling_interval=self.device.sampling_ms
+            )
+        for name, node in self.nodes.items():
+            band = self.tags[name].deadband
+            if band:
+                await self._sub.deadband_monitor(node, band, ua.DeadbandType.Absolute)
+
+    async def close(self) -> None:
+        """Close the session (quietly: the server may be gone)."""
+        if self.client is not None:
+            with contextlib.suppress(Exception):  # already gone
+                await self.client.disconnect()
+            self.client = None
+            self._sub = None
+
+    async def read_cycle(self, now_ms: int | None = None) -> list[Reading]:
+        """Return the changes since the last cycle (subscription) or read every tag (polling)."""
+        ts = now_ms if now_ms is not None else int(time.time() * 1000)
+        if self.client is None:
+            raise TemporaryError(f"{self.where} is not connected")
+        try:
+            await self.client.check_connection()
+        except Exception as exc:
+            raise TemporaryError(f"{self.where} lost the session", detail=str(exc)) from exc
+        if self.mode == "subscribe" and self._handler is not None:
+            pending, self._handler.pending = self._handler.pending, {}
+            out = []
+            for name, (value, _) in pending.items():
+                try:
+                    out.append(Reading(name, ts, _value(self.tags[name], value)))
+                except DataError as exc:
+                    out.append(Reading(name, ts, None, Quality.BAD, str(exc)))
+            return out
+        names = list(self.nodes)
+        t0 = time.perf_counter()
+        try:
+            values = await self._read([self.nodes[n] for n in names])
+        except (OSError, TimeoutError) as exc:
+            raise TemporaryError(f"{self.where} did not answer a read", detail=str(exc)) from exc
+        latency = (time.perf_counter() - t0) * 1000
+        out = []
+        for name, dv in zip(names, values, strict=True):
+            if not dv.StatusCode.is_good():
+                out.append(Reading(name, ts, None, Quality.BAD, dv.StatusCode.name))
+                continue
+            try:
+                out.append(
+                    Reading(name, ts, _value(self.tags[name], dv.Value.Value), latency_ms=latency)
+                )
+            except DataError as exc:
+                out.append(Reading(name, ts, None, Quality.BAD, str(exc)))
+        return out
+
+    async def read_tag(self, name: str) -> TagValue:
+        """Read one tag now."""
+        node = self.nodes.get(name)
+        if node is None:
+            raise DataError(f"tag {name!r} is not available on {self.where}")
+        dv = (await self._read([node]))[0]
+        if not dv.StatusCode.is_good():
+            raise DataError(f"tag {name!r} cannot be read: {dv.StatusCode.name}")
+        return _value(self.tags[name], dv.Value.Value)
+
+    async def write_tag(self, name: str, value: TagValue) -> None:
+        """Write one tag with the node's own data type."""
+        from asyncua import ua
+
+        node = self.nodes.get(name)
+        if node is None:
+            raise DataError(f"tag {name!r} is not available on {self.where}")
+        vtype = await node.read_data_type_as_variant_type()
+        if vtype in (
+            ua.VariantType.Int16,
+            ua.VariantType.Int32,
+            ua.VariantType.Int64,
+            ua.VariantType.UInt16,
+            ua.VariantType.UInt32,
+            ua.VariantType.UInt64,
+            ua.VariantType.Byte,
+            ua.VariantType.SByte,
+        ):
+            if float(value) != int(float(value)):
+                raise DataError(f"tag {name!r} takes whole numbers, got {value}")
+            value = int(float(value))
+        self.requests += 1
+        try:
+            await node.write_value(ua.DataValue(ua.Variant(value, vtype)))
+        except ua.UaStatusCodeError as exc:
+            raise DataError(f"{self.where} refused the write of {name!r}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------- browse
+@dataclass(frozen=True, slots=True)
+class BrowsedNode:
+    """A variable found by browsing: its node id, browse path and kind of value."""
+
+    node: str
+    path: str
+    kind: str
+
+
+async def browse(
+    endpoint: str, root: str = "i=85", max_nodes: int = 100_000, timeout_s: float = 10.0
+) -> list[BrowsedNode]:
+    """Walk the address space below ``root`` breadth-first with batched Browse requests."""
+    from asyncua import Client, ua
+
+    client = Client(endpoint, timeout=timeout_s)
+    try:
+        await client.connect()
+    except Exception as exc:
+        raise TemporaryError(f"OPC UA server {endpoint} is not reachable: {exc}") from exc
+    try:
+        found: list[tuple[Any, str]] = []
+        level: list[tuple[Any, str]] = [(ua.NodeId.from_string(root), "")]
+        seen = {level[0][0]}
+        while level and len(found) < max_nodes:
+            nxt: list[tuple[Any, str]] = []
+            for start in range(0, len(level), 500):
+                chunk = level[start : start + 500]
+                params = ua.BrowseParameters()
+                params.NodesToBrowse = [
+                    ua.BrowseDescription(
+                        NodeId=nid,
+                        BrowseDirection=ua.BrowseDirection.Forward,
+                        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences),
+                        IncludeSubtypes=True,
+                        NodeClassMask=ua.NodeClass.Object | ua.NodeClass.Variable,
+                        ResultMask=ua.BrowseResultMask.All,
+                    )
+                    for nid, _ in chunk
+                ]
+                results = await client.uaclient.browse(params)
+                for (_, path), result in zip(chunk, results, strict=True):
+                    refs = list(result.References)
+                    cp = result.ContinuationPoint
+                    while cp:
+                        more = await client.uaclient.browse_next(
+                            ua.BrowseNextParameters(ContinuationPoints=[cp])
+                        )
+                        refs.extend(more[0].References)
+                        cp = more[0].ContinuationPoint
+                    for ref in refs:
+                        nid = ref.NodeId
+                        if nid in seen or (nid.NamespaceIndex == 0 and root != "i=84"):
+                            continue  # skip the standard Server object and its kin
+                        seen.add(nid)
+                        name = f"{ref.BrowseName.NamespaceIndex}:{ref.BrowseName.Name}"
+                        child = (nid, f"{path}/{name}" if path else name)
+                        if ref.NodeClass == ua.NodeClass.Variable:
+                            found.append(child)
+                        nxt.append(child)
+            level = nxt
+        found = found[:max_nodes]
+        kinds: list[str] = []
+        for start in range(0, len(found), _BATCH):
+            params = ua.ReadParameters()
+            for nid, _ in found[start : start + _BATCH]:
+                rv = ua.ReadValueId()
+                rv.NodeId, rv.AttributeId = nid, ua.AttributeIds.Value
+                params.NodesToRead.append(rv)
+            for dv in await client.uaclient.read(params):
+                kinds.append(_kind_of(dv.Value.Value) if dv.Value is not None else "unknown")
+        return [
+            BrowsedNode(nid.to_string(), path, kind)
+            for (nid, path), kind in zip(found, kinds, strict=True)
+        ]
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+
+
+_TAG_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def starter_config(
+    endpoint: str, nodes: list[BrowsedNode], machine: str = "site/area/line/plc"
+) -> str:
+    """Return an ``edge.toml`` for the browsed variables (numbers, booleans and strings only)."""
+    lines = [
+        "# starter config written by `indunet edge browse`; check names and machine path",
+        "[broker]",
+        'url = "mqtt://127.0.0.1:1883"',
+        'enterprise = "demo"',
+        "",
+        "[[devices]]",
+        'name = "plc"',
+        f'machine = "{machine}"',
+        f'endpoint = "{endpoint}"',
+        'mode = "subscribe"',
+        "sampling_ms = 1000",
+    ]
+    used: set[str] = set()
+    for n in nodes:
+        if n.kind not in ("number", "boolean", "string"):
+            continue
+        base = _TAG_CHARS.sub("_", ".".join(p.split(":", 1)[-1] for p in n.path.split("/")[-2:]))
+        name, i = base[:120] or "tag", 2
+        while name in used:
+            name, i = f"{base[:110]}_{i}", i + 1
+        used.add(name)
+        node = n.node.replace("\\", "\\\\").replace('"', '\\"')
+        lines += [
+            "",
+            "[[devices.tags]]",
+            f'name = "{name}"',
+            f'node = "{node}"',
+            f'type = "{n.kind}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_starter(path: Path, text: str) -> None:
+    """Write the starter config, refusing to overwrite a file."""
+    if path.exists():
+        raise ConfigError(f"{path} exists; choose another --out")
+    path.write_text(text, encoding="utf-8")
