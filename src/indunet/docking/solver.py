@@ -370,6 +370,10 @@ def _status_words(h: highspy.Highs) -> str:
 def _run(h: highspy.Highs) -> None:
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        # a warm start after bound changes can mislead HiGHS; confirm from scratch before failing
+        h.clearSolver()
+        h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         raise SolverError(f"no allocation found: {_status_words(h)}")
 
 

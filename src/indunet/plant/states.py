@@ -259,6 +259,30 @@ class StateTracker:
             return None
         return MachineState(self._carry.raw), self._carry.run_start
 
+    @property
+    def last_ts(self) -> int | None:
+        """Return the timestamp of the last sample (or death/tick) processed."""
+        return None if self._carry is None else self._carry.ts
+
+    @property
+    def pending_segment(self) -> tuple[int, int, int] | None:
+        """Return the last closed-run segment not yet emitted, as (state, start_ms, end_ms)."""
+        return None if self._carry is None else self._carry.pending
+
+    @property
+    def open_state(self) -> tuple[MachineState, int] | None:
+        """Return the state now and since when, joining the open run to the pending segment."""
+        c = self._carry
+        if c is None:
+            return None
+        pending = c.pending
+        if not c.valid:
+            since = pending[1] if pending and pending[0] == MachineState.OFFLINE else c.ts
+            return MachineState.OFFLINE, since
+        if pending is not None and pending[0] == c.raw and pending[2] == c.run_start:
+            return MachineState(c.raw), pending[1]
+        return MachineState(c.raw), c.run_start
+
     def death(self, ts_ms: int) -> StateTimeline:
         """Mark the machine offline from ``ts_ms`` (e.g. a Sparkplug DEATH)."""
         return self._feed(np.array([ts_ms], np.int64), np.array([np.nan]), count_rows=False)

@@ -1,0 +1,297 @@
+"""Plant analytics: /machines, /states, /stops, /oee and /energy.
+
+Timelines come from the plant store; when the app runs a `PlantWatcher`
+(``app.state.plant_watcher``) its open segment and current states are added.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Query as Q
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from indunet.api.deps import HistorianDep, SettingsDep, parse_time_param
+from indunet.config import Settings
+from indunet.errors import DataError
+from indunet.plant import report
+from indunet.plant.config import PlantConfig
+from indunet.plant.states import StateTimeline
+from indunet.plant.store import PlantStore
+from indunet.plant.watch import PlantWatcher
+
+router = APIRouter(tags=["plant"])
+DAY_MS = 86_400_000
+
+
+def get_plant_store(request: Request, historian: HistorianDep) -> PlantStore:
+    """Return the watcher's store, or one created beside the historian on first use."""
+    watcher = _watcher(request)
+    if watcher is not None:
+        return watcher.store
+    store = getattr(request.app.state, "plant_store", None)
+    if store is None or store.historian is not historian:
+        store = PlantStore(historian, request.app.state.settings.plant)
+        request.app.state.plant_store = store
+    return store
+
+
+def _watcher(request: Request) -> PlantWatcher | None:
+    return getattr(request.app.state, "plant_watcher", None)
+
+
+StoreDep = Annotated[PlantStore, Depends(get_plant_store)]
+EnterpriseQ = Annotated[str | None, Q(description="Enterprise (tenant)")]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _range(start: str | None, end: str | None, settings: Settings) -> tuple[int, int]:
+    hi = parse_time_param("end", end, _now(), settings)
+    lo = parse_time_param("start", start, hi - DAY_MS, settings)
+    if hi <= lo:
+        raise HTTPException(422, f"parameter 'end' ({hi}) must be after 'start' ({lo})")
+    if hi - lo > report.MAX_RANGE_MS:
+        raise HTTPException(422, "the range from 'start' to 'end' is over 400 days")
+    return lo, hi
+
+
+def _plant(store: PlantStore, enterprise: str) -> PlantConfig:
+    return store.effective(enterprise)
+
+
+def _open_part(request: Request, enterprise: str, settings: Settings) -> report.OpenPart:
+    watcher = _watcher(request)
+    if watcher is None or watcher.enterprise != enterprise:
+        return None
+    return watcher.open_segment
+
+
+def _known(plant: PlantConfig, machine: str) -> None:
+    try:
+        plant.machine(machine.strip("/"))
+    except DataError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+def _rows(tl: StateTimeline, open_from: int | None = None) -> list[dict[str, Any]]:
+    names = ("off", "idle", "running", "offline")
+    return [
+        {
+            "start_ms": int(s),
+            "end_ms": int(e),
+            "state": names[st],
+            "reason": r,
+            "open": open_from is not None and int(s) >= open_from,
+        }
+        for s, e, st, r in zip(tl.start_ms, tl.end_ms, tl.state, tl.reasons(), strict=True)
+    ]
+
+
+@router.get("/machines")
+def machines(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    prefix: Annotated[str | None, Q(description="Only machines under this path")] = None,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """List the configured machines with their config, current state and since when."""
+    ent = enterprise or settings.enterprise
+    plant = _plant(store, ent)
+    sources = store.machine_sources(ent)
+    watcher = _watcher(request)
+    found = report.scope_machines(plant, prefix) if plant.machines else []
+    out = []
+    for m in found:
+        state = since = None
+        if watcher is not None and watcher.enterprise == ent:
+            current = watcher.current(m.id)
+            if current is not None:
+                state, since = current
+        if state is None:
+            last = store.last_segment(ent, m.id)
+            if last is not None:
+                state, since = last[2], last[0]
+        out.append(
+            {
+                "id": m.id,
+                "line": m.line,
+                "site": m.site,
+                "source": sources.get(m.id, "file"),
+                "state": state,
+                "since_ms": since,
+                "live": watcher is not None,
+                "config": m.model_dump(mode="json"),
+            }
+        )
+    return {"enterprise": ent, "machines": out}
+
+
+@router.put("/machines/{path:path}")
+async def put_machine(
+    path: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Add or replace a machine's config (JSON document, as in ``[[plant.machines]]``)."""
+    body = await request.body()
+    try:
+        doc = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
+    ent = enterprise or settings.enterprise
+    machine = await run_in_threadpool(store.put_machine, ent, doc, now_ms=_now(), path=path)
+    watcher = _watcher(request)
+    if watcher is not None and watcher.enterprise == ent:
+        await run_in_threadpool(watcher.reload)
+    return {"enterprise": ent, "machine": machine.model_dump(mode="json")}
+
+
+@router.get("/states")
+def states(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    machine: Annotated[str, Q(description="Machine id site/area/line/machine")],
+    start: Annotated[str | None, Q(description="Epoch ms or RFC 3339; default end - 24 h")] = None,
+    end: Annotated[str | None, Q(description="Epoch ms or RFC 3339; default now")] = None,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Return a machine's state timeline (stored segments, then the open one if live)."""
+    ent = enterprise or settings.enterprise
+    lo, hi = _range(start, end, settings)
+    machine = machine.strip("/")
+    _known(_plant(store, ent), machine)
+    tl = store.timeline(ent, machine, lo, hi)
+    open_from = None
+    part = _open_part(request, ent, settings)
+    if part is not None:
+        tail = part(machine)
+        if len(tail):
+            if len(tl):
+                tail = tail.clip(max(int(tl.end_ms[-1]), int(tail.start_ms[0])), hi)
+            tail = tail.clip(lo, hi)
+            if len(tail):
+                open_from = int(tail.start_ms[0])
+                tl = StateTimeline.concat([tl, tail])
+    return {
+        "machine": machine,
+        "start_ms": lo,
+        "end_ms": hi,
+        "ms_by_state": tl.ms_by_state(),
+        "rows": _rows(tl, open_from),
+    }
+
+
+class ReasonAssignment(BaseModel):
+    """A stop reason for the stored stop segment starting at ``start_ms``."""
+
+    machine: str
+    start_ms: int
+    reason: str = Field(min_length=1)
+
+
+@router.post("/states/reasons")
+def assign_reason(
+    body: ReasonAssignment,
+    store: StoreDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Assign a reason from the reason tree to a stop segment (not to running time)."""
+    ent = enterprise or settings.enterprise
+    machine = body.machine.strip("/")
+    _known(_plant(store, ent), machine)
+    return store.assign_reason(ent, machine, body.start_ms, body.reason, now_ms=_now())
+
+
+@router.get("/stops")
+def stops(
+    store: StoreDep,
+    settings: SettingsDep,
+    scope: Annotated[str, Q(description="Machine path prefix; empty = all")] = "",
+    unassigned: Annotated[bool, Q(description="Only stops without a reason")] = False,
+    min_s: Annotated[float, Q(ge=0, description="Only stops at least this long")] = 0,
+    start: str | None = None,
+    end: str | None = None,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """List stored stop segments (idle, off, offline), optionally only unassigned ones."""
+    ent = enterprise or settings.enterprise
+    lo, hi = _range(start, end, settings)
+    rows = report.stops_report(
+        store,
+        _plant(store, ent),
+        ent,
+        scope,
+        lo,
+        hi,
+        unassigned=unassigned,
+        min_ms=round(min_s * 1000),
+    )
+    return {"scope": scope, "start_ms": lo, "end_ms": hi, "rows": rows}
+
+
+@router.get("/oee")
+def oee(
+    request: Request,
+    store: StoreDep,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    scope: Annotated[str, Q(description="Machine, line, area or site prefix; empty = all")] = "",
+    start: str | None = None,
+    end: str | None = None,
+    by: Literal["none", "shift", "day"] = "none",
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Return OEE per ISO 22400-2: time elements, counts and A/P/Q/OEE per group and total."""
+    ent = enterprise or settings.enterprise
+    lo, hi = _range(start, end, settings)
+    return report.oee_report(
+        store,
+        historian,
+        _plant(store, ent),
+        ent,
+        scope,
+        lo,
+        hi,
+        by=by,
+        open_part=_open_part(request, ent, settings),
+    )
+
+
+@router.get("/energy")
+def energy(
+    request: Request,
+    store: StoreDep,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    scope: Annotated[str, Q(description="Machine, line, area or site prefix; empty = all")] = "",
+    start: str | None = None,
+    end: str | None = None,
+    bucket: Literal["hour", "day", "shift"] = "hour",
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Return kWh per bucket and machine, idle/off energy, kWh per good part and CO2."""
+    ent = enterprise or settings.enterprise
+    lo, hi = _range(start, end, settings)
+    return report.energy_report(
+        store,
+        historian,
+        _plant(store, ent),
+        ent,
+        scope,
+        lo,
+        hi,
+        bucket=bucket,
+        open_part=_open_part(request, ent, settings),
+    )

@@ -1,0 +1,377 @@
+"""OEE and energy reports for a machine, line, area, site or enterprise, from stored timelines.
+
+The scope is a prefix of machine ids (``s1``, ``s1/press``, ``s1/press/l1``, a machine id, or
+empty for the whole enterprise). Timelines come from the plant store, plus the open segment
+when a watcher runs; part counters and power come from the historian. Groups and totals are
+sums of `OeeElements` and `EnergySummary`; ratios are derived from the sums, never averaged.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+from indunet.errors import DataError
+from indunet.model import Quality
+from indunet.plant.config import CounterConfig, MachineConfig, PlantConfig
+from indunet.plant.counters import CounterDeltas, counter_deltas
+from indunet.plant.energy import (
+    EnergyPieces,
+    EnergySummary,
+    bucket_edges,
+    energy_from_meter,
+    energy_from_power,
+    energy_summary,
+)
+from indunet.plant.oee import OeeElements, machine_oee, rollup, unassigned_stops
+from indunet.plant.shifts import ShiftWindow, day_windows, planned_busy, shift_windows
+from indunet.plant.states import STATE_NAMES, StateTimeline, current_to_kw
+from indunet.plant.store import PlantStore
+from indunet.store.base import Historian
+
+__all__ = [
+    "MAX_RANGE_MS",
+    "energy_report",
+    "oee_report",
+    "scope_machines",
+    "stops_report",
+]
+
+MAX_RANGE_MS = 400 * 86_400_000
+MAX_BUCKETS = 10_000
+COUNTER_LOOKBACK_MS = 3_600_000
+#: the not-yet-stored part of a machine's timeline (from a running watcher), or None
+OpenPart = Callable[[str], StateTimeline] | None
+
+
+def check_range(start_ms: int, end_ms: int) -> None:
+    """Refuse empty, reversed or too long ranges."""
+    if end_ms <= start_ms:
+        raise DataError(f"end ({end_ms}) must be after start ({start_ms})")
+    if end_ms - start_ms > MAX_RANGE_MS:
+        raise DataError(f"range of {(end_ms - start_ms) / 86_400_000:.0f} days is over 400 days")
+
+
+def scope_machines(plant: PlantConfig, scope: str | None) -> list[MachineConfig]:
+    """Return the configured machines under a scope prefix (whole segments)."""
+    prefix = (scope or "").strip().strip("/")
+    if prefix in ("", "*"):
+        found = list(plant.machines)
+    else:
+        found = [m for m in plant.machines if m.id == prefix or m.id.startswith(prefix + "/")]
+    if not found:
+        raise DataError(f"no configured machine under scope {scope!r}")
+    return found
+
+
+def _timelines(
+    store: PlantStore,
+    enterprise: str,
+    scope: str,
+    machines: list[MachineConfig],
+    start_ms: int,
+    end_ms: int,
+    open_part: OpenPart,
+) -> dict[str, StateTimeline]:
+    prefix = "" if scope.strip("/") in ("", "*") else scope.strip("/")
+    stored = store.timelines(enterprise, prefix, start_ms, end_ms)
+    out = {}
+    for m in machines:
+        tl = stored.get(m.id, StateTimeline.empty())
+        if open_part is not None:
+            tail = open_part(m.id)
+            if len(tail):
+                tail = tail.clip(start_ms, end_ms)
+                if len(tl) and len(tail):
+                    tail = tail.clip(max(int(tl.end_ms[-1]), start_ms), end_ms)
+                tl = StateTimeline.concat([tl, tail])
+        out[m.id] = tl
+    return out
+
+
+def _counter(
+    historian: Historian,
+    enterprise: str,
+    machine: MachineConfig,
+    counter: CounterConfig | None,
+    start_ms: int,
+    end_ms: int,
+    warnings: list[str],
+) -> CounterDeltas | None:
+    """Return a counter's deltas in ``[start_ms, end_ms]``, continuing the reading before it."""
+    if counter is None:
+        return None
+    tag = f"{machine.id}/{counter.tag}"
+    try:
+        before = historian.series(enterprise, tag, start_ms - COUNTER_LOOKBACK_MS, start_ms + 1)
+        table = historian.series(enterprise, tag, start_ms + 1, end_ms + 1, limit=50_000_000)
+    except DataError:
+        return None  # the counter tag has no data yet
+    prev = None
+    if before.num_rows:
+        q = before.column("quality").to_numpy(zero_copy_only=False)
+        v = before.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+        good = np.flatnonzero((q < Quality.BAD) & np.isfinite(v))
+        prev = float(v[good[-1]]) if len(good) else None
+    ts = table.column("ts").to_numpy().astype(np.int64)
+    v = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+    q = table.column("quality").to_numpy(zero_copy_only=False)
+    v = np.where(q >= Quality.BAD, np.nan, v)
+    deltas = counter_deltas(ts, v, counter, machine=machine.id, previous=prev)
+    warnings.extend(a.message for a in deltas.anomalies if a.is_warning)
+    return deltas
+
+
+def _busy_cache(plant: PlantConfig) -> Callable[[MachineConfig, int, int], np.ndarray]:
+    cache: dict[tuple[str, str | None], np.ndarray] = {}
+
+    def busy(m: MachineConfig, start_ms: int, end_ms: int) -> np.ndarray:
+        cal = plant.site(m.site).calendar
+        per_machine = any(d.machines for d in cal.planned_downtime)
+        key = (m.site, m.id if per_machine else None)
+        if key not in cache:
+            cache[key] = planned_busy(cal, start_ms, end_ms, machine=m.id)
+        return cache[key]
+
+    return busy
+
+
+def _windows(
+    plant: PlantConfig, m: MachineConfig, start_ms: int, end_ms: int, by: str
+) -> list[ShiftWindow]:
+    cal = plant.site(m.site).calendar
+    if by == "shift":
+        return shift_windows(cal, start_ms, end_ms, machine=m.id)
+    return day_windows(cal, start_ms, end_ms, machine=m.id)
+
+
+def _elements_dict(e: OeeElements) -> dict[str, Any]:
+    return e.as_dict()
+
+
+def oee_report(
+    store: PlantStore,
+    historian: Historian,
+    plant: PlantConfig,
+    enterprise: str,
+    scope: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    by: Literal["none", "shift", "day"] = "none",
+    open_part: OpenPart = None,
+) -> dict[str, Any]:
+    """Return OEE elements and ratios per machine, per group (shift or day) and in total."""
+    check_range(start_ms, end_ms)
+    if by not in ("none", "shift", "day"):
+        raise DataError(f"by must be none, shift or day, got {by!r}")
+    machines = scope_machines(plant, scope)
+    timelines = _timelines(store, enterprise, scope, machines, start_ms, end_ms, open_part)
+    busy = _busy_cache(plant)
+    per_machine: dict[str, OeeElements] = {}
+    groups: dict[tuple[int, str], OeeElements] = {}
+    group_span: dict[tuple[int, str], tuple[int, int]] = {}
+    for m in machines:
+        warnings: list[str] = []
+        total = _counter(historian, enterprise, m, m.total_counter, start_ms, end_ms, warnings)
+        scrap = _counter(historian, enterprise, m, m.scrap_counter, start_ms, end_ms, warnings)
+        kw = {"total": total, "scrap": scrap, "ideal_cycle_s": m.ideal_cycle(), "machine": m.id}
+        tl = timelines[m.id]
+        e = machine_oee(tl, busy(m, start_ms, end_ms), (start_ms, end_ms), **kw)
+        if warnings:
+            e = OeeElements(**{**e.__dict__, "warnings": (*e.warnings, *warnings)})
+        per_machine[m.id] = e
+        if by != "none":
+            for w in _windows(plant, m, start_ms, end_ms, by):
+                g = machine_oee(tl, w.busy, (w.start_ms, w.end_ms), **kw)
+                key = (w.start_ms, w.label)
+                groups[key] = groups[key] + g if key in groups else g
+                group_span[key] = (w.start_ms, w.end_ms)
+    total_e = OeeElements.total(per_machine.values())
+    out: dict[str, Any] = {
+        "scope": scope,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "by": by,
+        "total": _elements_dict(total_e),
+        "machines": {k: _elements_dict(v) for k, v in per_machine.items()},
+        "lines": {k: _elements_dict(v) for k, v in rollup(per_machine, "line").items()},
+        "groups": [
+            {"label": key[1], "start_ms": span[0], "end_ms": span[1], **_elements_dict(groups[key])}
+            for key, span in sorted(group_span.items())
+        ],
+    }
+    return out
+
+
+def _pieces(
+    historian: Historian, enterprise: str, m: MachineConfig, start_ms: int, end_ms: int
+) -> EnergyPieces:
+    """Return a machine's energy pieces from its meter (preferred) or its power tag."""
+    if m.meter_tag is not None:
+        tag = f"{m.id}/{m.meter_tag}"
+        try:
+            t = historian.series(
+                enterprise, tag, start_ms - COUNTER_LOOKBACK_MS, end_ms + 1, limit=50_000_000
+            )
+        except DataError:
+            return energy_from_power(np.zeros(0, np.int64), np.zeros(0), max_gap_ms=1)
+        q = t.column("quality").to_numpy(zero_copy_only=False)
+        ts = t.column("ts").to_numpy().astype(np.int64)
+        v = t.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+        ok = (q < Quality.BAD) & np.isfinite(v)
+        return energy_from_meter(
+            ts[ok], v[ok], rollover_kwh=m.meter_rollover_kwh, machine=m.id, field_name=tag
+        )
+    if m.power_tag is None:
+        raise DataError(f"machine {m.id} has neither power_tag nor meter_tag; no energy")
+    from indunet.plant.watch import power_points
+
+    ts, v = power_points(historian, enterprise, m, start_ms - 60_000, end_ms + 60_000)
+    if m.power_unit == "W":
+        v = v / 1000.0
+    elif m.power_unit == "A":
+        if m.volts is None:
+            raise DataError(f"machine {m.id}: power_unit is A but volts is not set")
+        v = current_to_kw(v, m.volts, m.power_factor)
+    return energy_from_power(ts, v, max_gap_ms=m.offline_after_ms, machine=m.id)
+
+
+def _summary_dict(s: EnergySummary) -> dict[str, Any]:
+    return {
+        "kwh": s.kwh,
+        "running_kwh": s.running_kwh,
+        "idle_kwh": s.idle_kwh,
+        "off_kwh": s.off_kwh,
+        "non_productive_kwh": s.non_productive_kwh,
+        "good_parts": s.good_parts,
+        "kwh_per_good_part": s.kwh_per_good_part,
+        "co2_kg": s.co2_kg,
+    }
+
+
+def energy_report(
+    store: PlantStore,
+    historian: Historian,
+    plant: PlantConfig,
+    enterprise: str,
+    scope: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    bucket: Literal["hour", "day", "shift"] = "hour",
+    open_part: OpenPart = None,
+) -> dict[str, Any]:
+    """Return kWh (with idle/off energy, kWh per good part and CO2) per bucket and machine."""
+    check_range(start_ms, end_ms)
+    if bucket not in ("hour", "day", "shift"):
+        raise DataError(f"bucket must be hour, day or shift, got {bucket!r}")
+    machines = scope_machines(plant, scope)
+    timelines = _timelines(store, enterprise, scope, machines, start_ms, end_ms, open_part)
+    per_machine: dict[str, EnergySummary] = {}
+    buckets: dict[tuple[int, str], EnergySummary] = {}
+    spans: dict[tuple[int, str], tuple[int, int]] = {}
+    warnings: list[str] = []
+    for m in machines:
+        site = plant.site(m.site)
+        grid = site.grid_kg_co2_per_kwh
+        pieces = _pieces(historian, enterprise, m, start_ms, end_ms)
+        warnings.extend(a.message for a in pieces.anomalies if a.is_warning)
+        total = _counter(historian, enterprise, m, m.total_counter, start_ms, end_ms, warnings)
+        scrap = _counter(historian, enterprise, m, m.scrap_counter, start_ms, end_ms, warnings)
+
+        def good(lo: int, hi: int, total=total, scrap=scrap) -> float:
+            iv = np.array([[lo, hi]], np.int64)
+            made = total.total_in(iv) if total is not None else 0.0
+            bad = scrap.total_in(iv) if scrap is not None else 0.0
+            return max(made - bad, 0.0)
+
+        tl = timelines[m.id]
+        per_machine[m.id] = energy_summary(
+            pieces,
+            (start_ms, end_ms),
+            timeline=tl,
+            good_parts=good(start_ms, end_ms),
+            grid_kg_co2_per_kwh=grid,
+        )
+        if bucket == "shift":
+            wins = [
+                (w.start_ms, w.end_ms, w.label)
+                for w in _windows(plant, m, start_ms, end_ms, "shift")
+            ]
+        else:
+            edges = bucket_edges(start_ms, end_ms, bucket, site.calendar.timezone)
+            if len(edges) - 1 > MAX_BUCKETS:
+                raise DataError(f"{len(edges) - 1} {bucket} buckets is over {MAX_BUCKETS}")
+            wins = [(int(a), int(b), "") for a, b in itertools.pairwise(edges)]
+        for lo, hi, label in wins:
+            s = energy_summary(
+                pieces, (lo, hi), timeline=tl, good_parts=good(lo, hi), grid_kg_co2_per_kwh=grid
+            )
+            key = (lo, label)
+            buckets[key] = buckets[key] + s if key in buckets else s
+            spans[key] = (lo, hi)
+    by_line: dict[str, EnergySummary] = {}
+    by_site: dict[str, EnergySummary] = {}
+    for m in machines:
+        s = per_machine[m.id]
+        by_line[m.line] = by_line[m.line] + s if m.line in by_line else s
+        by_site[m.site] = by_site[m.site] + s if m.site in by_site else s
+    total_s = sum(per_machine.values(), EnergySummary())
+    return {
+        "scope": scope,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "bucket": bucket,
+        "total": _summary_dict(total_s),
+        "machines": {k: _summary_dict(v) for k, v in per_machine.items()},
+        "lines": {k: _summary_dict(v) for k, v in by_line.items()},
+        "sites": {k: _summary_dict(v) for k, v in by_site.items()},
+        "buckets": [
+            {"label": key[1], "start_ms": span[0], "end_ms": span[1], **_summary_dict(buckets[key])}
+            for key, span in sorted(spans.items())
+        ],
+        "warnings": warnings,
+    }
+
+
+def stops_report(
+    store: PlantStore,
+    plant: PlantConfig,
+    enterprise: str,
+    scope: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    unassigned: bool = False,
+    min_ms: int = 0,
+) -> list[dict[str, Any]]:
+    """Return the stored stop segments (not running) of the machines in scope."""
+    check_range(start_ms, end_ms)
+    machines = scope_machines(plant, scope)
+    timelines = _timelines(store, enterprise, scope, machines, start_ms, end_ms, None)
+    out = []
+    for m in machines:
+        tl = timelines[m.id]
+        if unassigned:
+            tl = unassigned_stops(tl, min_ms)
+        else:
+            keep = (tl.state != 2) & (tl.duration_ms >= min_ms)
+            tl = StateTimeline(
+                tl.start_ms[keep], tl.end_ms[keep], tl.state[keep], tl.reasons()[keep]
+            )
+        for s, e, st, r in zip(tl.start_ms, tl.end_ms, tl.state, tl.reasons(), strict=True):
+            out.append(
+                {
+                    "machine": m.id,
+                    "start_ms": int(s),
+                    "end_ms": int(e),
+                    "state": STATE_NAMES[st],
+                    "reason": r,
+                    "duration_ms": int(e - s),
+                }
+            )
+    return out

@@ -1,0 +1,334 @@
+"""Plant tables beside the historian's points: machine configs, state timelines, stop reasons.
+
+Three tables, on the historian's own connection (`SqlPort`, DuckDB or PostgreSQL):
+
+* ``plant_machines``: machine configs added or changed through the API, as JSON documents
+  validated with `MachineConfig`. The effective config is ``indunet.toml`` ∪ stored; a stored
+  document wins over the file for the same machine id.
+* ``plant_states``: closed state segments keyed ``(enterprise, machine, start_ms)``.
+* ``plant_reasons``: operators' stop-reason assignments. They outlive a recompute: whenever
+  segments are written, the assignments of that range are applied again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import ValidationError
+
+from indunet.errors import DataError
+from indunet.plant.config import MachineConfig, PlantConfig
+from indunet.plant.oee import StopAssignment, apply_reasons
+from indunet.plant.states import STATE_NAMES, MachineState, StateTimeline
+from indunet.store.base import Historian
+from indunet.store.tables import SqlPort
+
+__all__ = ["PlantStore", "validate_machine_doc"]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS plant_machines (
+  enterprise TEXT NOT NULL,
+  machine TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  updated_ms BIGINT NOT NULL,
+  PRIMARY KEY (enterprise, machine)
+);
+CREATE TABLE IF NOT EXISTS plant_states (
+  enterprise TEXT NOT NULL,
+  machine TEXT NOT NULL,
+  start_ms BIGINT NOT NULL,
+  end_ms BIGINT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT,
+  PRIMARY KEY (enterprise, machine, start_ms)
+);
+CREATE TABLE IF NOT EXISTS plant_reasons (
+  enterprise TEXT NOT NULL,
+  machine TEXT NOT NULL,
+  start_ms BIGINT NOT NULL,
+  end_ms BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  assigned_ms BIGINT NOT NULL,
+  PRIMARY KEY (enterprise, machine, start_ms)
+)
+"""
+_CODES = {name: i for i, name in enumerate(STATE_NAMES)}
+_PREFIX_SQL = (
+    "(CAST($2 AS TEXT) = '' OR machine = $2 OR starts_with(machine, CAST($2 AS TEXT) || '/'))"
+)
+
+
+def validate_machine_doc(doc: Any, path: str | None = None) -> MachineConfig:
+    """Validate a machine config document; `DataError` names the field that is wrong."""
+    if not isinstance(doc, dict):
+        raise DataError("machine config must be a JSON object")
+    doc = dict(doc)
+    if path is not None:
+        doc.setdefault("id", path)
+    try:
+        machine = MachineConfig.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise DataError(f"machine config field {where}: {first['msg']}") from exc
+    if path is not None and machine.id != path.strip("/"):
+        raise DataError(f"machine config field id: {machine.id!r} does not match the path {path!r}")
+    return machine
+
+
+class PlantStore:
+    """Machine configs, state segments and stop reasons in the historian's database."""
+
+    def __init__(self, historian: Historian, config: PlantConfig) -> None:
+        self.historian = historian
+        self.config = config
+        self.sql = SqlPort(historian)
+        self.sql.script(_DDL)
+
+    # ------------------------------------------------------------------ machine configs
+    def put_machine(
+        self, enterprise: str, doc: Any, *, now_ms: int, path: str | None = None
+    ) -> MachineConfig:
+        """Validate and store a machine config document (it replaces the file's entry)."""
+        machine = validate_machine_doc(doc, path)
+        stored = {m.id: m for m in self._stored_machines(enterprise)}
+        stored[machine.id] = machine
+        self._merge(stored)  # the whole plant must still validate (site tables, ids)
+        self.sql.upsert(
+            "plant_machines",
+            pa.table(
+                {
+                    "enterprise": [enterprise],
+                    "machine": [machine.id],
+                    "doc": [machine.model_dump_json()],
+                    "updated_ms": pa.array([now_ms], pa.int64()),
+                }
+            ),
+            ("enterprise", "machine"),
+        )
+        return machine
+
+    def _stored_machines(self, enterprise: str) -> list[MachineConfig]:
+        rows = self.sql.rows(
+            "SELECT machine, doc FROM plant_machines WHERE enterprise = $1 ORDER BY machine",
+            [enterprise],
+        )
+        out = []
+        for r in rows:
+            try:
+                out.append(MachineConfig.model_validate(json.loads(r["doc"])))
+            except (ValidationError, ValueError) as exc:
+                raise DataError(
+                    f"stored config of machine {r['machine']} is invalid: {exc}; PUT it again"
+                ) from exc
+        return out
+
+    def _merge(self, stored: dict[str, MachineConfig]) -> PlantConfig:
+        machines = [stored.pop(m.id, m) for m in self.config.machines]
+        machines.extend(stored.values())
+        try:
+            return PlantConfig(
+                machines=machines, sites=self.config.sites, reasons=self.config.reasons
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise DataError(f"plant config: {first['msg']}") from exc
+
+    def effective(self, enterprise: str) -> PlantConfig:
+        """Return the plant config in effect: the file's machines, replaced or extended by API."""
+        return self._merge({m.id: m for m in self._stored_machines(enterprise)})
+
+    def machine_sources(self, enterprise: str) -> dict[str, str]:
+        """Return where each machine's config comes from: ``file`` or ``api``."""
+        out = {m.id: "file" for m in self.config.machines}
+        out.update({m.id: "api" for m in self._stored_machines(enterprise)})
+        return out
+
+    # ------------------------------------------------------------------ state segments
+    def save_segments(self, enterprise: str, machine: str, timeline: StateTimeline) -> int:
+        """Store closed segments (stored stop reasons of their range are applied)."""
+        if not len(timeline):
+            return 0
+        timeline = self._with_reasons(enterprise, machine, timeline)
+        return self.sql.upsert("plant_states", _rows(enterprise, machine, timeline), _KEY)
+
+    def replace_segments(
+        self, enterprise: str, machine: str, start_ms: int, end_ms: int, timeline: StateTimeline
+    ) -> int:
+        """Replace the stored timeline inside ``[start_ms, end_ms)`` with ``timeline``.
+
+        Segments crossing the range edges keep their part outside the range.
+        """
+        if end_ms <= start_ms:
+            raise DataError(f"end {end_ms} is not after start {start_ms}")
+        timeline = timeline.clip(start_ms, end_ms)
+        old = self._segments(enterprise, machine, start_ms, end_ms)
+        keep = [
+            old.clip(int(old.start_ms[0]), start_ms) if len(old) else old,
+            old.clip(end_ms, int(old.end_ms[-1])) if len(old) else old,
+        ]
+        with self.sql.transaction():
+            self.sql.execute(
+                "DELETE FROM plant_states WHERE enterprise = $1 AND machine = $2 "
+                "AND end_ms > $3 AND start_ms < $4",
+                [enterprise, machine, start_ms, end_ms],
+            )
+            n = 0
+            for part in (keep[0], timeline, keep[1]):
+                if len(part):
+                    part = self._with_reasons(enterprise, machine, part)
+                    n += self.sql.upsert("plant_states", _rows(enterprise, machine, part), _KEY)
+        return n
+
+    def _segments(self, enterprise: str, machine: str, start_ms: int, end_ms: int) -> StateTimeline:
+        table = self.sql.query(
+            "SELECT start_ms, end_ms, state, reason FROM plant_states WHERE enterprise = $1 "
+            "AND machine = $2 AND end_ms > $3 AND start_ms < $4 ORDER BY start_ms",
+            [enterprise, machine, start_ms, end_ms],
+        )
+        return _from_table(table)
+
+    def timeline(self, enterprise: str, machine: str, start_ms: int, end_ms: int) -> StateTimeline:
+        """Return the stored segments overlapping ``[start_ms, end_ms)``, clipped to it."""
+        return self._segments(enterprise, machine, start_ms, end_ms).clip(start_ms, end_ms).merged()
+
+    def timelines(
+        self, enterprise: str, prefix: str, start_ms: int, end_ms: int
+    ) -> dict[str, StateTimeline]:
+        """Return the stored timelines of every machine under ``prefix``, in one query."""
+        table = self.sql.query(
+            "SELECT machine, start_ms, end_ms, state, reason FROM plant_states WHERE "
+            f"enterprise = $1 AND {_PREFIX_SQL} AND end_ms > $3 AND start_ms < $4 "
+            "ORDER BY machine, start_ms",
+            [enterprise, prefix.strip("/"), start_ms, end_ms],
+        )
+        if not table.num_rows:
+            return {}
+        machines = table.column("machine").to_numpy(zero_copy_only=False)
+        cut = np.flatnonzero(machines[1:] != machines[:-1]) + 1
+        bounds = np.concatenate([[0], cut, [len(machines)]])
+        out = {}
+        for a, b in itertools.pairwise(bounds):
+            part = table.slice(int(a), int(b - a))
+            out[str(machines[a])] = _from_table(part).clip(start_ms, end_ms).merged()
+        return out
+
+    def last_segment(self, enterprise: str, machine: str) -> tuple[int, int, str] | None:
+        """Return the newest stored segment (start_ms, end_ms, state), or None."""
+        rows = self.sql.rows(
+            "SELECT start_ms, end_ms, state FROM plant_states WHERE enterprise = $1 AND "
+            "machine = $2 ORDER BY start_ms DESC LIMIT 1",
+            [enterprise, machine],
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return int(r["start_ms"]), int(r["end_ms"]), str(r["state"])
+
+    # ------------------------------------------------------------------ stop reasons
+    def assign_reason(
+        self, enterprise: str, machine: str, start_ms: int, reason: str, *, now_ms: int
+    ) -> dict[str, Any]:
+        """Give the stop segment starting at ``start_ms`` a reason from the reason tree."""
+        tree = self.config.reasons
+        if reason not in tree:
+            known = ", ".join(r.code for r in tree.reasons) or "none configured"
+            raise DataError(f"reason {reason!r} is not in the reason tree (known: {known})")
+        rows = self.sql.rows(
+            "SELECT start_ms, end_ms, state FROM plant_states WHERE enterprise = $1 AND "
+            "machine = $2 AND start_ms = $3",
+            [enterprise, machine, start_ms],
+        )
+        if not rows:
+            raise DataError(
+                f"machine {machine} has no stored state segment starting at {start_ms}; "
+                "list them with GET /states"
+            )
+        seg = rows[0]
+        if seg["state"] == "running":
+            raise DataError(
+                f"machine {machine} segment at {start_ms} is running; only stops take a reason"
+            )
+        with self.sql.transaction():
+            self.sql.execute(
+                "DELETE FROM plant_reasons WHERE enterprise = $1 AND machine = $2 "
+                "AND end_ms > $3 AND start_ms < $4",
+                [enterprise, machine, start_ms, seg["end_ms"]],
+            )
+            self.sql.execute(
+                "INSERT INTO plant_reasons VALUES ($1, $2, $3, $4, $5, $6)",
+                [enterprise, machine, start_ms, seg["end_ms"], reason, now_ms],
+            )
+            self.sql.execute(
+                "UPDATE plant_states SET reason = $4 WHERE enterprise = $1 AND machine = $2 "
+                "AND start_ms = $3",
+                [enterprise, machine, start_ms, reason],
+            )
+        return {
+            "machine": machine,
+            "start_ms": int(seg["start_ms"]),
+            "end_ms": int(seg["end_ms"]),
+            "state": seg["state"],
+            "reason": reason,
+        }
+
+    def assignments(
+        self, enterprise: str, machine: str, start_ms: int, end_ms: int
+    ) -> list[StopAssignment]:
+        """Return the stored reason assignments overlapping a range."""
+        rows = self.sql.rows(
+            "SELECT start_ms, end_ms, reason FROM plant_reasons WHERE enterprise = $1 AND "
+            "machine = $2 AND end_ms > $3 AND start_ms < $4 ORDER BY start_ms",
+            [enterprise, machine, start_ms, end_ms],
+        )
+        return [StopAssignment(int(r["start_ms"]), int(r["end_ms"]), r["reason"]) for r in rows]
+
+    def _with_reasons(self, enterprise: str, machine: str, tl: StateTimeline) -> StateTimeline:
+        found = self.assignments(enterprise, machine, int(tl.start_ms[0]), int(tl.end_ms[-1]))
+        known = [a for a in found if a.reason in self.config.reasons]
+        return apply_reasons(tl, known, self.config.reasons) if known else tl
+
+
+_KEY = ("enterprise", "machine", "start_ms")
+
+
+def _rows(enterprise: str, machine: str, tl: StateTimeline) -> pa.Table:
+    n = len(tl)
+    return pa.table(
+        {
+            "enterprise": pa.array([enterprise] * n, pa.string()),
+            "machine": pa.array([machine] * n, pa.string()),
+            "start_ms": pa.array(tl.start_ms, pa.int64()),
+            "end_ms": pa.array(tl.end_ms, pa.int64()),
+            "state": pa.array([STATE_NAMES[s] for s in tl.state], pa.string()),
+            "reason": pa.array(list(tl.reasons()), pa.string()),
+        }
+    )
+
+
+def _from_table(table: pa.Table) -> StateTimeline:
+    if not table.num_rows:
+        return StateTimeline.empty()
+    names = table.column("state").to_numpy(zero_copy_only=False)
+    uniq, inverse = np.unique(names.astype(str), return_inverse=True)
+    unknown = [u for u in uniq if u not in _CODES]
+    if unknown:
+        raise DataError(f"plant_states holds an unknown state {unknown[0]!r}")
+    codes = np.array([_CODES[u] for u in uniq], np.int8)[inverse]
+    reason = table.column("reason").to_numpy(zero_copy_only=False).astype(object)
+    has_reason = any(r is not None for r in reason)
+    return StateTimeline(
+        table.column("start_ms").to_numpy(),
+        table.column("end_ms").to_numpy(),
+        codes,
+        reason if has_reason else None,
+    )
+
+
+def state_code(name: str) -> MachineState:
+    """Return the state of a stored name."""
+    return MachineState(_CODES[name])

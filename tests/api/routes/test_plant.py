@@ -1,0 +1,130 @@
+"""/api/v1 plant routes: machines, states, stop reasons, stops, OEE and energy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indunet.plant.store import PlantStore
+from tests.plant.plant_data import M1, M2, plant, write
+from tests.plant.test_report import at, tl
+
+H = 3_600_000
+
+
+@pytest.fixture
+def plant_client(make_client):
+    """A client on the two-machine line; m1 and m2 have stored timelines, m1 counts and power."""
+    c = make_client(plant=plant(shifts=True))
+    h = c.app.state.historian
+    store = PlantStore(h, c.app.state.settings.plant)
+    store.save_segments("demo", M1, tl((6, 9, 2), (9, 10, 1), (10, 16, 2)))
+    store.save_segments("demo", M2, tl((6, 8, 0), (8, 14, 2)))
+    write(h, f"{M1}/parts_total", [at(6), at(9), at(14), at(16)], [0, 1000, 2300, 3000])
+    write(h, f"{M1}/power_kw", at(6) + np.arange(0, 3600_000, 1000), np.full(3600, 8.0))
+    return c
+
+
+def test_machines_list_and_put(plant_client):
+    c = plant_client
+    r = c.get("/api/v1/machines")
+    assert r.status_code == 200
+    ms = {m["id"]: m for m in r.json()["machines"]}
+    assert set(ms) == {M1, M2}
+    assert ms[M1]["source"] == "file" and ms[M1]["state"] == "running"
+    assert ms[M1]["since_ms"] == at(10) and ms[M1]["live"] is False
+    doc = {"power_tag": "power_kw", "thresholds": {"off_below": 0.5, "running_above": 2.0}}
+    r = c.put("/api/v1/machines/s1/press/l2/m9", json=doc)
+    assert r.status_code == 200, r.text
+    assert r.json()["machine"]["id"] == "s1/press/l2/m9"
+    listed = c.get("/api/v1/machines", params={"prefix": "s1/press/l2"}).json()["machines"]
+    assert [(m["id"], m["source"]) for m in listed] == [("s1/press/l2/m9", "api")]
+    # replace a file machine through the API: the stored doc wins
+    r = c.put(f"/api/v1/machines/{M1}", json={**doc, "power_tag": "spindle_kw"})
+    assert r.status_code == 200
+    ms = {m["id"]: m for m in c.get("/api/v1/machines").json()["machines"]}
+    assert ms[M1]["config"]["power_tag"] == "spindle_kw" and ms[M1]["source"] == "api"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "text"),
+    [
+        (
+            "s1/press/l1/m3",
+            {"thresholds": {"off_below": 5, "running_above": 1}},
+            422,
+            "off_below (5.0) must be below running_above",
+        ),
+        ("s1/press/l1/m3", {"power_unit": "MW"}, 422, "field power_unit"),
+        ("s1/press/l1/m3", {"id": "s1/press/l1/m4"}, 422, "does not match the path"),
+        ("s1/press/l1/m3", {"colour": "red"}, 422, "field colour"),
+        ("s9/press/l1/m3", {}, 422, "site 's9' has no [plant.sites.s9] table"),
+        ("s1/press/m3", {}, 422, "field id"),
+        ("s1/press/l1/m3", [1, 2], 422, "must be a JSON object"),
+    ],
+)
+def test_bad_machine_docs_are_refused(plant_client, path, body, status, text):
+    r = plant_client.put(f"/api/v1/machines/{path}", json=body)
+    assert r.status_code == status
+    assert text in r.json()["detail"]
+
+
+def test_put_machine_refuses_broken_json(plant_client):
+    r = plant_client.put("/api/v1/machines/s1/press/l1/m3", content=b"{nope")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+
+
+def test_states_reasons_and_stops(plant_client):
+    c = plant_client
+    r = c.get("/api/v1/states", params={"machine": M1, "start": at(6), "end": at(22)})
+    assert r.status_code == 200
+    assert [(x["state"], x["end_ms"] - x["start_ms"]) for x in r.json()["rows"]] == [
+        ("running", 3 * H),
+        ("idle", H),
+        ("running", 6 * H),
+    ]
+    assert c.get("/api/v1/states", params={"machine": "s1/x/y/z"}).status_code == 404
+    bad = c.get("/api/v1/states", params={"machine": M1, "start": at(9), "end": at(8)})
+    assert bad.status_code == 422 and "must be after" in bad.json()["detail"]
+    bad = c.get("/api/v1/states", params={"machine": M1, "start": "yesterday"})
+    assert bad.status_code == 422 and "'start'" in bad.json()["detail"]
+
+    stops = c.get("/api/v1/stops", params={"unassigned": True, "start": at(0), "end": at(23)})
+    assert [(s["machine"], s["state"]) for s in stops.json()["rows"]] == [(M1, "idle"), (M2, "off")]
+    body = {"machine": M1, "start_ms": at(9), "reason": "waiting"}
+    r = c.post("/api/v1/states/reasons", json=body)
+    assert r.status_code == 200 and r.json()["reason"] == "waiting"
+    stops = c.get("/api/v1/stops", params={"unassigned": True, "start": at(0), "end": at(23)})
+    assert [s["machine"] for s in stops.json()["rows"]] == [M2]
+
+    r = c.post("/api/v1/states/reasons", json={**body, "reason": "gremlins"})
+    assert r.status_code == 422 and "not in the reason tree" in r.json()["detail"]
+    r = c.post("/api/v1/states/reasons", json={**body, "start_ms": at(6)})
+    assert r.status_code == 422 and "is running" in r.json()["detail"]
+    r = c.post("/api/v1/states/reasons", json={**body, "start_ms": at(9) + 1})
+    assert r.status_code == 422 and "no stored state segment" in r.json()["detail"]
+    r = c.post("/api/v1/states/reasons", json={**body, "machine": "s1/x/y/z"})
+    assert r.status_code == 404
+    r = c.post("/api/v1/states/reasons", json={"machine": M1})
+    assert r.status_code == 422
+
+
+def test_oee_and_energy(plant_client):
+    c = plant_client
+    r = c.get(
+        "/api/v1/oee", params={"scope": "s1/press", "start": at(6), "end": at(22), "by": "shift"}
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert [g["label"] for g in body["groups"]] == ["2026-06-01 early", "2026-06-01 late"]
+    assert body["total"]["pbt_ms"] == sum(g["pbt_ms"] for g in body["groups"])
+    assert body["total"]["apt_ms"] == 6.5 * H + 5.5 * H + 2 * H
+    assert c.get("/api/v1/oee", params={"scope": "s2"}).status_code == 422
+    assert c.get("/api/v1/oee", params={"by": "week"}).status_code == 422
+    e = c.get(
+        "/api/v1/energy", params={"scope": M1, "start": at(6), "end": at(8), "bucket": "hour"}
+    )
+    assert e.status_code == 200
+    buckets = e.json()["buckets"]
+    assert [round(b["kwh"], 6) for b in buckets] == [round(8.0 * 3599 / 3600, 6), 0.0]
+    assert e.json()["total"]["co2_kg"] == pytest.approx(8.0 * 3599 / 3600 * 0.5)

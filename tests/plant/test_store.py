@@ -1,0 +1,67 @@
+"""PlantStore on both backends: machine configs, segments, recompute edges, stop reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from indunet.errors import DataError
+from indunet.plant.store import PlantStore
+from tests.plant.plant_data import M1, M2, plant
+from tests.plant.test_report import at, tl
+
+
+def test_machine_configs_file_union_api(historian):
+    store = PlantStore(historian, plant(M1))
+    assert [m.id for m in store.effective("demo").machines] == [M1]
+    store.put_machine("demo", {"power_tag": "p", "rated_kw": 3}, now_ms=1, path=M2)
+    store.put_machine("demo", {"power_tag": "spindle"}, now_ms=2, path=M1)
+    eff = store.effective("demo")
+    assert [(m.id, m.power_tag) for m in eff.machines] == [(M1, "spindle"), (M2, "p")]
+    assert store.machine_sources("demo") == {M1: "api", M2: "api"}
+    assert store.effective("other").machine(M1).power_tag == "power_kw"  # per enterprise
+    with pytest.raises(DataError, match=r"field thresholds\.running_above"):
+        store.put_machine("demo", {"thresholds": {"off_below": 1}}, now_ms=3, path=M2)
+    with pytest.raises(DataError, match="site 's2' has no"):
+        store.put_machine("demo", {}, now_ms=3, path="s2/a/l/m")
+    assert store.effective("demo").machine(M2).rated_kw == 3  # refused docs change nothing
+
+
+def test_segments_replace_range_keeps_the_outside_and_reasons(historian):
+    store = PlantStore(historian, plant(M1, M2))
+    store.save_segments("demo", M1, tl((6, 8, 2), (8, 10, 1), (10, 12, 2)))
+    store.save_segments("demo", M2, tl((6, 7, 0)))
+    store.assign_reason("demo", M1, at(8), "waiting", now_ms=0)
+    # recompute 7–11: the crossing segments keep their parts outside the range
+    store.replace_segments("demo", M1, at(7), at(11), tl((7, 9, 1), (9, 11, 0)))
+    got = store.timeline("demo", M1, at(0), at(24))
+    assert [
+        (int(s), int(e), int(x), r)
+        for s, e, x, r in zip(got.start_ms, got.end_ms, got.state, got.reasons(), strict=True)
+    ] == [
+        (at(6), at(7), 2, None),
+        (at(7), at(8), 1, None),
+        (at(8), at(9), 1, "waiting"),  # the stored assignment 8–10 is applied again
+        (at(9), at(10), 0, "waiting"),
+        (at(10), at(11), 0, None),
+        (at(11), at(12), 2, None),
+    ]
+    both = store.timelines("demo", "s1/press", at(0), at(24))
+    assert set(both) == {M1, M2} and len(both[M2]) == 1
+    assert store.timelines("demo", "s1/pre", at(0), at(24)) == {}
+    assert store.last_segment("demo", M1) == (at(11), at(12), "running")
+    with pytest.raises(DataError, match="is not after start"):
+        store.replace_segments("demo", M1, at(9), at(9), tl())
+
+
+def test_reason_assignment_is_checked(historian):
+    store = PlantStore(historian, plant(M1))
+    store.save_segments("demo", M1, tl((6, 8, 2), (8, 10, 3)))
+    with pytest.raises(DataError, match="not in the reason tree"):
+        store.assign_reason("demo", M1, at(8), "ghost", now_ms=0)
+    with pytest.raises(DataError, match="is running"):
+        store.assign_reason("demo", M1, at(6), "waiting", now_ms=0)
+    with pytest.raises(DataError, match="no stored state segment"):
+        store.assign_reason("demo", M1, at(7), "waiting", now_ms=0)
+    assert store.assign_reason("demo", M1, at(8), "mechanical", now_ms=0)["state"] == "offline"
+    assert store.assign_reason("demo", M1, at(8), "waiting", now_ms=1)["reason"] == "waiting"
+    assert [a.reason for a in store.assignments("demo", M1, at(0), at(24))] == ["waiting"]

@@ -1,0 +1,100 @@
+"""`indunet plant` analytics commands: machines, states, oee, energy, learn-thresholds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from indunet.cli import app
+from indunet.store import open_historian
+from tests.plant.plant_data import M1, T0, power_profile, write
+
+TOML = f"""
+[[plant.machines]]
+id = "{M1}"
+power_tag = "power_kw"
+thresholds = {{ off_below = 1.0, running_above = 5.0, hysteresis = 0.2 }}
+total_counter = {{ tag = "parts_total" }}
+ideal_cycle_s = {{ p = 10.0 }}
+default_product = "p"
+
+[plant.sites.s1]
+grid_kg_co2_per_kwh = 0.5
+"""
+
+
+@pytest.fixture
+def run(settings_factory, tmp_path):
+    """Run the CLI on a data dir whose indunet.toml configures one machine with power data."""
+    (tmp_path / "indunet.toml").write_text(TOML)
+    settings = settings_factory()
+    h = open_historian(settings)
+    ts, v = power_profile(T0, [(600, 0.0), (600, 3.0), (1200, 8.0), (600, 0.0)])
+    write(h, f"{M1}/power_kw", ts, v)
+    write(h, f"{M1}/parts_total", [T0, T0 + 2_400_000], [0, 100])
+    h.close()
+    runner = CliRunner()
+
+    def invoke(*args: object, expect: int = 0):
+        argv = [str(a) for a in args] + ["--data-dir", str(tmp_path / "data")]
+        result = runner.invoke(app, argv, catch_exceptions=False)
+        assert result.exit_code == expect, (argv, result.output)
+        return result
+
+    return invoke
+
+
+def test_states_recompute_then_oee_energy_and_machines(run):
+    end = T0 + 3_000_000
+    r = run("plant", "states", M1, "--start", T0, "--end", end, "--recompute", "--json")
+    body = json.loads(r.stdout)
+    assert [x["state"] for x in body["rows"]] == ["off", "idle", "running", "off"]
+    assert body["ms_by_state"]["running"] == 1_200_000
+    table = run("plant", "states", M1, "--start", T0, "--end", end).stdout
+    assert "running" in table and "20.0" in table  # 20 minutes running
+    oee = json.loads(run("plant", "oee", "s1", "--start", T0, "--end", end, "--json").stdout)
+    t = oee["total"]
+    assert (t["pbt_ms"], t["apt_ms"], t["produced"]) == (3_000_000, 1_200_000, 100)
+    assert t["oee"] == pytest.approx(0.4 * 1000 / 1200)
+    assert "OEE" in run("plant", "oee", "s1", "--start", T0, "--end", end, "--by", "day").stdout
+    en = json.loads(run("plant", "energy", M1, "--start", T0, "--end", end, "--json").stdout)
+    assert en["total"]["running_kwh"] == pytest.approx(8 * 1200 / 3600, rel=2e-3)
+    assert "total" in run("plant", "energy", M1, "--start", T0, "--end", end).stdout
+    ms = json.loads(run("plant", "machines", "--json").stdout)["rows"]
+    assert [(m["id"], m["last_state"]) for m in ms] == [(M1, "off")]
+
+
+def test_learn_thresholds_prints_a_toml_snippet(run):
+    r = run("plant", "learn-thresholds", M1, "--start", T0, "--end", T0 + 3_000_000)
+    assert "[[plant.machines]]" in r.stdout and "off_below" in r.stdout
+    j = json.loads(
+        run(
+            "plant", "learn-thresholds", M1, "--start", T0, "--end", T0 + 3_000_000, "--json"
+        ).stdout
+    )
+    th = j["thresholds"]
+    assert 0.0 < th["off_below"] < 3.0 < th["running_above"] < 8.0
+    assert j["note"].startswith("three levels")
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("plant", "states", "s1/press/l1/nope"), "not in the plant configuration"),
+        (("plant", "oee", "s7"), "no configured machine under scope 's7'"),
+        (("plant", "oee", "s1", "--start", T0, "--end", T0 - 1), "must be after --start"),
+        (("plant", "oee", "s1", "--by", "week"), "by must be none, shift or day"),
+        (("plant", "energy", "s1", "--bucket", "fortnight"), "bucket must be"),
+        (("plant", "states", M1, "--start", "soon"), "option --start"),
+        (("plant", "learn-thresholds", "s1/press/l1/m5"), "name its power tag with --tag"),
+        (
+            ("plant", "learn-thresholds", M1, "--start", T0 - 10**7, "--end", T0 - 10**6),
+            "no power data",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_a_reason(run, args, text):
+    r = run(*args, expect=2)
+    assert text in r.output
