@@ -10,7 +10,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from indunet import __version__
+from indunet.api import events
+from indunet.api.routes import alarms as alarm_routes
 from indunet.api.routes import business, chain, deadletters, docking, ingest, region, series, tags
+from indunet.api.routes import plant as plant_routes
 from indunet.config import Settings
 from indunet.errors import DataError, IndunetError, TemporaryError
 from indunet.store import Historian, open_historian
@@ -30,6 +33,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = historian is None
         app.state.historian = historian or open_historian(settings)
+        alarm_routes.install(app)  # event bus (SSE) with alarm replay; app.state.alarms
         try:
             yield
         finally:
@@ -45,6 +49,9 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.state.settings = settings
     for module in (ingest, series, tags, deadletters, business, docking, chain, region):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(plant_routes.router, prefix="/api/v1")  # machines, states, OEE, energy
+    for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
+        app.include_router(extra.router, prefix="/api/v1")
     app.state.templates = pages.build_templates()
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
