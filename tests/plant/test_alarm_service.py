@@ -188,6 +188,18 @@ def test_state_duration_from_text_tag_and_watcher_hook(make_settings) -> None:
         assert [(r["kind"], r["alarm_id"]) for r in back] == [("returned", f"idle-long@{STATE}")]
         watcher.on_state_change[0]("s1/press/l1/m1", t1 + 3000, "idle", False)  # unplanned
         assert hooked.run_once(t1 + 3000 + 3_600_000) == []
+
+        # a watcher replaying its history after a tick: only each machine's last state counts
+        t2 = t1 + 3_700_000
+        for i, name in enumerate(["running", "idle", "running", "idle"]):
+            watcher.on_state_change[0]("s1/press/l1/m1", t2 + i * 60_000, name, True)
+        late = hooked.run_once(t2 + 3 * 60_000 + 1801_000)
+        assert [(r["kind"], r["value"]) for r in late] == [("raised", 1801.0)]
+        assert hooked.status()["state_feed_collapsed"] == 0  # all were newer than the last tick
+        for i, name in enumerate(["running", "idle", "running"]):
+            watcher.on_state_change[0]("s1/press/l1/m1", t2 + 100_000 + i * 1000, name, True)
+        assert hooked.run_once(t2 + 4_000_000) == []  # older than the engine's data: late
+        assert hooked.status()["state_feed_collapsed"] == 2
     finally:
         historian.close()
 

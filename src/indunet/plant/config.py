@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from indunet.errors import DataError
+from indunet.plant.alarms import AlarmRule, AlarmRuleError, load_rules
+from indunet.plant.notify import WebhookTarget
 from indunet.uns import MachinePath, check_segment
 
 __all__ = [
@@ -344,6 +346,21 @@ class PlantConfig(_Model):
     machines: list[MachineConfig] = Field(default_factory=list)
     sites: dict[str, SiteConfig] = Field(default_factory=dict)
     reasons: StopReasonTree = Field(default_factory=StopReasonTree)
+    alarms: list[AlarmRule] = Field(
+        default_factory=list, description="Alarm rules ([[plant.alarms]], docs/alarms.md)."
+    )
+    webhooks: list[WebhookTarget] = Field(
+        default_factory=list, description="Where alarm events are posted ([[plant.webhooks]])."
+    )
+
+    @field_validator("alarms", mode="before")
+    @classmethod
+    def _check_alarms(cls, value: object) -> object:
+        """Validate alarm rules with `load_rules`, so each problem names the rule id and field."""
+        try:
+            return load_rules(value)  # type: ignore[arg-type]
+        except AlarmRuleError as exc:
+            raise ValueError("; ".join(exc.problems)) from exc
 
     @model_validator(mode="after")
     def _check_machines(self) -> PlantConfig:
