@@ -22,7 +22,7 @@ def test_demo_config_validates_with_sim_levels():
         # idle (8 %) and setup (25 %) sit inside the idle band, running (≥ 70 %) above it
         assert th.off_below + th.hysteresis < 0.08 * sim.rated_kw
         assert 0.25 * sim.rated_kw < th.running_above - th.hysteresis < 0.7 * 0.9 * sim.rated_kw
-        assert m.ideal_cycle() == round(sim.cycle_s, 3)
+        assert m.ideal_cycle() == round(0.9 * sim.cycle_s, 3)
     cal = cfg.site("site-01").calendar
     assert cal.timezone == "Asia/Shanghai" and [s.name for s in cal.shifts] == [
         "early",

@@ -61,10 +61,13 @@ def simulate(
         power = np.where(state == 2, m.run_kw, np.where(state == 1, m.idle_kw, 0.05))
         power = np.round(power * (1 + noise).clip(0.8, 1.2), 3)
         parts = np.cumsum((state == 2) * (step_ms / 1000.0 / m.cycle_s))
+        made = np.diff(np.floor(parts), prepend=0.0).astype(np.int64)
+        scrap = np.cumsum(rng.binomial(made, 0.02))
         temp = np.round(25 + np.cumsum(np.where(state == 2, 0.02, -0.02)).clip(0, 40), 2)
         for name, series, dtype in (
             ("power_kw", power, DataType.NUMBER),
             ("parts_total", np.floor(parts), DataType.NUMBER),
+            ("scrap_total", scrap, DataType.NUMBER),
             ("temp_c", temp, DataType.NUMBER),
             ("running", (state == 2).astype(float), DataType.BOOLEAN),
         ):

@@ -18,6 +18,7 @@ from indunet.sim.live import SimMachineState
 __all__ = ["GRID_KG_CO2_PER_KWH", "PRODUCT", "demo_plant_config"]
 
 #: China's average grid emission factor (kg CO2 per kWh), about 0.58 in 2022
+IDEAL_SHARE = 0.9
 GRID_KG_CO2_PER_KWH = 0.58
 PRODUCT = "part"
 
@@ -65,7 +66,9 @@ def demo_plant_config(machines: Sequence[SimMachineState]) -> PlantConfig:
                     },
                     "total_counter": {"tag": "parts_total"},
                     "scrap_counter": {"tag": "scrap_total"},
-                    "ideal_cycle_s": {PRODUCT: round(m.cycle_s, 3)},
+                    # the ideal (best demonstrated) cycle is a little faster than the sim's
+                    # average, so performance sits near 90 % as on a real line
+                    "ideal_cycle_s": {PRODUCT: round(IDEAL_SHARE * m.cycle_s, 3)},
                     "default_product": PRODUCT,
                 }
                 for m in machines
