@@ -231,7 +231,9 @@ def demo(
         past = tuple(SimMachine(m.path, m.rated_kw * 0.08, m.rated_kw, m.cycle_s) for m in plants)
         batch = simulate(past, end - hours * 3_600_000, end, 10_000, enterprise=settings.enterprise)
         batch.table = batch.table.filter(
-            pc.match_substring_regex(batch.table.column("tag"), r"/(power_kw|temp_c|parts_total|scrap_total)$")
+            pc.match_substring_regex(
+                batch.table.column("tag"), r"/(power_kw|temp_c|parts_total|scrap_total)$"
+            )
         )
         historian.write(batch, source="demo")
     broker = None
