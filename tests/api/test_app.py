@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from indunet.api.app import create_app
 from indunet.store import open_historian
+from tests.api.conftest import TenantAdminKeys
 
 T0 = 1_700_000_000_000
 
@@ -28,8 +29,14 @@ def test_openapi_loads_with_unique_operation_ids(duck_client):
     ops = [op for path in spec["paths"].values() for op in path.values()]
     ids = Counter(op["operationId"] for op in ops)
     assert ids and all(n == 1 for n in ids.values()), ids
-    for path in ("/api/v1/ingest", "/api/v1/series", "/api/v1/latest", "/api/v1/tags",
-                 "/api/v1/deadletters", "/health"):
+    for path in (
+        "/api/v1/ingest",
+        "/api/v1/series",
+        "/api/v1/latest",
+        "/api/v1/tags",
+        "/api/v1/deadletters",
+        "/health",
+    ):
         assert path in spec["paths"], path
     assert "post" in spec["paths"]["/api/v1/ingest"]
     assert {"get", "post"} <= set(spec["paths"]["/api/v1/tags"])
@@ -41,18 +48,22 @@ def test_docs_page(duck_client):
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
 
 
-def test_home_page_lists_latest_values_escaped(duck_client):
-    duck_client.post("/api/v1/ingest", json=[
-        {"tag": "s1/a/l/m/power", "ts": T0, "value": 3.14159},
-        {"tag": "s1/a/l/m/note", "ts": T0, "value": "<script>alert(1)</script>"},
-    ])
+def test_home_page_is_the_plant_page_with_escaped_values(duck_client):
+    """The pages themselves are tested in tests/web/test_pages.py; here: the app mounts them."""
+    duck_client.post(
+        "/api/v1/ingest",
+        json=[
+            {"tag": "s1/a/l/m/power", "ts": T0, "value": 3.14159},
+            {"tag": "s1/a/l/m/note", "ts": T0, "value": "<script>alert(1)</script>"},
+        ],
+    )
     r = duck_client.get("/")
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
-    assert "s1/a/l/m/power" in html and "3.142" in html
+    assert 'data-machine="s1/a/l/m"' in html and "3.142" in html
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;" in html
-    assert "2 tags" in html
+    assert duck_client.get("/static/style.css").status_code == 200
 
 
 def test_unknown_route_is_404(duck_client):
@@ -62,6 +73,7 @@ def test_unknown_route_is_404(duck_client):
 def test_lifespan_opens_and_closes_its_own_historian(settings_factory):
     settings = settings_factory()
     with TestClient(create_app(settings)) as c:
+        c.auth = TenantAdminKeys(c.app)  # an admin key of the default enterprise
         c.post("/api/v1/ingest", json={"tag": "s1/a/l/m/x", "ts": T0, "value": 1})
     # the DuckDB file was closed on shutdown: another owner can open it now
     h = open_historian(settings)
@@ -70,6 +82,7 @@ def test_lifespan_opens_and_closes_its_own_historian(settings_factory):
     finally:
         h.close()
     with TestClient(create_app(settings)) as c:  # and a new app sees the data
+        c.auth = TenantAdminKeys(c.app)
         assert c.get("/api/v1/latest").json()["rows"][0]["value"] == 1.0
 
 
@@ -78,6 +91,7 @@ def test_a_given_historian_is_left_open(settings_factory):
     h = open_historian(settings)
     try:
         with TestClient(create_app(settings, h)) as c:
+            c.auth = TenantAdminKeys(c.app)
             c.post("/api/v1/ingest", json={"tag": "s1/a/l/m/x", "ts": T0, "value": 1})
         assert h.count(settings.enterprise) == 1  # still usable after the app stopped
     finally:
@@ -87,6 +101,7 @@ def test_a_given_historian_is_left_open(settings_factory):
 def test_settings_choose_the_default_enterprise(make_client):
     c = make_client(enterprise="acme")
     c.post("/api/v1/ingest", json={"tag": "s1/a/l/m/x", "ts": T0, "value": 1})
-    assert [t["tag"] for t in c.get("/api/v1/tags", params={"enterprise": "acme"}).json()[
-        "tags"]] == ["s1/a/l/m/x"]
+    assert [
+        t["tag"] for t in c.get("/api/v1/tags", params={"enterprise": "acme"}).json()["tags"]
+    ] == ["s1/a/l/m/x"]
     assert c.get("/api/v1/tags", params={"enterprise": "demo"}).json()["tags"] == []

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from indunet import __version__
 from indunet.api import events
 from indunet.api.routes import alarms as alarm_routes
+from indunet.api.routes import auth as auth_routes
 from indunet.api.routes import business, chain, deadletters, docking, ingest, region, series, tags
 from indunet.api.routes import plant as plant_routes
+from indunet.auth.web import authorise
 from indunet.config import Settings
 from indunet.errors import DataError, IndunetError, TemporaryError
 from indunet.store import Historian, open_historian
@@ -47,11 +49,13 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    guarded = [Depends(authorise)]  # route table: indunet.auth.policy.ROUTES
+    app.include_router(auth_routes.router, prefix="/api/v1", dependencies=guarded)
     for module in (ingest, series, tags, deadletters, business, docking, chain, region):
-        app.include_router(module.router, prefix="/api/v1")
-    app.include_router(plant_routes.router, prefix="/api/v1")  # machines, states, OEE, energy
+        app.include_router(module.router, prefix="/api/v1", dependencies=guarded)
+    app.include_router(plant_routes.router, prefix="/api/v1", dependencies=guarded)  # machines, …
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
-        app.include_router(extra.router, prefix="/api/v1")
+        app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)
     app.state.templates = pages.build_templates()
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")

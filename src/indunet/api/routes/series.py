@@ -41,6 +41,15 @@ def series(
     agg: Annotated[list[Agg] | None, Query()] = None,
     downsample: Annotated[Literal["m4", "lttb"] | None, Query()] = None,
     points: Annotated[int, Query(ge=3, le=100_000)] = 1000,
+    width: Annotated[
+        int | None,
+        Query(
+            ge=3,
+            le=100_000,
+            description="Chart width in px: downsample (M4 unless `downsample` says) to at most "
+            "this many points.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(gt=0, le=1_000_000)] = 100_000,
     enterprise: str | None = None,
 ) -> dict:
@@ -58,6 +67,8 @@ def series(
             "buckets": buckets,
             "rows": table.select(cols).to_pylist(),
         }
+    if width and not buckets:
+        downsample, points = downsample or "m4", width
     if downsample:
         table = historian.downsample(enterprise, tag, start_ms, end_ms, points, method=downsample)
         return {
@@ -65,6 +76,7 @@ def series(
             "start_ms": start_ms,
             "end_ms": end_ms,
             "method": downsample,
+            "points": points,
             "rows": table.to_pylist(),
         }
     table = historian.series(enterprise, tag, start_ms, end_ms, limit=limit)

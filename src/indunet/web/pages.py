@@ -1,0 +1,150 @@
+"""Server-rendered pages: the plant tree, live machine cards and a machine's tag charts.
+
+Pages read the historian through the same calls as the JSON API (never SQL); charts fetch
+``/api/v1/series`` with ``width`` so each one gets about its pixel width in points.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from indunet import __version__
+from indunet.api.deps import HistorianDep, SettingsDep
+from indunet.config import Settings
+from indunet.errors import DataError
+from indunet.store import Historian
+from indunet.uns import MachinePath, TagPath
+from indunet.web.plant_tree import MachineCard, PlantView, machine_card, plant_view
+
+__all__ = ["RANGES", "STATIC_DIR", "TEMPLATES_DIR", "build_templates", "router", "static_files"]
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+#: time ranges a machine page offers, in ms
+RANGES = {"15m": 15 * 60_000, "1h": 3_600_000, "6h": 6 * 3_600_000, "24h": 24 * 3_600_000}
+RangeName = Literal["15m", "1h", "6h", "24h"]
+#: how often the live parts of a page are fetched again, s
+POLL_S = 2
+
+router = APIRouter(include_in_schema=False, tags=["web"])
+
+
+def build_templates() -> Jinja2Templates:
+    """Return the page templates (autoescaped)."""
+    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates.env.trim_blocks = templates.env.lstrip_blocks = True
+    templates.env.globals.update(version=__version__, poll_s=POLL_S, ranges=list(RANGES))
+    return templates
+
+
+def static_files() -> StaticFiles:
+    """Return the static files app (stylesheet, scripts, vendored ECharts and htmx)."""
+    return StaticFiles(directory=STATIC_DIR)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _plant(historian: Historian, settings: Settings) -> PlantView:
+    enterprise = settings.enterprise
+    tags = historian.tags(enterprise, limit=1_000_000)
+    latest = historian.latest(enterprise).to_pylist()
+    return plant_view(enterprise, tags, latest, _now_ms())
+
+
+def _machine(historian: Historian, settings: Settings, path: MachinePath) -> MachineCard | None:
+    prefix = str(path)
+    tags = historian.tags(settings.enterprise, prefix, limit=100_000)
+    if not tags:
+        return None
+    latest = {r["tag"]: r for r in historian.latest(settings.enterprise, prefix).to_pylist()}
+    pairs = [(TagPath.parse(t.path).tag, t) for t in tags]
+    return machine_card(path, pairs, latest, _now_ms())
+
+
+def _not_found(request: Request, settings: Settings, what: str) -> HTMLResponse:
+    context = {"what": what, "enterprise": settings.enterprise}
+    return _render(request, "not_found.html", context, status_code=404)
+
+
+def _machine_path(site: str, area: str, line: str, machine: str) -> MachinePath | str:
+    """Return the machine path, or the reason it is not a valid one."""
+    try:
+        return MachinePath(site, area, line, machine)
+    except DataError as exc:
+        return str(exc)
+
+
+@router.get("/", response_class=HTMLResponse)
+def plant_page(request: Request, historian: HistorianDep, settings: SettingsDep) -> HTMLResponse:
+    """Show the plant tree: every machine's card with its latest values, refreshed live."""
+    return _render(request, "plant.html", {"plant": _plant(historian, settings)})
+
+
+@router.get("/parts/plant", response_class=HTMLResponse)
+def plant_part(request: Request, historian: HistorianDep, settings: SettingsDep) -> HTMLResponse:
+    """Return the plant tree fragment the home page polls."""
+    return _render(request, "_plant_tree.html", {"plant": _plant(historian, settings)})
+
+
+@router.get("/machine/{site}/{area}/{line}/{machine}", response_class=HTMLResponse)
+def machine_page(
+    request: Request,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    site: str,
+    area: str,
+    line: str,
+    machine: str,
+    range_: Annotated[
+        RangeName, Query(alias="range", description="Time range of the charts.")
+    ] = "1h",
+) -> HTMLResponse:
+    """Show one machine: live readings and a zoomable chart per numeric tag."""
+    path = _machine_path(site, area, line, machine)
+    if isinstance(path, str):
+        return _not_found(request, settings, path)
+    card = _machine(historian, settings, path)
+    if card is None:
+        return _not_found(request, settings, f"machine {path} is not known")
+    context = {
+        "card": card,
+        "enterprise": settings.enterprise,
+        "range": range_,
+        "range_ms": RANGES[range_],
+        "now_ms": _now_ms(),
+    }
+    return _render(request, "machine.html", context)
+
+
+@router.get("/parts/machine/{site}/{area}/{line}/{machine}", response_class=HTMLResponse)
+def machine_part(
+    request: Request,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    site: str,
+    area: str,
+    line: str,
+    machine: str,
+) -> HTMLResponse:
+    """Return a machine's readings fragment the machine page polls."""
+    path = _machine_path(site, area, line, machine)
+    if isinstance(path, str):
+        return _not_found(request, settings, path)
+    card = _machine(historian, settings, path)
+    if card is None:
+        return _not_found(request, settings, f"machine {path} is not known")
+    return _render(request, "_machine_readings.html", {"card": card})
