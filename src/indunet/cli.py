@@ -226,13 +226,15 @@ def demo(
     plants = build_plants(sites, machines, seed)
     settings = settings.model_copy(update={"plant": demo_plant_config(plants)})
     historian = _open(settings)
-    if hours:  # history of the same machines, so their charts have a past (power and temperature)
+    # history of the same machines, so their charts and OEE have a past: power and part and scrap
+    # counters (not temperature: the batch model's would not join the live one smoothly)
+    if hours:
         end = int(time.time() * 1000) // 1000 * 1000
         past = tuple(SimMachine(m.path, m.rated_kw * 0.08, m.rated_kw, m.cycle_s) for m in plants)
         batch = simulate(past, end - hours * 3_600_000, end, 10_000, enterprise=settings.enterprise)
         batch.table = batch.table.filter(
             pc.match_substring_regex(
-                batch.table.column("tag"), r"/(power_kw|temp_c|parts_total|scrap_total)$"
+                batch.table.column("tag"), r"/(power_kw|parts_total|scrap_total)$"
             )
         )
         historian.write(batch, source="demo")
