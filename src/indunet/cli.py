@@ -201,6 +201,12 @@ def demo(
         int, typer.Option(min=0, max=24 * 30, help="Hours of back-filled history.")
     ] = 24,
     seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
+    nation: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Enterprises of the simulated nation for the regional monitor (0: none)."
+        ),
+    ] = 20_000,
 ) -> None:
     """Run the whole platform on embedded defaults: broker, simulated plants, ingest, API."""
     import logging
@@ -299,6 +305,10 @@ def demo(
                 )
 
         threading.Thread(target=announce, name="demo-announce", daemon=True).start()
+        if nation:
+            threading.Thread(
+                target=_load_demo_nation, args=(app, nation), name="demo-nation", daemon=True
+            ).start()
         server.run()
     except KeyboardInterrupt:
         pass
@@ -317,6 +327,34 @@ def demo(
             broker.stop()
         historian.close()
     typer.echo("indunet demo stopped.")
+
+
+def _load_demo_nation(app: Any, enterprises: int) -> None:
+    """Simulate a nation through the 2020 shutdown and load it for the regional monitor's API."""
+    from datetime import date
+
+    from indunet.region.simulate import simulate_nation, write_nation
+    from indunet.region.store import open_region_store
+
+    settings: Settings = app.state.settings
+    out = settings.data_dir / "nation"
+    try:
+        first, last = date(2019, 12, 1), date(2020, 4, 30)
+        write_nation(simulate_nation(enterprises, seed=2020), first, last, out)
+        store = open_region_store(settings.region, settings.data_dir)
+        store.import_registry(out / "registry.parquet", effective=first)
+        store.import_readings(out / "readings", today=max(last, _region_today(settings)))
+    except Exception as exc:  # the demo goes on without the regional data
+        typer.echo(f"regional demo data could not be loaded: {exc}", err=True)
+        return
+    if getattr(app.state, "region_store", None) is None:
+        app.state.region_store = store
+    else:
+        store.close()
+    typer.echo(
+        f"  regional monitor: {enterprises} simulated enterprises, Dec 2019 - Apr 2020; try "
+        f"/api/v1/region/rate?date=2020-03-05&by=province"
+    )
 
 
 def _check_port(host: str, port: int) -> None:
