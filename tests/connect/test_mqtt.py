@@ -13,7 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from indunet.connect.mqtt import MqttIngest, parse_mqtt_url
-from indunet.errors import ConfigError, StorageUnavailable
+from indunet.errors import ConfigError, DataError, StorageUnavailable
 from indunet.store import open_historian
 
 BROKER = os.environ.get("INDUNET_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -151,9 +151,7 @@ def test_unacknowledged_messages_are_redelivered_after_a_crash(settings_factory,
     _publish([(base, json.dumps({"ts": T0 + i, "v": i}).encode()) for i in range(10)])
     assert _wait(lambda: first.stats.received >= 10)
     # crash: drop the socket without DISCONNECT and without acknowledging anything
-    first._stop.set()
-    first.client.loop_stop()
-    first.client.socket().close()
+    first.abort()
     assert first.stats.acked == 0
     time.sleep(0.5)
     second = MqttIngest(
@@ -209,4 +207,204 @@ def test_two_workers_with_a_shared_subscription_store_each_message_once(
     assert sum(json_received) == 400
     assert all(n > 0 for n in json_received)
     assert historian.series(enterprise, "s1/a/l/m/v", T0, T0 + 400).num_rows == 400
+    historian.close()
+
+
+def _publish_qos(messages: list[tuple[str, bytes, int]], version: int = paho.MQTTv311) -> None:
+    host, port, *_ = parse_mqtt_url(BROKER)
+    pub = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}", protocol=version
+    )
+    pub.connect(host, port)
+    pub.loop_start()
+    infos = [pub.publish(t, p, qos=q) for t, p, q in messages]
+    for info in infos:
+        info.wait_for_publish(timeout=10)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+def _rows(historian, enterprise: str, end: int) -> int:
+    try:
+        return historian.series(enterprise, "s1/a/l/m/v", T0, end).num_rows
+    except DataError:  # the tag does not exist yet
+        return 0
+
+
+def _take_over(client_id: str) -> None:
+    """Connect with the ingest's client id: the broker drops the ingest's connection."""
+    from indunet.connect.codec import mqtt_packets as mp
+
+    host, port, *_ = parse_mqtt_url(BROKER)
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(mp.encode_connect(client_id, version=5, session_expiry_s=60))
+        reader = mp.PacketReader()
+        while not reader.feed(sock.recv(1024)):
+            pass
+        sock.sendall(mp.encode_disconnect())
+
+
+@pytest.mark.parametrize("version", [5, 4])
+def test_qos0_and_qos1_messages_are_stored_in_both_protocol_versions(
+    settings_factory, enterprise, version
+):
+    historian = open_historian(settings_factory())
+    ingest = MqttIngest(
+        historian,
+        BROKER,
+        session_expiry_s=60,
+        client_id=f"ing-{enterprise}",
+        flush_s=0.05,
+        sparkplug_groups=[],
+        mqtt_version=version,
+    )
+    ingest.start()
+    try:
+        assert _wait(lambda: ingest.stats.subscribed)
+        base = f"indunet/v1/{enterprise}/s1/a/l/m"
+        _publish_qos(
+            [(base, json.dumps({"ts": T0 + i, "v": i}).encode(), i % 2) for i in range(200)]
+            + [(f"{base}/..", b'{"ts": 1700000000000, "value": 1}', 1)]  # hostile tag name
+        )
+        assert _wait(lambda: ingest.stats.acked >= 201), ingest.stats
+    finally:
+        ingest.stop()
+    assert historian.series(enterprise, "s1/a/l/m/v", T0, T0 + 200).num_rows == 200
+    (letter,) = historian.dead_letters(enterprise)
+    assert "'..' is not allowed" in letter["reason"] and letter["ref"] == f"{base}/.."
+    assert ingest.stats.connections == 1
+    historian.close()
+
+
+def test_a_dropped_connection_reconnects_and_old_packet_ids_are_not_acknowledged(
+    settings_factory, enterprise
+):
+    real = open_historian(settings_factory())
+    flaky = FlakyHistorian(real, failures=2)
+    client_id = f"ing-{enterprise}"
+    ingest = MqttIngest(
+        flaky,
+        BROKER,
+        session_expiry_s=60,
+        client_id=client_id,
+        flush_s=0.05,
+        sparkplug_groups=[],
+        reconnect_s=(0.1, 0.5),
+    )
+    ingest.start()
+    try:
+        assert _wait(lambda: ingest.stats.subscribed)
+        base = f"indunet/v1/{enterprise}/s1/a/l/m"
+        _publish([(base, json.dumps({"ts": T0 + i, "v": i}).encode()) for i in range(50)])
+        assert _wait(lambda: ingest.stats.received >= 50)
+        _take_over(client_id)  # while the first batch is still failing: its ids become void
+        assert _wait(lambda: ingest.stats.connections >= 2 and ingest.stats.subscribed), (
+            ingest.stats
+        )
+        _publish([(base, json.dumps({"ts": T0 + i, "v": i}).encode()) for i in range(50, 80)])
+        assert _wait(lambda: _rows(real, enterprise, T0 + 80) == 80), ingest.stats
+    finally:
+        ingest.stop()
+    # the broker redelivered what was not acknowledged; idempotent writes kept one row each
+    assert real.series(enterprise, "s1/a/l/m/v", T0, T0 + 80).column("value").to_pylist() == [
+        float(i) for i in range(80)
+    ]
+    assert ingest.stats.received >= 80
+    real.close()
+
+
+def test_an_idle_connection_is_kept_alive_by_pings(settings_factory, enterprise):
+    historian = open_historian(settings_factory())
+    ingest = MqttIngest(
+        historian,
+        BROKER,
+        session_expiry_s=60,
+        client_id=f"ing-{enterprise}",
+        sparkplug_groups=[],
+        keepalive_s=1,
+    )
+    ingest.start()
+    try:
+        assert _wait(lambda: ingest.stats.subscribed)
+        time.sleep(3.5)  # the broker drops a client silent for 1.5 keepalives
+        assert ingest.stats.connected and ingest.stats.connections == 1, ingest.stats
+    finally:
+        ingest.stop()
+    historian.close()
+
+
+def test_an_unreachable_broker_is_a_temporary_error(settings_factory):
+    from indunet.connect.broker import free_port
+    from indunet.errors import TemporaryError
+
+    historian = open_historian(settings_factory())
+    ingest = MqttIngest(historian, f"mqtt://127.0.0.1:{free_port()}")
+    with pytest.raises(TemporaryError, match="not reachable"):
+        ingest.start()
+    historian.close()
+
+
+def test_hostile_topics_are_dead_lettered_without_stopping_the_writer(settings_factory):
+    """Decoding and writing without a broker: the receive path's own logic, fed packets."""
+    from indunet.connect.codec import mqtt_packets as mp
+    from indunet.connect.mqtt import _Pending, _Taken
+
+    historian = open_historian(settings_factory())
+    ingest = MqttIngest(historian, BROKER, sparkplug_groups=[])
+    good = mp.encode_publish("indunet/v1/acme/s/a/l/m", b'{"ts": 1700000000000, "x": 1}', qos=1,
+                             mid=1)  # fmt: skip
+    raw_topic = b"indunet/v1/acme/s/a/l/m\xff\xfe"  # not UTF-8
+    body = len(raw_topic).to_bytes(2, "big") + raw_topic + b"\x00\x02" + b"\x00" + b"{}"
+    hostile = [
+        mp.encode_publish("indunet/v1/acme/s/a/l/m/..", b'{"ts": 1, "value": 1}', qos=1, mid=3),
+        mp.encode_publish("indunet/v1/acme/s/a/l/m", b"[" * 50_000, qos=1, mid=4),
+        mp.encode_publish("spBv1.0/g/DDATA/n/d", b"\xff" * 10, qos=1, mid=5),
+        mp.encode_publish("elsewhere", b"x", qos=0),
+    ]
+    packets = mp.PacketReader().feed(good + b"\x32" + bytes([len(body)]) + body + b"".join(hostile))
+    ingest._on_publishes(packets, ingest._epoch)
+    pending, ingest._pending = ingest._pending, _Pending()
+    assert pending.count == 6 and pending.acks == {0: [1, 2, 3, 4, 5]}
+    ingest._write(_Taken.of(pending))
+    assert historian.series("acme", "s/a/l/m/x", 0, 2**62).num_rows == 1
+    letters = historian.dead_letters(limit=10)
+    assert len(letters) == 5
+    assert any("\ufffd" in d["ref"] and "forbidden" in d["reason"] for d in letters)
+    assert any("nested too deeply" in d["reason"] for d in letters)
+    assert any(d["source"] == "sparkplug" for d in letters)
+    assert any("not under indunet/v1" in d["reason"] for d in letters)
+    historian.close()
+
+
+def test_a_decoder_bug_dead_letters_the_message_and_the_rest_is_stored(settings_factory):
+    from indunet.connect.codec import mqtt_packets as mp
+    from indunet.connect.mqtt import _Pending, _Taken
+
+    historian = open_historian(settings_factory())
+    ingest = MqttIngest(historian, BROKER, sparkplug_groups=[])
+    real = ingest.json.decode_into
+
+    def buggy(topic, payload, now_ms, builders, ref):
+        if topic.endswith("/boom"):
+            raise RuntimeError("decoder bug")
+        return real(topic, payload, now_ms, builders, ref)
+
+    ingest.json.decode_into = buggy
+    ingest.sparkplug.handle = lambda topic, payload: 1 / 0
+    stream = b"".join(
+        [
+            mp.encode_publish("indunet/v1/acme/s/a/l/m/boom", b"{}", qos=1, mid=1),
+            mp.encode_publish("spBv1.0/g/DDATA/n/d", b"", qos=1, mid=2),
+            mp.encode_publish("indunet/v1/acme/s/a/l/m", b'{"ts": 1700000000000, "x": 1}', qos=1,
+                              mid=3),
+        ]
+    )  # fmt: skip
+    ingest._on_publishes(mp.PacketReader().feed(stream), ingest._epoch)
+    pending, ingest._pending = ingest._pending, _Pending()
+    ingest._write(_Taken.of(pending))
+    assert historian.series("acme", "s/a/l/m/x", 0, 2**62).num_rows == 1
+    reasons = sorted(d["reason"] for d in historian.dead_letters(limit=10))
+    assert len(reasons) == 2
+    assert "could not decode it (ZeroDivisionError" in reasons[1]
+    assert "could not decode it (RuntimeError: decoder bug)" in reasons[0]
     historian.close()

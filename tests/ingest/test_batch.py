@@ -76,3 +76,56 @@ def test_large_timestamps_stay_exact():
     ts = 4_102_444_800_123  # 2100-01-01T00:00:00.123Z: the int64 column keeps every ms
     b.add(A, ts, Value(1.0, None, NUM), "r0")
     assert b.take().table.column("ts").to_pylist() == [ts]
+
+
+def test_extend_numbers_matches_add_point_by_point():
+    one, many = BatchBuilder("acme"), BatchBuilder("acme")
+    tags, values = [A, "s1/press/l1/m1/temp"], [3.5, 41.0]
+    for tag, value in zip(tags, values, strict=True):
+        one.add(tag, 1000, Value(value, None, NUM), "msg 1")
+    many.extend_numbers(tags, 1000, values, "msg 1")
+    one.add(A, 2000, Value(4.0, None, NUM), "msg 2")
+    many.extend_numbers([A], [2000], [4.0], "msg 2")  # a time per point
+    a, b = one.take(), many.take()
+    assert a.table.equals(b.table)
+    assert a.types == b.types and a.refs == b.refs == ["msg 1", "msg 1", "msg 2"]
+
+
+def test_text_and_quality_columns_appear_mid_batch_without_shifting_rows():
+    b = BatchBuilder("acme")
+    b.extend_numbers([A, A], [1000, 2000], [1.0, 2.0], "m1")
+    b.add(B, 3000, Value(None, "running", DataType.STRING), "m2")
+    b.extend_numbers([A], 4000, [5.0], "m3")
+    b.add(A, 5000, Value(6.0, None, NUM), "m4", Quality.BAD)
+    b.extend_numbers([A], 6000, [7.0], "m5")
+    rows = b.take().table.to_pylist()
+    assert [(r["ts"], r["value"], r["text"], r["quality"]) for r in rows] == [
+        (1000, 1.0, None, 0),
+        (2000, 2.0, None, 0),
+        (3000, None, "running", 0),
+        (4000, 5.0, None, 0),
+        (5000, 6.0, None, 2),
+        (6000, 7.0, None, 0),
+    ]
+
+
+def test_extend_numbers_keeps_the_first_type_seen():
+    b = BatchBuilder("acme")
+    b.add(A, 1000, Value(1.0, None, DataType.BOOLEAN), "m1")
+    b.extend_numbers([A, B], 2000, [3.0, 4.0], "m2")
+    b.extend_numbers([], 3000, [], "m3")  # nothing: no rows, no types
+    batch = b.take()
+    assert batch.types == {A: DataType.BOOLEAN, B: NUM}
+    assert len(batch) == 3
+
+
+def test_add_number_matches_add():
+    one, other = BatchBuilder("acme"), BatchBuilder("acme")
+    one.add(A, 1000, Value(2.5, None, NUM), "m1")
+    other.add_number(A, 1000, 2.5, "m1")
+    one.add(B, 2000, Value(None, "on", DataType.STRING), "m2")
+    other.add(B, 2000, Value(None, "on", DataType.STRING), "m2")
+    one.add(A, 3000, Value(3.5, None, NUM), "m3")
+    other.add_number(A, 3000, 3.5, "m3")
+    a, b = one.take(), other.take()
+    assert a.table.equals(b.table) and a.types == b.types and a.refs == b.refs

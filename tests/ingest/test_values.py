@@ -185,9 +185,11 @@ def test_zone():
 
 @given(
     st.datetimes(
-        min_value=datetime(1974, 1, 1), max_value=datetime(2200, 1, 1),
-        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)),
-                                   timezone(-timedelta(hours=5, minutes=30))]),
+        min_value=datetime(1974, 1, 1),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5, minutes=30))]
+        ),
     )
 )
 def test_rfc3339_round_trip_is_exact(dt):
@@ -217,8 +219,9 @@ def test_rfc3339_round_trip_is_exact(dt):
     tz=st.sampled_from(["UTC", "Asia/Seoul", "America/Santiago"]),
 )
 def test_time_parser_raises_only_data_error(raw, fmt, midnight, tz):
-    p = TimeParser(now_ms=NOW, max_future_ms=10**16, fmt=fmt, tz=zone(tz),
-                   midnight_ends_day=midnight)
+    p = TimeParser(
+        now_ms=NOW, max_future_ms=10**16, fmt=fmt, tz=zone(tz), midnight_ends_day=midnight
+    )
     try:
         got = p.parse(raw)
     except DataError:
@@ -373,10 +376,15 @@ def test_parse_cell_returns_value_or_data_error(cell):
 
 
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**62, max_value=2**66)
-    | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**62, max_value=2**66)
+    | st.floats()
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

@@ -1,37 +1,45 @@
 """MQTT ingest: subscribe to the unified namespace and store messages at least once.
 
-The network loop only moves bytes: `codec.uns_json.decode` turns them into points. Messages
-are collected into a batch and written to the historian when the batch is big enough, old
-enough, or when as many messages wait for acknowledgement as the broker lets through at once.
-Each QoS 1 message is acknowledged to the broker only after its batch (and its dead letters)
-is committed, so a crash or a database outage loses nothing the broker handed over: the
-broker redelivers, and the historian's idempotent writes make redelivery harmless.
+The receive thread only moves bytes and decodes: `codec.mqtt_packets` splits the stream,
+`codec.uns_json` and `codec.sparkplug` turn messages into points. Messages are collected into a
+batch and written to the historian when the batch is big enough, old enough, or when enough
+messages wait for acknowledgement. Each QoS 1 message is acknowledged to the broker only after
+its batch (and its dead letters) is committed, so a crash or a database outage loses nothing the
+broker handed over: the broker redelivers, and the historian's idempotent writes make
+redelivery harmless.
+
+The client is a lean one of our own rather than paho-mqtt: paho's pure-Python loop costs about
+70-100 µs per message even when nothing is stored (13.5 k msg/s at QoS 0 measured here, below
+the 20 k msg/s target), and it wakes its loop once per acknowledgement. This one reads the
+socket in large chunks, decodes a whole chunk under one lock, and sends the acknowledgements of
+a committed batch in one write. It speaks MQTT 5 (persistent session, Receive Maximum 65535) or
+3.1.1, subscribes at QoS 1, keeps the connection alive, reconnects with backoff, and publishes
+the Sparkplug host STATE (also as its will) and rebirth requests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import select
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
+from indunet.connect.codec import mqtt_packets as mp
 from indunet.connect.codec.sparkplug import (
     NAMESPACE,
     SparkplugHost,
     SparkplugMapping,
     encode_rebirth,
 )
-from indunet.connect.codec.uns_json import ROOT, decode
+from indunet.connect.codec.uns_json import ROOT, UnsJsonDecoder
 from indunet.errors import ConfigError, DataError, TemporaryError
 from indunet.ingest.batch import BatchBuilder
-from indunet.ingest.values import TimeParser
 from indunet.model import DeadLetter
 from indunet.store import Historian
 from indunet.uns import check_segment
@@ -39,6 +47,7 @@ from indunet.uns import check_segment
 __all__ = ["MqttIngest", "MqttIngestStats", "parse_mqtt_url"]
 
 log = logging.getLogger(__name__)
+_RECV_BYTES = 1 << 18
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
@@ -70,6 +79,7 @@ class MqttIngestStats:
     acked: int = 0
     rebirths_requested: int = 0
     write_failures: int = 0
+    connections: int = 0
     connected: bool = False
     subscribed: bool = False
     last_error: str | None = None
@@ -78,17 +88,19 @@ class MqttIngestStats:
 @dataclass(slots=True)
 class _Pending:
     builders: dict[str, BatchBuilder] = field(default_factory=dict)
-    letters: list[tuple[str, DeadLetter]] = field(default_factory=list)
-    mids: list[tuple[int, int]] = field(default_factory=list)
+    letters: list[tuple[str | None, DeadLetter]] = field(default_factory=list)
+    acks: dict[int, list[int]] = field(default_factory=dict)  # connection number -> QoS 1 ids
     stale: list[tuple[str, str]] = field(default_factory=list)
+    count: int = 0  # messages
     since: float = 0.0
 
-    def __len__(self) -> int:
-        return len(self.mids)
+    def points(self) -> int:
+        """Return how many points wait to be written."""
+        return sum(map(len, self.builders.values()))
 
 
 class MqttIngest:
-    """Subscribe to ``indunet/v1/#`` and write what arrives into the historian."""
+    """Subscribe to ``indunet/v1/#`` (and Sparkplug) and write what arrives into the historian."""
 
     def __init__(
         self,
@@ -98,8 +110,8 @@ class MqttIngest:
         client_id: str = "indunet-ingest",
         max_future_s: int = 86_400,
         flush_s: float = 0.2,
-        max_points: int = 20_000,
-        max_unacked: int = 20,
+        max_points: int = 100_000,
+        max_unacked: int = 20_000,
         shared_group: str | None = None,
         sparkplug_groups: list[str] | None = None,
         payload_limit: int = 4096,
@@ -108,9 +120,12 @@ class MqttIngest:
         rebirth_interval_s: float = 5.0,
         mqtt_version: int = 5,
         session_expiry_s: int = 7 * 24 * 3600,
+        keepalive_s: int = 30,
+        reconnect_s: tuple[float, float] = (0.5, 30.0),
     ) -> None:
         self.historian = historian
-        self.host, self.port, tls, user, password = parse_mqtt_url(url)
+        self.host, self.port, self.tls, self.username, self.password = parse_mqtt_url(url)
+        self.client_id = client_id
         self.flush_s = flush_s
         self.max_points = max_points
         self.max_unacked = max_unacked
@@ -126,6 +141,7 @@ class MqttIngest:
                 check_segment(group, "Sparkplug group")
                 self.topics.append(f"{NAMESPACE}/{group}/#")
         self.topic = ", ".join(self.topics)
+        self.json = UnsJsonDecoder(self.max_future_ms)
         self.sparkplug = SparkplugHost(sparkplug or SparkplugMapping())
         self.state_topic = f"{NAMESPACE}/STATE/{host_id}"
         self.rebirth_interval_s = rebirth_interval_s
@@ -133,43 +149,31 @@ class MqttIngest:
         self.stats = MqttIngestStats()
         self._pending = _Pending()
         self._cond = threading.Condition()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the batch writer: finish and return
+        self._closing = threading.Event()  # the receiver: do not reconnect
         self._flusher: threading.Thread | None = None
+        self._receiver: threading.Thread | None = None
         if mqtt_version not in (5, 4):
             raise ConfigError(f"MQTT version must be 5 or 4 (3.1.1), got {mqtt_version}")
+        if not 0 < keepalive_s <= 65535:
+            raise ConfigError(f"MQTT keepalive must be 1-65535 s, got {keepalive_s}")
         self.mqtt_version = mqtt_version
         self.session_expiry_s = session_expiry_s
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=paho.MQTTv5 if mqtt_version == 5 else paho.MQTTv311,
-            clean_session=None if mqtt_version == 5 else False,  # 3.1.1: persistent session
-            manual_ack=True,
-        )
-        if user:
-            self.client.username_pw_set(user, password)
-        if tls:
-            self.client.tls_set()
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self.client.will_set(self.state_topic, _state(False), qos=1, retain=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
+        self.keepalive_s = keepalive_s
+        self.reconnect_s = reconnect_s
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._epoch = 0  # connection number: packet ids of older connections are not acked
+        self._last_send = 0.0
+        self._next_mid = 0
+        self._sub_mid = 0
+        self._puback_waits: dict[int, threading.Event] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Connect (persistent session) and start the network loop and the batch writer."""
+        """Connect (persistent session) and start the receiver and the batch writer."""
         try:
-            if self.mqtt_version == 5:
-                props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self.session_expiry_s  # default: a week
-                props.ReceiveMaximum = 65535
-                self.client.connect(
-                    self.host, self.port, keepalive=30, clean_start=False, properties=props
-                )
-            else:
-                self.client.connect(self.host, self.port, keepalive=30)
+            sock = self._open()
         except OSError as exc:
             raise TemporaryError(
                 f"MQTT broker {self.host}:{self.port} is not reachable; check it runs",
@@ -177,7 +181,10 @@ class MqttIngest:
             ) from exc
         self._flusher = threading.Thread(target=self._flush_loop, name="mqtt-flush", daemon=True)
         self._flusher.start()
-        self.client.loop_start()
+        self._receiver = threading.Thread(
+            target=self._receive_loop, args=(sock,), name="mqtt-receive", daemon=True
+        )
+        self._receiver.start()
 
     def stop(self) -> None:
         """Write what is pending, acknowledge it, and disconnect."""
@@ -187,130 +194,333 @@ class MqttIngest:
         if self._flusher:
             self._flusher.join(timeout=30)
         if self.stats.connected:
-            self.client.publish(
-                self.state_topic, _state(False), qos=1, retain=True
-            ).wait_for_publish(5)
-        self.client.disconnect()
-        self.client.loop_stop()
+            done = self._publish(self.state_topic, _state(False), qos=1, retain=True)
+            if done is not None:
+                done.wait(5)
+            self._closing.set()  # the broker closes the socket on DISCONNECT: no reconnect
+            self._send(mp.encode_disconnect())
+        self._close_receiver()
 
-    # ------------------------------------------------------------------ callbacks
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            self.stats.last_error = f"broker refused the connection: {reason_code}"
-            log.warning("MQTT broker %s:%s refused: %s", self.host, self.port, reason_code)
-            return
+    def abort(self) -> None:
+        """Drop the connection like a crash: no acknowledgements, no DISCONNECT (for tests)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._flusher:
+            self._flusher.join(timeout=30)
+        self._close_receiver()
+
+    def _close_receiver(self) -> None:
+        self._closing.set()
+        with self._send_lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            _shut(sock)
+        if self._receiver:
+            self._receiver.join(timeout=10)
+
+    # ------------------------------------------------------------------ connection
+    def _open(self) -> socket.socket:
+        """Open a TCP (or TLS) connection and send CONNECT; the receiver reads the CONNACK."""
+        sock = socket.create_connection((self.host, self.port), timeout=10)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls:
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(None)
+            will = mp.Will(self.state_topic, _state(False).encode(), qos=1, retain=True)
+            sock.sendall(
+                mp.encode_connect(
+                    self.client_id,
+                    version=self.mqtt_version,
+                    keepalive=self.keepalive_s,
+                    clean_start=False,
+                    username=self.username,
+                    password=self.password,
+                    will=will,
+                    session_expiry_s=self.session_expiry_s,
+                )
+            )
+        except BaseException:
+            sock.close()
+            raise
+        with self._send_lock:
+            self._sock = sock
+            self._epoch += 1
+            self._last_send = time.monotonic()
+        return sock
+
+    def _receive_loop(self, sock: socket.socket | None) -> None:
+        delay = self.reconnect_s[0]
+        while not self._closing.is_set():
+            if sock is None:
+                if self._closing.wait(delay):
+                    return
+                delay = min(delay * 2, self.reconnect_s[1])
+                try:
+                    sock = self._open()
+                except OSError as exc:
+                    self.stats.last_error = f"MQTT broker {self.host}:{self.port}: {exc}"
+                    continue
+            before = self.stats.connections
+            try:
+                self._session(sock)
+            except (OSError, DataError, ValueError) as exc:
+                if not self._closing.is_set():
+                    self.stats.last_error = f"MQTT connection lost: {exc}"
+            except Exception as exc:  # never let the receiver die: reconnect instead
+                log.exception("MQTT receive loop failed; reconnecting")
+                self.stats.last_error = f"MQTT receive loop failed: {exc}"
+            finally:
+                if self.stats.connected and not self._closing.is_set():
+                    log.warning("MQTT broker %s:%s disconnected", self.host, self.port)
+                self.stats.connected = False
+                self.stats.subscribed = False
+                with self._send_lock:
+                    if self._sock is sock:
+                        self._sock = None
+                _shut(sock)
+                for event in self._puback_waits.values():
+                    event.set()
+                self._puback_waits.clear()
+            if self.stats.connections > before:  # it got through: start the backoff afresh
+                delay = self.reconnect_s[0]
+            sock = None
+
+    def _session(self, sock: socket.socket) -> None:
+        """Read packets until the connection ends (returns) or breaks (raises)."""
+        reader = mp.PacketReader()
+        epoch = self._epoch
+        keepalive = self.keepalive_s
+        last_recv = time.monotonic()
+        tick = min(1.0, keepalive / 2)
+        poller = select.poll()  # not select(): descriptors above 1024 are fine
+        poller.register(sock, select.POLLIN)
+        while not self._closing.is_set():
+            pending_tls = isinstance(sock, ssl.SSLSocket) and sock.pending()
+            if not pending_tls:
+                ready = poller.poll(tick * 1000)
+                now = time.monotonic()
+                if now - self._last_send >= keepalive / 2:
+                    self._send(mp.encode_pingreq())
+                if not ready:
+                    if now - last_recv > keepalive * 1.5:
+                        raise TimeoutError(f"no answer from the broker in {keepalive * 1.5} s")
+                    continue
+            data = sock.recv(_RECV_BYTES)
+            if not data:
+                return
+            last_recv = time.monotonic()
+            publishes: list[tuple[int, bytes]] = []
+            for first, body in reader.feed(data):
+                kind = first >> 4
+                if kind == mp.PUBLISH:
+                    publishes.append((first, body))
+                    continue
+                if publishes:
+                    self._on_publishes(publishes, epoch)
+                    publishes = []
+                if kind == mp.CONNACK:
+                    self._on_connack(body)
+                elif kind == mp.SUBACK:
+                    self._on_suback(body)
+                elif kind == mp.PUBACK:
+                    waiter = self._puback_waits.pop((body[0] << 8) | body[1], None)
+                    if waiter:
+                        waiter.set()
+                elif kind == mp.DISCONNECT:
+                    reason = body[0] if body else 0
+                    self.stats.last_error = f"broker disconnected us (reason 0x{reason:02x})"
+                    return
+            if publishes:
+                self._on_publishes(publishes, epoch)
+
+    def _on_connack(self, body: bytes) -> None:
+        _present, code = mp.parse_connack(body, self.mqtt_version)
+        if code:
+            self.stats.last_error = f"broker refused the connection (reason 0x{code:02x})"
+            log.warning("MQTT broker %s:%s refused: 0x%02x", self.host, self.port, code)
+            raise ConnectionRefusedError(self.stats.last_error)
         self.stats.connected = True
+        self.stats.connections += 1
         log.info("connected to MQTT broker %s:%s", self.host, self.port)
-        client.subscribe([(t, 1) for t in self.topics])
-        client.publish(self.state_topic, _state(True), qos=1, retain=True)
+        self._sub_mid = self._mid()
+        self._send(
+            mp.encode_subscribe(
+                self._sub_mid, [(t, 1) for t in self.topics], version=self.mqtt_version
+            )
+        )
+        self._publish(self.state_topic, _state(True), qos=1, retain=True)
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        failed = [rc for rc in reason_codes if rc.is_failure]
-        self.stats.subscribed = not failed
+    def _on_suback(self, body: bytes) -> None:
+        _, codes = mp.parse_suback(body, self.mqtt_version)
+        failed = [c for c in codes if c >= 0x80]
+        self.stats.subscribed = not failed and len(codes) == len(self.topics)
         if failed:
-            self.stats.last_error = f"broker refused the subscription to {self.topic}: {failed[0]}"
+            self.stats.last_error = (
+                f"broker refused the subscription to {self.topic}: 0x{failed[0]:02x}"
+            )
             log.warning("%s", self.stats.last_error)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.stats.connected:
-            log.warning("MQTT broker %s:%s disconnected: %s", self.host, self.port, reason_code)
-        self.stats.connected = False
-        self.stats.subscribed = False
+    def _mid(self) -> int:
+        self._next_mid = self._next_mid % 65535 + 1
+        return self._next_mid
 
-    def _on_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
-        times = TimeParser(now_ms=int(time.time() * 1000), max_future_ms=self.max_future_ms)
-        source = "mqtt"
-        ref = msg.topic[:300]
-        with self._cond:
-            self.stats.received += 1
-            p = self._pending
-            if not p.mids:
-                p.since = time.monotonic()
-            if msg.topic.startswith(NAMESPACE + "/"):
-                self.stats.received_sparkplug += 1
-                self._sparkplug(msg, p, ref)
-                p.mids.append((msg.mid, msg.qos))
-                self._notify_if_full(p)
-                return
+    def _send(self, data: bytes, epoch: int | None = None) -> bool:
+        """Send on the current connection (if ``epoch`` is given, only on that one)."""
+        with self._send_lock:
+            sock = self._sock
+            if sock is None or (epoch is not None and epoch != self._epoch):
+                return False
             try:
-                decoded = decode(msg.topic, msg.payload, times)
-            except DataError as exc:
-                p.letters.append(
-                    (
-                        self._topic_enterprise(msg.topic),
-                        DeadLetter(
-                            source,
-                            f"{ref}: {exc}",
-                            ref,
-                            _payload_text(msg.payload, self.payload_limit),
-                        ),
-                    )
-                )
-            else:
-                enterprise = decoded.enterprise
-                builder = p.builders.setdefault(enterprise, BatchBuilder(enterprise))
-                for tag, ts, value in decoded.points:
-                    builder.add(tag, ts, value, ref)
-                for reason in decoded.errors:
-                    p.letters.append(
+                sock.sendall(data)
+            except OSError as exc:
+                self.stats.last_error = f"MQTT send failed: {exc}"
+                self._sock = None
+                _shut(sock)  # the receiver sees the end and reconnects
+                return False
+            self._last_send = time.monotonic()
+            return True
+
+    def _publish(
+        self, topic: str, payload: str | bytes, *, qos: int = 0, retain: bool = False
+    ) -> threading.Event | None:
+        raw = payload.encode() if isinstance(payload, str) else payload
+        mid = self._mid() if qos else 0
+        done = None
+        if qos:
+            done = self._puback_waits[mid] = threading.Event()
+        packet = mp.encode_publish(
+            topic, raw, qos=qos, retain=retain, mid=mid, version=self.mqtt_version
+        )
+        if not self._send(packet):
+            self._puback_waits.pop(mid, None)
+            return None
+        return done
+
+    # ------------------------------------------------------------------ messages
+    def _on_publishes(self, packets: list[tuple[int, bytes]], epoch: int) -> None:
+        """Decode the messages of one read into the pending batch (one lock for all)."""
+        now_ms = int(time.time() * 1000)
+        version = self.mqtt_version
+        limit = self.payload_limit
+        decode_into = self.json.decode_into
+        with self._cond:
+            p = self._pending
+            if not p.count:
+                p.since = time.monotonic()
+            acks = p.acks.get(epoch)
+            if acks is None:
+                acks = p.acks[epoch] = []
+            builders = p.builders
+            letters = p.letters
+            for first, body in packets:
+                try:
+                    topic, payload, qos, mid = mp.parse_publish(first, body, version)
+                except DataError as exc:
+                    raise DataError(f"broken PUBLISH packet: {exc}") from exc
+                if qos > 1:
+                    raise DataError(f"broker sent QoS {qos}; the subscription asked for 1")
+                if qos:
+                    acks.append(mid)
+                p.count += 1
+                ref = topic[:300]
+                if topic.startswith("spBv1.0/"):
+                    self.stats.received_sparkplug += 1
+                    try:
+                        self._sparkplug(topic, payload, p, ref)
+                    except Exception as exc:  # a decoder bug must not stop the ingest
+                        self._internal_error(p, "sparkplug", topic, payload, exc)
+                    continue
+                try:
+                    enterprise, errors = decode_into(topic, payload, now_ms, builders, ref)
+                except DataError as exc:
+                    ref = _text(ref)
+                    letters.append(
                         (
-                            decoded.enterprise,
+                            _topic_enterprise(topic),
+                            DeadLetter("mqtt", f"{ref}: {exc}", ref, _payload_text(payload, limit)),
+                        )
+                    )
+                    continue
+                except Exception as exc:  # a decoder bug must not stop the ingest
+                    self._internal_error(p, "mqtt", topic, payload, exc)
+                    continue
+                for reason in errors:
+                    letters.append(
+                        (
+                            enterprise,
                             DeadLetter(
-                                source,
-                                f"{ref}: {reason}",
-                                ref,
-                                _payload_text(msg.payload, self.payload_limit),
+                                "mqtt", f"{ref}: {reason}", ref, _payload_text(payload, limit)
                             ),
                         )
                     )
-            p.mids.append((msg.mid, msg.qos))
-            self._notify_if_full(p)
+            self.stats.received += len(packets)
+            if p.count >= self.max_unacked or p.points() >= self.max_points:
+                self._cond.notify_all()
 
-    def _notify_if_full(self, p: _Pending) -> None:
-        if len(p) >= self.max_unacked or sum(map(len, p.builders.values())) >= self.max_points:
-            self._cond.notify_all()
+    def _internal_error(
+        self, p: _Pending, source: str, topic: str, payload: bytes, exc: Exception
+    ) -> None:
+        """Dead-letter a message the decoder failed on unexpectedly, and log the failure."""
+        log.exception("could not decode a message on %r", topic[:200])
+        ref = _text(topic[:300])
+        reason = f"{ref}: indunet could not decode it ({type(exc).__name__}: {str(exc)[:200]})"
+        enterprise = (
+            self.sparkplug.mapping.enterprise if source == "sparkplug" else _topic_enterprise(topic)
+        )
+        p.letters.append(
+            (
+                enterprise,
+                DeadLetter(source, reason, ref, _payload_text(payload, self.payload_limit)),
+            )
+        )
 
-    def _sparkplug(self, msg: paho.MQTTMessage, p: _Pending, ref: str) -> None:
+    def _sparkplug(self, topic: str, payload: bytes, p: _Pending, ref: str) -> None:
         """Decode a Sparkplug message into the pending batch; answer gaps with a rebirth."""
         enterprise = self.sparkplug.mapping.enterprise
-        payload = _payload_text(msg.payload, self.payload_limit)
         try:
-            outcome = self.sparkplug.handle(msg.topic, msg.payload)
+            outcome = self.sparkplug.handle(topic, payload)
         except DataError as exc:
-            p.letters.append((enterprise, DeadLetter("sparkplug", f"{ref}: {exc}", ref, payload)))
+            ref = _text(ref)
+            text = _payload_text(payload, self.payload_limit)
+            p.letters.append((enterprise, DeadLetter("sparkplug", f"{ref}: {exc}", ref, text)))
             return
-        if outcome.points:
-            builder = p.builders.setdefault(enterprise, BatchBuilder(enterprise))
+        if outcome.points or outcome.numbers:
+            builder = p.builders.get(enterprise)
+            if builder is None:
+                builder = p.builders[enterprise] = BatchBuilder(enterprise)
+            numbers = outcome.numbers
+            if numbers:
+                builder.extend_numbers(numbers.tags, numbers.ts, numbers.values, ref)
             for tag, ts, value in outcome.points:
                 builder.add(tag, ts, value, ref)
-        for reason in outcome.errors:
-            p.letters.append(
-                (enterprise, DeadLetter("sparkplug", f"{ref}: {reason}", ref, payload))
-            )
+        if outcome.errors:
+            ref = _text(ref)
+            text = _payload_text(payload, self.payload_limit)
+            for reason in outcome.errors:
+                p.letters.append(
+                    (enterprise, DeadLetter("sparkplug", f"{ref}: {reason}", ref, text))
+                )
         p.stale.extend((enterprise, machine) for machine in outcome.stale)
         if outcome.rebirth:
             now = time.monotonic()
             if now - self._last_rebirth.get(outcome.rebirth, -1e9) >= self.rebirth_interval_s:
                 self._last_rebirth[outcome.rebirth] = now
                 group, node = outcome.rebirth
-                self.client.publish(
+                self._publish(
                     f"{NAMESPACE}/{group}/NCMD/{node}", encode_rebirth(int(time.time() * 1000))
                 )
                 self.stats.rebirths_requested += 1
 
-    @staticmethod
-    def _topic_enterprise(topic: str) -> str | None:
-        parts = topic.split("/")
-        return parts[2] if len(parts) > 2 and parts[:2] == ROOT.split("/") and parts[2] else None
-
     # ------------------------------------------------------------------ batch writer
     def _due(self) -> bool:
         p = self._pending
-        if not p.mids:
+        if not p.count:
             return False
         return (
-            len(p) >= self.max_unacked
-            or sum(map(len, p.builders.values())) >= self.max_points
+            p.count >= self.max_unacked
+            or p.points() >= self.max_points
             or time.monotonic() - p.since >= self.flush_s
         )
 
@@ -322,26 +532,33 @@ class MqttIngest:
                 with self._cond:
                     while not self._stop.is_set() and not self._due():
                         self._cond.wait(timeout=self.flush_s / 2)
-                    if self._stop.is_set() and not self._pending.mids:
+                    if self._stop.is_set() and not self._pending.count:
                         return
-                    taken, self._pending = _Taken.of(self._pending), _Pending()
+                    pending, self._pending = self._pending, _Pending()
+                taken = _Taken.of(pending)  # Arrow conversion outside the lock
             try:
                 self._write(taken)
-            except TemporaryError as exc:
+            except Exception as exc:  # the writer must outlive any failure
                 # not acknowledged: keep the batch and retry it; new messages wait behind it
                 # (the broker stops sending once its in-flight window is full: backpressure)
                 self.stats.write_failures += 1
                 self.stats.last_error = str(exc)
-                log.warning("historian write failed, retrying in %.1f s: %s", backoff, exc)
+                if isinstance(exc, TemporaryError):
+                    log.warning("historian write failed, retrying in %.1f s: %s", backoff, exc)
+                else:
+                    log.exception(
+                        "historian write failed unexpectedly; retrying in %.1f s", backoff
+                    )
                 if self._stop.wait(backoff):
                     return  # stopping: unacknowledged messages stay with the broker
                 backoff = min(backoff * 2, 30)
                 continue
             backoff = 0.5
-            for mid, qos in taken.mids:
-                if qos > 0:
-                    self.client.ack(mid, qos)
-            self.stats.acked += len(taken.mids)
+            for epoch, mids in taken.acks.items():
+                # ids of an older connection are void: the broker redelivers those messages
+                if mids:
+                    self._send(mp.encode_pubacks(mids), epoch)
+            self.stats.acked += taken.count
             self.stats.batches += 1
             taken = None
 
@@ -369,8 +586,9 @@ class _Taken:
 
     batches: list
     letters: list[tuple[str | None, list[DeadLetter]]]
-    mids: list[tuple[int, int]]
+    acks: dict[int, list[int]]
     stale: list[tuple[str, str]]
+    count: int
 
     @classmethod
     def of(cls, pending: _Pending) -> _Taken:
@@ -380,14 +598,36 @@ class _Taken:
         return cls(
             [b.take() for b in pending.builders.values() if len(b)],
             list(grouped.items()),
-            pending.mids,
+            pending.acks,
             pending.stale,
+            pending.count,
         )
+
+
+def _topic_enterprise(topic: str) -> str | None:
+    parts = topic.split("/")
+    if len(parts) > 2 and parts[:2] == ROOT.split("/") and parts[2]:
+        try:
+            return check_segment(parts[2], "enterprise")
+        except DataError:
+            return None
+    return None
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
 
 
 def _state(online: bool) -> str:
     """Return a Sparkplug 3.0 host STATE payload."""
     return json.dumps({"online": online, "timestamp": int(time.time() * 1000)})
+
+
+def _text(text: str) -> str:
+    """Return ``text`` storable as UTF-8 (a topic's undecodable bytes become U+FFFD)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _payload_text(payload: bytes, limit: int) -> str:

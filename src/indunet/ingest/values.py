@@ -13,6 +13,7 @@ from indunet.model import DataType, Quality
 
 __all__ = [
     "MAX_TEXT",
+    "SECONDS_LOOKALIKE",
     "TimeParser",
     "Value",
     "parse_cell",
@@ -23,7 +24,7 @@ __all__ = [
 
 MAX_TEXT = 256
 #: below this an epoch-millisecond timestamp is before 1973: almost surely epoch seconds
-_SECONDS_LOOKALIKE = 100_000_000_000
+SECONDS_LOOKALIKE = 100_000_000_000
 _TRUE = {"true", "on", "yes"}
 _FALSE = {"false", "off", "no"}
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed
@@ -105,7 +106,7 @@ class TimeParser:
         if isinstance(number, float) and not math.isfinite(number):
             raise DataError(f"timestamp {number!r} is not finite")
         ms = int(number)
-        if 0 < ms < _SECONDS_LOOKALIKE:
+        if 0 < ms < SECONDS_LOOKALIKE:
             raise DataError(
                 f"timestamp {number!r} looks like epoch seconds; send epoch milliseconds"
             )

@@ -94,7 +94,14 @@ class TagInfo:
 class _TagCache:
     """Tag ids and data types this historian has already resolved, per enterprise."""
 
-    by_path: dict[tuple[str, str], tuple[int, DataType]] = field(default_factory=dict)
+    by_enterprise: dict[str, dict[str, tuple[int, DataType]]] = field(default_factory=dict)
+
+    def of(self, enterprise: str) -> dict[str, tuple[int, DataType]]:
+        """Return the path -> (id, type) table of one enterprise."""
+        table = self.by_enterprise.get(enterprise)
+        if table is None:
+            table = self.by_enterprise[enterprise] = {}
+        return table
 
 
 def build_tree(paths: list[str]) -> dict[str, Any]:
@@ -185,23 +192,17 @@ class Historian(ABC):
     def resolve(
         self, enterprise: str, types: dict[str, DataType]
     ) -> dict[str, tuple[int, DataType]]:
-        """Return id and type of each tag in ``types``, creating unknown tags on first sight."""
-        known = {
-            p: self._tags.by_path[(enterprise, p)]
-            for p in types
-            if (enterprise, p) in self._tags.by_path
-        }
-        missing = [p for p in types if p not in known]
+        """Return id and type of each tag in ``types`` (and maybe more), creating unknown tags."""
+        cache = self._tags.of(enterprise)
+        missing = [p for p in types if p not in cache]
         if missing:
             found = self._load_tags(enterprise, missing)
             new = [TagSpec(p, types[p], source="auto") for p in missing if p not in found]
             if new:
                 self._create_tags(enterprise, new, _now_ms())
                 found.update(self._load_tags(enterprise, [s.path for s in new]))
-            for p, v in found.items():
-                self._tags.by_path[(enterprise, p)] = v
-            known.update(found)
-        return known
+            cache.update(found)
+        return cache
 
     def declare_tags(self, enterprise: str, specs: list[TagSpec]) -> int:
         """Create or update tags with metadata; changing the data type of a tag is refused."""
@@ -274,10 +275,17 @@ class Historian(ABC):
         encoded = pc.dictionary_encode(table.column("tag")).combine_chunks()
         paths = encoded.dictionary.to_pylist()
         idx = encoded.indices.to_numpy(zero_copy_only=False)
-        types = {p: batch.types.get(p) or _infer(table, idx, i) for i, p in enumerate(paths)}
-        resolved = self.resolve(batch.enterprise, types)
-        ids_by_dict = np.array([resolved[p][0] for p in paths], dtype=np.int32)
-        codes_by_dict = np.array([_DTYPE_CODE[resolved[p][1]] for p in paths], dtype=np.int8)
+        resolved = self._tags.of(batch.enterprise)
+        missing = {
+            p: batch.types.get(p) or _infer(table, idx, i)
+            for i, p in enumerate(paths)
+            if p not in resolved
+        }
+        if missing:
+            resolved = self.resolve(batch.enterprise, missing)
+        found = [resolved[p] for p in paths]
+        ids_by_dict = np.fromiter((f[0] for f in found), np.int32, len(found))
+        codes_by_dict = np.fromiter((_DTYPE_CODE[f[1]] for f in found), np.int8, len(found))
         ids = ids_by_dict[idx]
         codes = codes_by_dict[idx]
         ts = table.column("ts").to_numpy()
@@ -323,13 +331,13 @@ class Historian(ABC):
     # ------------------------------------------------------------------ reads
     def _tag_id(self, enterprise: str, tag: str) -> tuple[int, DataType]:
         path = str(TagPath.parse(tag))
-        key = (enterprise, path)
-        if key not in self._tags.by_path:
+        cache = self._tags.of(enterprise)
+        if path not in cache:
             found = self._load_tags(enterprise, [path])
             if path not in found:
                 raise DataError(f"tag {path} does not exist in enterprise {enterprise}")
-            self._tags.by_path[key] = found[path]
-        return self._tags.by_path[key]
+            cache[path] = found[path]
+        return cache[path]
 
     def series(
         self, enterprise: str, tag: str, start_ms: int, end_ms: int, *, limit: int = 1_000_000

@@ -145,11 +145,20 @@ class DuckDBHistorian(Historian):
     def _load_tags(self, enterprise: str, paths: list[str]) -> dict[str, tuple[int, DataType]]:
         if not paths:
             return {}
-        table = self._query(
-            "SELECT path, id, data_type FROM tags "
-            "WHERE enterprise = $1 AND list_contains($2, path)",
-            [enterprise, paths],
-        )
+        # join against a registered Arrow table: binding a long list as a parameter is slow
+        wanted = pa.table({"path": pa.array(paths, pa.string())})
+        with self._lock:
+            cur = self.con.cursor()
+            try:
+                cur.register("wanted_paths", wanted)
+                table = cur.execute(
+                    "SELECT t.path, t.id, t.data_type FROM tags t "
+                    "JOIN (SELECT DISTINCT path FROM wanted_paths) w ON t.path = w.path "
+                    "WHERE t.enterprise = $1",
+                    [enterprise],
+                ).to_arrow_table()
+            finally:
+                cur.close()
         return {
             p: (i, DataType(d))
             for p, i, d in zip(

@@ -69,9 +69,9 @@ def host():
 
 def test_birth_then_data_by_alias(host):
     out = host.handle(topic("NBIRTH"), nbirth())
-    assert [(t, v.value) for t, _, v in out.points] == [(f"{G}/{N}/node/{N}/Uptime", 5.0)]
+    assert [(t, v.value) for t, _, v in out.all_points()] == [(f"{G}/{N}/node/{N}/Uptime", 5.0)]
     out = host.handle(topic("DBIRTH", D), dbirth())
-    got = {t.rsplit("/", 1)[1]: (v.value, v.text, v.dtype) for t, _, v in out.points}
+    got = {t.rsplit("/", 1)[1]: (v.value, v.text, v.dtype) for t, _, v in out.all_points()}
     assert got == {
         "Power.kW": (12.5, None, DataType.NUMBER),
         "Temp": (-40.0, None, DataType.NUMBER),  # signed int16 decoded with its sign
@@ -90,12 +90,14 @@ def test_birth_then_data_by_alias(host):
             ],
         ),
     )
-    assert [(t, ts, v.value) for t, ts, v in out.points] == [(f"{MACH}/Power.kW", T + 1000, 13.0)]
+    assert [(t, ts, v.value) for t, ts, v in out.all_points()] == [
+        (f"{MACH}/Power.kW", T + 1000, 13.0)
+    ]
 
 
 def test_data_before_birth_requests_rebirth(host):
     out = host.handle(topic("DDATA", D), ddata(5, [metric("Temp", sp.DataType.INT16, 1)]))
-    assert out.rebirth == (G, N) and out.points == []
+    assert out.rebirth == (G, N) and out.all_points() == []
     assert "before its NBIRTH" in out.errors[0]
 
 
@@ -110,7 +112,7 @@ def test_seq_gap_requests_rebirth_but_keeps_good_data(host):
     )
     assert out.rebirth == (G, N)
     assert "expected 2, got 7" in out.errors[0]
-    assert [v.value for _, _, v in out.points] == [3.0]
+    assert [v.value for _, _, v in out.all_points()] == [3.0]
 
 
 def test_seq_wraps_at_255(host):
@@ -201,3 +203,102 @@ def test_garbage_never_crashes_the_host(payload, kind):
     host = SparkplugHost(SparkplugMapping())
     with contextlib.suppress(DataError):
         host.handle(topic(kind), payload)
+
+
+# ---------------------------------------------------------------- the DATA fast path
+def _birth_device(host, metrics, device="d1"):
+    assert host.handle(topic("NBIRTH"), nbirth()).errors == []
+    db = sp.DBirth(timestamp=T, seq=1, metrics=tuple(metrics)).encode(include_dtypes=True)
+    return host.handle(topic("DBIRTH", device), db).errors
+
+
+def _ddata(seq, metrics, device="d1", timestamp=T + 1000):
+    message = spb.Payload()
+    message.timestamp = timestamp
+    message.seq = seq
+    for fields in metrics:
+        metric = message.metrics.add()
+        for key, value in fields.items():
+            setattr(metric, key, value)
+    return topic("DDATA", device), message.SerializeToString()
+
+
+def test_fast_path_gives_the_same_points_as_the_full_path():
+    host = SparkplugHost(SparkplugMapping(enterprise="acme"))
+    _birth_device(
+        host,
+        [
+            metric("Power", sp.DataType.DOUBLE, 1.0, alias=1),
+            metric("Temp", sp.DataType.FLOAT, 2.0, alias=2),
+            metric("Count", sp.DataType.INT32, 3, alias=3),
+            metric("Zero", sp.DataType.DOUBLE, 0.0, alias=0),
+        ],
+    )
+    topic, payload = _ddata(
+        2,
+        [
+            {"alias": 1, "double_value": 42.5},  # fast
+            {"alias": 2, "float_value": 1.5, "timestamp": T + 5},  # fast, own timestamp
+            {"alias": 3, "int_value": 2**32 - 1},  # Int32: full path, sign-extended
+            {"alias": 0, "double_value": 7.0},  # alias 0: full path
+            {"alias": 1, "double_value": 0.0},  # zero: full path
+            {"alias": 1, "is_null": True},  # null: nothing stored
+            {"alias": 1, "double_value": 9.0, "datatype": sp.DataType.INT64},  # override
+            {"name": "Power", "double_value": 8.0},  # by name
+        ],
+    )
+    out = host.handle(topic, payload)
+    assert out.errors == []
+    mach = f"{G}/{N}/devices/d1"
+    assert len(out.numbers) == 2
+    assert sorted((t.rsplit("/", 1)[1], ts, v.value) for t, ts, v in out.all_points()) == sorted(
+        [
+            ("Power", T + 1000, 42.5),
+            ("Temp", T + 5, 1.5),
+            ("Count", T + 1000, -1.0),
+            ("Zero", T + 1000, 7.0),
+            ("Power", T + 1000, 0.0),
+            ("Power", T + 1000, 9.0),
+            ("Power", T + 1000, 8.0),
+        ]
+    )
+    assert all(t.startswith(mach + "/") for t, _, _ in out.all_points())
+
+
+def test_fast_path_refuses_what_the_full_path_refuses():
+    host = SparkplugHost(SparkplugMapping(enterprise="acme"))
+    _birth_device(host, [metric("Power", sp.DataType.DOUBLE, 1.0, alias=1)])
+    topic, payload = _ddata(
+        2,
+        [
+            {"alias": 1, "double_value": float("nan")},
+            {"alias": 1, "double_value": float("inf")},
+            {"alias": 1, "string_value": "high"},
+            {"alias": 9, "double_value": 1.0},
+        ],
+    )
+    out = host.handle(topic, payload)
+    assert out.all_points() == []
+    assert len(out.errors) == 4
+    assert "not a finite number" in out.errors[0] and "not a finite number" in out.errors[1]
+    assert "'high'" in out.errors[2]
+    assert "unknown alias 9" in out.errors[3] and out.rebirth == (G, N)
+
+
+def test_a_rebirth_with_new_aliases_is_followed_by_the_fast_path():
+    host = SparkplugHost(SparkplugMapping(enterprise="acme"))
+    _birth_device(host, [metric("Power", sp.DataType.DOUBLE, 1.0, alias=1)])
+    _birth_device(host, [metric("Speed", sp.DataType.DOUBLE, 1.0, alias=1)])
+    out = host.handle(*_ddata(2, [{"alias": 1, "double_value": 5.0}]))
+    assert [(t.rsplit("/", 1)[1], v.value) for t, _, v in out.all_points()] == [("Speed", 5.0)]
+
+
+def test_a_metric_name_the_namespace_refuses_is_refused_every_time():
+    host = SparkplugHost(SparkplugMapping(enterprise="acme"))
+    assert (
+        "longer than"
+        in _birth_device(host, [metric("x" * 200, sp.DataType.DOUBLE, 1.0, alias=1)])[0]
+    )
+    for seq in (2, 3):
+        out = host.handle(*_ddata(seq, [{"alias": 1, "double_value": 5.0}]))
+        assert out.all_points() == [] and "longer than" in out.errors[0]

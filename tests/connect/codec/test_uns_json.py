@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indunet.connect.codec.uns_json import MAX_PAYLOAD, decode
+from indunet.connect.codec.uns_json import MAX_PAYLOAD, UnsJsonDecoder, decode
 from indunet.errors import DataError
 from indunet.ingest.values import TimeParser
 from indunet.model import DataType
@@ -107,3 +107,182 @@ def test_every_good_tag_becomes_a_point(values):
     body = json.dumps({"timestamp_ms": 1_700_000_000_000, **values}).encode()
     msg = decode(MACHINE, body, TIMES)
     assert len(msg.points) == len(values) and msg.errors == []
+
+
+# ---------------------------------------------------------------- UnsJsonDecoder (the fast path)
+def _fast(decoder, topic, payload, now=NOW):
+    """Run the stream decoder; return (enterprise, points, errors) like `decode` does."""
+    builders: dict = {}
+    enterprise, errors = decoder.decode_into(topic, payload, now, builders, "ref")
+    points = []
+    for builder in builders.values():
+        batch = builder.take()
+        for row in batch.table.to_pylist():
+            points.append(
+                (row["tag"], row["ts"], row["value"], row["text"], batch.types[row["tag"]])
+            )
+    return enterprise, points, errors
+
+
+def _slow(topic, payload, now=NOW):
+    msg = decode(topic, payload, TimeParser(now_ms=now))
+    points = [(t, ts, v.value, v.text, v.dtype) for t, ts, v in msg.points]
+    return msg.enterprise, points, msg.errors
+
+
+def _same(decoder, topic, payload):
+    """Both decoders give the same points and reasons, or both refuse with the same reason."""
+    try:
+        want = _slow(topic, payload)
+    except DataError as exc:
+        with pytest.raises(DataError) as got:
+            _fast(decoder, topic, payload)
+        assert str(got.value) == str(exc)
+        return None
+    got_enterprise, got_points, got_errors = _fast(decoder, topic, payload)
+    assert got_enterprise == want[0]
+    assert sorted(got_points, key=repr) == sorted(want[1], key=repr)
+    assert got_errors == want[2]
+    return want
+
+
+def test_decoder_agrees_with_decode_on_good_and_mixed_payloads():
+    decoder = UnsJsonDecoder()
+    for _ in range(2):  # the second round is served from the caches
+        _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "a": 3.2, "b": 7, "on": true}')
+        _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "mode": "auto", "x": 1e308}')
+        _same(decoder, MACHINE + "/temp_c", b'{"ts": "2023-11-14T22:13:20Z", "value": 41.5}')
+        _same(decoder, MACHINE, b'{"ts": 1700000000000, "ok": 1, "bad": {"x": 1}, "n": null}')
+        _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "big": 9223372036854775808}')
+        _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "huge": 99999999999999999999}')
+        _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "nan": NaN, "inf": Infinity}')
+        _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "s": "\\ud800"}')
+        _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "a": 1, "a": 2}')
+        for value in (b"99999999999999999999", b"-9223372036854775808", b"1e300", b"7", b"true"):
+            _same(
+                decoder, MACHINE + "/t", b'{"timestamp_ms": 1700000000000, "value": ' + value + b"}"
+            )
+            _same(
+                decoder, MACHINE + "/t", b'{"ts": "2023-11-14T22:13:20Z", "value": ' + value + b"}"
+            )
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("other/v1/acme/s/a/l/m", b'{"ts": 1700000000000, "x": 1}', "not under indunet/v1"),
+        ("indunet/v1/acme/s//l/m", b'{"ts": 1700000000000, "x": 1}', "area name is empty"),
+        ("indunet/v1/acme/s/a+/l/m", b'{"ts": 1700000000000, "x": 1}', "forbidden"),
+        ("indunet/v1/acme/s/a/l/m\udcff", b'{"ts": 1700000000000, "x": 1}', "forbidden"),
+        (MACHINE, b"{not json", "not valid JSON"),
+        (MACHINE, b"\xff\xfe", "not valid UTF-8"),
+        (MACHINE, b"[1, 2]", "must be a JSON object"),
+        (MACHINE, b'"text"', "must be a JSON object"),
+        (MACHINE, b'{"ts": 1700000000, "x": 1}', "epoch seconds"),
+        (MACHINE, b'{"timestamp_ms": 99999999999, "x": 1}', "epoch seconds"),
+        (MACHINE, b'{"timestamp_ms": 9999999999999, "x": 1}', "future"),
+        (MACHINE, b'{"timestamp_ms": 1700000000000, "ts": 1700000000000, "x": 1}', "both"),
+        (MACHINE, b'{"timestamp_ms": true, "x": 1}', "not a time"),
+        (MACHINE, b'{"ts": 1700000000000}', "no tags"),
+        (MACHINE, b"[" * 100_000, "nested too deeply"),
+        (MACHINE + "/t", b'{"ts": 1700000000000, "value": 1, "unit": "kW"}', "unknown field"),
+    ],
+)
+def test_decoder_refuses_what_decode_refuses(topic, payload, reason):
+    decoder = UnsJsonDecoder()
+    for _ in range(2):
+        builders: dict = {}
+        with pytest.raises(DataError, match=reason):
+            decoder.decode_into(topic, payload, NOW, builders, "ref")
+        assert all(len(b) == 0 for b in builders.values())  # nothing half-added
+
+
+def test_a_refused_name_is_refused_again_and_never_cached():
+    decoder = UnsJsonDecoder()
+    bad_topic = "indunet/v1/acme/s1/press/l1/m#1"
+    for _ in range(3):
+        with pytest.raises(DataError, match="forbidden"):
+            decoder.decode_into(bad_topic, b'{"ts": 1700000000000, "x": 1}', NOW, {}, "r")
+        _, points, errors = _fast(decoder, MACHINE, b'{"ts": 1700000000000, "a/b": 1, "ok": 2}')
+        assert [p[0] for p in points] == ["s1/press/l1/m1/ok"]
+        assert len(errors) == 1 and "forbidden" in errors[0]
+    assert bad_topic not in decoder._topics
+    assert "a/b" not in decoder._topics[MACHINE].tags
+    assert decoder.enterprise(bad_topic) is None
+    assert decoder.enterprise(MACHINE) == "acme"
+
+
+def test_padded_names_are_stored_trimmed_as_decode_does():
+    decoder = UnsJsonDecoder()
+    topic = "indunet/v1/acme/ s1 /press/l1/m1"
+    for _ in range(2):
+        assert _same(decoder, topic, b'{"ts": 1700000000000, " power ": 1}')[1][0][0] == (
+            "s1/press/l1/m1/power"
+        )
+
+
+def test_caches_are_bounded_and_still_decode_past_the_bound():
+    decoder = UnsJsonDecoder(max_topics=3, max_keys=5)
+    for m in range(10):
+        topic = f"indunet/v1/acme/s/a/l/m{m}"
+        body = json.dumps({"ts": 1_700_000_000_000, **{f"k{i}": i for i in range(4)}}).encode()
+        assert len(_fast(decoder, topic, body)[1]) == 4
+    assert len(decoder._topics) == 3
+    assert sum(len(t.tags) for t in decoder._topics.values()) == 5
+
+
+def test_time_is_checked_against_the_given_now():
+    decoder = UnsJsonDecoder(max_future_ms=1000)
+    body = b'{"timestamp_ms": 1700000000500, "x": 1}'
+    assert _fast(decoder, MACHINE, body, now=1_700_000_000_000)[1][0][1] == 1_700_000_000_500
+    with pytest.raises(DataError, match="future"):
+        decoder.decode_into(MACHINE, b'{"timestamp_ms": 1700000002000, "x": 1}',
+                            1_700_000_000_000, {}, "r")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    topic_tail=st.lists(st.sampled_from(["acme", "s", "", " a ", "l#", "m", "+", "t"]), max_size=7),
+    payload=st.one_of(
+        st.binary(max_size=120),
+        st.dictionaries(
+            st.text(max_size=6),
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                st.integers(),
+                st.floats(),
+                st.text(max_size=5),
+                st.lists(st.integers(), max_size=2),
+            ),
+            max_size=5,
+        ).map(lambda d: json.dumps({"ts": 1_700_000_000_000, **d}).encode()),
+    ),
+)
+def test_decoder_matches_decode_on_any_input(topic_tail, payload):
+    decoder = UnsJsonDecoder()
+    topic = "/".join(["indunet", "v1", *topic_tail])
+    _same(decoder, topic, payload)
+    _same(decoder, topic, payload)  # and again from the caches
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(),
+        st.text(max_size=5),
+    ),
+    time_key=st.sampled_from(["timestamp_ms", "ts"]),
+    extra=st.sampled_from([None, "unit", "value2"]),
+)
+def test_single_value_decoder_matches_decode(value, time_key, extra):
+    doc = {time_key: 1_700_000_000_000, "value": value}
+    if extra:
+        doc[extra] = 1
+    payload = json.dumps(doc).encode()  # NaN and Infinity as the standard encoder writes them
+    decoder = UnsJsonDecoder()
+    _same(decoder, MACHINE + "/t", payload)
+    _same(decoder, MACHINE + "/t", payload)

@@ -23,6 +23,7 @@ from indunet.uns import check_segment
 __all__ = [
     "NAMESPACE",
     "DecodeOutcome",
+    "Numbers",
     "SparkplugHost",
     "SparkplugMapping",
     "encode_rebirth",
@@ -85,6 +86,23 @@ class _Node:
     aliases: dict[str | None, dict[int, tuple[str, int]]] = field(default_factory=dict)
     types: dict[str | None, dict[str, int]] = field(default_factory=dict)
     devices_online: set[str] = field(default_factory=set)
+    #: per device: its machine path and, per metric name, its tag path (both validated)
+    machines: dict[str | None, str] = field(default_factory=dict)
+    tags: dict[str | None, dict[str, str]] = field(default_factory=dict)
+    #: per device: alias -> (tag path, birth datatype), for aliases already resolved once
+    fast: dict[str | None, dict[int, tuple[str, int]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Numbers:
+    """Good numeric points in three columns: tag paths, epoch-ms times and finite floats."""
+
+    tags: list[str] = field(default_factory=list)
+    ts: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tags)
 
 
 @dataclass(slots=True)
@@ -96,6 +114,16 @@ class DecodeOutcome:
     rebirth: tuple[str, str] | None = None  # (group, node) to send a Rebirth request to
     stale: list[str] = field(default_factory=list)  # machine paths whose tags went stale
     stale_ts: int = 0
+    #: float and double metrics, kept in columns (no `Value` per point); not in ``points``
+    numbers: Numbers = field(default_factory=Numbers)
+
+    def all_points(self) -> list[tuple[str, int, Value]]:
+        """Return every point, ``numbers`` first and then ``points``, as (tag, ts, value)."""
+        n = self.numbers
+        return [
+            (tag, ts, Value(v, None, DataType.NUMBER))
+            for tag, ts, v in zip(n.tags, n.ts, n.values, strict=True)
+        ] + self.points
 
 
 def _value(metric: pb.Payload.Metric, dtype: int) -> Value | None:
@@ -106,24 +134,31 @@ def _value(metric: pb.Payload.Metric, dtype: int) -> Value | None:
     if kind is None:
         return None
     raw = getattr(metric, kind)
+    try:
+        return _convert(raw, dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(f"value {str(raw)[:40]!r} ({kind}) does not fit the datatype") from exc
+
+
+def _convert(raw: object, dtype: int) -> Value:
     if dtype in _SIGNED:
         bits = _SIGNED[dtype]
-        raw = int(raw) & ((1 << bits) - 1)
-        if raw >= 1 << (bits - 1):
-            raw -= 1 << bits
-        return Value(float(raw), None, DataType.NUMBER)
+        number = int(raw) & ((1 << bits) - 1)  # type: ignore[call-overload]
+        if number >= 1 << (bits - 1):
+            number -= 1 << bits
+        return Value(float(number), None, DataType.NUMBER)
     if dtype in _UNSIGNED or dtype == _DATETIME:
-        return Value(float(int(raw)), None, DataType.NUMBER)
+        return Value(float(int(raw)), None, DataType.NUMBER)  # type: ignore[call-overload]
     if dtype in _FLOATS:
-        if not math.isfinite(raw):
-            raise DataError(f"value {raw!r} is not a finite number")
+        if not isinstance(raw, float | int) or not math.isfinite(raw):
+            raise DataError(f"value {str(raw)[:40]!r} is not a finite number")
         return Value(float(raw), None, DataType.NUMBER)
     if dtype == _BOOL:
         return Value(1.0 if raw else 0.0, None, DataType.BOOLEAN)
     if dtype in _TEXTS:
-        if len(raw) > MAX_TEXT:
+        if len(text := str(raw)) > MAX_TEXT:
             raise DataError(f"text value is longer than {MAX_TEXT} characters")
-        return Value(None, str(raw), DataType.STRING)
+        return Value(None, text, DataType.STRING)
     raise DataError(f"datatype {_NAMES.get(dtype, dtype)} is not supported")
 
 
@@ -179,6 +214,8 @@ class SparkplugHost:
             assert device is not None
             state.aliases[device] = {}
             state.types[device] = {}
+            state.tags[device] = {}
+            state.fast[device] = {}
             state.devices_online.add(device)
         elif kind == "DDEATH":
             state.devices_online.discard(device or "")
@@ -197,6 +234,8 @@ class SparkplugHost:
     def _node_birth(self, state: _Node, message: pb.Payload) -> None:
         state.aliases = {None: {}}
         state.types = {None: {}}
+        state.tags = {}
+        state.fast = {}
         state.devices_online = set()
         state.online = True
         state.seq = message.seq if message.HasField("seq") else 0
@@ -245,6 +284,32 @@ class SparkplugHost:
         state.seq = message.seq
 
     # ------------------------------------------------------------------ metrics
+    @staticmethod
+    def _fast_numbers(
+        metrics: list, fast: dict[int, tuple[str, int]], default_ts: int | None, numbers: Numbers
+    ) -> list:
+        """Put float/double DATA metrics known by alias into ``numbers``; return the others.
+
+        Alias 0, named metrics, zero, null and non-finite values take the full path. An empty
+        name counts as no name, and a metric timestamp of 0 as no timestamp.
+        """
+        rest = []
+        add_tag, add_ts, add_value = numbers.tags.append, numbers.ts.append, numbers.values.append
+        for metric in metrics:
+            alias = metric.alias
+            hit = fast.get(alias) if alias else None
+            if hit is not None and not metric.name and (metric.datatype or hit[1]) in _FLOATS:
+                raw = metric.double_value or metric.float_value
+                if raw and raw - raw == 0.0 and not metric.is_null:  # set and finite
+                    ts = metric.timestamp or default_ts
+                    if ts is not None:
+                        add_tag(hit[0])
+                        add_ts(ts)
+                        add_value(raw)
+                        continue
+            rest.append(metric)
+        return rest
+
     def _metrics(
         self,
         group: str,
@@ -255,12 +320,20 @@ class SparkplugHost:
         birth: bool,
         outcome: DecodeOutcome,
     ) -> None:
-        machine = self.mapping.machine(group, node, device)
+        machine = state.machines.get(device)
+        if machine is None:
+            machine = state.machines[device] = self.mapping.machine(group, node, device)
         aliases = state.aliases.setdefault(device, {})
         types = state.types.setdefault(device, {})
+        known = state.tags.setdefault(device, {})
         default_ts = message.timestamp if message.HasField("timestamp") else None
-        for metric in message.metrics:
-            name = metric.name if metric.HasField("name") else None
+        fast = state.fast.setdefault(device, {})
+        metrics = message.metrics
+        if not birth:
+            metrics = self._fast_numbers(metrics, fast, default_ts, outcome.numbers)
+        for metric in metrics:
+            has_name = metric.HasField("name")
+            name = metric.name if has_name else None
             if birth:
                 if name is None:
                     outcome.errors.append("BIRTH metric without a name")
@@ -270,6 +343,7 @@ class SparkplugHost:
                 types[name] = metric.datatype
                 if metric.HasField("alias"):
                     aliases[metric.alias] = (name, metric.datatype)
+                    fast.pop(metric.alias, None)
             elif name is None:
                 if not metric.HasField("alias") or metric.alias not in aliases:
                     label = metric.alias if metric.HasField("alias") else "none"
@@ -299,7 +373,12 @@ class SparkplugHost:
                 continue
             try:
                 value = _value(metric, dtype)
-                tag = f"{machine}/{_tag_name(name)}"
+                tag = known.get(name)
+                if tag is None:
+                    tag = f"{machine}/{_tag_name(name)}"
+                    known[name] = tag  # only names that passed the check are remembered
+                if metric.HasField("alias") and aliases.get(metric.alias, ("",))[0] == name:
+                    fast[metric.alias] = (tag, aliases[metric.alias][1])
             except DataError as exc:
                 outcome.errors.append(f"metric {name[:100]!r}: {exc}")
                 continue
