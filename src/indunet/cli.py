@@ -133,10 +133,23 @@ def serve(
     mqtt_shared_group: Annotated[
         str | None,
         typer.Option(
+            "--shared-group",
             "--mqtt-shared-group",
             help="Share the subscription ($share/GROUP/…) among several ingest workers.",
         ),
     ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="MQTT user name (or in the URL).")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="INDUNET_MQTT_PASSWORD",
+            help="MQTT password; better in INDUNET_MQTT_PASSWORD than on the command line.",
+        ),
+    ] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Connect with TLS (as mqtts://).")] = False,
 ) -> None:
     """Run the HTTP API on the historian, and MQTT ingest when --mqtt-url is given."""
     import uvicorn
@@ -147,11 +160,11 @@ def serve(
     historian = _open(settings)
     ingest = None
     if mqtt_url:
-        from indunet.connect.mqtt import MqttIngest
+        from indunet.connect.mqtt import MqttIngest, with_credentials
 
         ingest = MqttIngest(
             historian,
-            mqtt_url,
+            with_credentials(mqtt_url, username, password, tls),
             client_id=mqtt_client_id,
             max_future_s=settings.max_future_s,
             shared_group=mqtt_shared_group,
@@ -184,6 +197,25 @@ def serve(
         if ingest:
             ingest.stop()
         historian.close()
+
+
+def _demo_login(historian: Any, enterprise: str) -> dict[str, str]:
+    """Create (or reset) the demo user with a random password, and a device key for ingest."""
+    import secrets
+
+    from indunet.auth.store import AuthStore
+
+    store = AuthStore(historian)
+    password = secrets.token_urlsafe(12)
+    now = int(time.time() * 1000)
+    if store.user("demo") is None:
+        store.add_user("demo", password, now_ms=now)
+    else:
+        store.set_password("demo", password)
+    store.grant("demo", enterprise, "admin")
+    store.grant("demo", "*", "chain")  # the regional monitor's aggregates too
+    device = store.create_key(enterprise, "operator", name="demo ingest", device=True, now_ms=now)
+    return {"user": "demo", "password": password, "device_key": device.secret}
 
 
 @app.command()
@@ -232,6 +264,7 @@ def demo(
     plants = build_plants(sites, machines, seed)
     settings = settings.model_copy(update={"plant": demo_plant_config(plants)})
     historian = _open(settings)
+    login = _demo_login(historian, settings.enterprise)  # a demo user and an ingest device key
     # history of the same machines, so their charts and OEE have a past: power and part and scrap
     # counters (not temperature: the batch model's would not join the live one smoothly)
     if hours:
@@ -246,6 +279,7 @@ def demo(
         historian.write(batch, source="demo")
     broker = None
     ingest = publisher = alarm_service = watcher = None
+    nation_loader: threading.Thread | None = None
     url = f"http://{settings.host}:{settings.port}/"
     server: uvicorn.Server | None = None
 
@@ -299,20 +333,28 @@ def demo(
                     f"(refreshed every 2 s; grey = stale)\n"
                     f"    click a machine: a chart per tag, 15 min to 24 h, drag or scroll "
                     f"to zoom\n"
-                    f"  API docs {url}docs\n"
+                    f"  sign in as user {login['user']} with password {login['password']}\n"
+                    f"  API docs {url}docs (API: Authorization: Bearer <key from "
+                    f"'indunet keys create'>)\n"
+                    f"  HTTP ingest: POST {url}api/v1/ingest with header X-Device-Key: "
+                    f"{login['device_key']}\n"
                     f"  data {data_dir} (DuckDB), MQTT broker {mqtt_url}\n"
                     f"Ctrl+C stops everything."
                 )
 
         threading.Thread(target=announce, name="demo-announce", daemon=True).start()
         if nation:
-            threading.Thread(
+            nation_loader = threading.Thread(
                 target=_load_demo_nation, args=(app, nation), name="demo-nation", daemon=True
-            ).start()
+            )
+            nation_loader.start()
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if nation_loader is not None:
+            # let the nation finish loading: exiting under its DuckDB work aborts the process
+            nation_loader.join()
         if alarm_service:
             alarm_service.stop()
         if watcher:
@@ -2050,6 +2092,207 @@ def edge_status(config: EdgeConfigOpt = Path("edge.toml"), as_json: Json = False
     b = status["buffer"]
     typer.echo(f"buffer: {b['rows']} rows, {b['fill']:.1%} full, {b['dropped']} dropped; "
                f"publisher connected: {status['publisher']['connected']}")
+
+
+# ---------------------------------------------------------------------------- users / keys
+users_app = typer.Typer(
+    help="Accounts: users and their roles per enterprise (run while the server is stopped "
+    "when it uses the embedded DuckDB file).",
+    no_args_is_help=True,
+)
+keys_app = typer.Typer(
+    help="API keys for programs and device keys for ingest; secrets are shown once.",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+RoleOpt = Annotated[str, typer.Option("--role", help="viewer, operator, admin (or chain).")]
+SiteOpt = Annotated[str | None, typer.Option("--site", help="Limit the grant to one site.")]
+
+
+def _auth_store(data_dir: Path | None, db: str | None):
+    from indunet.auth.store import AuthStore
+
+    historian = _open(_settings(data_dir, db))
+    return historian, AuthStore(historian)
+
+
+def _role(role: str) -> str:
+    from indunet.auth.model import Role
+
+    if role.strip().lower() == "chain":
+        return "chain"
+    try:
+        return Role.parse(role).name
+    except ValueError as exc:
+        raise DataError(f"option --role: {exc}") from exc
+
+
+@users_app.command("add")
+@guarded
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    enterprise: Annotated[str, typer.Option("--enterprise", help="Enterprise (tenant).")],
+    role: RoleOpt = "viewer",
+    site: SiteOpt = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Create a user with a role in an enterprise (a random password is printed if none given)."""
+    import secrets
+
+    role = _role(role)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    generated = password is None
+    if generated:
+        password = secrets.token_urlsafe(12)
+    historian, store = _auth_store(data_dir, db)
+    try:
+        store.add_user(name, password, now_ms=int(time.time() * 1000))
+        store.grant(name, enterprise, role, site)
+    finally:
+        historian.close()
+    out = {"name": name, "enterprise": enterprise, "role": role, "site": site}
+    if generated:
+        out["password"] = password
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    typer.echo(f"user {name}: {role} of {enterprise}" + (f", site {site}" if site else ""))
+    if generated:
+        typer.echo(f"password (shown once): {password}")
+
+
+@users_app.command("grant")
+@guarded
+def users_grant(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    enterprise: Annotated[str, typer.Option("--enterprise", help="Enterprise (tenant).")] = "*",
+    role: RoleOpt = "viewer",
+    site: SiteOpt = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+) -> None:
+    """Give a user a role in an enterprise (replacing any), or --role chain (aggregates only)."""
+    role = _role(role)
+    if role != "chain" and enterprise == "*":
+        raise DataError("option --enterprise is needed for the viewer, operator and admin roles")
+    historian, store = _auth_store(data_dir, db)
+    try:
+        store.grant(name, enterprise, role, site)
+    finally:
+        historian.close()
+    where = "every enterprise's aggregates" if role == "chain" else enterprise
+    typer.echo(f"user {name}: {role} of {where}")
+
+
+@users_app.command("list")
+@guarded
+def users_list(
+    enterprise: Enterprise = None, data_dir: DataDir = None, db: Db = None, as_json: Json = False
+) -> None:
+    """List users (of one enterprise, or all) with their grants."""
+    historian, store = _auth_store(data_dir, db)
+    try:
+        users = store.users(enterprise)
+    finally:
+        historian.close()
+    rows = [
+        {
+            "name": u["name"],
+            "disabled": u["disabled"],
+            "grants": ", ".join(
+                f"{g['role']}@{g['enterprise']}" + (f"/{g['site']}" if g["site"] else "")
+                for g in u["grants"]
+            ),
+        }
+        for u in users
+    ]
+    _print_rows(rows, as_json)
+
+
+@users_app.command("disable")
+@guarded
+def users_disable(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    enable: Annotated[bool, typer.Option("--enable", help="Enable the user again.")] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+) -> None:
+    """Disable a user (their sessions end at once), or enable them again."""
+    historian, store = _auth_store(data_dir, db)
+    try:
+        store.set_disabled(name, not enable)
+    finally:
+        historian.close()
+    typer.echo(f"user {name}: {'enabled' if enable else 'disabled'}")
+
+
+@keys_app.command("create")
+@guarded
+def keys_create(
+    enterprise: Annotated[str, typer.Option("--enterprise", help="Enterprise (tenant).")] = "*",
+    role: RoleOpt = "viewer",
+    device: Annotated[
+        bool, typer.Option("--device", help="A device key: ingest into the enterprise only.")
+    ] = False,
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "",
+    data_dir: DataDir = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Issue an API key (Authorization: Bearer) or a device key (X-Device-Key)."""
+    role = _role(role)
+    if role != "chain" and enterprise == "*":
+        raise DataError("option --enterprise is needed for the viewer, operator and admin roles")
+    historian, store = _auth_store(data_dir, db)
+    try:
+        issued = store.create_key(
+            enterprise, role, name=name, device=device, now_ms=int(time.time() * 1000)
+        )
+    finally:
+        historian.close()
+    header = "X-Device-Key" if device else "Authorization: Bearer"
+    if as_json:
+        typer.echo(json.dumps({**issued.__dict__, "header": header}))
+        return
+    typer.echo(f"key {issued.key_id}: {issued.role} of {issued.enterprise}")
+    typer.echo(f"secret (shown once; send as {header}): {issued.secret}")
+
+
+@keys_app.command("list")
+@guarded
+def keys_list(
+    enterprise: Enterprise = None, data_dir: DataDir = None, db: Db = None, as_json: Json = False
+) -> None:
+    """List keys (never their secrets), with their last use and revocation."""
+    historian, store = _auth_store(data_dir, db)
+    try:
+        rows = store.keys(enterprise)
+    finally:
+        historian.close()
+    _print_rows(rows, as_json)
+
+
+@keys_app.command("revoke")
+@guarded
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from keys list).")],
+    data_dir: DataDir = None,
+    db: Db = None,
+) -> None:
+    """Revoke a key at once."""
+    historian, store = _auth_store(data_dir, db)
+    try:
+        if not store.revoke_key(key_id, now_ms=int(time.time() * 1000)):
+            raise DataError(f"key {key_id!r} does not exist or is already revoked")
+    finally:
+        historian.close()
+    typer.echo(f"key {key_id}: revoked")
 
 
 def main() -> None:

@@ -408,3 +408,15 @@ def test_a_decoder_bug_dead_letters_the_message_and_the_rest_is_stored(settings_
     assert "could not decode it (ZeroDivisionError" in reasons[1]
     assert "could not decode it (RuntimeError: decoder bug)" in reasons[0]
     historian.close()
+
+
+def test_credentials_and_tls_from_options_win_over_the_url():
+    from indunet.connect.mqtt import with_credentials
+
+    url = with_credentials("mqtt://old:secret@broker:1884", "plant op", "p@ss:w/rd", tls=True)
+    assert url == "mqtts://plant%20op:p%40ss%3Aw%2Frd@broker:1884"
+    assert parse_mqtt_url(url) == ("broker", 1884, True, "plant op", "p@ss:w/rd")
+    assert with_credentials("mqtt://u:p@h") == "mqtt://u:p@h:1883"
+    assert with_credentials("mqtts://h") == "mqtts://h:8883"
+    with pytest.raises(ConfigError, match="needs a user name"):
+        with_credentials("mqtt://h", password="x")

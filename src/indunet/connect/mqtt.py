@@ -28,7 +28,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from indunet.connect.codec import mqtt_packets as mp
 from indunet.connect.codec.sparkplug import (
@@ -65,6 +65,24 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     return parts.hostname, port, tls, user, password
+
+
+def with_credentials(
+    url: str, username: str | None = None, password: str | None = None, tls: bool = False
+) -> str:
+    """Return ``url`` with a user name, password and TLS scheme set (given values win)."""
+    host, port, url_tls, url_user, url_password = parse_mqtt_url(url)
+    user = username if username is not None else url_user
+    secret = password if password is not None else url_password
+    if secret is not None and user is None:
+        raise ConfigError("an MQTT password needs a user name (--username)")
+    auth = ""
+    if user is not None:
+        auth = quote(user, safe="") + (f":{quote(secret, safe='')}" if secret is not None else "")
+        auth += "@"
+    scheme = "mqtts" if tls or url_tls else "mqtt"
+    where = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{auth}{where}:{port}"
 
 
 @dataclass(slots=True)
