@@ -130,3 +130,12 @@ def test_any_input_is_either_a_record_or_a_named_error(rows):
     assert len(out.records) + len(out.errors) + replaced == len(rows)
     for e in out.errors:
         assert e.ref.startswith("fuzz row ")
+
+
+def test_numbers_in_time_fields_are_epoch_milliseconds():
+    row = {"order_id": "S", "item": "a", "quantity": 1, "due_at": T_MS}
+    assert validate_rows("sales_orders", [row]).records[0]["due_at"] == T_MS
+    small = validate_rows("sales_orders", [{**row, "due_at": 7}]).records[0]["due_at"]
+    assert small == 7  # not read as seconds
+    bad = validate_rows("sales_orders", [{**row, "due_at": 1e20}])
+    assert bad.errors and "epoch milliseconds" in bad.errors[0].reason

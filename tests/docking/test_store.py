@@ -41,3 +41,48 @@ def test_a_dangling_lane_is_refused_when_the_problem_is_assembled(historian):
     store.save("acme", "lane", [{"from": "S9", "to": "H1"}], now_ms=1)
     with pytest.raises(DataError, match="'from' 'S9' is not an offer id"):
         store.problem("acme")
+
+
+def test_dispatch_workflow_is_audited_and_feeds_business_data(historian):
+    from indunet.business.store import BusinessStore
+
+    store = DockingStore(historian)
+    store.save(
+        "acme",
+        "request",
+        [{"id": "H1", "item": "mask", "quantity": 10, "enterprise": "hospital"}],
+        now_ms=1,
+    )
+    store.save("acme", "offer", [{"id": "S1", "item": "mask", "quantity": 10}], now_ms=1)
+    store.save("acme", "lane", [{"from": "S1", "to": "H1"}], now_ms=1)
+    run_id = store.save_run("acme", solve(store.problem("acme"), "cost"), now_ms=2)
+    [order] = store.propose("acme", run_id, by="dispatcher", now_ms=3)
+    assert store.propose("acme", run_id, by="dispatcher", now_ms=4) == [order]  # once per run
+    assert order["status"] == "proposed" and order["quantity"] == 10
+    oid = order["order_id"]
+    with pytest.raises(DataError, match="confirmed by both sides"):
+        store.act("acme", oid, "ship", side="supplier", by="s", now_ms=5)
+    store.act("acme", oid, "confirm", side="supplier", by="sally", now_ms=5)
+    store.act("acme", oid, "confirm", side="requester", by="rita", now_ms=6)
+    store.act("acme", oid, "ship", side="supplier", by="sally", now_ms=7, lat=30.5, lon=114.3)
+    done = store.act(
+        "acme", oid, "deliver", side="requester", by="rita", now_ms=8, warehouse="ward-3"
+    )
+    assert done["status"] == "delivered"
+    trail = store.audit("acme", oid)
+    assert [(t["action"], t["to_status"]) for t in trail] == [
+        ("propose", "proposed"),
+        ("confirm", "supplier_confirmed"),
+        ("confirm", "confirmed"),
+        ("ship", "shipped"),
+        ("deliver", "delivered"),
+    ]
+    business = BusinessStore(historian)
+    [stock] = business.current_inventory("hospital")
+    assert (stock["item"], stock["warehouse"], stock["quantity"]) == ("mask", "ward-3", 10.0)
+    [trip] = business.view("hospital", "shipments", now_ms=9)
+    assert trip["state"] == "arrived" and trip["departed_at"] == 7
+    with pytest.raises(LookupError):
+        store.act("acme", "nope", "confirm", side="supplier", by="s", now_ms=9)
+    with pytest.raises(DataError, match="needs a reason"):
+        store.act("acme", oid, "cancel", side="supplier", by="s", now_ms=9)

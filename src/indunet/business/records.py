@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from indunet.errors import ConfigError, DataError
 from indunet.ingest.values import zone
@@ -53,11 +60,20 @@ class _Record(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_missing(cls, value: Any) -> Any:
+    def _blank_is_missing(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str) and value.strip() == "":
             return None
         if isinstance(value, float) and math.isnan(value):
             return None
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and "datetime" in str(cls.model_fields[info.field_name].annotation)
+        ):
+            # numbers in a time field are epoch milliseconds, like everywhere in indunet
+            if not math.isfinite(value) or abs(value) > 10**15:
+                raise ValueError(f"{value!r} is not a time in epoch milliseconds")
+            return datetime.fromtimestamp(value / 1000, UTC)
         return value
 
 

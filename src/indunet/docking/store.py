@@ -9,8 +9,10 @@ from typing import Any
 import pyarrow as pa
 from pydantic import ValidationError
 
+from indunet.docking.dispatch import Action, DispatchStatus, next_status
 from indunet.docking.problem import Lane, Offer, Problem, Request, load_problem
 from indunet.docking.solver import Solution
+from indunet.errors import DataError
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
 
@@ -24,6 +26,18 @@ CREATE TABLE IF NOT EXISTS dock_entries (
 CREATE TABLE IF NOT EXISTS dock_runs (
   enterprise TEXT NOT NULL, run_id TEXT NOT NULL, objective TEXT NOT NULL,
   created_ms BIGINT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (enterprise, run_id)
+);
+CREATE TABLE IF NOT EXISTS dock_dispatch (
+  enterprise TEXT NOT NULL, order_id TEXT NOT NULL, run_id TEXT NOT NULL, offer TEXT NOT NULL,
+  request TEXT NOT NULL, item TEXT NOT NULL, quantity DOUBLE PRECISION NOT NULL,
+  supplier TEXT, requester TEXT, status TEXT NOT NULL, ship_day BIGINT, arrive_day BIGINT,
+  lat DOUBLE PRECISION, lon DOUBLE PRECISION, updated_ms BIGINT NOT NULL,
+  PRIMARY KEY (enterprise, order_id)
+);
+CREATE TABLE IF NOT EXISTS dock_audit (
+  enterprise TEXT NOT NULL, event_id TEXT NOT NULL, order_id TEXT NOT NULL, at_ms BIGINT NOT NULL,
+  by_user TEXT NOT NULL, side TEXT NOT NULL, action TEXT NOT NULL, from_status TEXT,
+  to_status TEXT NOT NULL, detail TEXT, PRIMARY KEY (enterprise, event_id)
 )
 """
 _MODELS: dict[str, type] = {"request": Request, "offer": Offer, "lane": Lane}
@@ -33,6 +47,7 @@ class DockingStore:
     """Requests, offers and lanes as validated JSON documents; runs as their solutions."""
 
     def __init__(self, historian: Historian) -> None:
+        self.historian = historian
         self.sql = SqlPort(historian)
         self.sql.script(_DDL)
 
@@ -117,3 +132,213 @@ class DockingStore:
             **{k: row[k] for k in ("run_id", "objective", "created_ms")},
             **json.loads(row["result"]),
         }
+
+    # ------------------------------------------------------------------ dispatch
+    _ORDER_COLS = (
+        "order_id, run_id, offer, request, item, quantity, supplier, requester, status, "
+        "ship_day, arrive_day, lat, lon, updated_ms"
+    )
+
+    def propose(self, enterprise: str, run_id: str, *, by: str, now_ms: int) -> list[dict]:
+        """Turn a kept run's allocations into proposed dispatch orders (once per run)."""
+        existing = self.dispatch_orders(enterprise, run_id=run_id)
+        if existing:
+            return existing
+        run = self.run(enterprise, run_id)
+        if run is None:
+            raise DataError(f"no run {run_id!r}")
+        offers = {o["id"]: o for o in self.entries(enterprise, "offer")}
+        requests = {r["id"]: r for r in self.entries(enterprise, "request")}
+        with self.sql.transaction():
+            for n, a in enumerate(run["allocations"]):
+                order_id = f"{run_id}-{n + 1}"
+                offer, request = offers.get(a["offer"], {}), requests.get(a["request"], {})
+                self.sql.execute(
+                    f"INSERT INTO dock_dispatch (enterprise, {self._ORDER_COLS}) VALUES "
+                    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    [
+                        enterprise,
+                        order_id,
+                        run_id,
+                        a["offer"],
+                        a["request"],
+                        request.get("item") or offer.get("item") or "",
+                        float(a["quantity"]),
+                        offer.get("enterprise"),
+                        request.get("enterprise"),
+                        DispatchStatus.proposed.value,
+                        a.get("ship_day"),
+                        a.get("arrive_day"),
+                        None,
+                        None,
+                        now_ms,
+                    ],
+                )
+                self._audit(
+                    enterprise, order_id, by, "operator", "propose", None, "proposed", now_ms
+                )
+        return self.dispatch_orders(enterprise, run_id=run_id)
+
+    def dispatch_orders(self, enterprise: str, *, run_id: str | None = None) -> list[dict]:
+        """Return dispatch orders, optionally of one run."""
+        sql = f"SELECT {self._ORDER_COLS} FROM dock_dispatch WHERE enterprise = $1"
+        params: list[Any] = [enterprise]
+        if run_id is not None:
+            sql += " AND run_id = $2"
+            params.append(run_id)
+        return self.sql.rows(sql + " ORDER BY order_id", params)
+
+    def act(
+        self,
+        enterprise: str,
+        order_id: str,
+        action: str,
+        *,
+        side: str,
+        by: str,
+        now_ms: int,
+        reason: str | None = None,
+        warehouse: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+    ) -> dict[str, Any]:
+        """Apply a side's action to an order, audit it, and feed deliveries into business data."""
+        if not by or not by.strip():
+            raise DataError("'by' must name who acts")
+        try:
+            act = Action(action)
+        except ValueError:
+            raise DataError(f"unknown action {action!r}; use {', '.join(Action)}") from None
+        rows = self.sql.rows(
+            f"SELECT {self._ORDER_COLS} FROM dock_dispatch WHERE enterprise = $1 AND order_id = $2",
+            [enterprise, order_id],
+        )
+        if not rows:
+            raise LookupError(f"no dispatch order {order_id!r}")
+        order = rows[0]
+        if act is Action.cancel and not (reason and reason.strip()):
+            raise DataError("a cancellation needs a reason")
+        new = next_status(DispatchStatus(order["status"]), act, side).status
+        detail = {k: v for k, v in (("reason", reason), ("warehouse", warehouse)) if v}
+        with self.sql.transaction():
+            self.sql.execute(
+                "UPDATE dock_dispatch SET status = $1, updated_ms = $2, lat = COALESCE($3, lat), "
+                "lon = COALESCE($4, lon) WHERE enterprise = $5 AND order_id = $6",
+                [new.value, now_ms, lat, lon, enterprise, order_id],
+            )
+            self._audit(
+                enterprise,
+                order_id,
+                by,
+                side,
+                act.value,
+                order["status"],
+                new.value,
+                now_ms,
+                json.dumps(detail) if detail else None,
+            )
+        if act in {Action.ship, Action.deliver}:
+            self._feed_business(enterprise, order, act, now_ms, warehouse, lat, lon)
+        return {**order, "status": new.value, "updated_ms": now_ms}
+
+    def audit(self, enterprise: str, order_id: str) -> list[dict]:
+        """Return every change of an order, oldest first."""
+        return self.sql.rows(
+            "SELECT at_ms, by_user, side, action, from_status, to_status, detail FROM dock_audit "
+            "WHERE enterprise = $1 AND order_id = $2 ORDER BY at_ms, event_id",
+            [enterprise, order_id],
+        )
+
+    def _audit(
+        self,
+        enterprise: str,
+        order_id: str,
+        by: str,
+        side: str,
+        action: str,
+        before: str | None,
+        after: str,
+        now_ms: int,
+        detail: str | None = None,
+    ) -> None:
+        self.sql.execute(
+            "INSERT INTO dock_audit VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            [
+                enterprise,
+                uuid.uuid4().hex,
+                order_id,
+                now_ms,
+                by,
+                side,
+                action,
+                before,
+                after,
+                detail,
+            ],
+        )
+
+    def _feed_business(
+        self,
+        enterprise: str,
+        order: dict,
+        act: Action,
+        now_ms: int,
+        warehouse: str | None,
+        lat: float | None,
+        lon: float | None,
+    ) -> None:
+        """Track the shipment, and on delivery add the quantity to the requester's stock."""
+        from indunet.business.store import BusinessStore
+
+        business = BusinessStore(self.historian)
+        owner = order["requester"] or enterprise
+        trip = {
+            "shipment_id": order["order_id"],
+            "direction": "inbound",
+            "order_id": order["order_id"],
+            "origin": order["offer"],
+            "destination": order["request"],
+            "lat": lat,
+            "lon": lon,
+        }
+        if act is Action.ship:
+            trip |= {"departed_at": now_ms, "status": "on_road"}
+        else:
+            known = [
+                s
+                for s in business.records(owner, "shipments")
+                if s["shipment_id"] == trip["shipment_id"]
+            ]
+            trip |= {
+                "departed_at": known[0]["departed_at"] if known else None,
+                "arrived_at": now_ms,
+                "status": "arrived",
+            }
+            place = warehouse or "docking"
+            stock = [
+                r
+                for r in business.current_inventory(owner)
+                if r["item"] == order["item"] and r["warehouse"] == place
+            ]
+            before = stock[0]["quantity"] if stock else 0.0
+            business.load(
+                owner,
+                "inventory",
+                [
+                    {
+                        "item": order["item"],
+                        "warehouse": place,
+                        "quantity": before + order["quantity"],
+                        "as_of": now_ms,
+                    }
+                ],
+                source=f"dock:{order['order_id']}",
+                now_ms=now_ms,
+            )
+        business.load(
+            owner,
+            "shipments",
+            [{k: v for k, v in trip.items() if v is not None}],
+            source=f"dock:{order['order_id']}",
+            now_ms=now_ms,
+        )

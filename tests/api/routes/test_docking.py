@@ -39,3 +39,31 @@ def test_stored_entries_runs_and_ranking(client):
     assert client.get("/api/v1/dock/rank?request=nope&enterprise=acme").status_code == 404
     assert client.delete("/api/v1/dock/lanes/S1->H1?enterprise=acme").status_code == 200
     assert client.delete("/api/v1/dock/lanes/S1->H1?enterprise=acme").status_code == 404
+
+
+def test_dispatch_orders_through_the_api(client):
+    client.post("/api/v1/dock/requests?enterprise=acme", json=PROBLEM["requests"])
+    client.post("/api/v1/dock/offers?enterprise=acme", json=PROBLEM["offers"])
+    client.post("/api/v1/dock/lanes?enterprise=acme", json=PROBLEM["lanes"])
+    run = client.post("/api/v1/dock/runs?objective=cost&enterprise=acme").json()
+    made = client.post(f"/api/v1/dock/runs/{run['run_id']}/dispatch?by=ops&enterprise=acme")
+    [order] = made.json()["rows"]
+    url = f"/api/v1/dock/dispatch/{order['order_id']}"
+    early = client.post(f"{url}/ship?enterprise=acme", json={"side": "supplier", "by": "s"})
+    assert early.status_code == 409 and "confirmed by both sides" in early.json()["detail"]
+    for side in ("supplier", "requester"):
+        r = client.post(f"{url}/confirm?enterprise=acme", json={"side": side, "by": side})
+        assert r.status_code == 200, r.text
+    assert client.get("/api/v1/dock/dispatch?enterprise=acme").json()["rows"][0]["status"] == (
+        "confirmed"
+    )
+    trail = client.get(f"{url}/audit?enterprise=acme").json()["rows"]
+    assert [t["to_status"] for t in trail] == ["proposed", "supplier_confirmed", "confirmed"]
+    assert (
+        client.post(
+            "/api/v1/dock/dispatch/nope/confirm?enterprise=acme",
+            json={"side": "supplier", "by": "x"},
+        ).status_code
+        == 404
+    )
+    assert client.post("/api/v1/dock/runs/nope/dispatch?by=ops&enterprise=acme").status_code == 404

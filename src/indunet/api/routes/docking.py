@@ -7,6 +7,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep
@@ -15,6 +16,7 @@ from indunet.docking.problem import load_problem
 from indunet.docking.ranking import OfferIndex
 from indunet.docking.solver import SolverError, solve
 from indunet.docking.store import DockingStore
+from indunet.errors import DataError
 
 router = APIRouter(prefix="/dock", tags=["docking"])
 Objective = Literal["cost", "fair"]
@@ -85,6 +87,78 @@ def get_run(
     if run is None:
         raise HTTPException(404, f"no run {run_id!r}")
     return run
+
+
+class DispatchAction(BaseModel):
+    """Who acts on a dispatch order, from which side, and the details of the action."""
+
+    side: Literal["supplier", "requester"]
+    by: str
+    reason: str | None = None
+    warehouse: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+@router.post("/runs/{run_id}/dispatch")
+def propose_dispatch(
+    run_id: str,
+    store: DockingDep,
+    settings: SettingsDep,
+    by: Annotated[str, Query(min_length=1)],
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Turn a kept run's allocations into dispatch orders both sides must confirm."""
+    try:
+        orders = store.propose(
+            enterprise or settings.enterprise, run_id, by=by, now_ms=int(time.time() * 1000)
+        )
+    except DataError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return {"rows": orders}
+
+
+@router.get("/dispatch")
+def list_dispatch(
+    store: DockingDep,
+    settings: SettingsDep,
+    run_id: str | None = None,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """List dispatch orders (optionally of one run) with their status."""
+    return {"rows": store.dispatch_orders(enterprise or settings.enterprise, run_id=run_id)}
+
+
+@router.post("/dispatch/{order_id}/{action}")
+def act_on_dispatch(
+    order_id: str,
+    action: Literal["confirm", "ship", "deliver", "cancel"],
+    body: DispatchAction,
+    store: DockingDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Confirm, ship, deliver or cancel an order; every change is audited."""
+    try:
+        return store.act(
+            enterprise or settings.enterprise,
+            order_id,
+            action,
+            now_ms=int(time.time() * 1000),
+            **body.model_dump(),
+        )
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except DataError as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
+@router.get("/dispatch/{order_id}/audit")
+def dispatch_audit(
+    order_id: str, store: DockingDep, settings: SettingsDep, enterprise: EnterpriseQ = None
+) -> dict[str, Any]:
+    """Return the audit trail of an order."""
+    return {"rows": store.audit(enterprise or settings.enterprise, order_id)}
 
 
 @router.get("/rank")
