@@ -153,6 +153,10 @@ def main() -> None:
 
     app_settings = load_settings(data_dir=work)
     with TestClient(create_app(app_settings)) as client:
+        from indunet.auth.store import AuthStore  # the region routes need a chain operator
+
+        chain = AuthStore(client.app.state.historian).create_key("*", "chain", now_ms=0)
+        client.headers["Authorization"] = f"Bearer {chain.secret}"
         url = f"/api/v1/region/rate?date={day}&by=province"
         assert client.get(url).status_code == 200
         lat = []

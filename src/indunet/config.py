@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from indunet.auth.settings import AuthSettings
 from indunet.errors import ConfigError
 from indunet.plant.config import PlantConfig
 from indunet.region.settings import RegionSettings
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     )
     plant: PlantConfig = Field(
         default_factory=PlantConfig, description="Machines, sites and stop reasons ([plant])."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Sessions, login rate limits ([auth])."
     )
 
     @field_validator("db")

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from indunet.api.app import create_app
+from indunet.auth.store import AuthStore
 from indunet.connect.broker import free_port
 from indunet.store import open_historian
 from indunet.web.pages import STATIC_DIR
@@ -205,6 +206,42 @@ def test_unknown_or_invalid_machine_is_a_clear_404(duck_client, url, says):
     assert 'href="/"' in r.text
 
 
+def test_pages_need_a_session_and_the_sign_in_form_brings_you_back(duck_client):
+    from fastapi.testclient import TestClient
+
+    plant(duck_client)
+    store = AuthStore(duck_client.app.state.historian)
+    store.add_user("ann", "plant-manager-pw", now_ms=now_ms())
+    store.grant("ann", "demo", "viewer")
+    browser = TestClient(duck_client.app)  # no key: a browser with an empty cookie jar
+    r = browser.get(f"/machine/{M1}", params={"range": "6h"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login?next=%2Fmachine%2Fs1%2Fpress%2Fl1%2Fm1%3Frange%3D6h"
+    part = browser.get("/parts/plant", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert part.status_code == 401 and part.headers["HX-Redirect"].startswith("/login?next=")
+    form = browser.get(r.headers["location"])
+    assert form.status_code == 200 and 'name="csrf_token"' in form.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    next_ = re.search(r'name="next" value="([^"]+)"', form.text).group(1)
+    assert next_ == "/machine/s1/press/l1/m1?range=6h"
+    wrong = browser.post(
+        "/api/v1/auth/login/form",
+        data={"name": "ann", "password": "not-her-password", "csrf_token": token, "next": next_},
+        follow_redirects=False,
+    )
+    assert wrong.headers["location"].startswith("/login?error=wrong")
+    assert "Wrong user name or password" in browser.get(wrong.headers["location"]).text
+    ok = browser.post(
+        "/api/v1/auth/login/form",
+        data={"name": "ann", "password": "plant-manager-pw", "csrf_token": token, "next": next_},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == next_
+    page = browser.get(next_)
+    assert page.status_code == 200 and 'class="chart' in page.text
+    assert browser.get("/api/v1/series", params={"tag": f"{M1}/power_kw"}).status_code == 200
+
+
 def test_pages_are_not_in_the_openapi_schema(duck_client):
     paths = duck_client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p == "/" or p.startswith(("/machine", "/parts", "/static"))]
@@ -304,8 +341,22 @@ def browser():
         b.close()
 
 
+def sign_in(page, url: str, name: str, password: str) -> None:
+    """Open ``url``, get sent to the sign-in form, sign in, and land back on ``url``."""
+    page.goto(url)
+    page.wait_for_url("**/login?next=**")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(url)
+
+
 def test_browser_live_cards_and_charts(live, browser):
-    http = httpx.Client(base_url=live.url, timeout=10)
+    store = AuthStore(live.historian)
+    store.add_user("ann", "plant-manager-pw", now_ms=now_ms())
+    store.grant("ann", "demo", "viewer")
+    key = store.create_key("demo", "admin", name="test loader", now_ms=now_ms()).secret
+    http = httpx.Client(base_url=live.url, timeout=10, headers={"Authorization": f"Bearer {key}"})
     t = now_ms()
     history = [{"tag": f"{M1}/power_kw", "ts": t - 3_500_000 + i * 5000, "value": i % 37}
                for i in range(700)]  # fmt: skip
@@ -323,7 +374,7 @@ def test_browser_live_cards_and_charts(live, browser):
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    page.goto(live.url + "/")
+    sign_in(page, live.url + "/", "ann", "plant-manager-pw")  # the charts' API calls use it too
     for m in (M1, M2, M3, f"s1/press/l1/{HOSTILE}"):
         assert page.locator(f'li.machine[data-machine="{m}"]').count() == 1, m
     value = page.locator(f'li[data-machine="{M2}"] .reading[data-tag="power_kw"] .value')
@@ -394,49 +445,78 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("INDUNET_")}
 
 
+def _drain(stream, into: list[str]) -> threading.Thread:
+    """Read a pipe line by line in a thread (so the child never blocks on a full pipe)."""
+    thread = threading.Thread(target=lambda: into.extend(iter(stream.readline, "")), daemon=True)
+    thread.start()
+    return thread
+
+
 def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path):
     port = free_port()
     cmd = [_indunet(), "demo", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-           "--machines", "6", "--sites", "2", "--hours", "1"]  # fmt: skip
+           "--machines", "6", "--sites", "2", "--hours", "1", "--nation", "500"]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+    out_lines: list[str] = []
+    err_lines: list[str] = []
+    readers = [_drain(proc.stdout, out_lines), _drain(proc.stderr, err_lines)]
+    base = f"http://127.0.0.1:{port}"
+    http = httpx.Client(base_url=base, timeout=5)
     try:
         deadline = time.monotonic() + 30  # the issue's promise: live machines within 30 s
         live: list[str] = []
+        signed_in = False
         while time.monotonic() < deadline and proc.poll() is None:
+            if not signed_in:  # the demo prints its user's random password once it serves
+                m = re.search(r"sign in as user (\S+) with password (\S+)", "".join(out_lines))
+                if m:
+                    anonymous = httpx.get(f"{base}/", timeout=5, follow_redirects=False)
+                    assert anonymous.status_code == 303  # the pages need a session
+                    login = {"name": m.group(1), "password": m.group(2)}
+                    signed_in = http.post("/api/v1/auth/login", json=login).status_code == 200
+                    assert signed_in
             try:
-                html = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+                html = http.get("/").text if signed_in else ""
             except httpx.TransportError:
                 html = ""
             live = re.findall(r'class="machine status-live" data-machine="([^"]+)"', html)
-            if len(live) == 6:
+            if len(live) == 6 and 'data-tag="temp_c"' in html:  # temperature: live data only
                 break
             time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate(timeout=30)
+        assert proc.poll() is None, (out_lines, err_lines)
         assert len(live) == 6, f"live machines after 30 s: {live}"
         assert "site-01/press-shop/line-01/m-001" in live
         for tag in ("power_kw", "temp_c"):
             assert f'data-tag="{tag}"' in html
         # the history of the same machines is there for the charts
-        series = httpx.get(
-            f"http://127.0.0.1:{port}/api/v1/series",
-            params={
-                "tag": "site-01/press-shop/line-01/m-001/power_kw",
-                "start": now_ms() - 3_600_000,
-                "width": 300,
-            },
-        ).json()
+        params = {
+            "tag": "site-01/press-shop/line-01/m-001/power_kw",
+            "start": now_ms() - 3_600_000,
+            "width": 300,
+        }
+        assert httpx.get(f"{base}/api/v1/series", params=params).status_code == 401
+        series = http.get("/api/v1/series", params=params).json()
         assert len(series["rows"]) > 100
+        # the printed device key sends data over HTTP
+        key = re.search(r"X-Device-Key: (\S+)", "".join(out_lines)).group(1)
+        point = {"tag": "site-01/press-shop/line-01/m-001/probe", "ts": now_ms(), "value": 1}
+        sent = httpx.post(f"{base}/api/v1/ingest", json=point, headers={"X-Device-Key": key})
+        assert sent.status_code == 200, sent.text
     finally:
+        http.close()
         proc.send_signal(signal.SIGINT)
         try:
-            out, err = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"demo did not stop within 60 s of Ctrl+C:\n{out}\n{err}")
+            proc.wait()
+            pytest.fail(f"demo did not stop within 60 s of Ctrl+C:\n{out_lines}\n{err_lines}")
+        for reader in readers:
+            reader.join(10)
+    out, err = "".join(out_lines), "".join(err_lines)
     assert proc.returncode == 0, (out, err)
     assert "Traceback" not in err, err
     assert f"open http://127.0.0.1:{port}/" in out

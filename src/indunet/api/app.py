@@ -57,7 +57,8 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
         app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)
     app.state.templates = pages.build_templates()
-    app.include_router(pages.router)
+    app.include_router(pages.router, dependencies=guarded)
+    app.include_router(auth_routes.pages_router, dependencies=guarded)  # /login
     app.mount("/static", pages.static_files(), name="static")
 
     @app.exception_handler(DataError)

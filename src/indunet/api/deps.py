@@ -16,8 +16,8 @@ __all__ = ["HistorianDep", "SettingsDep", "parse_time_param", "time_parser"]
 
 
 def get_settings(request: Request) -> Settings:
-    """Return the app's settings."""
-    return request.app.state.settings
+    """Return the settings of this request (its tenant set by `indunet.auth.web.authorise`)."""
+    return getattr(request.state, "settings", None) or request.app.state.settings
 
 
 def get_historian(request: Request) -> Historian:

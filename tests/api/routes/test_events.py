@@ -16,6 +16,7 @@ import uvicorn
 
 from indunet.api.app import create_app
 from indunet.api.events import EventBus, StreamEvent
+from indunet.auth.store import AuthStore
 from indunet.model import POINT_SCHEMA, DataType, PointBatch
 from indunet.plant.alarm_service import AlarmService
 from indunet.store import open_historian
@@ -39,12 +40,13 @@ def _write(historian, rows: list[tuple[int, float]]) -> None:
 
 
 @pytest.fixture
-def server(settings_factory) -> Iterator[tuple[str, AlarmService, EventBus]]:
-    """Serve the app on a free port with an alarm service (driven by the test, not a thread)."""
+def server(settings_factory) -> Iterator[tuple[str, AlarmService, EventBus, dict[str, str]]]:
+    """Serve the app on a free port with an alarm service; also yield a viewer key's header."""
     settings = settings_factory(plant={"alarms": RULES})
     historian = open_historian(settings)
     now = int(time.time() * 1000)
     _write(historian, [(now - 10_000, 20.0)])
+    key = AuthStore(historian).create_key("demo", "viewer", now_ms=now).secret
     app = create_app(settings, historian)
     service = AlarmService(
         historian, settings, publish=lambda rows: app.state.events.publish_alarms(rows)
@@ -63,7 +65,7 @@ def server(settings_factory) -> Iterator[tuple[str, AlarmService, EventBus]]:
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert srv.started
-    yield f"http://127.0.0.1:{port}", service, app.state.events
+    yield f"http://127.0.0.1:{port}", service, app.state.events, {"Authorization": f"Bearer {key}"}
     srv.should_exit = True
     thread.join(10)
     historian.close()
@@ -87,14 +89,15 @@ def _read_events(response: httpx.Response, n: int) -> list[dict]:
 
 
 def test_live_alarm_events_and_replay(server) -> None:
-    base, service, bus = server
+    base, service, bus, auth = server
+    assert httpx.get(f"{base}/api/v1/events", timeout=5).status_code == 401  # anonymous
     now = int(time.time() * 1000)
     service.run_once(now - 9000)
     got: list[dict] = []
 
     def listen() -> None:
         with httpx.stream(
-            "GET", f"{base}/api/v1/events", params={"kinds": "alarm"}, timeout=20
+            "GET", f"{base}/api/v1/events", params={"kinds": "alarm"}, headers=auth, timeout=20
         ) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             got.extend(_read_events(r, 2))
@@ -117,12 +120,14 @@ def test_live_alarm_events_and_replay(server) -> None:
 
     # reconnecting with Last-Event-ID replays what came after it from the events table
     with httpx.stream(
-        "GET", f"{base}/api/v1/events", headers={"Last-Event-ID": "alarm:1"}, timeout=20
+        "GET", f"{base}/api/v1/events", headers={**auth, "Last-Event-ID": "alarm:1"}, timeout=20
     ) as r:
         replayed = _read_events(r, 1)
     assert [(e["id"], json.loads(e["data"])["kind"]) for e in replayed] == [("alarm:2", "returned")]
 
-    bad = httpx.get(f"{base}/api/v1/events", headers={"Last-Event-ID": "garbage"}, timeout=5)
+    bad = httpx.get(
+        f"{base}/api/v1/events", headers={**auth, "Last-Event-ID": "garbage"}, timeout=5
+    )
     assert bad.status_code == 422 and "KIND:SEQ" in bad.text
 
 

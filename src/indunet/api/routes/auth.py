@@ -1,0 +1,298 @@
+"""Log in and out, who am I, and the users and keys of an enterprise (its admins only).
+
+The route table (``indunet.auth.policy``) decides who may call each route; these handlers act on
+the tenant it chose (``?enterprise=`` or the caller's default) and never touch another one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from indunet.api.deps import SettingsDep
+from indunet.auth.model import Role
+from indunet.auth.store import AuthStore
+from indunet.auth.web import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    PrincipalDep,
+    auth_store,
+    clear_session_cookies,
+    client_address,
+    login_throttle,
+    principal_summary,
+    set_session_cookies,
+)
+from indunet.errors import DataError
+
+__all__ = ["pages_router", "router"]
+
+router = APIRouter(tags=["auth"])
+pages_router = APIRouter(include_in_schema=False, tags=["web"])
+StoreDep = Annotated[AuthStore, Depends(auth_store)]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Login(BaseModel):
+    """A password login."""
+
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class NewUser(BaseModel):
+    """A user created by an enterprise admin, with a role in that enterprise."""
+
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=10, max_length=1024)
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+    site: str | None = Field(None, max_length=64)
+
+
+class GrantBody(BaseModel):
+    """A role in the admin's enterprise, optionally limited to one site."""
+
+    role: Literal["viewer", "operator", "admin"]
+    site: str | None = Field(None, max_length=64)
+
+
+class NewKey(BaseModel):
+    """An API key (for programs) or a device key (ingest only) of the admin's enterprise."""
+
+    name: str = Field("", max_length=200)
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+    device: bool = False
+
+
+async def _login(request: Request, name: str, password: str) -> tuple[str, Any]:
+    """Check a password under the rate limit; return (user, NewSession) or raise 401/429."""
+    throttle = login_throttle(request)
+    ip = client_address(request)
+    wait = throttle.wait_s(name, ip, time.monotonic())
+    if wait > 0:
+        raise HTTPException(
+            429,
+            f"too many failed logins: try again in {int(wait) + 1} s",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    store = auth_store(request)
+    ok = await run_in_threadpool(store.check_password, name, password)
+    if not ok:
+        throttle.failed(name, ip, time.monotonic())
+        raise HTTPException(401, "wrong user name or password (or the account is disabled)")
+    throttle.succeeded(name, ip)
+    settings = request.app.state.settings
+    session = await run_in_threadpool(
+        lambda: store.start_session(
+            name,
+            now_ms=_now_ms(),
+            lifetime_ms=int(settings.auth.session_hours * 3_600_000),
+            replaces=request.cookies.get(SESSION_COOKIE),
+        )
+    )
+    return name, session
+
+
+@router.post("/auth/login")
+async def login(request: Request, response: Response, body: Login) -> dict[str, Any]:
+    """Log in with a password: sets the session cookie (a new id every time) and returns the
+    CSRF token to send as ``X-CSRF-Token`` on unsafe requests."""
+    name, session = await _login(request, body.name, body.password)
+    max_age = max(1, (session.expires_ms - _now_ms()) // 1000)
+    set_session_cookies(
+        request, response, token=session.token, csrf=session.csrf_token, max_age_s=max_age
+    )
+    principal = await run_in_threadpool(auth_store(request).principal_for_user, name)
+    return {
+        **principal_summary(principal),
+        "csrf_token": session.csrf_token,
+        "expires_ms": session.expires_ms,
+    }
+
+
+def _safe_next(target: str | None) -> str:
+    """Return a local redirect target (never another site)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.post("/auth/login/form", response_class=RedirectResponse, status_code=303)
+async def login_form(
+    request: Request,
+    name: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> RedirectResponse:
+    """Log in from an HTML form (double-submit CSRF: the form's token equals the CSRF cookie);
+    redirect to ``next`` or back to ``/login`` with an error."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    back = _safe_next(next)
+    if not cookie or cookie != csrf_token:
+        return RedirectResponse(f"/login?error=csrf&next={quote(back)}", status_code=303)
+    try:
+        _, session = await _login(request, name, password)
+    except HTTPException as exc:
+        error = "locked" if exc.status_code == 429 else "wrong"
+        return RedirectResponse(f"/login?error={error}&next={quote(back)}", status_code=303)
+    response = RedirectResponse(back, status_code=303)
+    max_age = max(1, (session.expires_ms - _now_ms()) // 1000)
+    set_session_cookies(
+        request, response, token=session.token, csrf=session.csrf_token, max_age_s=max_age
+    )
+    return response
+
+
+@router.post("/auth/logout")
+async def logout(request: Request, response: Response, principal: PrincipalDep) -> dict:
+    """End the current session (API keys have no session: revoke them instead)."""
+    if principal is not None and principal.session_id:
+        await run_in_threadpool(auth_store(request).end_session, principal.session_id)
+    clear_session_cookies(response)
+    return {"logged_out": True}
+
+
+@router.get("/auth/me")
+def me(principal: PrincipalDep) -> dict[str, Any]:
+    """Return who is calling, their grants and (for sessions) the CSRF token."""
+    if principal is None:  # only when auth.required is off
+        raise HTTPException(401, "not signed in (auth.required is off on this server)")
+    return {**principal_summary(principal), "csrf_token": principal.csrf_token}
+
+
+def _tenant(settings: SettingsDep) -> str:
+    return settings.enterprise
+
+
+TenantDep = Annotated[str, Depends(_tenant)]
+
+
+def _data_error(exc: DataError) -> HTTPException:
+    return HTTPException(422, str(exc))
+
+
+@router.get("/users")
+def list_users(store: StoreDep, enterprise: TenantDep) -> dict[str, Any]:
+    """List the users granted this enterprise, with their grant here (not elsewhere)."""
+    out = []
+    for user in store.users(enterprise):
+        here = [g for g in user["grants"] if g["enterprise"] == enterprise]
+        out.append({"name": user["name"], "disabled": user["disabled"], "grants": here})
+    return {"enterprise": enterprise, "users": out}
+
+
+@router.post("/users", status_code=201)
+def add_user(store: StoreDep, enterprise: TenantDep, body: NewUser) -> dict[str, Any]:
+    """Create a user with a role in this enterprise (409 if the name is taken)."""
+    if store.user(body.name) is not None:
+        raise HTTPException(409, "that user name is taken: choose another")
+    try:
+        store.add_user(body.name, body.password, now_ms=_now_ms())
+        store.grant(body.name, enterprise, body.role, body.site)
+    except DataError as exc:
+        raise _data_error(exc) from exc
+    return {"name": body.name, "enterprise": enterprise, "role": body.role, "site": body.site}
+
+
+@router.put("/users/{name}/grant")
+def grant_user(store: StoreDep, enterprise: TenantDep, name: str, body: GrantBody) -> dict:
+    """Give an existing user a role in this enterprise (404 if no such user)."""
+    if store.user(name) is None:
+        raise HTTPException(404, "no such user")
+    try:
+        store.grant(name, enterprise, body.role, body.site)
+    except DataError as exc:
+        raise _data_error(exc) from exc
+    return {"name": name, "enterprise": enterprise, "role": body.role, "site": body.site}
+
+
+@router.delete("/users/{name}/grant")
+def revoke_user(store: StoreDep, enterprise: TenantDep, name: str) -> dict:
+    """Remove a user's grant in this enterprise (404 if they had none here)."""
+    if not store.revoke_grant(name, enterprise):
+        raise HTTPException(404, "no such user in this enterprise")
+    return {"name": name, "enterprise": enterprise, "revoked": True}
+
+
+@router.post("/users/{name}/disable")
+def disable_user(
+    store: StoreDep, enterprise: TenantDep, principal: PrincipalDep, name: str
+) -> dict:
+    """Disable a user of this enterprise; refused if they also belong to an enterprise the
+    caller does not administer (404 if they are not in this enterprise)."""
+    user = store.user(name)
+    if user is None or not any(g["enterprise"] == enterprise for g in user["grants"]):
+        raise HTTPException(404, "no such user in this enterprise")
+    assert principal is not None
+    for g in user["grants"]:
+        mine = principal.grant_for(g["enterprise"])
+        if mine is None or mine.role != Role.admin:
+            raise HTTPException(
+                403, "this user also belongs elsewhere: remove their grant here instead"
+            )
+    store.set_disabled(name, True)
+    return {"name": name, "disabled": True}
+
+
+@router.get("/keys")
+def list_keys(store: StoreDep, enterprise: TenantDep) -> dict[str, Any]:
+    """List this enterprise's API and device keys (never their secrets)."""
+    return {"enterprise": enterprise, "keys": store.keys(enterprise)}
+
+
+@router.post("/keys", status_code=201)
+def create_key(store: StoreDep, enterprise: TenantDep, body: NewKey) -> dict[str, Any]:
+    """Issue a key for this enterprise; the secret is in this response only."""
+    issued = store.create_key(
+        enterprise, body.role, name=body.name, device=body.device, now_ms=_now_ms()
+    )
+    return {
+        "key_id": issued.key_id,
+        "secret": issued.secret,
+        "kind": issued.kind,
+        "enterprise": issued.enterprise,
+        "role": issued.role,
+        "header": "X-Device-Key" if body.device else "Authorization: Bearer",
+    }
+
+
+@router.delete("/keys/{key_id}")
+def revoke_key(store: StoreDep, enterprise: TenantDep, key_id: str) -> dict[str, Any]:
+    """Revoke a key of this enterprise at once (404 for keys of other enterprises too)."""
+    found = store.key(key_id)
+    if found is None or found["enterprise"] != enterprise:
+        raise HTTPException(404, "no such key in this enterprise")
+    store.revoke_key(key_id, now_ms=_now_ms())
+    return {"key_id": key_id, "revoked": True}
+
+
+_LOGIN_ERRORS = {
+    "wrong": "Wrong user name or password.",
+    "locked": "Too many failed sign-ins: wait a little and try again.",
+    "csrf": "The form had expired: please sign in again.",
+}
+
+
+@pages_router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/", error: str = "") -> HTMLResponse:
+    """Show the sign-in form (its CSRF token is double-submitted: form field and cookie)."""
+    token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    context = {"next": _safe_next(next), "error": _LOGIN_ERRORS.get(error), "csrf_token": token}
+    response = request.app.state.templates.TemplateResponse(request, "login.html", context)
+    settings = request.app.state.settings
+    secure = settings.auth.secure_cookies
+    if secure is None:
+        secure = request.url.scheme == "https"
+    response.set_cookie(CSRF_COOKIE, token, httponly=False, samesite="lax", secure=secure)
+    return response

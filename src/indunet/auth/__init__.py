@@ -1,0 +1,1 @@
+"""Accounts, tenants and roles: who may call which route on which enterprise's data."""

@@ -1,0 +1,139 @@
+"""The one table of what every route requires: ``(method, path) → (need, tenant scope)``.
+
+``tests/api/test_security_matrix.py`` checks this table against ``app.routes`` both ways, so a new
+route without a row fails the tests (and is refused at runtime: unknown routes fail closed).
+
+Tenant scope: ``query`` — the tenant is the ``enterprise`` query parameter, else the principal's
+default enterprise; ``server`` — the route acts on this server's own plant (alarm service, event
+stream), whose enterprise is ``settings.enterprise``; ``none`` — no tenant (public, chain
+aggregates, the caller's own account).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from indunet.auth.model import Need
+
+__all__ = ["ROUTES", "Rule", "rule_for"]
+
+Scope = Literal["query", "server", "none"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a route needs and where its tenant comes from."""
+
+    need: Need
+    scope: Scope = "query"
+
+
+_PUBLIC = Rule(Need.public, "none")
+_V, _O, _A = Rule(Need.viewer), Rule(Need.operator), Rule(Need.admin)
+_SV, _SO, _SA = (Rule(n, "server") for n in (Need.viewer, Need.operator, Need.admin))
+_CHAIN = Rule(Need.chain, "none")
+_ME = Rule(Need.signed_in, "none")
+
+ROUTES: dict[tuple[str, str], Rule] = {
+    # public: liveness, login, API docs, static files
+    ("GET", "/health"): _PUBLIC,
+    ("GET", "/openapi.json"): _PUBLIC,
+    ("GET", "/docs"): _PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): _PUBLIC,
+    ("GET", "/redoc"): _PUBLIC,
+    ("*", "/static"): _PUBLIC,
+    ("GET", "/login"): _PUBLIC,
+    ("POST", "/api/v1/auth/login"): _PUBLIC,
+    ("POST", "/api/v1/auth/login/form"): _PUBLIC,
+    # the caller's own account
+    ("POST", "/api/v1/auth/logout"): _ME,
+    ("GET", "/api/v1/auth/me"): _ME,
+    # users and keys of an enterprise
+    ("GET", "/api/v1/users"): _A,
+    ("POST", "/api/v1/users"): _A,
+    ("PUT", "/api/v1/users/{name}/grant"): _A,
+    ("DELETE", "/api/v1/users/{name}/grant"): _A,
+    ("POST", "/api/v1/users/{name}/disable"): _A,
+    ("GET", "/api/v1/keys"): _A,
+    ("POST", "/api/v1/keys"): _A,
+    ("DELETE", "/api/v1/keys/{key_id}"): _A,
+    # points: ingest by devices/operators, reads by viewers, declaring tags by admins
+    ("POST", "/api/v1/ingest"): Rule(Need.ingest),
+    ("GET", "/api/v1/series"): _V,
+    ("GET", "/api/v1/latest"): _V,
+    ("GET", "/api/v1/tags"): _V,
+    ("POST", "/api/v1/tags"): _A,
+    ("GET", "/api/v1/deadletters"): _V,
+    # business records: uploads are configuration-like bulk loads
+    ("POST", "/api/v1/business/{kind}"): _A,
+    ("GET", "/api/v1/inventory"): _V,
+    ("GET", "/api/v1/orders"): _V,
+    ("GET", "/api/v1/shipments"): _V,
+    ("GET", "/api/v1/business/overview"): _V,
+    # supply-demand docking: solving a posted problem reads nothing stored
+    ("POST", "/api/v1/dock/solve"): _V,
+    ("POST", "/api/v1/dock/runs"): _O,
+    ("GET", "/api/v1/dock/runs/{run_id}"): _V,
+    ("GET", "/api/v1/dock/rank"): _V,
+    ("POST", "/api/v1/dock/runs/{run_id}/dispatch"): _O,
+    ("GET", "/api/v1/dock/dispatch"): _V,
+    ("POST", "/api/v1/dock/dispatch/{order_id}/{action}"): _O,
+    ("GET", "/api/v1/dock/dispatch/{order_id}/audit"): _V,
+    ("POST", "/api/v1/dock/{kind}"): _O,
+    ("GET", "/api/v1/dock/{kind}"): _V,
+    ("DELETE", "/api/v1/dock/{kind}/{entry_id}"): _O,
+    # an enterprise's supply network (the chain leader's own data)
+    ("PUT", "/api/v1/chain/networks/{name}"): _A,
+    ("GET", "/api/v1/chain/networks"): _V,
+    ("GET", "/api/v1/chain/networks/{name}"): _V,
+    ("GET", "/api/v1/chain/networks/{name}/stuck-points"): _V,
+    ("GET", "/api/v1/chain/networks/{name}/items"): _V,
+    ("GET", "/api/v1/chain/networks/{name}/resilience"): _V,
+    ("GET", "/api/v1/chain/networks/{name}/carbon"): _V,
+    ("POST", "/api/v1/chain/networks/{name}/scenarios"): _O,
+    ("GET", "/api/v1/chain/networks/{name}/scenarios"): _V,
+    ("GET", "/api/v1/chain/networks/{name}/scenarios/compare"): _V,
+    ("GET", "/api/v1/chain/networks/{name}/scenarios/{scenario}"): _V,
+    # resumption monitor: aggregates across enterprises, chain operators only
+    ("GET", "/api/v1/region/rate"): _CHAIN,
+    ("GET", "/api/v1/region/rate.csv"): _CHAIN,
+    ("GET", "/api/v1/region/trend"): _CHAIN,
+    ("GET", "/api/v1/region/rankings"): _CHAIN,
+    ("GET", "/api/v1/region/enterprises"): _CHAIN,
+    ("GET", "/api/v1/region/watchlist"): _CHAIN,
+    ("GET", "/api/v1/region/headline"): _CHAIN,
+    ("GET", "/api/v1/region/status"): _CHAIN,
+    ("GET", "/api/v1/region/quarantine"): _CHAIN,
+    # machines, states, OEE, energy
+    ("GET", "/api/v1/machines"): _V,
+    ("PUT", "/api/v1/machines/{path:path}"): _A,
+    ("GET", "/api/v1/states"): _V,
+    ("POST", "/api/v1/states/reasons"): _O,
+    ("GET", "/api/v1/stops"): _V,
+    ("GET", "/api/v1/oee"): _V,
+    ("GET", "/api/v1/energy"): _V,
+    # alarms and the live event stream: this server's plant
+    ("GET", "/api/v1/alarms"): _SV,
+    ("GET", "/api/v1/alarms/status"): _SV,
+    ("GET", "/api/v1/alarms/history"): _SV,
+    ("POST", "/api/v1/alarms/{alarm_id:path}/acknowledge"): _SO,
+    ("POST", "/api/v1/alarms/{alarm_id:path}/shelve"): _SO,
+    ("POST", "/api/v1/alarms/{alarm_id:path}/unshelve"): _SO,
+    ("GET", "/api/v1/alarm-rules"): _SV,
+    ("POST", "/api/v1/alarm-rules"): _SA,
+    ("DELETE", "/api/v1/alarm-rules/{rule_id}"): _SA,
+    ("GET", "/api/v1/events"): _SV,
+    # web pages (server-rendered; same rules as the data they show)
+    ("GET", "/"): _V,
+    ("GET", "/parts/plant"): _V,
+    ("GET", "/machine/{site}/{area}/{line}/{machine}"): _V,
+    ("GET", "/parts/machine/{site}/{area}/{line}/{machine}"): _V,
+}
+
+
+def rule_for(method: str, path: str) -> Rule | None:
+    """Return the rule of a route (``HEAD`` follows ``GET``), or None when it has none."""
+    if method == "HEAD":
+        method = "GET"
+    return ROUTES.get((method, path))

@@ -1,0 +1,260 @@
+"""FastAPI dependencies: who is calling (key, device key or session cookie) and may they.
+
+``authorise`` is attached once per router in ``indunet.api.app`` and applies the route table of
+``indunet.auth.policy``. It resolves the principal in this order: ``Authorization: Bearer`` (API
+key), ``X-Device-Key`` (device key), the ``indunet_session`` cookie. Cookie-authenticated unsafe
+requests must carry the session's CSRF token (synchronizer token kept server-side, sent in the
+``X-CSRF-Token`` header or a ``csrf_token`` form field) and, when the browser sends ``Origin``,
+come from this server's own origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import iter_route_contexts
+
+from indunet.auth.model import Decision, Need, Principal, decide
+from indunet.auth.policy import Rule, rule_for
+from indunet.auth.store import AuthStore
+from indunet.auth.throttle import LoginThrottle
+from indunet.config import Settings
+
+__all__ = [
+    "CSRF_COOKIE",
+    "SESSION_COOKIE",
+    "PrincipalDep",
+    "auth_store",
+    "authorise",
+    "current_principal",
+    "login_throttle",
+    "set_session_cookies",
+]
+
+SESSION_COOKIE = "indunet_session"
+CSRF_COOKIE = "indunet_csrf"
+_SAFE = {"GET", "HEAD", "OPTIONS"}
+_UNRESOLVED = object()
+_ASSET_QUERY = ("tag", "prefix", "machine", "scope", "site")
+_ASSET_PATH = ("site", "path")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _app_state_lock(request: Request) -> threading.Lock:
+    return request.app.state.__dict__.setdefault("_auth_lock", threading.Lock())
+
+
+def auth_store(request: Request) -> AuthStore:
+    """Return the app's account store, creating its tables on first use."""
+    state = request.app.state
+    store = getattr(state, "auth_store", None)
+    if store is None or store.sql.historian is not state.historian:
+        with _app_state_lock(request):
+            store = getattr(state, "auth_store", None)
+            if store is None or store.sql.historian is not state.historian:
+                store = AuthStore(state.historian)
+                state.auth_store = store
+    return store
+
+
+def login_throttle(request: Request) -> LoginThrottle:
+    """Return the app's login throttle (in memory, per process)."""
+    state = request.app.state
+    throttle = getattr(state, "login_throttle", None)
+    if throttle is None:
+        with _app_state_lock(request):
+            throttle = getattr(state, "login_throttle", None)
+            if throttle is None:
+                a = state.settings.auth
+                throttle = LoginThrottle(
+                    per_user=a.login_failures_per_user,
+                    per_ip=a.login_failures_per_ip,
+                    window_s=a.login_window_s,
+                    base_s=a.backoff_base_s,
+                    max_s=a.backoff_max_s,
+                )
+                state.login_throttle = throttle
+    return throttle
+
+
+def _resolve(request: Request) -> Principal | None:
+    """Find the principal of a request (blocking: DB lookups)."""
+    store = auth_store(request)
+    now = _now_ms()
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return store.principal_for_key(token.strip(), device=False, now_ms=now)
+    device = request.headers.get("x-device-key")
+    if device is not None:
+        return store.principal_for_key(device.strip(), device=True, now_ms=now)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return store.principal_for_session(cookie, now_ms=now)
+    return None
+
+
+async def current_principal(request: Request) -> Principal | None:
+    """Return the request's principal (resolved once per request), or None."""
+    found = getattr(request.state, "principal", _UNRESOLVED)
+    if found is _UNRESOLVED:
+        found = await run_in_threadpool(_resolve, request)
+        request.state.principal = found
+    return found
+
+
+PrincipalDep = Annotated[Principal | None, Depends(current_principal)]
+
+
+def _route_path(request: Request) -> str | None:
+    """Return the full path template of the matched route (with router prefixes)."""
+    route = request.scope.get("route")
+    if route is None:
+        return None
+    paths = getattr(request.app.state, "_route_paths", None)
+    if paths is None:
+        paths = {
+            id(rc.original_route): rc.path
+            for rc in iter_route_contexts(request.app.routes)
+            if rc.path is not None
+        }
+        request.app.state._route_paths = paths
+    return paths.get(id(route), getattr(route, "path", None))
+
+
+def _asset_names(request: Request) -> dict[str, str]:
+    names = {k: request.query_params[k] for k in _ASSET_QUERY if request.query_params.get(k)}
+    for k in _ASSET_PATH:
+        v = request.path_params.get(k)
+        if v:
+            names[f"path:{k}"] = str(v)
+    return names
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser cross-site form (browsers send Origin on unsafe requests)
+    parts = urlsplit(origin)
+    return parts.netloc == request.headers.get("host", "") and parts.scheme in ("http", "https")
+
+
+async def check_csrf(request: Request, principal: Principal) -> None:
+    """Refuse a cookie-authenticated unsafe request without the session's CSRF token (403)."""
+    if request.method in _SAFE or principal.session_id is None:
+        return
+    if not _same_origin(request):
+        raise HTTPException(403, "cross-site request refused (Origin is not this server)")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not sent or not hmac.compare_digest(sent, principal.csrf_token or ""):
+        raise HTTPException(
+            403, "missing or wrong CSRF token: send X-CSRF-Token (see /api/v1/auth/me)"
+        )
+
+
+def _deny(request: Request, decision: Decision) -> HTTPException:
+    if decision.status == 401 and not request.url.path.startswith("/api/"):
+        # a page: send the browser to the sign-in form and back here afterwards
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = f"/login?next={quote(target, safe='')}"
+        if request.headers.get("hx-request"):  # an htmx fragment: redirect the whole page
+            return HTTPException(401, decision.reason, headers={"HX-Redirect": login})
+        return HTTPException(303, decision.reason, headers={"Location": login})
+    headers = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else None
+    return HTTPException(decision.status, decision.reason, headers=headers)
+
+
+async def authorise(request: Request) -> None:
+    """Apply the route table to this request: 401/403 or set the request's tenant."""
+    settings: Settings = request.app.state.settings
+    path = _route_path(request)
+    rule: Rule | None = rule_for(request.method, path or "")
+    if rule is None:  # fail closed: a route nobody classified
+        raise HTTPException(403, "this route has no authorisation rule yet")
+    if not settings.auth.required or rule.need is Need.public:
+        return  # public routes: no principal, no CSRF check (login forms double-submit)
+    principal = await current_principal(request)
+    if principal is not None:
+        await check_csrf(request, principal)
+    if rule.scope == "server":
+        target: str | None = settings.enterprise
+    elif rule.scope == "query":
+        target = request.query_params.get("enterprise") or None
+    else:
+        target = None
+    decision = decide(rule.need, principal, enterprise=target, asset_names=_asset_names(request))
+    if not decision.allowed:
+        raise _deny(request, decision)
+    if decision.enterprise is not None and decision.enterprise != settings.enterprise:
+        # routes fall back to settings.enterprise when no ?enterprise= is given: make that the
+        # principal's tenant for this request (api.deps.get_settings reads request.state first)
+        request.state.settings = settings.model_copy(update={"enterprise": decision.enterprise})
+
+
+def set_session_cookies(
+    request: Request, response: Response, *, token: str, csrf: str, max_age_s: int
+) -> None:
+    """Set the HttpOnly session cookie and the readable CSRF cookie on ``response``."""
+    settings: Settings = request.app.state.settings
+    secure = settings.auth.secure_cookies
+    if secure is None:
+        secure = request.url.scheme == "https"
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age_s,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
+    response.set_cookie(
+        CSRF_COOKIE, csrf, max_age=max_age_s, httponly=False, samesite="lax", secure=secure
+    )
+
+
+def clear_session_cookies(response: Response) -> None:
+    """Delete the session and CSRF cookies."""
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+
+
+def client_address(request: Request) -> str:
+    """Return the caller's address for rate limiting."""
+    return request.client.host if request.client else "unknown"
+
+
+def principal_summary(principal: Principal) -> dict[str, Any]:
+    """Return what ``/auth/me`` shows about a principal."""
+    return {
+        "kind": principal.kind.value,
+        "name": principal.name,
+        "enterprises": principal.enterprises,
+        "default_enterprise": principal.default_enterprise,
+        "chain_operator": principal.chain_operator,
+        "grants": [
+            {
+                "enterprise": g.enterprise,
+                "role": "chain" if g.chain else (g.role.name if g.role else None),
+                "site": g.site,
+            }
+            for g in principal.grants
+        ],
+    }
