@@ -277,3 +277,71 @@ def test_bad_rules_and_actions(make_settings) -> None:
         assert "temp-low" not in {r.id for r in AlarmService(historian, settings).rules()}
     finally:
         historian.close()
+
+
+def test_oee_below_target_from_derived_values(make_settings) -> None:
+    from indunet.plant.store import PlantStore
+    from indunet.plant.watch import recompute_range
+
+    machine = "s1/press/l1/m1"
+    hour = 3_600_000
+    now = int(time.time() * 1000) // hour * hour
+    plant = {
+        "machines": [
+            {
+                "id": machine,
+                "power_tag": "power_kw",
+                "thresholds": {"off_below": 1.0, "running_above": 10.0},
+                "total_counter": {"tag": "parts_total"},
+                "ideal_cycle_s": {"p": 60.0},
+                "default_product": "p",
+            }
+        ],
+        "sites": {
+            "s1": {
+                "calendar": {
+                    "timezone": "UTC",
+                    "shifts": [{"name": "all-day", "start": "00:00", "end": "00:00"}],
+                }
+            }
+        },
+        "alarms": [
+            {
+                "id": "line-oee",
+                "kind": "below_target",
+                "pattern": "derived/oee/+/+/+",
+                "target": 0.5,
+                "priority": "medium",
+            },
+            {
+                "id": "machine-oee",
+                "kind": "below_target",
+                "tag": f"derived/oee/{machine}",
+                "target": 0.1,
+            },
+        ],
+    }
+    settings = make_settings(**plant)
+    historian = open_historian(settings)
+    try:
+        # 8 h window: running (20 kW, a part a minute) for the first 2 h, then off: OEE = 25 %
+        start = now - 8 * hour
+        rows = []
+        for minute in range(8 * 60):
+            t = start + minute * 60_000
+            running = minute < 120
+            rows += [(f"{machine}/power_kw", t, 20.0 if running else 0.0)]
+            rows += [(f"{machine}/parts_total", t, float(min(minute, 120)))]
+        historian.write(batch(rows), source="test")
+        store = PlantStore(historian, settings.plant)
+        recompute_range(store, historian, E, settings.plant.machines[0], start, now)
+        service = AlarmService(historian, settings, clock=Clock(now))
+        events = service.run_once(now)
+        raised = {(r["rule_id"], r["source"]) for r in events if r["kind"] == "raised"}
+        # the line (25 % < 50 %) is raised; the machine (25 % > 10 %) is not
+        assert raised == {("line-oee", "derived/oee/s1/press/l1")}
+        line = next(r for r in events if r["rule_id"] == "line-oee")
+        assert line["value"] == pytest.approx(0.25, abs=0.02)
+        assert service.run_once(now + 1000) == []  # computed once a minute, not every round
+    finally:
+        historian.close()

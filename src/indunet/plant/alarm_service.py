@@ -252,6 +252,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in the alarm snapshot")
 
 
+DERIVED_OEE = "derived/oee/"
+
+
+def derived_oee_tags(plant: Any) -> dict[str, str]:
+    """Return the derived OEE tags rules may watch, each mapped to its scope.
+
+    ``derived/oee/<machine id>``, ``derived/oee/<site>/<area>/<line>`` and ``derived/oee/<site>``:
+    the OEE of that scope over the last ``DERIVED_WINDOW_MS`` (a shift).
+    """
+    scopes: set[str] = set()
+    for m in plant.machines:
+        scopes |= {m.id, m.line, m.site}
+    return {f"{DERIVED_OEE}{scope}": scope for scope in scopes}
+
+
+DERIVED_WINDOW_MS = 8 * 3_600_000
+DERIVED_EVERY_MS = 60_000
+
+
 class AlarmService:
     """Evaluate alarm rules on the historian's new points, once per ``interval_s``, in a thread.
 
@@ -295,6 +314,10 @@ class AlarmService:
         self.state_feed_collapsed = 0
         self._last_tick_ms = -(2**62)
         self._watcher_attached = False
+        self._watcher: Any = None
+        self._derived_due_ms = -(2**62)
+        self._plant_store: Any = None
+        self.derived_errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_saved_ms = 0
@@ -319,6 +342,7 @@ class AlarmService:
         """Return the tags rules may name: the historian's tags, machines' state tags, extras."""
         tags = {t.path for t in self.historian.tags(self.enterprise, limit=10_000_000)}
         tags |= {f"{m.id}/state" for m in self.settings.plant.machines}
+        tags |= set(derived_oee_tags(self.settings.plant))
         return tags | self._extra_tags
 
     def _load_all_rules(self, api_docs: list[dict[str, Any]] | None = None) -> list[AlarmRule]:
@@ -441,6 +465,7 @@ class AlarmService:
         """Take machine states from a `PlantWatcher` instead of the ``…/state`` text tags."""
         watcher.on_state_change.append(self.on_state_change)
         self._watcher_attached = True
+        self._watcher = watcher
 
     def _read(self, now_ms: int) -> tuple[pa.Table, list[StateChange]]:
         if self._cursor_ms is None:
@@ -502,6 +527,54 @@ class AlarmService:
         kept = sorted(newest.values(), key=lambda c: c.ts_ms)
         return kept + [c for c in changes if c.ts_ms >= self._last_tick_ms]
 
+    def _derived(self, now_ms: int) -> pa.Table | None:
+        """Every minute, the OEE of each scope a rule watches, over the last shift's length."""
+        if now_ms < self._derived_due_ms:
+            return None
+        self._derived_due_ms = now_ms + DERIVED_EVERY_MS
+        from indunet.plant.report import oee_report
+        from indunet.plant.store import PlantStore
+
+        if self._plant_store is None:
+            self._plant_store = PlantStore(self.historian, self.settings.plant)
+        plant = self._plant_store.effective(self.enterprise)
+        tags = derived_oee_tags(plant)
+        watched = [t for t in tags if any(r.watches(t) for r in self.engine.rules)]
+        if not watched:
+            return None
+        open_part = getattr(self._watcher, "open_segment", None)
+        names, values = [], []
+        for tag in watched:
+            try:
+                report = oee_report(
+                    self._plant_store,
+                    self.historian,
+                    plant,
+                    self.enterprise,
+                    tags[tag],
+                    now_ms - DERIVED_WINDOW_MS,
+                    now_ms,
+                    open_part=open_part,
+                )
+            except Exception as exc:  # one scope's failure must not stop the alarms
+                self.derived_errors += 1
+                self.last_error = f"derived OEE of {tags[tag]}: {exc}"
+                continue
+            oee = report["total"].get("oee")
+            if oee is not None:  # no planned time: no OEE, nothing to judge
+                names.append(tag)
+                values.append(float(oee))
+        if not names:
+            return None
+        return pa.table(
+            {
+                "tag": pa.array(names, pa.string()),
+                "ts": pa.array([now_ms] * len(names), pa.int64()),
+                "value": pa.array(values, pa.float64()),
+                "quality": pa.array([0] * len(names), pa.uint8()),
+            }
+        )
+
     def run_once(self, now_ms: int | None = None) -> list[dict[str, Any]]:
         """Read, evaluate, tick, store and notify once; return the stored event rows."""
         now = int(self._clock() * 1000) if now_ms is None else int(now_ms)
@@ -515,6 +588,9 @@ class AlarmService:
                 events += self.engine.update(points.select(["tag", "ts", "value", "quality"]))
             if changes:
                 events += self.engine.update_states(changes)
+            derived = self._derived(now)
+            if derived is not None:
+                events += self.engine.update(derived)
             events += self.engine.tick(now)
             self._last_tick_ms = max(self._last_tick_ms, now)
             self.rounds += 1

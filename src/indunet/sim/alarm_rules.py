@@ -26,8 +26,17 @@ DEMO_TAGS = (
 
 
 def demo_alarm_rules() -> list[dict[str, Any]]:
-    """Return the demo rule set: hot machine, power surge, stale data, idle too long in a shift."""
+    """Return the demo rules: hot machine, power surge, stale data, long idle, low line OEE."""
     return [
+        {
+            "id": "line-oee-low",
+            "kind": "below_target",
+            "pattern": "derived/oee/+/+/+",
+            "target": 0.5,
+            "deadband": 0.02,
+            "priority": "medium",
+            "message": "Line OEE over the last 8 h is below 50 %; see the stop reasons.",
+        },
         {
             "id": "temp-high",
             "kind": "high",
