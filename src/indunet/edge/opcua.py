@@ -45,10 +45,32 @@ def _value(tag: OpcuaTag, value: object) -> TagValue:
     return value  # type: ignore[return-value]
 
 
-async def _secure(client: Any, device: OpcuaDevice) -> None:
-    from asyncua import ua
-    from asyncua.crypto import security_policies as sp
+def _application_uri(cert: Any) -> str | None:
+    """Return the application URI a certificate names (its first URI subject alternative name)."""
+    from cryptography import x509
 
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None
+
+
+async def _secure(client: Any, device: OpcuaDevice) -> None:
+    """Set login and security on ``client`` before it connects.
+
+    The client announces the application URI of its own certificate (servers check that they
+    match), and the server's certificate is taken from its endpoints and, when the config pins
+    one, compared with that file: a mismatch is a `ConfigError`, an unreachable server a
+    `TemporaryError`.
+    """
+    from asyncua import Client, ua
+    from asyncua.crypto import security_policies as sp
+    from asyncua.crypto import uacrypto
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    where = f"OPC UA device {device.name!r} ({device.endpoint})"
     if device.username:
         client.set_user(device.username)
         client.set_password(device.password)
@@ -57,13 +79,45 @@ async def _secure(client: Any, device: OpcuaDevice) -> None:
     policy = getattr(sp, f"SecurityPolicy{device.policy}")
     mode = getattr(ua.MessageSecurityMode, device.security)
     try:
+        own = await uacrypto.load_certificate(str(device.certificate))
+        await uacrypto.load_private_key(str(device.private_key))
+        pinned = (
+            await uacrypto.load_certificate(str(device.server_certificate))
+            if device.server_certificate
+            else None
+        )
+    except Exception as exc:  # cryptography raises ValueError and friends for bad files
+        raise ConfigError(
+            f"OPC UA device {device.name!r}: certificate or key cannot be used: {exc}"
+        ) from exc
+    uri = _application_uri(own)
+    if uri:
+        client.application_uri = uri
+    try:
+        endpoints = await client.connect_and_get_server_endpoints()
+    except (OSError, TimeoutError) as exc:
+        raise TemporaryError(f"{where} is not reachable; check it runs", detail=str(exc)) from exc
+    try:
+        endpoint = Client.find_endpoint(endpoints, mode, policy.URI)
+    except ua.UaError as exc:
+        raise ConfigError(
+            f"{where} offers no endpoint with security {device.security} and policy "
+            f"{device.policy}; check the server's security settings"
+        ) from exc
+    served = uacrypto.x509_from_der(endpoint.ServerCertificate)
+    if pinned is not None and pinned.public_bytes(Encoding.DER) != served.public_bytes(
+        Encoding.DER
+    ):
+        raise ConfigError(
+            f"{where}: the server's certificate does not match server_certificate "
+            f"{device.server_certificate}; check which certificate the server uses"
+        )
+    try:
         await client.set_security(
             policy,
             certificate=str(device.certificate),
             private_key=str(device.private_key),
-            server_certificate=str(device.server_certificate)
-            if device.server_certificate
-            else None,
+            server_certificate=served.public_bytes(Encoding.DER),
             mode=mode,
         )
     except Exception as exc:
