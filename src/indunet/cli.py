@@ -239,6 +239,14 @@ def demo(
             min=0, help="Enterprises of the simulated nation for the regional monitor (0: none)."
         ),
     ] = 20_000,
+    edge: Annotated[
+        bool,
+        typer.Option(
+            "--edge/--no-edge",
+            help="Also simulate an old press with a clip-on Modbus meter and a servo press PLC "
+            "(OPC UA), read by the edge agent.",
+        ),
+    ] = True,
 ) -> None:
     """Run the whole platform on embedded defaults: broker, simulated plants, ingest, API."""
     import logging
@@ -262,7 +270,14 @@ def demo(
     settings = load_settings(data_dir=data_dir, port=port)
     _check_port(settings.host, settings.port)
     plants = build_plants(sites, machines, seed)
-    settings = settings.model_copy(update={"plant": demo_plant_config(plants)})
+    plant_config = demo_plant_config(plants)
+    if edge:
+        from indunet.sim.edge_devices import old_press_machine
+
+        plant_config = plant_config.model_copy(
+            update={"machines": [*plant_config.machines, old_press_machine()]}
+        )
+    settings = settings.model_copy(update={"plant": plant_config})
     historian = _open(settings)
     login = _demo_login(historian, settings.enterprise)  # a demo user and an ingest device key
     # history of the same machines, so their charts and OEE have a past: power and part and scrap
@@ -278,7 +293,7 @@ def demo(
         )
         historian.write(batch, source="demo")
     broker = None
-    ingest = publisher = alarm_service = watcher = None
+    ingest = publisher = alarm_service = watcher = edge_demo = None
     nation_loader: threading.Thread | None = None
     url = f"http://{settings.host}:{settings.port}/"
     server: uvicorn.Server | None = None
@@ -307,6 +322,10 @@ def demo(
         publisher = SimPublisher(PlantSim(plants, seed), mqtt_url, settings.enterprise)
         ingest.start()
         publisher.start()
+        if edge:
+            from indunet.sim.edge_devices import EdgeDemo
+
+            edge_demo = EdgeDemo(mqtt_url, settings.enterprise, Path(data_dir) / "edge").start()
         app = create_app(settings, historian)
         app.state.mqtt = ingest
         watcher = _start_plant_watcher(app, historian, settings, history_h=max(hours, 1))
@@ -338,7 +357,13 @@ def demo(
                     f"'indunet keys create'>)\n"
                     f"  HTTP ingest: POST {url}api/v1/ingest with header X-Device-Key: "
                     f"{login['device_key']}\n"
-                    f"  data {data_dir} (DuckDB), MQTT broker {mqtt_url}\n"
+                    + (
+                        "  an old press with only a clip-on meter (Modbus) and a servo press "
+                        "PLC (OPC UA) come in through the edge agent: line-01 of site-01\n"
+                        if edge
+                        else ""
+                    )
+                    + f"  data {data_dir} (DuckDB), MQTT broker {mqtt_url}\n"
                     f"Ctrl+C stops everything."
                 )
 
@@ -361,6 +386,8 @@ def demo(
             watcher.stop()
         if publisher:
             publisher.stop()
+        if edge_demo:
+            edge_demo.stop()
         if ingest:
             ingest.stop()
         if broker:
@@ -2012,8 +2039,9 @@ def region_simulate(
 
 
 # ---------------------------------------------------------------------------- edge agent
-edge_app = typer.Typer(help="Edge agent: read OPC UA / Modbus devices, buffer, publish to MQTT.",
-                       no_args_is_help=True)
+edge_app = typer.Typer(
+    help="Edge agent: read OPC UA / Modbus devices, buffer, publish to MQTT.", no_args_is_help=True
+)
 app.add_typer(edge_app, name="edge")
 EdgeConfigOpt = Annotated[Path, typer.Option("--config", help="The edge.toml file.")]
 
@@ -2084,14 +2112,26 @@ def edge_status(config: EdgeConfigOpt = Path("edge.toml"), as_json: Json = False
         typer.echo(json.dumps(status))
         return
     rows = [
-        {k: d.get(k) for k in ("device", "machine", "protocol", "connected", "errors",
-                                "last_good_ms", "last_error")}
+        {
+            k: d.get(k)
+            for k in (
+                "device",
+                "machine",
+                "protocol",
+                "connected",
+                "errors",
+                "last_good_ms",
+                "last_error",
+            )
+        }
         for d in status["devices"]
     ]
     _print_rows(rows, False)
     b = status["buffer"]
-    typer.echo(f"buffer: {b['rows']} rows, {b['fill']:.1%} full, {b['dropped']} dropped; "
-               f"publisher connected: {status['publisher']['connected']}")
+    typer.echo(
+        f"buffer: {b['rows']} rows, {b['fill']:.1%} full, {b['dropped']} dropped; "
+        f"publisher connected: {status['publisher']['connected']}"
+    )
 
 
 # ---------------------------------------------------------------------------- users / keys
