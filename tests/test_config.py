@@ -85,8 +85,12 @@ def test_unrelated_indunet_variables_are_ignored(clean, monkeypatch):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("", None), ("duckdb", None), ("duckdb:///tmp/x.duckdb", "duckdb:///tmp/x.duckdb"),
-     ("postgres://h/db", "postgres://h/db")],
+    [
+        ("", None),
+        ("duckdb", None),
+        ("duckdb:///tmp/x.duckdb", "duckdb:///tmp/x.duckdb"),
+        ("postgres://h/db", "postgres://h/db"),
+    ],
 )
 def test_db_urls(clean, value, expected):
     s = load_settings(db=value)
@@ -147,8 +151,13 @@ def test_config_pointing_to_a_directory(clean, monkeypatch):
 
 @pytest.mark.parametrize(
     "text",
-    ["port = \n", "port = 9000\nport = 9001\n", "[retention\n", 'enterprise = "unclosed\n',
-     "\x00\x01\x02"],
+    [
+        "port = \n",
+        "port = 9000\nport = 9001\n",
+        "[retention\n",
+        'enterprise = "unclosed\n',
+        "\x00\x01\x02",
+    ],
 )
 def test_broken_toml(clean, text):
     write_toml(clean / "indunet.toml", text)

@@ -15,8 +15,10 @@ LONG = "x" * MAX_SEGMENT
     [
         ("s1/press/l1/m1/power_kw", ("s1", "press", "l1", "m1", "power_kw")),
         (" s1 / press /l1/m1/ power_kw ", ("s1", "press", "l1", "m1", "power_kw")),
-        ("gwangyang/plant/main/meter/CO2(tCO2)", ("gwangyang", "plant", "main", "meter",
-                                                  "CO2(tCO2)")),
+        (
+            "gwangyang/plant/main/meter/CO2(tCO2)",
+            ("gwangyang", "plant", "main", "meter", "CO2(tCO2)"),
+        ),
         ("a/b/c/d/Lagging.Power_kVarh", ("a", "b", "c", "d", "Lagging.Power_kVarh")),
         ("工厂/车间/一线/机床1/主轴功率", ("工厂", "车间", "一线", "机床1", "主轴功率")),
         ("a/b/c/d/with space", ("a", "b", "c", "d", "with space")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import subprocess
@@ -30,7 +31,13 @@ class PrivateBroker:
     def __init__(self, tmp: Path) -> None:
         self.port = free_port()
         self.conf = tmp / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        # persistence (as the current user: running as root, Mosquitto would switch to a user
+        # that cannot write here) keeps subscribers' sessions and queues across a restart
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {tmp}/\n"
+            f"user {getpass.getuser()}\nmax_queued_messages 0\n"
+        )
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -61,11 +68,12 @@ def _wait_port(port: int) -> None:
 class Listener:
     """A paho subscriber that keeps every message in order."""
 
-    def __init__(self, port: int, topic: str) -> None:
+    def __init__(self, port: int, topic: str, client_id: str | None = None) -> None:
         self.messages: list[tuple[str, bytes]] = []
+        self.client_id = client_id or f"l-{uuid.uuid4().hex}"
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"l-{uuid.uuid4().hex}",
+            client_id=self.client_id,
             protocol=paho.MQTTv311,
             clean_session=False,
         )
@@ -123,7 +131,7 @@ def test_broker_outage_loses_nothing_and_replays_in_order(tmp_path: Path, broker
     buf = EdgeBuffer(cfg.buffer.path, 1 << 22)
     fwd = Forwarder(cfg.broker, cfg.publisher, buf, JsonEncoder("ent", {"m": "s/a/l/m"}))
     fwd.start()
-    listener = Listener(broker.port, "indunet/v1/ent/#")
+    listener = first = Listener(broker.port, "indunet/v1/ent/#")
     n = 0
 
     def produce(count: int) -> None:
@@ -139,8 +147,8 @@ def test_broker_outage_loses_nothing_and_replays_in_order(tmp_path: Path, broker
     listener.close()
     produce(300)  # the broker is down: all of this waits on disk
     assert buf.stats().rows >= 290
-    broker.start()  # a fresh broker, empty
-    listener = Listener(broker.port, "indunet/v1/ent/#")
+    broker.start()  # the listener's persistent session queues what arrives before it is back
+    listener = Listener(broker.port, "indunet/v1/ent/#", listener.client_id)
     _until(lambda: fwd.stats.connected)
     produce(100)  # live data while the backlog is replayed
     try:
@@ -155,7 +163,7 @@ def test_broker_outage_loses_nothing_and_replays_in_order(tmp_path: Path, broker
         ) from None
     fwd.stop()
     listener.close()
-    got = [json.loads(p)["v"] for _, p in listener.messages]
+    got = [json.loads(p)["v"] for _, p in first.messages + listener.messages]
     before = set(range(100))
     after = [v for v in got if v >= 100]
     assert set(after) == set(range(100, 500))  # nothing lost across the outage

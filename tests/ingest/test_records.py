@@ -25,23 +25,30 @@ E = "acme"
 def parse(body: bytes | str, *, ndjson: bool = False, limit: int = 4096) -> ParsedBody:
     if isinstance(body, str):
         body = body.encode()
-    return parse_body(body, ndjson=ndjson, enterprise=E, times=TIMES, source="test",
-                      payload_limit=limit)
+    return parse_body(
+        body, ndjson=ndjson, enterprise=E, times=TIMES, source="test", payload_limit=limit
+    )
 
 
 def rows(parsed: ParsedBody) -> list[tuple]:
     t = parsed.batch.table
-    return list(zip(*(t.column(c).to_pylist() for c in ("tag", "ts", "value", "text",
-                                                          "quality")), strict=True))
+    return list(
+        zip(
+            *(t.column(c).to_pylist() for c in ("tag", "ts", "value", "text", "quality")),
+            strict=True,
+        )
+    )
 
 
 def test_json_array():
-    body = json.dumps([
-        {"tag": A, "ts": T0, "value": 3.2},
-        {"tag": B, "timestamp_ms": T0 + 1000, "value": "running", "quality": "uncertain"},
-        {"tag": A, "ts": "2023-11-14T22:13:21Z", "value": 4, "quality": 2},
-        {"tag": "s1/press/l1/m1/door_open", "ts": str(T0), "value": True},
-    ])
+    body = json.dumps(
+        [
+            {"tag": A, "ts": T0, "value": 3.2},
+            {"tag": B, "timestamp_ms": T0 + 1000, "value": "running", "quality": "uncertain"},
+            {"tag": A, "ts": "2023-11-14T22:13:21Z", "value": 4, "quality": 2},
+            {"tag": "s1/press/l1/m1/door_open", "ts": str(T0), "value": True},
+        ]
+    )
     parsed = parse(body)
     assert parsed.rejected == []
     assert rows(parsed) == [
@@ -50,8 +57,11 @@ def test_json_array():
         (A, T0 + 1000, 4.0, None, 2),
         ("s1/press/l1/m1/door_open", T0, 1.0, None, 0),
     ]
-    assert parsed.batch.types == {A: DataType.NUMBER, B: DataType.STRING,
-                                  "s1/press/l1/m1/door_open": DataType.BOOLEAN}
+    assert parsed.batch.types == {
+        A: DataType.NUMBER,
+        B: DataType.STRING,
+        "s1/press/l1/m1/door_open": DataType.BOOLEAN,
+    }
     assert parsed.batch.refs == ["record 0", "record 1", "record 2", "record 3"]
     assert parsed.batch.enterprise == E
 
@@ -79,8 +89,11 @@ def test_ndjson_with_broken_and_blank_lines():
         json.dumps({"tag": B, "ts": T0, "value": "idle"}) + "\r",  # CRLF line ends
     ]
     parsed = parse("\n".join(lines), ndjson=True)
-    assert rows(parsed) == [(A, T0, 1.5, None, 0), (A, T0 + 1000, 2.5, None, 0),
-                            (B, T0, None, "idle", 0)]
+    assert rows(parsed) == [
+        (A, T0, 1.5, None, 0),
+        (A, T0 + 1000, 2.5, None, 0),
+        (B, T0, None, "idle", 0),
+    ]
     assert parsed.batch.refs == ["line 1", "line 5", "line 8"]
     reasons = [d.reason for d in parsed.rejected]
     assert [d.ref for d in parsed.rejected] == ["line 3", "line 6", "line 7"]
@@ -140,16 +153,21 @@ def test_bad_record_names_record_and_field(record, words):
 
 
 def test_bad_record_in_ndjson_names_the_line():
-    body = json.dumps({"tag": A, "ts": T0, "value": 1}) + "\n\n" + json.dumps(
-        {"tag": A, "ts": "later", "value": 1})
+    body = (
+        json.dumps({"tag": A, "ts": T0, "value": 1})
+        + "\n\n"
+        + json.dumps({"tag": A, "ts": "later", "value": 1})
+    )
     parsed = parse(body, ndjson=True)
     [letter] = parsed.rejected
     assert letter.reason.startswith("line 3: field 'ts':")
 
 
 def test_nan_and_infinity_literals_are_refused():
-    body = f'[{{"tag": "{A}", "ts": {T0}, "value": NaN}}, {{"tag": "{A}", "ts": {T0}, ' \
-           f'"value": Infinity}}, {{"tag": "{A}", "ts": {T0}, "value": 1e999}}]'
+    body = (
+        f'[{{"tag": "{A}", "ts": {T0}, "value": NaN}}, {{"tag": "{A}", "ts": {T0}, '
+        f'"value": Infinity}}, {{"tag": "{A}", "ts": {T0}, "value": 1e999}}]'
+    )
     parsed = parse(body)
     assert len(parsed.batch) == 0
     assert [d.ref for d in parsed.rejected] == ["record 0", "record 1", "record 2"]
@@ -197,8 +215,14 @@ def test_unusable_body(body, ndjson, words):
 
 def test_deep_nesting_or_huge_number_in_ndjson_is_one_bad_line():
     good = json.dumps({"tag": A, "ts": T0, "value": 1})
-    body = "\n".join([good, "[" * 100_000, '{"tag": "' + A + '", "ts": 1' + "0" * 5000 + "}",
-                      good.replace(str(T0), str(T0 + 1))])
+    body = "\n".join(
+        [
+            good,
+            "[" * 100_000,
+            '{"tag": "' + A + '", "ts": 1' + "0" * 5000 + "}",
+            good.replace(str(T0), str(T0 + 1)),
+        ]
+    )
     parsed = parse(body, ndjson=True)
     assert len(parsed.batch) == 2
     assert [d.ref for d in parsed.rejected] == ["line 2", "line 3"]
@@ -207,8 +231,9 @@ def test_deep_nesting_or_huge_number_in_ndjson_is_one_bad_line():
 
 def test_deeply_nested_value_is_one_bad_record():
     deep = "[" * 900 + "]" * 900
-    body = f'[{{"tag": "{A}", "ts": {T0}, "value": {deep}}}, {{"tag": "{A}", "ts": {T0}, ' \
-           f'"value": 2}}]'
+    body = (
+        f'[{{"tag": "{A}", "ts": {T0}, "value": {deep}}}, {{"tag": "{A}", "ts": {T0}, "value": 2}}]'
+    )
     parsed = parse(body)
     assert len(parsed.batch) == 1
     assert parsed.rejected[0].reason.startswith("record 0: field 'value'")
@@ -263,21 +288,34 @@ def test_duplicates_in_one_body_are_deduplicated_by_the_historian(historian):
 # ---------------------------------------------------------------------------- properties
 TAGS = st.sampled_from([A, B, "a/b/c", "", "a/b/c/d/#", 7, None, "x/y/z/w/\u2028"])
 STAMPS = st.one_of(
-    st.integers(min_value=-(2**64), max_value=2**64), st.floats(), st.text(max_size=30),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(),
+    st.text(max_size=30),
     st.sampled_from([T0, str(T0), "2023-11-14T22:13:20Z", "2023-11-14T22:13:20+08:00"]),
 )
 VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=300),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=300),
     st.lists(st.integers(), max_size=2),
 )
 RECORDS = st.one_of(
     st.fixed_dictionaries(
         {"tag": TAGS},
-        optional={"ts": STAMPS, "timestamp_ms": STAMPS, "value": VALUES,
-                  "quality": st.sampled_from(["good", "bad", 1, 7, "x", None]),
-                  "extra": st.integers()},
+        optional={
+            "ts": STAMPS,
+            "timestamp_ms": STAMPS,
+            "value": VALUES,
+            "quality": st.sampled_from(["good", "bad", 1, 7, "x", None]),
+            "extra": st.integers(),
+        },
     ),
-    st.integers(), st.text(max_size=5), st.none(), st.lists(st.integers(), max_size=2),
+    st.integers(),
+    st.text(max_size=5),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
 )
 
 
@@ -294,8 +332,9 @@ def _records_in(body: bytes, ndjson: bool) -> int:
 @given(
     records=st.lists(RECORDS, max_size=8),
     ndjson=st.booleans(),
-    noise=st.lists(st.tuples(st.integers(min_value=0, max_value=10_000), st.binary(max_size=3)),
-                   max_size=2),
+    noise=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=10_000), st.binary(max_size=3)), max_size=2
+    ),
 )
 def test_generated_bodies_count_every_record(records, ndjson, noise):
     if ndjson:

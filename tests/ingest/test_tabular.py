@@ -21,6 +21,7 @@ from indunet.ingest.tabular import MAX_FIELD, Chunk, TableSpec, read_table
 from indunet.ingest.values import TimeParser
 from indunet.model import DataType, DeadLetter
 from indunet.uns import MachinePath
+from tests.datasets import DATASETS
 
 NOW = 1_800_000_000_000
 T0 = 1_700_000_000_000
@@ -52,8 +53,10 @@ def read(path: Path, s: TableSpec | None = None) -> tuple[list[tuple], list[Dead
     for chunk in read_table(path, s or spec()):
         assert isinstance(chunk, Chunk)
         t = chunk.batch.table
-        rows += zip(*(t.column(c).to_pylist() for c in ("tag", "ts", "value", "text",
-                                                         "quality")), strict=True)
+        rows += zip(
+            *(t.column(c).to_pylist() for c in ("tag", "ts", "value", "text", "quality")),
+            strict=True,
+        )
         assert len(chunk.batch.refs) == len(chunk.batch)
         rejected += chunk.rejected
     return rows, rejected
@@ -89,18 +92,23 @@ def test_wide_csv(tmp_path, name):
 def test_wide_csv_types_and_refs(tmp_path):
     path = write(tmp_path / "m1.csv", WIDE)
     [chunk] = list(read_table(path, spec()))
-    assert chunk.batch.types == {f"{M}/power_kw": DataType.NUMBER,
-                                 f"{M}/mode": DataType.STRING,
-                                 f"{M}/door_open": DataType.BOOLEAN}
-    assert chunk.batch.refs[:3] == ["m1.csv line 2 column 'power_kw'",
-                                    "m1.csv line 2 column 'mode'",
-                                    "m1.csv line 2 column 'door_open'"]
+    assert chunk.batch.types == {
+        f"{M}/power_kw": DataType.NUMBER,
+        f"{M}/mode": DataType.STRING,
+        f"{M}/door_open": DataType.BOOLEAN,
+    }
+    assert chunk.batch.refs[:3] == [
+        "m1.csv line 2 column 'power_kw'",
+        "m1.csv line 2 column 'mode'",
+        "m1.csv line 2 column 'door_open'",
+    ]
     assert chunk.batch.enterprise == E
 
 
 def test_time_column_anywhere_with_bom_crlf_and_spaces(tmp_path):
-    text = ("\ufeff power_kw , stamp \r\n1.5,2023-11-14T22:13:20Z\r\n\r\n"
-            "2.5, 2023-11-14T22:13:21Z\r\n")
+    text = (
+        "\ufeff power_kw , stamp \r\n1.5,2023-11-14T22:13:20Z\r\n\r\n2.5, 2023-11-14T22:13:21Z\r\n"
+    )
     rows, rejected = read(write(tmp_path / "x.csv", text), spec(time_column="stamp"))
     assert rejected == []
     assert rows == [(f"{M}/power_kw", T0, 1.5, None, 0), (f"{M}/power_kw", T0 + 1000, 2.5, None, 0)]
@@ -108,8 +116,9 @@ def test_time_column_anywhere_with_bom_crlf_and_spaces(tmp_path):
 
 def test_strptime_format_and_zone(tmp_path):
     text = "date,kwh\n01/01/2018 00:15,3.17\n01/01/2018 00:00,3.5\n"
-    times = TimeParser(now_ms=NOW, fmt="%d/%m/%Y %H:%M", tz=ZoneInfo("Asia/Seoul"),
-                       midnight_ends_day=True)
+    times = TimeParser(
+        now_ms=NOW, fmt="%d/%m/%Y %H:%M", tz=ZoneInfo("Asia/Seoul"), midnight_ends_day=True
+    )
     rows, _ = read(write(tmp_path / "x.csv", text), spec(times=times))
     kst = ZoneInfo("Asia/Seoul")
     assert [r[1] for r in rows] == [
@@ -151,8 +160,15 @@ def test_long_csv_bad_rows_name_file_line_and_column(tmp_path):
     rows, rejected = read(write(tmp_path / "long.csv", text), spec(long=True))
     assert len(rows) == 1
     assert [d.ref for d in rejected] == [f"long.csv line {n}" for n in range(3, 10)]
-    expected = ["column 'tag'", "column 'ts'", "column 'value' is empty", "column 'value'",
-                "column 'quality'", "column 'quality'", "column 'quality'"]
+    expected = [
+        "column 'tag'",
+        "column 'ts'",
+        "column 'value' is empty",
+        "column 'value'",
+        "column 'quality'",
+        "column 'quality'",
+        "column 'quality'",
+    ]
     for letter, words in zip(rejected, expected, strict=True):
         assert letter.reason.startswith(letter.ref + ": " + words), letter.reason
         assert letter.source == "import:long.csv"
@@ -161,22 +177,29 @@ def test_long_csv_bad_rows_name_file_line_and_column(tmp_path):
 
 def test_parquet_wide_typed_columns(tmp_path):
     ts = [T0, T0 + 1000, T0 + 2000]
-    table = pa.table({
-        "time": pa.array(ts, pa.int64()),
-        "power_kw": pa.array([1.5, None, math.nan]),
-        "count": pa.array([1, 2, 3], pa.int32()),
-        "mode": pa.array(["run", "idle", None]),
-        "ok": pa.array([True, False, None]),
-    })
+    table = pa.table(
+        {
+            "time": pa.array(ts, pa.int64()),
+            "power_kw": pa.array([1.5, None, math.nan]),
+            "count": pa.array([1, 2, 3], pa.int32()),
+            "mode": pa.array(["run", "idle", None]),
+            "ok": pa.array([True, False, None]),
+        }
+    )
     pq.write_table(table, tmp_path / "m1.parquet")
     rows, rejected = read(tmp_path / "m1.parquet")
-    assert sorted(rows) == sorted([
-        (f"{M}/power_kw", T0, 1.5, None, 0),
-        (f"{M}/count", T0, 1.0, None, 0), (f"{M}/count", T0 + 1000, 2.0, None, 0),
-        (f"{M}/count", T0 + 2000, 3.0, None, 0),
-        (f"{M}/mode", T0, None, "run", 0), (f"{M}/mode", T0 + 1000, None, "idle", 0),
-        (f"{M}/ok", T0, 1.0, None, 0), (f"{M}/ok", T0 + 1000, 0.0, None, 0),
-    ])
+    assert sorted(rows) == sorted(
+        [
+            (f"{M}/power_kw", T0, 1.5, None, 0),
+            (f"{M}/count", T0, 1.0, None, 0),
+            (f"{M}/count", T0 + 1000, 2.0, None, 0),
+            (f"{M}/count", T0 + 2000, 3.0, None, 0),
+            (f"{M}/mode", T0, None, "run", 0),
+            (f"{M}/mode", T0 + 1000, None, "idle", 0),
+            (f"{M}/ok", T0, 1.0, None, 0),
+            (f"{M}/ok", T0 + 1000, 0.0, None, 0),
+        ]
+    )
     [nan] = rejected
     assert nan.reason.startswith("m1.parquet line 4 column 'power_kw':")
     assert "not a finite number" in nan.reason
@@ -184,15 +207,18 @@ def test_parquet_wide_typed_columns(tmp_path):
 
 def test_parquet_timestamp_column_and_long(tmp_path):
     stamps = [datetime(2023, 11, 14, 22, 13, 20) + timedelta(seconds=i) for i in range(3)]
-    table = pa.table({"t": pa.array(stamps, pa.timestamp("ms", tz="UTC")),
-                      "v": [1.0, 2.0, 3.0]})
+    table = pa.table({"t": pa.array(stamps, pa.timestamp("ms", tz="UTC")), "v": [1.0, 2.0, 3.0]})
     pq.write_table(table, tmp_path / "w.pq")
     rows, rejected = read(tmp_path / "w.pq")
     assert rejected == []
     assert [r[1] for r in rows] == [T0, T0 + 1000, T0 + 2000]
-    long = pa.table({"tag": ["s1/a/l/m/x", "s1/a/l/m/y", "bad"],
-                     "ts": pa.array([T0, T0, T0], pa.int64()),
-                     "value": pa.array([1.0, 2.0, 3.0])})
+    long = pa.table(
+        {
+            "tag": ["s1/a/l/m/x", "s1/a/l/m/y", "bad"],
+            "ts": pa.array([T0, T0, T0], pa.int64()),
+            "value": pa.array([1.0, 2.0, 3.0]),
+        }
+    )
     pq.write_table(long, tmp_path / "long.parquet")
     rows, rejected = read(tmp_path / "long.parquet", spec(long=True))
     assert rows == [("s1/a/l/m/x", T0, 1.0, None, 0), ("s1/a/l/m/y", T0, 2.0, None, 0)]
@@ -200,8 +226,10 @@ def test_parquet_timestamp_column_and_long(tmp_path):
 
 
 def test_parquet_with_no_rows(tmp_path):
-    pq.write_table(pa.table({"time": pa.array([], pa.int64()), "v": pa.array([], pa.float64())}),
-                   tmp_path / "empty.parquet")
+    pq.write_table(
+        pa.table({"time": pa.array([], pa.int64()), "v": pa.array([], pa.float64())}),
+        tmp_path / "empty.parquet",
+    )
     assert read(tmp_path / "empty.parquet") == ([], [])
 
 
@@ -214,7 +242,8 @@ def test_chunks_split_the_file_without_losing_rows(tmp_path):
     assert sum(len(c.batch) for c in chunks) == 2000
     whole, _ = read(path)
     assert [r for c in chunks for r in c.batch.table.to_pylist()] == [
-        dict(zip(("tag", "ts", "value", "text", "quality"), r, strict=True)) for r in whole]
+        dict(zip(("tag", "ts", "value", "text", "quality"), r, strict=True)) for r in whole
+    ]
 
 
 # ---------------------------------------------------------------------------- bad rows
@@ -262,8 +291,11 @@ def test_quoted_newline_keeps_line_numbers_right(tmp_path):
 
 
 def test_invalid_utf8_row(tmp_path):
-    data = (f"time,a,b\n{T0},1,2\n{T0 + 1000},caf".encode() + b"\xe9"
-            + f",3\n{T0 + 2000},4,5\n".encode())
+    data = (
+        f"time,a,b\n{T0},1,2\n{T0 + 1000},caf".encode()
+        + b"\xe9"
+        + f",3\n{T0 + 2000},4,5\n".encode()
+    )
     rows, rejected = read(write(tmp_path / "u.csv", data))
     assert [r[2] for r in rows] == [1.0, 2.0, 4.0, 5.0]
     [letter] = rejected
@@ -284,18 +316,26 @@ def test_huge_cell_is_rejected_and_the_rest_imports(tmp_path):
 
 
 def test_nan_inf_and_overflow_cells(tmp_path):
-    text = (f"time,a,b\n{T0},NaN,1\n{T0 + 1000},-inf,2\n{T0 + 2000},1e999,3\n"
-            f"{T0 + 3000},4,{'1' * 400}\n")
+    text = (
+        f"time,a,b\n{T0},NaN,1\n{T0 + 1000},-inf,2\n{T0 + 2000},1e999,3\n"
+        f"{T0 + 3000},4,{'1' * 400}\n"
+    )
     rows, rejected = read(write(tmp_path / "n.csv", text))
     assert [r[2] for r in rows] == [1.0, 2.0, 3.0, 4.0]
-    assert [d.ref for d in rejected] == ["n.csv line 2 column 'a'", "n.csv line 3 column 'a'",
-                                         "n.csv line 4 column 'a'", "n.csv line 5 column 'b'"]
+    assert [d.ref for d in rejected] == [
+        "n.csv line 2 column 'a'",
+        "n.csv line 3 column 'a'",
+        "n.csv line 4 column 'a'",
+        "n.csv line 5 column 'b'",
+    ]
     assert [d.payload for d in rejected[:3]] == ["NaN", "-inf", "1e999"]
 
 
 def test_bad_times_name_the_time_column(tmp_path):
-    text = (f"stamp,a\n{T0},1\n05/03/2024 08:00,2\n,3\n{T0 // 1000},4\n1960-01-01T00:00:00Z,5\n"
-            f"2999-01-01T00:00:00Z,6\n")
+    text = (
+        f"stamp,a\n{T0},1\n05/03/2024 08:00,2\n,3\n{T0 // 1000},4\n1960-01-01T00:00:00Z,5\n"
+        f"2999-01-01T00:00:00Z,6\n"
+    )
     rows, rejected = read(write(tmp_path / "t.csv", text))
     assert [r[2] for r in rows] == [1.0]
     assert [d.ref for d in rejected] == [f"t.csv line {n}" for n in range(3, 8)]
@@ -322,8 +362,10 @@ def test_blank_lines_are_skipped(tmp_path):
 
 
 def test_strings_in_a_numeric_column_are_rejected_by_the_historian(tmp_path, historian):
-    text = (f"time,power_kw,mode\n{T0},1.5,run\n{T0 + 1000},n/a,idle\n{T0 + 2000},2.5,5\n"
-            f"{T0 + 3000},true,stop\n")
+    text = (
+        f"time,power_kw,mode\n{T0},1.5,run\n{T0 + 1000},n/a,idle\n{T0 + 2000},2.5,5\n"
+        f"{T0 + 3000},true,stop\n"
+    )
     path = write(tmp_path / "mix.csv", text)
     [chunk] = list(read_table(path, spec()))
     assert chunk.rejected == []  # at parse stage every cell is a value of some type
@@ -331,20 +373,28 @@ def test_strings_in_a_numeric_column_are_rejected_by_the_historian(tmp_path, his
     assert result.stored == 6  # 1.5, 2.5, true as 1 / run, idle, stop
     got = sorted(reasons(result.rejected))
     assert got[0] == (
-        f"mix.csv line 3 column 'power_kw': tag {M}/power_kw holds number values, got 'n/a'")
+        f"mix.csv line 3 column 'power_kw': tag {M}/power_kw holds number values, got 'n/a'"
+    )
     assert got[1].startswith(f"mix.csv line 4 column 'mode': tag {M}/mode holds string values")
     assert "5.0" in got[1]
     assert historian.series(E, f"{M}/power_kw", T0, T0 + 10_000).column("value").to_pylist() == [
-        1.5, 2.5, 1.0]
+        1.5,
+        2.5,
+        1.0,
+    ]
     assert historian.series(E, f"{M}/mode", T0, T0 + 10_000).column("text").to_pylist() == [
-        "run", "idle", "stop"]
+        "run",
+        "idle",
+        "stop",
+    ]
     # the stored type holds for later files too, even when their first value is text
     later = write(tmp_path / "later.csv", f"time,power_kw\n{T0 + 5000},broken\n{T0 + 6000},3\n")
     [chunk] = list(read_table(later, spec()))
     result = historian.write(chunk.batch, source="import:later.csv")
     assert result.stored == 1
     assert reasons(result.rejected) == [
-        f"later.csv line 2 column 'power_kw': tag {M}/power_kw holds number values, got 'broken'"]
+        f"later.csv line 2 column 'power_kw': tag {M}/power_kw holds number values, got 'broken'"
+    ]
     letters = historian.dead_letters(E, limit=10)
     assert {d["reason"] for d in letters} >= set(reasons(result.rejected))
 
@@ -354,7 +404,8 @@ def test_type_conflict_reason_shows_the_number_plainly(tmp_path, historian):
     [chunk] = list(read_table(path, spec()))
     result = historian.write(chunk.batch)
     assert reasons(result.rejected) == [
-        f"mix.csv line 3 column 'mode': tag {M}/mode holds string values, got 5.0"]
+        f"mix.csv line 3 column 'mode': tag {M}/mode holds string values, got 5.0"
+    ]
 
 
 # ---------------------------------------------------------------------------- unusable files
@@ -449,7 +500,7 @@ def test_small_truncated_gzip(tmp_path):
 
 # ---------------------------------------------------------------------------- real data
 # a copy of ../shared/datasets/steel_industry (CC BY 4.0, see its SOURCE.md) kept in the repo
-STEEL = Path(__file__).parents[1] / "fixtures" / "steel_industry" / "Steel_industry_data.csv.gz"
+STEEL = DATASETS / "steel_industry" / "Steel_industry_data.csv.gz"
 STEEL_MACHINE = "gwangyang/plant/main/meter"
 STEEL_TEXT = ("WeekStatus", "Day_of_week", "Load_Type")
 
@@ -490,8 +541,9 @@ def steel() -> dict:
 @pytest.fixture(scope="module")
 def steel_chunks(steel) -> list[Chunk]:
     """The steel file read by the importer once (the slow part), shared by both backends."""
-    times = TimeParser(now_ms=NOW, fmt="%d/%m/%Y %H:%M", tz=ZoneInfo("Asia/Seoul"),
-                       midnight_ends_day=True)
+    times = TimeParser(
+        now_ms=NOW, fmt="%d/%m/%Y %H:%M", tz=ZoneInfo("Asia/Seoul"), midnight_ends_day=True
+    )
     s = TableSpec(enterprise=E, times=times, machine=MachinePath.parse(STEEL_MACHINE))
     return list(read_table(STEEL, s))
 

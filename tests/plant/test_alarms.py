@@ -7,7 +7,6 @@ import itertools
 import json
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +29,7 @@ from indunet.plant.alarms import (
     load_rules,
     pattern_matches,
 )
+from tests.datasets import DATASETS
 
 T = "s1/press/l1/m1/temp_c"
 MIN = 60_000
@@ -670,7 +670,7 @@ def test_snapshot_restore_round_trip():
 # ----------------------------------------------------------------------------- NAB
 
 
-NAB = Path("/work/shared/datasets/nab_machine_temperature")
+NAB = DATASETS / "nab_machine_temperature"
 NAB_TAG = "nab/plant/line/machine/temperature"
 NAB_RULES = [
     # below normal operating temperature for half an hour; clear an hour after back above 60

@@ -26,8 +26,9 @@ from indunet.plant.energy import (
 )
 from indunet.plant.shifts import shift_windows, to_ms
 from indunet.plant.states import StateTimeline
+from tests.datasets import DATASETS
 
-STEEL = "/work/shared/datasets/steel_industry/Steel_industry_data.csv.gz"
+STEEL = str(DATASETS / "steel_industry" / "Steel_industry_data.csv.gz")
 H = 3_600_000
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -21,10 +21,11 @@ from indunet.plant.states import (
     detect_states,
     learn_thresholds,
 )
+from tests.datasets import DATASETS
 from tests.plant.reference import reference_states
 
-CNC = "/work/shared/datasets/cnc_mill_tool_wear"
-METRO = "/work/shared/datasets/metropt3_air_compressor/MetroPT3_AirCompressor_first1000rows.csv"
+CNC = str(DATASETS / "cnc_mill_tool_wear")
+METRO = str(DATASETS / "metropt3_air_compressor" / "MetroPT3_AirCompressor_first1000rows.csv")
 OFF, IDLE, RUN, OFFL = (int(s) for s in MachineState)
 
 

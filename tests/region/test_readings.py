@@ -15,14 +15,10 @@ from indunet.model import POINT_SCHEMA, PointBatch
 from indunet.region.readings import MeterKind, daily_from_historian, daily_kwh, reading_files
 from indunet.region.store import RegionStore
 from indunet.store import open_historian
+from tests.datasets import DATASETS
 from tests.region.conftest import MAR1, REGISTRY, TODAY, fixture_settings, write
 
-STEEL = (
-    Path(__file__).resolve().parents[1]
-    / "fixtures"
-    / "steel_industry"
-    / "Steel_industry_data.csv.gz"
-)
+STEEL = DATASETS / "steel_industry" / "Steel_industry_data.csv.gz"
 
 BAD = """enterprise_id,date,kwh
 E1,2020-03-01,10

@@ -14,6 +14,7 @@ from indunet.connect.mqtt import parse_mqtt_url
 from indunet.sim.live import PlantSim, build_plants
 from indunet.sim.publish import SimPublisher
 from tests.connect.test_mqtt import BROKER, _require_broker, _wait
+from tests.datasets import DATASETS
 
 
 def test_publisher_sends_contract_payloads_for_every_machine():
@@ -107,7 +108,6 @@ def test_sparkplug_simulator_lands_in_the_historian_and_answers_rebirth(settings
 
 
 def test_replay_at_speed_0_stores_every_row(settings_factory):
-    from pathlib import Path
 
     from indunet.connect.mqtt import MqttIngest
     from indunet.sim.publish import ReplayPublisher
@@ -116,7 +116,7 @@ def test_replay_at_speed_0_stores_every_row(settings_factory):
 
     _require_broker()
     enterprise = f"r{uuid.uuid4().hex[:8]}"
-    root = Path(__file__).resolve().parents[3] / "shared" / "datasets"
+    root = DATASETS
     rows = read_dataset("metropt3_air_compressor", root, limit=300)
     historian = open_historian(settings_factory())
     ingest = MqttIngest(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import itertools
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,9 @@ from indunet.sim.replay import (
     replay_offset_ms,
     steel_messages,
 )
+from tests.datasets import DATASETS as DATA_ROOT
 
-ROOT = Path(__file__).resolve().parents[3] / "shared" / "datasets"
+ROOT = DATA_ROOT
 
 
 @functools.cache

@@ -28,7 +28,8 @@ def test_rejected_records_are_listed_newest_first(duck_client):
     assert all(r["source"] == "http:ingest" and r["enterprise"] == "demo" for r in rows)
     assert newest["received_ms"] >= oldest["received_ms"]
     assert [r["ref"] for r in duck_client.get(URL, params={"limit": 1}).json()["rows"]] == [
-        "record 0"]
+        "record 0"
+    ]
 
 
 def test_filter_by_source_and_enterprise(duck_client):

@@ -28,7 +28,9 @@ def test_json_array_round_trip(client):
     assert [row["value"] for row in rows] == [i * 1.5 for i in range(5)]
     rows = series(client, B)
     assert [(row["ts"], row["text"], row["quality"]) for row in rows] == [
-        (T0, "running", 0), (T0 + 5000, "idle", 2)]
+        (T0, "running", 0),
+        (T0 + 5000, "idle", 2),
+    ]
     latest = client.get("/api/v1/latest").json()["rows"]
     by_tag = {row["tag"]: row for row in latest}
     assert by_tag[A]["value"] == 6.0 and by_tag[A]["ts"] == T0 + 4000
@@ -48,21 +50,24 @@ def test_ndjson_by_content_type_and_by_format(client):
     r = client.post(URL, content=body, headers={"content-type": "application/x-ndjson"})
     assert r.json() == {"stored": 3, "rejected": 0, "errors": []}
     body2 = json.dumps({"tag": A, "ts": T0 + 10_000, "value": 10}) + "\n"
-    r = client.post(URL, params={"format": "ndjson"}, content=body2,
-                    headers={"content-type": "text/plain"})
+    r = client.post(
+        URL, params={"format": "ndjson"}, content=body2, headers={"content-type": "text/plain"}
+    )
     assert r.json()["stored"] == 1
     assert [row["value"] for row in series(client, A)] == [0.0, 1.0, 2.0, 10.0]
 
 
 def test_partially_bad_body_stores_the_good_records(client):
-    body = "\n".join([
-        json.dumps({"tag": A, "ts": T0, "value": 1}),
-        "{broken",
-        json.dumps({"tag": A, "ts": "tomorrow-ish", "value": 2}),
-        json.dumps({"tag": A, "ts": T0 + 1000, "value": "text in a number tag"}),
-        json.dumps({"tag": A, "ts": T0 + 2000, "value": 3}),
-        json.dumps({"tag": "bad/tag", "ts": T0, "value": 3}),
-    ])
+    body = "\n".join(
+        [
+            json.dumps({"tag": A, "ts": T0, "value": 1}),
+            "{broken",
+            json.dumps({"tag": A, "ts": "tomorrow-ish", "value": 2}),
+            json.dumps({"tag": A, "ts": T0 + 1000, "value": "text in a number tag"}),
+            json.dumps({"tag": A, "ts": T0 + 2000, "value": 3}),
+            json.dumps({"tag": "bad/tag", "ts": T0, "value": 3}),
+        ]
+    )
     r = client.post(URL, content=body, params={"format": "ndjson"})
     assert r.status_code == 200
     result = r.json()
@@ -81,7 +86,7 @@ def test_partially_bad_body_stores_the_good_records(client):
 
 
 def test_malformed_body_is_400_and_dead_lettered(client):
-    r = client.post(URL, content=b"[{\"tag\": ", headers={"content-type": "application/json"})
+    r = client.post(URL, content=b'[{"tag": ', headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert r.json()["detail"].startswith("body is not valid JSON")
     [letter] = client.get("/api/v1/deadletters").json()["rows"]
@@ -135,8 +140,9 @@ def test_enterprise_parameter_keeps_tenants_apart(duck_client):
     assert r.json()["stored"] == 1
     r = duck_client.get("/api/v1/series", params={"tag": A, "start": T0, "end": T0 + 1})
     assert r.status_code == 422  # not a tag of the default enterprise
-    r = duck_client.get("/api/v1/series",
-                        params={"tag": A, "start": T0, "end": T0 + 1, "enterprise": "other"})
+    r = duck_client.get(
+        "/api/v1/series", params={"tag": A, "start": T0, "end": T0 + 1, "enterprise": "other"}
+    )
     assert [row["value"] for row in r.json()["rows"]] == [1.0]
 
 
@@ -146,8 +152,10 @@ def test_duplicates_are_idempotent(client):
         assert client.post(URL, json=body).status_code == 200
     client.post(URL, json={"tag": A, "ts": T0, "value": 5})  # a correction replaces the value
     assert [row["value"] for row in series(client, A)] == [5.0, 2.0]
-    [bucket] = client.get("/api/v1/series", params={
-        "tag": A, "start": T0, "end": T0 + 10_000, "buckets": 1, "agg": "count"}).json()["rows"]
+    [bucket] = client.get(
+        "/api/v1/series",
+        params={"tag": A, "start": T0, "end": T0 + 10_000, "buckets": 1, "agg": "count"},
+    ).json()["rows"]
     assert bucket["count"] == 2
 
 

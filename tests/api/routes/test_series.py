@@ -32,8 +32,11 @@ def wave(i: int) -> float:
 
 def fill(client):
     """Store 100 points of A one second apart, and text on B."""
-    ingest(client, [{"tag": A, "ts": T0 + i * 1000, "value": wave(i)} for i in range(100)]
-           + [{"tag": B, "ts": T0, "value": "running"}])
+    ingest(
+        client,
+        [{"tag": A, "ts": T0 + i * 1000, "value": wave(i)} for i in range(100)]
+        + [{"tag": B, "ts": T0, "value": "running"}],
+    )
     return client
 
 
@@ -145,16 +148,27 @@ def test_unknown_and_malformed_tags_are_422(filled):
 
 
 def test_out_of_range_options_are_422(duck_filled):
-    for params in [{"buckets": 0}, {"buckets": 100_001}, {"agg": "median", "buckets": 2},
-                   {"downsample": "average"}, {"points": 2, "downsample": "m4"}, {"limit": 0}]:
+    for params in [
+        {"buckets": 0},
+        {"buckets": 100_001},
+        {"agg": "median", "buckets": 2},
+        {"downsample": "average"},
+        {"points": 2, "downsample": "m4"},
+        {"limit": 0},
+    ]:
         r = get(duck_filled, 422, tag=A, start=T0, end=T0 + 1000, **params)
         assert any(next(iter(params)) in e["loc"] for e in r["detail"]), r
 
 
 def test_default_window_is_the_last_day(duck_client):
     now = int(time.time() * 1000)
-    ingest(duck_client, [{"tag": C, "ts": now - 3_600_000, "value": 1},
-                         {"tag": C, "ts": now - 2 * 86_400_000, "value": 2}])
+    ingest(
+        duck_client,
+        [
+            {"tag": C, "ts": now - 3_600_000, "value": 1},
+            {"tag": C, "ts": now - 2 * 86_400_000, "value": 2},
+        ],
+    )
     out = get(duck_client, tag=C)
     assert [r["value"] for r in out["rows"]] == [1.0]
     assert out["end_ms"] - out["start_ms"] == 86_400_000
@@ -163,12 +177,17 @@ def test_default_window_is_the_last_day(duck_client):
 
 
 def test_latest_with_prefix(client):
-    ingest(client, [{"tag": A, "ts": T0, "value": 1}, {"tag": A, "ts": T0 + 5000, "value": 2},
-                    {"tag": A, "ts": T0 + 1000, "value": 3},  # out of order: not the latest
-                    {"tag": C, "ts": T0, "value": 40}])
+    ingest(
+        client,
+        [
+            {"tag": A, "ts": T0, "value": 1},
+            {"tag": A, "ts": T0 + 5000, "value": 2},
+            {"tag": A, "ts": T0 + 1000, "value": 3},  # out of order: not the latest
+            {"tag": C, "ts": T0, "value": 40},
+        ],
+    )
     rows = client.get("/api/v1/latest").json()["rows"]
-    assert [(r["tag"], r["value"], r["ts"]) for r in rows] == [(A, 2.0, T0 + 5000),
-                                                               (C, 40.0, T0)]
+    assert [(r["tag"], r["value"], r["ts"]) for r in rows] == [(A, 2.0, T0 + 5000), (C, 40.0, T0)]
     out = client.get("/api/v1/latest", params={"prefix": "s1/weld"}).json()
     assert [r["tag"] for r in out["rows"]] == [C]
     # whole segments only: "s1/pre" is not a prefix of "s1/press"

@@ -34,22 +34,26 @@ def test_list_all_and_by_prefix(client):
     assert kinds["s1/press/l1/m1/power_kw"] == "number"
     assert all(t["source"] == "auto" for t in everything)
     assert [t["tag"] for t in tags(client, prefix="s1/press")] == [
-        "s1/press/l1/m1/mode", "s1/press/l1/m1/power_kw", "s1/press/l1/m2/power_kw"]
-    assert [t["tag"] for t in tags(client, prefix="s1/press/l1/m2/")] == [
-        "s1/press/l1/m2/power_kw"]
+        "s1/press/l1/m1/mode",
+        "s1/press/l1/m1/power_kw",
+        "s1/press/l1/m2/power_kw",
+    ]
+    assert [t["tag"] for t in tags(client, prefix="s1/press/l1/m2/")] == ["s1/press/l1/m2/power_kw"]
     assert tags(client, prefix="s1/pres") == []  # whole segments only
-    assert [t["tag"] for t in tags(client, prefix="s1/press/l1/m1/mode")] == [
-        "s1/press/l1/m1/mode"]
+    assert [t["tag"] for t in tags(client, prefix="s1/press/l1/m1/mode")] == ["s1/press/l1/m1/mode"]
     assert len(tags(client, limit=2)) == 2
 
 
 def test_search_is_case_insensitive_substring(client):
     fill(client)
     assert [t["tag"] for t in tags(client, search="POWER")] == [
-        "s1/press/l1/m1/power_kw", "s1/press/l1/m2/power_kw"]
+        "s1/press/l1/m1/power_kw",
+        "s1/press/l1/m2/power_kw",
+    ]
     assert [t["tag"] for t in tags(client, search="temp_c")] == ["s1/weld/l2/m9/Temp_C"]
     assert [t["tag"] for t in tags(client, prefix="s1/press/l1/m2", search="power")] == [
-        "s1/press/l1/m2/power_kw"]
+        "s1/press/l1/m2/power_kw"
+    ]
     assert tags(client, search="%") == []  # no SQL wildcards
     assert tags(client, search="_kw") != []
 
@@ -71,8 +75,12 @@ def test_tree(duck_client):
 
 def test_declare_then_list_and_update(duck_client):
     body = [
-        {"tag": "s1/press/l1/m1/power_kw", "unit": "kW", "description": "spindle power",
-         "expected_interval_ms": 1000},
+        {
+            "tag": "s1/press/l1/m1/power_kw",
+            "unit": "kW",
+            "description": "spindle power",
+            "expected_interval_ms": 1000,
+        },
         {"tag": "s1/press/l1/m1/mode", "data_type": "string"},
     ]
     r = duck_client.post(URL, json=body)
@@ -80,7 +88,10 @@ def test_declare_then_list_and_update(duck_client):
     listed = {t["tag"]: t for t in tags(duck_client)}
     power = listed["s1/press/l1/m1/power_kw"]
     assert (power["unit"], power["description"], power["expected_interval_ms"]) == (
-        "kW", "spindle power", 1000)
+        "kW",
+        "spindle power",
+        1000,
+    )
     assert power["data_type"] == "number"
     assert listed["s1/press/l1/m1/mode"]["data_type"] == "string"
     # metadata can be updated; the type cannot change
@@ -93,9 +104,13 @@ def test_declare_then_list_and_update(duck_client):
 
 def test_declared_type_is_enforced_at_ingest(duck_client):
     duck_client.post(URL, json=[{"tag": "s1/a/l/m/state", "data_type": "string"}])
-    r = duck_client.post("/api/v1/ingest", json=[{"tag": "s1/a/l/m/state", "ts": T0, "value": 3},
-                                                 {"tag": "s1/a/l/m/state", "ts": T0 + 1,
-                                                  "value": "ok"}])
+    r = duck_client.post(
+        "/api/v1/ingest",
+        json=[
+            {"tag": "s1/a/l/m/state", "ts": T0, "value": 3},
+            {"tag": "s1/a/l/m/state", "ts": T0 + 1, "value": "ok"},
+        ],
+    )
     assert r.json()["stored"] == 1 and r.json()["rejected"] == 1
     assert "holds string values" in r.json()["errors"][0]
 
@@ -123,8 +138,11 @@ def test_bad_prefix_is_422(duck_client):
 
 
 def test_enterprises_see_only_their_tags(duck_client):
-    duck_client.post("/api/v1/ingest", params={"enterprise": "acme"},
-                     json={"tag": "s1/a/l/m/x", "ts": T0, "value": 1})
+    duck_client.post(
+        "/api/v1/ingest",
+        params={"enterprise": "acme"},
+        json={"tag": "s1/a/l/m/x", "ts": T0, "value": 1},
+    )
     duck_client.post(URL, params={"enterprise": "globex"}, json=[{"tag": "s9/a/l/m/y"}])
     assert [t["tag"] for t in tags(duck_client, enterprise="acme")] == ["s1/a/l/m/x"]
     assert [t["tag"] for t in tags(duck_client, enterprise="globex")] == ["s9/a/l/m/y"]
