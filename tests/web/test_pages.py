@@ -483,12 +483,18 @@ def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path):
             except httpx.TransportError:
                 html = ""
             live = re.findall(r'class="machine status-live" data-machine="([^"]+)"', html)
-            if len(live) == 6 and 'data-tag="temp_c"' in html:  # temperature: live data only
+            # 6 simulated machines, plus the old press (clip-on meter) and the servo press (PLC)
+            # that come in through the edge agent; temperature is live data only
+            if len(live) == 8 and 'data-tag="temp_c"' in html:
                 break
             time.sleep(0.5)
         assert proc.poll() is None, (out_lines, err_lines)
-        assert len(live) == 6, f"live machines after 30 s: {live}"
+        assert len(live) == 8, f"live machines after 30 s: {live}"
         assert "site-01/press-shop/line-01/m-001" in live
+        assert {
+            "site-01/press-shop/line-01/old-press",
+            "site-01/press-shop/line-01/servo-press",
+        } <= set(live)
         for tag in ("power_kw", "temp_c"):
             assert f'data-tag="{tag}"' in html
         # the history of the same machines is there for the charts
