@@ -250,6 +250,7 @@ def demo(
 ) -> None:
     """Run the whole platform on embedded defaults: broker, simulated plants, ingest, API."""
     import logging
+    import secrets
     import signal
     import tempfile
     import threading
@@ -271,11 +272,15 @@ def demo(
     _check_port(settings.host, settings.port)
     plants = build_plants(sites, machines, seed)
     plant_config = demo_plant_config(plants)
+    command_secret = secrets.token_hex(16)  # shared by the platform and the demo's edge agent
     if edge:
         from indunet.sim.edge_devices import old_press_machine
 
         plant_config = plant_config.model_copy(
-            update={"machines": [*plant_config.machines, old_press_machine()]}
+            update={
+                "machines": [*plant_config.machines, old_press_machine()],
+                "command_secret": command_secret,
+            }
         )
     settings = settings.model_copy(update={"plant": plant_config})
     historian = _open(settings)
@@ -325,7 +330,9 @@ def demo(
         if edge:
             from indunet.sim.edge_devices import EdgeDemo
 
-            edge_demo = EdgeDemo(mqtt_url, settings.enterprise, Path(data_dir) / "edge").start()
+            edge_demo = EdgeDemo(
+                mqtt_url, settings.enterprise, Path(data_dir) / "edge", command_secret
+            ).start()
         app = create_app(settings, historian)
         app.state.mqtt = ingest
         watcher = _start_plant_watcher(app, historian, settings, history_h=max(hours, 1))
@@ -359,7 +366,10 @@ def demo(
                     f"{login['device_key']}\n"
                     + (
                         "  an old press with only a clip-on meter (Modbus) and a servo press "
-                        "PLC (OPC UA) come in through the edge agent: line-01 of site-01\n"
+                        "PLC (OPC UA) come in through the edge agent: line-01 of site-01;\n"
+                        "    an operator sets the press speed with POST /api/v1/commands "
+                        '{"machine": "site-01/press-shop/line-01/servo-press", '
+                        '"tag": "setpoint_spm", "value": 40}\n'
                         if edge
                         else ""
                     )

@@ -108,6 +108,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # machines, states, OEE, energy
     ("GET", "/api/v1/machines"): _V,
     ("PUT", "/api/v1/machines/{path:path}"): _A,
+    ("POST", "/api/v1/commands"): _O,
     ("GET", "/api/v1/states"): _V,
     ("POST", "/api/v1/states/reasons"): _O,
     ("GET", "/api/v1/stops"): _V,

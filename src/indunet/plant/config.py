@@ -349,6 +349,12 @@ class PlantConfig(_Model):
     alarms: list[AlarmRule] = Field(
         default_factory=list, description="Alarm rules ([[plant.alarms]], docs/alarms.md)."
     )
+    command_secret: str | None = Field(
+        None,
+        min_length=16,
+        repr=False,
+        description="Secret shared with edge agents ([commands] secret) to sign machine writes.",
+    )
     webhooks: list[WebhookTarget] = Field(
         default_factory=list, description="Where alarm events are posted ([[plant.webhooks]])."
     )

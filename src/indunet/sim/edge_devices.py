@@ -207,11 +207,13 @@ class PlcSim:
 class EdgeDemo:
     """The meter, the PLC and an edge agent publishing both to ``broker_url``."""
 
-    def __init__(self, broker_url: str, enterprise: str, work_dir: Path) -> None:
+    def __init__(
+        self, broker_url: str, enterprise: str, work_dir: Path, secret: str | None = None
+    ) -> None:
         self.broker_url = broker_url
         self.enterprise = enterprise
         self.work_dir = work_dir
-        self.secret = secrets.token_hex(16)
+        self.secret = secret or secrets.token_hex(16)
         self.meter = MeterSim()
         self.plc = PlcSim()
         self.agent: Any = None

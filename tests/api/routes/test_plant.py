@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
 import pytest
 
@@ -128,3 +131,64 @@ def test_oee_and_energy(plant_client):
     buckets = e.json()["buckets"]
     assert [round(b["kwh"], 6) for b in buckets] == [round(8.0 * 3599 / 3600, 6), 0.0]
     assert e.json()["total"]["co2_kg"] == pytest.approx(8.0 * 3599 / 3600 * 0.5)
+
+
+def test_commands_are_signed_with_the_caller_and_sent_to_the_edge(make_client):
+    import threading
+    import uuid
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from indunet.connect.mqtt import MqttIngest, parse_mqtt_url
+    from indunet.edge.commands import sign_command
+    from tests.connect.test_mqtt import BROKER, _require_broker
+
+    off = make_client()
+    cmd = {"machine": "s1/press/l1/press-7", "tag": "setpoint", "value": 42.0}
+    r = off.post("/api/v1/commands", json=cmd)
+    assert r.status_code == 409 and "command_secret" in r.json()["detail"]
+
+    _require_broker()
+    secret = uuid.uuid4().hex
+    enterprise = f"e{uuid.uuid4().hex[:8]}"
+    client = make_client(plant={"command_secret": secret}, enterprise=enterprise)
+    assert client.post("/api/v1/commands", json=cmd).status_code == 409  # no broker yet
+    got: list[bytes] = []
+    arrived = threading.Event()
+    host, port, *_ = parse_mqtt_url(BROKER)
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"edge-{enterprise}")
+    sub.on_message = lambda c, u, m: (got.append(m.payload), arrived.set())
+    sub.connect(host, port)
+    sub.subscribe(f"indunet/cmd/v1/{enterprise}/#", 1)
+    sub.loop_start()
+    ingest = MqttIngest(
+        client.app.state.historian,
+        BROKER,
+        client_id=f"api-{enterprise}",
+        session_expiry_s=60,
+        sparkplug_groups=[],
+    )
+    ingest.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not ingest.stats.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.app.state.mqtt = ingest
+        time.sleep(0.3)  # the subscriber's SUBACK
+        bad = client.post("/api/v1/commands", json={**cmd, "machine": "no-machine"})
+        assert bad.status_code == 422
+        r = client.post("/api/v1/commands", json=cmd)
+        assert r.status_code == 202, r.text
+        sent = r.json()
+        assert sent["topic"] == f"indunet/cmd/v1/{enterprise}/s1/press/l1/press-7"
+        assert arrived.wait(10)
+        claim = json.loads(got[0])
+        assert claim["id"] == sent["id"] and claim["value"] == 42.0
+        assert claim["role"] == "admin" and claim["user"] == sent["user"]
+        unsigned = {k: v for k, v in claim.items() if k != "sig"}
+        assert sign_command(secret, unsigned)["sig"] == claim["sig"]
+    finally:
+        ingest.stop()
+        sub.loop_stop()
+        sub.disconnect()

@@ -295,3 +295,56 @@ def energy(
         bucket=bucket,
         open_part=_open_part(request, ent, settings),
     )
+
+
+class MachineCommand(BaseModel):
+    """A write to one tag of a machine, carried out by the machine's edge agent."""
+
+    machine: str = Field(description="site/area/line/machine")
+    tag: str
+    value: float | bool | str
+
+
+@router.post("/commands", status_code=202)
+def send_command(body: MachineCommand, request: Request, settings: SettingsDep) -> dict[str, Any]:
+    """Sign a write with the caller's name and role and send it to the machine's edge agent.
+
+    The edge checks the signature, expiry, role, limits and type, writes, reads back and
+    publishes an audit record on ``indunet/audit/v1/{enterprise}/{machine}``.
+    """
+    import uuid
+
+    from indunet.edge.commands import sign_command
+    from indunet.edge.publish import command_topic
+    from indunet.uns import MachinePath
+
+    secret = settings.plant.command_secret
+    if not secret:
+        raise HTTPException(409, "commands to machines are off: set [plant] command_secret")
+    try:
+        machine = str(MachinePath.parse(body.machine))
+    except DataError as exc:
+        raise HTTPException(422, f"machine: {exc}") from exc
+    principal = getattr(request.state, "principal", None)
+    grant = principal.grant_for(settings.enterprise) if principal is not None else None
+    role = grant.role.name if grant is not None and grant.role is not None else "operator"
+    ingest = getattr(request.app.state, "mqtt", None)
+    if ingest is None or not ingest.stats.connected:
+        raise HTTPException(409, "no MQTT connection: this server cannot reach edge agents")
+    claim = sign_command(
+        secret,
+        {
+            "id": uuid.uuid4().hex,
+            "machine": machine,
+            "tag": body.tag,
+            "value": body.value,
+            "user": principal.name if principal is not None else "anonymous",
+            "role": role,
+            "exp": int(time.time() * 1000) + 60_000,
+        },
+    )
+    topic = command_topic(settings.enterprise, machine)
+    done = ingest._publish(topic, json.dumps(claim), qos=1)
+    if done is None or not done.wait(5):
+        raise HTTPException(409, "the broker did not accept the command; nothing was sent")
+    return {"id": claim["id"], "topic": topic, "user": claim["user"], "role": role}
