@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
@@ -12,7 +14,17 @@ from indunet.errors import DataError
 from indunet.ingest.values import TimeParser
 from indunet.store import Historian
 
-__all__ = ["HistorianDep", "SettingsDep", "parse_time_param", "time_parser"]
+__all__ = [
+    "HistorianDep",
+    "SettingsDep",
+    "app_store",
+    "parse_time_param",
+    "read_json",
+    "read_limited",
+    "time_parser",
+]
+
+StoreT = TypeVar("StoreT")
 
 
 def get_settings(request: Request) -> Settings:
@@ -42,3 +54,38 @@ def parse_time_param(name: str, raw: str | None, default: int, settings: Setting
         return time_parser(settings).parse(raw)
     except DataError as exc:
         raise HTTPException(status_code=422, detail=f"parameter {name!r}: {exc}") from exc
+
+
+def app_store(
+    request: Request, historian: Historian, name: str, make: Callable[[Historian], StoreT]
+) -> StoreT:
+    """Return the store kept on the app under ``name``, made beside ``historian`` on first use."""
+    store = getattr(request.app.state, name, None)
+    if store is None or store.historian is not historian:
+        store = make(historian)
+        setattr(request.app.state, name, store)
+    return store
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """Return the request body, or 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body of {declared} bytes is larger than the limit {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """Return the request body parsed as JSON; 413 over ``limit``, 400 when it is not JSON."""
+    body = await read_limited(request, limit)
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc

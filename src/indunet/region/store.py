@@ -41,7 +41,13 @@ from indunet.region.rate import (
     summarise,
 )
 from indunet.region.readings import ReadingsReport, reading_files
-from indunet.region.registry import RegistryCheck, RowError, check_registry, read_registry_file
+from indunet.region.registry import (
+    REGISTRY_COLUMNS,
+    RegistryCheck,
+    RowError,
+    check_registry,
+    read_registry_file,
+)
 from indunet.region.settings import RegionSettings
 
 __all__ = ["RegionStore", "RegistryReport", "open_region_store"]
@@ -72,23 +78,8 @@ CREATE TABLE IF NOT EXISTS rollups (
 );
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR);
 """
-_ATTRS = (
-    "name",
-    "province_code",
-    "province",
-    "city",
-    "county",
-    "industry",
-    "division",
-    "section",
-    "size",
-    "above_designated_size",
-    "lat",
-    "lon",
-    "key_enterprise",
-    "chain",
-    "supplies",
-)
+#: the versioned attributes of an enterprise: every registry column but its key and validity
+_ATTRS = tuple(c for c in REGISTRY_COLUMNS if c not in ("enterprise_id", "valid_from"))
 _REFRESH_CHUNK_DAYS = 10
 _CSV = "header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"'"
 

@@ -77,6 +77,12 @@ def test_put_machine_refuses_broken_json(plant_client):
     assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
 
 
+def test_put_machine_refuses_a_body_over_the_limit(make_client):
+    c = make_client(ingest_max_bytes=200)
+    r = c.put("/api/v1/machines/s1/press/l1/m3", json={"id": "s1/press/l1/m3", "x": "y" * 400})
+    assert r.status_code == 413
+
+
 def test_states_reasons_and_stops(plant_client):
     c = plant_client
     r = c.get("/api/v1/states", params={"machine": M1, "start": at(6), "end": at(22)})

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from indunet.api.deps import HistorianDep, SettingsDep
-from indunet.api.routes.ingest import _read_limited
+from indunet.api.deps import HistorianDep, SettingsDep, app_store, read_json
 from indunet.business.records import BusinessKind
 from indunet.business.store import BusinessStore
 
@@ -25,11 +23,7 @@ ORDER_KINDS = {
 
 def get_business(request: Request, historian: HistorianDep) -> BusinessStore:
     """Return the app's business store (created beside the historian on first use)."""
-    store = getattr(request.app.state, "business", None)
-    if store is None or store.historian is not historian:
-        store = BusinessStore(historian)
-        request.app.state.business = store
-    return store
+    return app_store(request, historian, "business", BusinessStore)
 
 
 BusinessDep = Annotated[BusinessStore, Depends(get_business)]
@@ -50,11 +44,7 @@ async def load_records(
     timezone: Annotated[str | None, Query(description="Zone of times without an offset")] = None,
 ) -> dict[str, Any]:
     """Store a JSON array of records of ``kind``; refused rows are reported and dead-lettered."""
-    body = await _read_limited(request, settings.ingest_max_bytes)
-    try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
+    doc = await read_json(request, settings.ingest_max_bytes)
     if isinstance(doc, dict) and isinstance(doc.get("records"), list):
         doc = doc["records"]
     if not isinstance(doc, list):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from indunet.api.deps import HistorianDep, SettingsDep
-from indunet.api.routes.ingest import _read_limited
+from indunet.api.deps import HistorianDep, SettingsDep, app_store, read_json
 from indunet.chain.carbon import carbon_report
 from indunet.chain.disruption import compare_scenarios, parse_scenario, run_scenario
 from indunet.chain.graph import SupplyGraph, build_supply_graph, item_risks, stuck_points
@@ -26,11 +24,7 @@ EnterpriseQ = Annotated[str | None, Query(description="Enterprise (tenant)")]
 
 def get_chain_store(request: Request, historian: HistorianDep) -> ChainStore:
     """Return the app's chain store (tables created beside the historian on first use)."""
-    store = getattr(request.app.state, "chain", None)
-    if store is None or store.historian is not historian:
-        store = ChainStore(historian)
-        request.app.state.chain = store
-    return store
+    return app_store(request, historian, "chain", ChainStore)
 
 
 ChainDep = Annotated[ChainStore, Depends(get_chain_store)]
@@ -38,14 +32,6 @@ ChainDep = Annotated[ChainStore, Depends(get_chain_store)]
 
 def _now() -> int:
     return int(time.time() * 1000)
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    body = await _read_limited(request, limit)
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
 
 
 def _graph(store: ChainStore, enterprise: str, name: str) -> SupplyGraph:
@@ -64,7 +50,7 @@ async def upload_network(
     enterprise: EnterpriseQ = None,
 ) -> dict[str, Any]:
     """Validate and store a network (NETWORK.json); errors name the offending entry (422)."""
-    doc = await _json_body(request, settings.ingest_max_bytes)
+    doc = await read_json(request, settings.ingest_max_bytes)
     network = parse_network(doc)
     await run_in_threadpool(
         store.save_network, enterprise or settings.enterprise, name, network, now_ms=_now()
@@ -150,7 +136,7 @@ async def post_scenario(
     save: Annotated[bool, Query(description="Keep the result in the scenario library")] = True,
 ) -> dict[str, Any]:
     """Run a scenario ({region | sites | item, weeks, name}); saved under its name by default."""
-    doc = await _json_body(request, settings.ingest_max_bytes)
+    doc = await read_json(request, settings.ingest_max_bytes)
     scenario = parse_scenario(doc)
     tenant = enterprise or settings.enterprise
     g = await run_in_threadpool(_graph, store, tenant, name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any, Literal
 
@@ -10,8 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from indunet.api.deps import HistorianDep, SettingsDep
-from indunet.api.routes.ingest import _read_limited
+from indunet.api.deps import HistorianDep, SettingsDep, app_store, read_json
 from indunet.docking.problem import load_problem
 from indunet.docking.ranking import OfferIndex
 from indunet.docking.solver import SolverError, solve
@@ -26,22 +24,10 @@ EnterpriseQ = Annotated[str | None, Query(description="Enterprise (tenant)")]
 
 def get_docking(request: Request, historian: HistorianDep) -> DockingStore:
     """Return the app's docking store (created beside the historian on first use)."""
-    store = getattr(request.app.state, "docking", None)
-    if store is None or store.sql.historian is not historian:
-        store = DockingStore(historian)
-        request.app.state.docking = store
-    return store
+    return app_store(request, historian, "docking", DockingStore)
 
 
 DockingDep = Annotated[DockingStore, Depends(get_docking)]
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    body = await _read_limited(request, limit)
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
 
 
 def _solve(problem, objective: str) -> dict[str, Any]:
@@ -56,7 +42,7 @@ async def solve_problem(
     request: Request, settings: SettingsDep, objective: Objective = "cost"
 ) -> dict[str, Any]:
     """Solve a problem document (requests, offers, lanes) and explain the result."""
-    problem = load_problem(await _json_body(request, settings.ingest_max_bytes))
+    problem = load_problem(await read_json(request, settings.ingest_max_bytes))
     return await run_in_threadpool(_solve, problem, objective)
 
 
@@ -186,7 +172,7 @@ async def save_entries(
     enterprise: EnterpriseQ = None,
 ) -> dict[str, Any]:
     """Store requests, offers or lanes (a JSON array); refused entries are reported by index."""
-    docs = await _json_body(request, settings.ingest_max_bytes)
+    docs = await read_json(request, settings.ingest_max_bytes)
     if not isinstance(docs, list):
         raise HTTPException(400, "body must be a JSON array")
     return await run_in_threadpool(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from indunet.api.deps import HistorianDep, SettingsDep, time_parser
+from indunet.api.deps import HistorianDep, SettingsDep, read_limited, time_parser
 from indunet.errors import DataError
 from indunet.ingest.records import parse_body
 from indunet.model import DeadLetter
@@ -24,20 +24,6 @@ class IngestResult(BaseModel):
     errors: list[str]
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body of {declared} bytes is larger than the limit {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/ingest", response_model=IngestResult)
 async def ingest(
     request: Request,
@@ -50,7 +36,7 @@ async def ingest(
     from starlette.concurrency import run_in_threadpool
 
     enterprise = enterprise or settings.enterprise
-    body = await _read_limited(request, settings.ingest_max_bytes)
+    body = await read_limited(request, settings.ingest_max_bytes)
     ctype = request.headers.get("content-type", "")
     ndjson = format == "ndjson" or (format is None and "ndjson" in ctype)
     source = "http:ingest"

@@ -15,7 +15,7 @@ from fastapi import Query as Q
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from indunet.api.deps import HistorianDep, SettingsDep, parse_time_param
+from indunet.api.deps import HistorianDep, SettingsDep, parse_time_param, read_json
 from indunet.config import Settings
 from indunet.errors import DataError
 from indunet.plant import report
@@ -143,11 +143,7 @@ async def put_machine(
     enterprise: EnterpriseQ = None,
 ) -> dict[str, Any]:
     """Add or replace a machine's config (JSON document, as in ``[[plant.machines]]``)."""
-    body = await request.body()
-    try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
+    doc = await read_json(request, settings.ingest_max_bytes)
     ent = enterprise or settings.enterprise
     machine = await run_in_threadpool(store.put_machine, ent, doc, now_ms=_now(), path=path)
     watcher = _watcher(request)
