@@ -542,25 +542,25 @@ class AlarmService:
         watched = [t for t in tags if any(r.watches(t) for r in self.engine.rules)]
         if not watched:
             return None
-        open_part = getattr(self._watcher, "open_segment", None)
+        try:  # one report: machines, their lines and sites come from the same sums
+            report = oee_report(
+                self._plant_store,
+                self.historian,
+                plant,
+                self.enterprise,
+                "",
+                now_ms - DERIVED_WINDOW_MS,
+                now_ms,
+                open_part=getattr(self._watcher, "open_segment", None),
+            )
+        except Exception as exc:  # the derived values must not stop the alarms
+            self.derived_errors += 1
+            self.last_error = f"derived OEE: {exc}"
+            return None
+        by_scope = {**report["machines"], **report["lines"], **report["sites"]}
         names, values = [], []
         for tag in watched:
-            try:
-                report = oee_report(
-                    self._plant_store,
-                    self.historian,
-                    plant,
-                    self.enterprise,
-                    tags[tag],
-                    now_ms - DERIVED_WINDOW_MS,
-                    now_ms,
-                    open_part=open_part,
-                )
-            except Exception as exc:  # one scope's failure must not stop the alarms
-                self.derived_errors += 1
-                self.last_error = f"derived OEE of {tags[tag]}: {exc}"
-                continue
-            oee = report["total"].get("oee")
+            oee = by_scope.get(tags[tag], {}).get("oee")
             if oee is not None:  # no planned time: no OEE, nothing to judge
                 names.append(tag)
                 values.append(float(oee))

@@ -199,6 +199,7 @@ def oee_report(
         "total": _elements_dict(total_e),
         "machines": {k: _elements_dict(v) for k, v in per_machine.items()},
         "lines": {k: _elements_dict(v) for k, v in rollup(per_machine, "line").items()},
+        "sites": {k: _elements_dict(v) for k, v in rollup(per_machine, "site").items()},
         "groups": [
             {"label": key[1], "start_ms": span[0], "end_ms": span[1], **_elements_dict(groups[key])}
             for key, span in sorted(group_span.items())
