@@ -10,25 +10,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from indunet.api.app import create_app
 from indunet.auth.store import AuthStore
 from indunet.connect.broker import free_port
-from indunet.store import open_historian
 from indunet.web.pages import STATIC_DIR
+from tests.web.conftest import sign_in
 
 M1 = "s1/press/l1/m1"
 M2 = "s1/press/l1/m2"
 M3 = "s2/weld/l2/m3"
 HOSTILE = "<img src=x onerror=alert(1)>"  # a valid segment: no '/', '#', '+' or control chars
 HOSTILE_TAG = '"onmouseover="alert(2)'
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 
 
 def now_ms() -> int:
@@ -297,60 +293,6 @@ def test_static_files_are_served(duck_client):
 
 
 # ---------------------------------------------------------------------------- real browser
-class LiveServer:
-    """The real app under uvicorn in a thread, on a free port, with a DuckDB historian."""
-
-    def __init__(self, settings) -> None:
-        self.historian = open_historian(settings)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings, self.historian), host="127.0.0.1", port=self.port,
-            log_level="warning",
-        )  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.historian.close()
-
-
-@pytest.fixture
-def live(settings_factory) -> Iterator[LiveServer]:
-    with LiveServer(settings_factory()) as server:
-        yield server
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def sign_in(page, url: str, name: str, password: str) -> None:
-    """Open ``url``, get sent to the sign-in form, sign in, and land back on ``url``."""
-    page.goto(url)
-    page.wait_for_url("**/login?next=**")
-    page.fill("#name", name)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(url)
-
-
 def test_browser_live_cards_and_charts(live, browser):
     store = AuthStore(live.historian)
     store.add_user("ann", "plant-manager-pw", now_ms=now_ms())
@@ -374,7 +316,9 @@ def test_browser_live_cards_and_charts(live, browser):
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    sign_in(page, live.url + "/", "ann", "plant-manager-pw")  # the charts' API calls use it too
+    sign_in(
+        page, live.url + "/plant", "ann", "plant-manager-pw"
+    )
     for m in (M1, M2, M3, f"s1/press/l1/{HOSTILE}"):
         assert page.locator(f'li.machine[data-machine="{m}"]').count() == 1, m
     value = page.locator(f'li[data-machine="{M2}"] .reading[data-tag="power_kw"] .value')
@@ -426,7 +370,7 @@ def test_browser_live_cards_and_charts(live, browser):
     assert page.evaluate("document.documentElement.scrollWidth") <= 1920
 
     # hostile names render as text, link correctly and run nothing
-    page.goto(live.url + "/")
+    page.goto(live.url + "/plant")
     page.locator("a.machine-name", has_text="<img src=x onerror=alert(1)>").click()
     page.wait_for_url("**/machine/s1/press/l1/**")
     assert page.locator("h1.machine-title").inner_text() == HOSTILE

@@ -127,6 +127,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/events"): _SV,
     # web pages (server-rendered; same rules as the data they show)
     ("GET", "/"): _V,
+    ("GET", "/plant"): _V,
     ("GET", "/parts/plant"): _V,
     ("GET", "/machine/{site}/{area}/{line}/{machine}"): _V,
     ("GET", "/parts/machine/{site}/{area}/{line}/{machine}"): _V,

@@ -88,10 +88,13 @@ def _machine_path(site: str, area: str, line: str, machine: str) -> MachinePath 
         return str(exc)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)  # until the overview page
+@router.get("/plant", response_class=HTMLResponse)
 def plant_page(request: Request, historian: HistorianDep, settings: SettingsDep) -> HTMLResponse:
     """Show the plant tree: every machine's card with its latest values, refreshed live."""
-    return _render(request, "plant.html", {"plant": _plant(historian, settings)})
+    return _render(
+        request, "plant.html", {"plant": _plant(historian, settings), "nav_here": "/plant"}
+    )
 
 
 @router.get("/parts/plant", response_class=HTMLResponse)
