@@ -285,6 +285,17 @@ def demo(
     settings = settings.model_copy(update={"plant": plant_config})
     historian = _open(settings)
     login = _demo_login(historian, settings.enterprise)  # a demo user and an ingest device key
+    from indunet.sim.business import load_demo_business  # stock, orders, trucks, sold machines
+
+    load_demo_business(
+        historian, settings.enterprise, [m.path for m in plants], now_ms=int(time.time() * 1000)
+    )
+    from indunet.sim.chain_demo import load_demo_chain  # the national chain, Hubei scenario
+
+    load_demo_chain(historian, settings.enterprise)
+    from indunet.sim.docking_demo import load_docking_demo  # the mask shortage on /docking
+
+    load_docking_demo(historian, settings.enterprise, now_ms=int(time.time() * 1000))
     # history of the same machines, so their charts and OEE have a past: power and part and scrap
     # counters (not temperature: the batch model's would not join the live one smoothly)
     if hours:
@@ -300,6 +311,7 @@ def demo(
     broker = None
     ingest = publisher = alarm_service = watcher = edge_demo = None
     nation_loader: threading.Thread | None = None
+    chain_live = None  # the supply chain follows the plant and the regional monitor
     url = f"http://{settings.host}:{settings.port}/"
     server: uvicorn.Server | None = None
 
@@ -337,6 +349,9 @@ def demo(
         app.state.mqtt = ingest
         watcher = _start_plant_watcher(app, historian, settings, history_h=max(hours, 1))
         alarm_service = _start_alarms(app, historian, settings, demo_plants=plants)
+        from indunet.chain.live import start_chain_live
+
+        chain_live = start_chain_live(app, historian, settings)  # chain alerts every minute
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -390,6 +405,8 @@ def demo(
         if nation_loader is not None:
             # let the nation finish loading: exiting under its DuckDB work aborts the process
             nation_loader.join()
+        if chain_live:
+            chain_live.stop()
         if alarm_service:
             alarm_service.stop()
         if watcher:
@@ -417,6 +434,7 @@ def _load_demo_nation(app: Any, enterprises: int) -> None:
 
     settings: Settings = app.state.settings
     out = settings.data_dir / "nation"
+    app.state.region_loading = True  # the /region pages say "still loading" meanwhile
     try:
         first, last = date(2019, 12, 1), date(2020, 4, 30)
         write_nation(simulate_nation(enterprises, seed=2020), first, last, out)
@@ -426,13 +444,15 @@ def _load_demo_nation(app: Any, enterprises: int) -> None:
     except Exception as exc:  # the demo goes on without the regional data
         typer.echo(f"regional demo data could not be loaded: {exc}", err=True)
         return
+    finally:
+        app.state.region_loading = False
     if getattr(app.state, "region_store", None) is None:
         app.state.region_store = store
     else:
         store.close()
     typer.echo(
         f"  regional monitor: {enterprises} simulated enterprises, Dec 2019 - Apr 2020; try "
-        f"/api/v1/region/rate?date=2020-03-05&by=province"
+        f"/region?date=2020-03-05 (page) or /api/v1/region/rate?date=2020-03-05&by=province"
     )
 
 
@@ -871,7 +891,10 @@ plant_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(plant_app, name="plant")
-BUSINESS_KINDS = "items, inventory, purchase_orders, sales_orders, production_orders, shipments"
+BUSINESS_KINDS = (
+    "items, inventory, purchase_orders, sales_orders, production_orders, shipments, "
+    "customer_equipment"
+)
 
 
 def _business(settings: Settings):
@@ -1469,6 +1492,34 @@ def dock_rank(
     if wanted is None:
         raise DataError(f"--request {request_id!r} is not in {problem_path.name}")
     _print_rows(OfferIndex.build(problem.offers).rank(wanted, top=top), as_json)
+
+
+@dock_app.command("transfer")
+@guarded
+def dock_transfer(
+    path: Annotated[Path, typer.Argument(help="FILE.json: enterprises and regions' offers.")],
+    top: Annotated[int, typer.Option(min=1, max=100, help="Regions per enterprise.")] = 5,
+    as_json: Json = False,
+) -> None:
+    """Match enterprises wanting to move or add capacity with regions (transparent score)."""
+    from indunet.docking.transfer import WEIGHTS, load_transfer, match_transfer
+
+    try:
+        doc = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path.name}: not valid JSON: {exc}") from exc
+    rows = match_transfer(*load_transfer(doc), top=top)
+    if as_json:
+        typer.echo(json.dumps({"weights": WEIGHTS, "rows": rows}))
+        return
+    for m in rows:
+        typer.echo(f"{m['enterprise']} ({m['industry']}, wants to {m['wants']} capacity):")
+        for c in m["candidates"]:
+            parts = " ".join(f"{k} {v:.2f}" for k, v in c["components"].items())
+            note = "fits" if c["fits"] else "; ".join(c["shortfalls"])
+            typer.echo(f"  {c['region']}: score {c['score']:.3f} ({parts}) — {note}")
 
 
 # ---------------------------------------------------------------------------- chain

@@ -124,3 +124,35 @@ def test_sessions_expire_rotate_and_end(store: AuthStore) -> None:
     store.end_session(second.token)
     assert store.principal_for_session(second.token, now_ms=NOW + 1) is None
     assert store.principal_for_session("x" * 500, now_ms=NOW) is None
+
+
+def test_verified_keys_are_cached_briefly_and_revocation_ends_them(
+    historian, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, other = AuthStore(historian), AuthStore(historian)  # e.g. the app's and a route's
+    key = store.create_key("acme", "viewer", now_ms=NOW)
+    assert store.cached_principal(key.secret, device=False) is None  # not verified yet
+    assert store.principal_for_key(key.secret, device=False, now_ms=NOW) is not None
+    lookups: list[str] = []
+    real_rows = store.sql.rows
+    monkeypatch.setattr(
+        store.sql, "rows", lambda *a, **k: lookups.append("db") or real_rows(*a, **k)
+    )
+    p = store.principal_for_key(key.secret, device=False, now_ms=NOW + 1)
+    assert p is not None and p.grants == (Grant("acme", Role.viewer),) and lookups == []
+    assert other.cached_principal(key.secret, device=False) == p  # one cache per historian
+    assert store.cached_principal(key.secret, device=True) is None  # never as the other kind
+    tampered = key.secret[:-1] + ("A" if key.secret[-1] != "A" else "B")
+    assert store.principal_for_key(tampered, device=False, now_ms=NOW) is None
+    assert other.revoke_key(key.key_id, now_ms=NOW + 2)  # revoked through another store
+    assert store.cached_principal(key.secret, device=False) is None
+    assert store.principal_for_key(key.secret, device=False, now_ms=NOW + 3) is None
+
+    # a revocation by another process (straight in the table) counts once the cache time is up
+    fresh = store.create_key("acme", "viewer", now_ms=NOW)
+    assert store.principal_for_key(fresh.secret, device=False, now_ms=NOW) is not None
+    store.sql.execute("UPDATE auth_keys SET revoked_ms = 1 WHERE key_id = $1", [fresh.key_id])
+    assert store.principal_for_key(fresh.secret, device=False, now_ms=NOW) is not None
+    monkeypatch.setattr("indunet.auth.store.KEY_CACHE_S", -1.0)
+    store._key_cache.clear()
+    assert store.principal_for_key(fresh.secret, device=False, now_ms=NOW) is None

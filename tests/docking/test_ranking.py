@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from indunet.docking.problem import Location, Offer, Request
-from indunet.docking.ranking import OfferIndex
+from indunet.docking.ranking import LiveStatus, OfferIndex, live_status
 
 WUHAN = Location(lat=30.59, lon=114.31)
 
@@ -38,3 +38,37 @@ def test_no_candidates_and_unknown_locations():
     assert index.rank(Request(id="r", item="y", quantity=1)) == []
     [row] = index.rank(Request(id="r", item="x", quantity=1, location=WUHAN))
     assert row["km"] is None
+
+
+def test_live_status_from_plant_states_and_the_regional_monitor():
+    assert live_status(None) == "unknown"
+    assert live_status(LiveStatus()) == "unknown"  # no data is unknown, not stopped
+    assert live_status(LiveStatus(resumed=True)) == "resumed"
+    assert live_status(LiveStatus(resumed=False)) == "stopped"
+    assert live_status(LiveStatus(machines_running=0, machines_known=4)) == "stopped"
+    # machines running now outrank the monitor's (daily) verdict
+    assert live_status(LiveStatus(resumed=False, machines_running=1, machines_known=4)) == "running"
+    assert live_status(LiveStatus(resumed=True, machines_known=3)) == "resumed"
+
+
+def test_live_status_is_a_ranking_factor():
+    here = Location(lat=30.6, lon=114.3)
+    offers = [
+        Offer(id="a", item="mask", quantity=10, location=here, enterprise="Stopped Co"),
+        Offer(id="b", item="mask", quantity=10, location=here, enterprise="Running Co"),
+        Offer(id="c", item="mask", quantity=10, location=here, enterprise="Resumed Co"),
+        Offer(id="d", item="mask", quantity=10, location=here),  # no enterprise: unknown
+    ]
+    index = OfferIndex.build(offers)
+    statuses = {
+        "Stopped Co": LiveStatus(resumed=False),
+        "Running Co": LiveStatus(machines_running=2, machines_known=2),
+        "Resumed Co": LiveStatus(resumed=True),
+        "Elsewhere": LiveStatus(resumed=True),
+    }
+    live = index.live_scores(statuses)
+    assert live.tolist() == [0.0, 1.0, 0.8, 0.5]
+    assert index.live_scores({}).tolist() == [0.5] * 4
+    rows = index.rank(Request(id="H", item="mask", quantity=5, location=WUHAN), status=live)
+    assert [r["offer"] for r in rows] == ["b", "c", "d", "a"]
+    assert [r["live_status"] for r in rows] == [1.0, 0.8, 0.5, 0.0]

@@ -86,3 +86,36 @@ def test_dispatch_workflow_is_audited_and_feeds_business_data(historian):
         store.act("acme", "nope", "confirm", side="supplier", by="s", now_ms=9)
     with pytest.raises(DataError, match="needs a reason"):
         store.act("acme", oid, "cancel", side="supplier", by="s", now_ms=9)
+
+
+def test_dock_one_request_with_one_offer_by_hand(historian):
+    store = DockingStore(historian)
+    store.save("acme", "request", [{"id": "H1", "item": "mask", "quantity": 10}], now_ms=1)
+    store.save(
+        "acme",
+        "offer",
+        [
+            {"id": "S1", "item": "mask", "quantity": 4, "enterprise": "Supplier"},
+            {"id": "G1", "item": "gloves", "quantity": 40},
+        ],
+        now_ms=1,
+    )
+    order = store.dock("acme", "H1", "S1", by="olga", now_ms=5)
+    assert order["run_id"] == "manual" and order["status"] == "proposed"
+    assert order["quantity"] == 4.0 and order["supplier"] == "Supplier"  # capped by the stock
+    assert store.dock("acme", "H1", "S1", by="olga", now_ms=6, quantity=2)["quantity"] == 2.0
+    assert len(store.dispatch_orders("acme", run_id="manual")) == 2
+    [event] = store.audit("acme", order["order_id"])
+    assert event["action"] == "dock" and event["by_user"] == "olga"
+    # the usual workflow follows
+    assert store.act("acme", order["order_id"], "confirm", side="supplier", by="s", now_ms=7)
+    with pytest.raises(DataError, match="cannot serve request H1"):
+        store.dock("acme", "H1", "G1", by="olga", now_ms=8)
+    with pytest.raises(LookupError, match="no offer 'nope'"):
+        store.dock("acme", "H1", "nope", by="olga", now_ms=8)
+    with pytest.raises(LookupError, match="no request 'H1'"):
+        store.dock("globex", "H1", "S1", by="olga", now_ms=8)  # another tenant's entries
+    with pytest.raises(DataError, match="'by'"):
+        store.dock("acme", "H1", "S1", by=" ", now_ms=8)
+    with pytest.raises(DataError, match="greater than 0"):
+        store.dock("acme", "H1", "S1", by="olga", now_ms=8, quantity=0)

@@ -163,4 +163,12 @@ def test_meter_and_plc_reach_the_historian_and_writes_are_audited(
     assert speed.num_rows >= 1
     health = historian.series(ent, "s1/press/l1/press-7/edge_connected", 0, 2**62)
     assert health.num_rows >= 1
+    # the platform stored the edge's audit records too (GET /api/v1/commands reads them)
+    from indunet.plant.command_log import CommandLog
+
+    stored = CommandLog(historian).recent(ent, "s1/press/l1/press-7")
+    assert {r["command_id"] for r in stored} == {"c1", "c2", "c3", "c4", "c5", "c6"}
+    assert [(r["user_name"], r["old"], r["new"]) for r in stored if r["result"] == "written"] == [
+        ("alice", "50.0", "72.5")
+    ]
     historian.close()

@@ -36,6 +36,7 @@ power_unit = "W"
 
 [plant.sites.s1]
 grid_kg_co2_per_kwh = 0.58
+oee_target = 0.72
 [plant.sites.s1.calendar]
 timezone = "Asia/Shanghai"
 [[plant.sites.s1.calendar.shifts]]
@@ -78,6 +79,7 @@ def test_plant_table_loads_from_indunet_toml(settings_factory, tmp_path):
     assert [s.name for s in cal.shifts] == ["day", "night"]
     assert cal.shifts[0].start == time(8) and cal.shifts[1].length_min == 12 * 60
     assert plant.site("s1").grid_kg_co2_per_kwh == 0.58
+    assert plant.site("s1").oee_target == 0.72 and plant.site("s9").oee_target is None
     assert plant.reasons.path("spindle") == ["mechanical", "spindle"]
     assert plant.reasons.category("spindle") == "mechanical"
     assert [m.id for m in plant.line_machines("s1/milling/l2")] == ["s1/milling/l2/cnc2"]
@@ -124,6 +126,14 @@ def test_plant_level_errors_name_the_machine():
         PlantConfig(machines=[{"id": "s/a/l/m1"}], sites={"other": {}})
     with pytest.raises(ValidationError, match="4 parts"):
         MachineConfig(id="just-a-name")
+
+
+@pytest.mark.parametrize("target", [0, -0.1, 1.5, "high"])
+def test_an_impossible_oee_target_is_refused(target):
+    from indunet.plant.config import SiteConfig
+
+    with pytest.raises(ValidationError, match="oee_target"):
+        SiteConfig(oee_target=target)
 
 
 def test_overlapping_shifts_are_refused():

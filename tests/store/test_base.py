@@ -58,6 +58,24 @@ def test_write_and_read_raw_range(historian):
     assert got.column("value").to_pylist() == [i * 0.5 for i in range(10, 20)]
 
 
+def test_series_many_equals_series_per_tag(historian):
+    other = "s1/press/l1/m2/power_kw"
+    rows = [(POWER, T0 + i * 1000, i * 0.5) for i in range(50)]
+    rows += [(other, T0 + i * 700, -i) for i in range(80)] + [(MODE, T0 + 5, "auto")]
+    historian.write(batch(rows))
+    historian.write(batch([(POWER, T0, 1.0)], enterprise="rival"))  # another tenant's same tag
+    tags = [POWER, other, MODE, "s9/x/y/z/never_written"]
+    got = historian.series_many(E, tags, T0 + 10_000, T0 + 40_000)
+    assert set(got) == {POWER, other, MODE}  # a tag that does not exist is left out
+    for tag in (POWER, other, MODE):
+        assert got[tag].equals(historian.series(E, tag, T0 + 10_000, T0 + 40_000)), tag
+    assert got[MODE].num_rows == 0 and got[other].num_rows > 0
+    assert historian.series_many(E, [], T0, T0 + 1) == {}
+    assert set(historian.series_many("rival", [POWER, other], T0, T0 + 1)) == {POWER}
+    with pytest.raises(DataError):
+        historian.series_many(E, [POWER], T0 + 5, T0)
+
+
 def test_duplicate_overwrites_and_never_doubles_sum(historian):
     rows = [(POWER, T0 + i * 1000, 1.0) for i in range(10)]
     historian.write(batch(rows))

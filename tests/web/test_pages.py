@@ -52,6 +52,11 @@ def cards(html: str) -> list[str]:
     return re.findall(r'data-machine="([^"]+)"', html)
 
 
+def value(reading_html: str) -> str:
+    """Return the shown value of one reading."""
+    return re.search(r'<span class="value[^"]*"[^>]*>([^<]*)</span>', reading_html).group(1)
+
+
 def reading(html: str, machine: str, tag: str) -> str:
     """Return the HTML of one reading of one machine card."""
     card = html.split(f'data-machine="{machine}"', 1)[1].split("</li>", 1)[0]
@@ -61,17 +66,20 @@ def reading(html: str, machine: str, tag: str) -> str:
 # ---------------------------------------------------------------------------- HTML (TestClient)
 def test_plant_page_lists_sites_lines_and_machines_with_values(client):
     plant(client)
-    r = client.get("/")
+    r = client.get("/plant")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
     assert cards(html) == [M1, M2, M3]
     assert html.index('data-site="s1"') < html.index('data-site="s2"')
-    for name in ("press", "l1", "weld", "l2"):
-        assert f">{name}</h" in html
+    for name, href in (
+        ("s1", "/site/s1"), ("press", "/site/s1/press"), ("l1", "/site/s1/press/l1"),
+        ("weld", "/site/s2/weld"), ("l2", "/site/s2/weld/l2"),
+    ):  # fmt: skip
+        assert f'<a class="scope-link" href="{href}">{name}</a>' in html
     assert '<b class="machine-count">3</b>' in html and '<b class="live-count">3</b>' in html
-    assert '<span class="value">35.25</span>' in reading(html, M1, "power_kw")
-    assert '<span class="value">on</span>' in reading(html, M1, "running")
-    assert '<span class="value">auto</span>' in reading(html, M1, "mode")
+    assert value(reading(html, M1, "power_kw")) == "35.25"
+    assert value(reading(html, M1, "running")) == "on"
+    assert value(reading(html, M1, "mode")) == "auto"
     assert 'href="/machine/s1/press/l1/m1"' in html
     # live via htmx polling of the fragment; vendored scripts and the stylesheet
     assert 'hx-get="/parts/plant"' in html and 'hx-trigger="every 2s"' in html
@@ -87,11 +95,11 @@ def test_fragment_is_the_tree_alone_and_follows_new_values(duck_client):
     assert cards(part.text) == [M1, M2, M3]
     ingest(duck_client, [{"tag": f"{M2}/power_kw", "ts": now_ms(), "value": 777.5}])
     again = duck_client.get("/parts/plant").text
-    assert '<span class="value">777.5</span>' in reading(again, M2, "power_kw")
+    assert value(reading(again, M2, "power_kw")) == "777.5"
 
 
 def test_empty_plant_says_how_to_add_machines(duck_client):
-    html = duck_client.get("/").text
+    html = duck_client.get("/plant").text
     assert cards(html) == []
     assert "No machines yet" in html and "indunet/v1/demo/" in html
 
@@ -104,16 +112,16 @@ def test_stale_bad_and_undeclared_values_are_marked(duck_client):
         {"tag": f"{M1}/temp_c", "ts": t, "value": 20.0, "quality": "bad"},
         {"tag": f"{M2}/power_kw", "ts": t, "value": 2.0},
     ])  # fmt: skip
-    html = duck_client.get("/").text
+    html = duck_client.get("/plant").text
     stale = reading(html, M1, "power_kw")
     assert "q-stale" in html.split('data-tag="power_kw"')[0][-80:]
     assert '<span class="flag" title="no new value for 1 h">stale</span>' in stale
     assert '<span class="flag" title="bad quality reported by the source">bad</span>' in reading(
         html, M1, "temp_c"
     )
-    assert '<span class="value none">—</span> <span class="unit">rpm</span>' in reading(
-        html, M1, "speed"
-    )
+    speed = reading(html, M1, "speed")
+    assert f'<span class="value none" data-live-tag="{M1}/speed">—</span>' in speed
+    assert '—</span> <span class="unit">rpm</span>' in speed
     assert '<li class="machine status-stale" data-machine="s1/press/l1/m1">' in html
     assert '<li class="machine status-live" data-machine="s1/press/l1/m2">' in html
     # a source that went away (Sparkplug DEATH) marks its values stale at once
@@ -129,19 +137,19 @@ def test_hostile_unit_and_description_are_escaped(duck_client):
     }])  # fmt: skip
     assert r.status_code == 200, r.text
     ingest(duck_client, [{"tag": f"{M1}/power_kw", "ts": now_ms(), "value": 1.5}])
-    for url in ("/", "/parts/plant", f"/machine/{M1}", f"/parts/machine/{M1}"):
+    for url in ("/plant", "/parts/plant", f"/machine/{M1}", f"/parts/machine/{M1}"):
         html = duck_client.get(url).text
         assert "<script>alert" not in html, url
         assert '"><script' not in html, url
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
-    html = duck_client.get("/").text
+    html = duck_client.get("/plant").text
     assert 'title="&#34;&gt;&lt;script&gt;alert(2)&lt;/script&gt;&lt;b x=&#34;"' in html
 
 
 def test_hostile_machine_and_tag_names_are_escaped_and_linked(duck_client):
     machine = f"s1/press/l1/{HOSTILE}"
     ingest(duck_client, [{"tag": f"{machine}/{HOSTILE_TAG}", "ts": now_ms(), "value": 1.0}])
-    html = duck_client.get("/").text
+    html = duck_client.get("/plant").text
     assert HOSTILE not in html and HOSTILE_TAG not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert 'data-tag="&#34;onmouseover=&#34;alert(2)"' in html
@@ -167,8 +175,12 @@ def test_machine_page_has_a_chart_per_numeric_tag_and_a_range_selector(duck_clie
     assert 'href="?range=1h" class="current"' in html
     assert f'hx-get="/parts/machine/{M1}"' in html
     assert "/static/echarts.min.js" in html and "/static/machine.js" in html
-    for crumb in ("demo", "s1", "press", "l1"):
-        assert f'<span class="crumb">{crumb}</span>' in html
+    for crumb, href in (("demo", "/"), ("s1", "/site/s1"), ("press", "/site/s1/press"),
+                        ("l1", "/site/s1/press/l1")):  # fmt: skip
+        assert f'<a class="crumb" href="{href}">{crumb}</a>' in html
+    assert '<span class="crumb here" aria-current="page">m1</span>' in html
+    # values carry their full tag path for the live stream (static/live.js)
+    assert f'<span class="value" data-live-tag="{M1}/power_kw">35.25</span>' in html
     six = duck_client.get(f"/machine/{M1}", params={"range": "6h"}).text
     assert 'data-range-ms="21600000"' in six and 'href="?range=6h" class="current"' in six
     bad = duck_client.get(f"/machine/{M1}", params={"range": "2d"})
@@ -316,9 +328,7 @@ def test_browser_live_cards_and_charts(live, browser):
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    sign_in(
-        page, live.url + "/plant", "ann", "plant-manager-pw"
-    )
+    sign_in(page, live.url + "/plant", "ann", "plant-manager-pw")
     for m in (M1, M2, M3, f"s1/press/l1/{HOSTILE}"):
         assert page.locator(f'li.machine[data-machine="{m}"]').count() == 1, m
     value = page.locator(f'li[data-machine="{M2}"] .reading[data-tag="power_kw"] .value')
@@ -423,7 +433,7 @@ def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path):
                     signed_in = http.post("/api/v1/auth/login", json=login).status_code == 200
                     assert signed_in
             try:
-                html = http.get("/").text if signed_in else ""
+                html = http.get("/plant").text if signed_in else ""
             except httpx.TransportError:
                 html = ""
             live = re.findall(r'class="machine status-live" data-machine="([^"]+)"', html)

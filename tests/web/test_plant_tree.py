@@ -14,9 +14,12 @@ from indunet.uns import MachinePath
 from indunet.web.plant_tree import (
     DEFAULT_STALE_MS,
     format_age,
+    format_epoch_ms,
     format_value,
+    is_epoch_ms,
     machine_url,
     plant_view,
+    scope_url,
 )
 
 NOW = 1_700_000_000_000
@@ -160,3 +163,45 @@ def test_only_text_tags_are_not_charted():
 def test_a_malformed_tag_path_is_refused_with_its_name():
     with pytest.raises(Exception, match="5 parts"):
         plant_view("demo", [tag("s/a/l/m")], [], NOW)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "epoch"),
+    [
+        ("edge_last_good_ms", float(NOW), True),
+        ("last_cycle_ms", 1e11, True),
+        ("cycle_ms", 850.0, False),  # a duration, not a time
+        ("cycle_ms", 1e14, False),
+        ("edge_last_good_ms", float("nan"), False),
+        ("edge_last_good_ms", None, False),
+        ("power_kw", float(NOW), False),
+    ],
+)
+def test_is_epoch_ms(name, value, epoch):
+    assert is_epoch_ms(name, value) is epoch
+
+
+def test_format_epoch_ms_gives_clock_time_and_age():
+    assert format_epoch_ms(NOW - 65_000, NOW) == "22:12:15 UTC (1 min ago)"
+    assert format_epoch_ms(NOW - 2 * 86_400_000, NOW) == "2023-11-12 22:13 UTC (2 d ago)"
+    assert format_epoch_ms(NOW + 5_000, NOW) == "22:13:25 UTC (in 5 s)"
+
+
+def test_epoch_ms_tag_reads_as_time_in_the_tree():
+    view = plant_view(
+        "demo",
+        [tag("s/a/l/m/edge_last_good_ms"), tag("s/a/l/m/cycle_ms")],
+        [
+            row("s/a/l/m/edge_last_good_ms", NOW - 1000, NOW - 65_000),
+            row("s/a/l/m/cycle_ms", NOW, 850.0),
+        ],
+        NOW,
+    )
+    cycle, last = view.sites[0].areas[0].lines[0].machines[0].readings
+    assert (last.value, last.kind) == ("22:12:15 UTC (1 min ago)", "epoch_ms")
+    assert (cycle.value, cycle.kind) == ("850", "")
+
+
+def test_scope_url_encodes_each_segment():
+    assert scope_url("s1") == "/site/s1"
+    assert scope_url("s 1", "a/b?", "<l>") == "/site/s%201/a%2Fb%3F/%3Cl%3E"

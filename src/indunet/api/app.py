@@ -6,20 +6,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from indunet import __version__
-from indunet.api import events
+from indunet.api import events, live
+from indunet.api import metrics as api_metrics
+from indunet.api.middleware import RequestIdMiddleware, api_openapi, install_error_handlers
 from indunet.api.routes import alarms as alarm_routes
 from indunet.api.routes import auth as auth_routes
 from indunet.api.routes import business, chain, deadletters, docking, ingest, region, series, tags
 from indunet.api.routes import plant as plant_routes
 from indunet.auth.web import authorise
 from indunet.config import Settings
-from indunet.errors import DataError, IndunetError, TemporaryError
 from indunet.store import Historian, open_historian
+from indunet.web import alarms as alarm_page
+from indunet.web import business as business_page
+from indunet.web import chain as chain_page
+from indunet.web import data as data_page
+from indunet.web import docking as docking_page
+from indunet.web import energy as energy_page
+from indunet.web import overview as overview_page
 from indunet.web import pages
+from indunet.web import region as region_pages
 
 __all__ = ["create_app"]
 
@@ -36,9 +44,11 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
         owned = historian is None
         app.state.historian = historian or open_historian(settings)
         alarm_routes.install(app)  # event bus (SSE) with alarm replay; app.state.alarms
+        stop_live = live.install(app, alarm_routes.app_bus(app))  # values/state events, caches
         try:
             yield
         finally:
+            stop_live()
             if owned:
                 app.state.historian.close()
 
@@ -58,31 +68,33 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
         app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)
     app.state.templates = pages.build_templates()
     app.include_router(pages.router, dependencies=guarded)
+    app.include_router(overview_page.router, dependencies=guarded)  # / (the CEO view)
+    app.include_router(region_pages.router, dependencies=guarded)  # /region pages
+    app.include_router(docking_page.router, dependencies=guarded)  # /docking
+    app.include_router(chain_page.router, dependencies=guarded)  # /chain pages
+    for web in (alarm_page, energy_page, business_page, data_page):  # alarms, energy, …
+        app.include_router(web.router, dependencies=guarded)
     app.include_router(auth_routes.pages_router, dependencies=guarded)  # /login
     app.mount("/static", pages.static_files(), name="static")
 
-    @app.exception_handler(DataError)
-    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
-
-    @app.exception_handler(TemporaryError)
-    async def _temporary(request: Request, exc: TemporaryError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
-
-    @app.exception_handler(IndunetError)
-    async def _other(request: Request, exc: IndunetError) -> JSONResponse:
-        return JSONResponse(status_code=500, content={"detail": str(exc)})
+    # errors, request ids, metrics, readiness: indunet.api.middleware / indunet.api.metrics
+    install_error_handlers(app)  # {"detail", "status", "request_id"} for every 4xx/5xx
+    app.state.metrics = api_metrics.Metrics(app)
+    app.add_middleware(api_metrics.HttpMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the id is set before anything runs
+    app.include_router(api_metrics.router, dependencies=guarded)  # /metrics, /ready
+    app.openapi = api_openapi(app)  # documents the error responses of every operation
 
     @app.get("/health", tags=["health"])
-    def health(request: Request) -> dict:
+    def health(request: Request) -> api_metrics.Health:
         """Report that the app is up, its historian backend and its MQTT ingest counters."""
         from dataclasses import asdict
 
         mqtt = getattr(request.app.state, "mqtt", None)
-        return {
-            "status": "ok",
-            "historian": request.app.state.historian.backend,
-            "mqtt": asdict(mqtt.stats) if mqtt else None,
-        }
+        return api_metrics.Health(
+            status="ok",
+            historian=request.app.state.historian.backend,
+            mqtt=asdict(mqtt.stats) if mqtt else None,
+        )
 
     return app

@@ -2,24 +2,36 @@
 
 `EventBus` fans events out to subscribers, each with its own bounded queue: a slow client
 loses its oldest events (counted in ``dropped`` and announced to it as a ``dropped`` event),
-never blocks the publisher. Events have a kind (``alarm`` now; later issues add others), an id
-``KIND:SEQ`` and JSON data. ``GET /api/v1/events`` streams them; a client reconnecting with
-``Last-Event-ID`` first gets the events it missed from the kind's replay source (the alarm
-events table), then the live ones.
+never blocks the publisher. Events have a kind, a per-kind sequence number and JSON data:
+
+- ``alarm``: an alarm lifecycle event (raised, returned, acknowledged, …), SSE id ``alarm:SEQ``;
+- ``values``: the newest value of every tag that changed since the last ``values`` event, at most
+  about one per second (`indunet.api.live.ValueFeed` coalesces the historian's writes);
+- ``state``: a machine's state changed (from the plant watcher).
+
+``GET /api/v1/events`` streams them. Only kinds with a replay source (``alarm``) carry an SSE
+``id``, so a browser's ``Last-Event-ID`` always names the last alarm it saw, and a client
+reconnecting with it first gets the alarms it missed from the alarm events table, then the live
+events. ``values`` and ``state`` are not replayed: they describe the present (reload the page's
+fragments after a reconnect). ``?prefix=site/area`` limits alarms, values and states to one part
+of the plant (which also lets a site-limited grant subscribe).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+
+from indunet.errors import DataError
+from indunet.uns import parse_prefix
 
 __all__ = ["EventBus", "StreamEvent", "Subscription", "router"]
 
@@ -29,6 +41,21 @@ router = APIRouter(tags=["events"])
 Replay = Callable[[int, int], list["StreamEvent"]]
 
 
+def _under(path: object, prefix: str) -> bool:
+    """Return whether a tag or machine path lies under ``prefix`` (whole segments)."""
+    if not isinstance(path, str):
+        return False
+    path = path.removeprefix("derived/oee/")  # derived OEE alarms name their machine/line/site
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One event on the stream: its kind, per-kind sequence number and JSON-ready data."""
@@ -36,16 +63,32 @@ class StreamEvent:
     kind: str
     seq: int
     data: dict[str, Any]
+    _text: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def id(self) -> str:
         """Return the SSE id, ``KIND:SEQ``."""
         return f"{self.kind}:{self.seq}"
 
-    def sse(self) -> str:
-        """Return the event in text/event-stream framing."""
-        body = json.dumps(self.data, separators=(",", ":"), default=str)
-        return f"id: {self.id}\nevent: {self.kind}\ndata: {body}\n\n"
+    def sse(self, with_id: bool = True) -> str:
+        """Return the event in text/event-stream framing (encoded once, shared by all clients)."""
+        if not self._text:
+            body = orjson.dumps(self.data, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+            self._text.append(f"event: {self.kind}\ndata: {body}\n\n")
+        return f"id: {self.id}\n{self._text[0]}" if with_id else self._text[0]
+
+    def under(self, prefix: str) -> StreamEvent | None:
+        """Return the part of this event under ``prefix`` (None when nothing is)."""
+        data = self.data
+        if self.kind == "values":
+            rows = [r for r in data.get("values", ()) if _under(r.get("tag"), prefix)]
+            if not rows:
+                return None
+            if len(rows) == len(data["values"]):
+                return self
+            return StreamEvent(self.kind, self.seq, {**data, "values": rows})
+        name = data.get("machine") if self.kind == "state" else data.get("source")
+        return self if _under(name, prefix) else None
 
 
 @dataclass(eq=False)
@@ -55,6 +98,7 @@ class Subscription:
     kinds: frozenset[str] | None
     max_queue: int
     loop: asyncio.AbstractEventLoop
+    prefix: str = ""
     queue: deque[StreamEvent] = field(default_factory=deque)
     dropped: int = 0
     unread_dropped: int = 0
@@ -66,17 +110,27 @@ class Subscription:
         """Queue an event, dropping the oldest when full (counted)."""
         if self.kinds is not None and event.kind not in self.kinds:
             return
+        if self.prefix:
+            found = event.under(self.prefix)
+            if found is None:
+                return
+            event = found
         with self.lock:
             if len(self.queue) >= self.max_queue:
                 self.queue.popleft()
                 self.dropped += 1
                 self.unread_dropped += 1
             self.queue.append(event)
+            if len(self.queue) > 1:
+                return  # the reader was already woken for the first one
         self._wake()
 
     def _wake(self) -> None:
         try:
-            self.loop.call_soon_threadsafe(self.wake.set)
+            if _running_loop() is self.loop:  # published on the loop itself: no self-pipe write
+                self.wake.set()
+            else:
+                self.loop.call_soon_threadsafe(self.wake.set)
         except RuntimeError:  # the loop is closed: the client is gone
             self.closed = True
 
@@ -97,6 +151,7 @@ class EventBus:
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
         self._replay: dict[str, Replay] = {}
+        self._seq: dict[str, int] = {}
         self.published = 0
         self.closed = False
 
@@ -104,12 +159,20 @@ class EventBus:
         """Register where missed events of ``kind`` are read from (for ``Last-Event-ID``)."""
         self._replay[kind] = replay
 
-    def subscribe(self, kinds: frozenset[str] | None = None) -> Subscription:
+    def replayable(self, kind: str) -> bool:
+        """Return whether events of ``kind`` can be replayed (and so carry an SSE id)."""
+        return kind in self._replay
+
+    def subscribe(self, kinds: frozenset[str] | None = None, prefix: str = "") -> Subscription:
         """Add a subscriber on the running event loop."""
-        sub = Subscription(kinds, self.max_queue, asyncio.get_running_loop())
+        sub = Subscription(kinds, self.max_queue, asyncio.get_running_loop(), prefix)
         with self._lock:
             self._subs.add(sub)
         return sub
+
+    def has_subscribers(self) -> bool:
+        """Return whether anyone listens (publishers may skip work when nobody does)."""
+        return bool(self._subs)
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Remove a subscriber."""
@@ -124,6 +187,14 @@ class EventBus:
         for sub in subs:
             for event in events:
                 sub.offer(event)
+
+    def publish_new(self, kind: str, data: dict[str, Any]) -> StreamEvent:
+        """Publish one event of a kind numbered by the bus (``values``, ``state``)."""
+        with self._lock:
+            seq = self._seq[kind] = self._seq.get(kind, 0) + 1
+        event = StreamEvent(kind, seq, data)
+        self.publish([event])
+        return event
 
     def publish_alarms(self, rows: list[dict[str, Any]]) -> None:
         """Publish stored alarm event rows (the `AlarmService` hook)."""
@@ -142,6 +213,10 @@ class EventBus:
     def close(self) -> None:
         """End every stream (at shutdown)."""
         self.closed = True
+        self.end_streams()
+
+    def end_streams(self) -> None:
+        """End the open streams (their clients reconnect, and replay what they missed)."""
         with self._lock:
             subs = list(self._subs)
         for sub in subs:
@@ -171,6 +246,8 @@ async def _stream(
     try:
         yield "retry: 3000\n\n"
         for event in backlog:
+            if sub.prefix and event.under(sub.prefix) is None:
+                continue
             seen[event.kind] = max(seen.get(event.kind, 0), event.seq)
             yield event.sse()
         while not (sub.closed or bus.closed):
@@ -186,13 +263,16 @@ async def _stream(
                 continue
             idle_s = 0.0
             events, dropped = sub.take()
+            chunk: list[str] = []
             if dropped:
                 note = {"dropped": dropped, "total_dropped": sub.dropped}
-                yield f"event: dropped\ndata: {json.dumps(note)}\n\n"
+                chunk.append(f"event: dropped\ndata: {orjson.dumps(note).decode()}\n\n")
             for event in events:
                 if event.seq <= seen.get(event.kind, -1):
                     continue  # already sent from the backlog
-                yield event.sse()
+                chunk.append(event.sse(bus.replayable(event.kind)))
+            if chunk:
+                yield "".join(chunk)
     finally:
         bus.unsubscribe(sub)
 
@@ -206,23 +286,45 @@ def get_bus(request: Request) -> EventBus:
     return bus
 
 
-@router.get("/events", response_class=StreamingResponse)
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
 async def events(
     request: Request,
     kinds: Annotated[
-        str | None, Query(description="Comma list of event kinds (default: all), e.g. alarm")
+        str | None,
+        Query(description="Comma list of event kinds (default: all): alarm, values, state"),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        Query(max_length=500, description="Only alarms, values and states under this path"),
     ] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="Replay events after this id")
     ] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            alias="last_event_id",
+            max_length=100,
+            description="As the Last-Event-ID header, for a client opening a new stream",
+        ),
+    ] = None,
     replay_limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
     keepalive_s: Annotated[float, Query(gt=0, le=300)] = 15.0,
 ) -> StreamingResponse:
-    """Stream live events as Server-Sent Events (``id: KIND:SEQ``, ``event: KIND``, JSON data)."""
+    """Stream live events as Server-Sent Events (``event: KIND``, JSON data; alarms have ids)."""
     bus = get_bus(request)
     wanted = None if not kinds else frozenset(k.strip() for k in kinds.split(",") if k.strip())
-    sub = bus.subscribe(wanted)  # subscribe first, so nothing falls between replay and live
+    try:
+        where = parse_prefix(prefix or "")
+    except DataError as exc:
+        raise HTTPException(422, f"parameter 'prefix': {exc}") from exc
+    sub = bus.subscribe(wanted, where)  # subscribe first: nothing falls between replay and live
     backlog: list[StreamEvent] = []
+    last_event_id = last_event_id or after
     if last_event_id:
         try:
             backlog = await asyncio.to_thread(bus.replay, last_event_id, wanted, replay_limit)

@@ -38,6 +38,8 @@ _ME = Rule(Need.signed_in, "none")
 ROUTES: dict[tuple[str, str], Rule] = {
     # public: liveness, login, API docs, static files
     ("GET", "/health"): _PUBLIC,
+    ("GET", "/ready"): _PUBLIC,  # readiness for load balancers; reasons name no secret
+    ("GET", "/metrics"): _SA,  # Prometheus: an admin key of this server's enterprise
     ("GET", "/openapi.json"): _PUBLIC,
     ("GET", "/docs"): _PUBLIC,
     ("GET", "/docs/oauth2-redirect"): _PUBLIC,
@@ -73,11 +75,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/business/overview"): _V,
     # supply-demand docking: solving a posted problem reads nothing stored
     ("POST", "/api/v1/dock/solve"): _V,
+    ("POST", "/api/v1/dock/transfer/match"): _V,  # industrial transfer: scores a posted document
     ("POST", "/api/v1/dock/runs"): _O,
     ("GET", "/api/v1/dock/runs/{run_id}"): _V,
     ("GET", "/api/v1/dock/rank"): _V,
     ("POST", "/api/v1/dock/runs/{run_id}/dispatch"): _O,
     ("GET", "/api/v1/dock/dispatch"): _V,
+    ("POST", "/api/v1/dock/dispatch"): _O,  # dock one request with one ranked offer
     ("POST", "/api/v1/dock/dispatch/{order_id}/{action}"): _O,
     ("GET", "/api/v1/dock/dispatch/{order_id}/audit"): _V,
     ("POST", "/api/v1/dock/{kind}"): _O,
@@ -95,6 +99,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/chain/networks/{name}/scenarios"): _V,
     ("GET", "/api/v1/chain/networks/{name}/scenarios/compare"): _V,
     ("GET", "/api/v1/chain/networks/{name}/scenarios/{scenario}"): _V,
+    ("GET", "/chain"): _V,  # supply-chain pages (web/chain.py)
+    ("GET", "/chain/{name}"): _V,
+    ("GET", "/parts/chain/{name}/scenario"): _V,
     # resumption monitor: aggregates across enterprises, chain operators only
     ("GET", "/api/v1/region/rate"): _CHAIN,
     ("GET", "/api/v1/region/rate.csv"): _CHAIN,
@@ -105,10 +112,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/region/headline"): _CHAIN,
     ("GET", "/api/v1/region/status"): _CHAIN,
     ("GET", "/api/v1/region/quarantine"): _CHAIN,
+    ("GET", "/region"): _CHAIN,  # regional monitor pages (web/region.py)
+    ("GET", "/region/watchlist"): _CHAIN,
+    ("GET", "/region/{name}"): _CHAIN,
     # machines, states, OEE, energy
     ("GET", "/api/v1/machines"): _V,
     ("PUT", "/api/v1/machines/{path:path}"): _A,
     ("POST", "/api/v1/commands"): _O,
+    ("GET", "/api/v1/commands"): _V,
     ("GET", "/api/v1/states"): _V,
     ("POST", "/api/v1/states/reasons"): _O,
     ("GET", "/api/v1/stops"): _V,
@@ -127,10 +138,24 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/events"): _SV,
     # web pages (server-rendered; same rules as the data they show)
     ("GET", "/"): _V,
+    ("GET", "/parts/overview"): _V,  # the overview's cards (web/overview.py)
     ("GET", "/plant"): _V,
     ("GET", "/parts/plant"): _V,
     ("GET", "/machine/{site}/{area}/{line}/{machine}"): _V,
     ("GET", "/parts/machine/{site}/{area}/{line}/{machine}"): _V,
+    ("GET", "/alarms"): _SV,  # alarms page and list fragment (web/alarms.py): this server's plant
+    ("GET", "/parts/alarms"): _SV,
+    ("POST", "/alarms/acknowledge"): _SO,  # the page's forms (CSRF token, ?site= of the alarm)
+    ("POST", "/alarms/shelve"): _SO,
+    ("POST", "/alarms/unshelve"): _SO,
+    ("GET", "/energy"): _V,  # energy page (web/energy.py)
+    ("GET", "/business"): _V,  # business page (web/business.py)
+    ("GET", "/data"): _V,  # tags, dead letters, connectors' health (web/data.py)
+    ("GET", "/docking"): _V,  # docking page (web/docking.py); runs go through /api/v1/dock/runs
+    ("GET", "/parts/docking/run/{run_id}"): _V,
+    ("GET", "/site/{site}"): _V,  # drill-down pages (web/drill.py)
+    ("GET", "/site/{site}/{area}"): _V,
+    ("GET", "/site/{site}/{area}/{line}"): _V,
 }
 
 

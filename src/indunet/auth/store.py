@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,15 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _KEY = re.compile(r"^(ik|idk)_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _LAST_USED_EVERY_MS = 60_000
+#: a verified key is trusted this long without a database lookup (revoking in this process ends
+#: it at once; a revocation by another process, e.g. the CLI, takes effect within this time)
+KEY_CACHE_S = 5.0
+_KEY_CACHE_MAX = 10_000
+#: per historian (so every AuthStore of a process sees a revocation): SHA-256 of a verified live
+#: key -> (principal, key id, trusted until in monotonic s)
+_KEY_CACHES: weakref.WeakKeyDictionary[Historian, dict[str, tuple[Principal, str, float]]] = (
+    weakref.WeakKeyDictionary()
+)
 KeyKind = str  # "api" or "device"
 
 
@@ -106,6 +117,7 @@ class AuthStore:
         self.sql.script(_DDL)
         self.hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None  # hashed on first use: same work for unknown names
+        self._key_cache = _KEY_CACHES.setdefault(historian, {})
 
     # users and grants -------------------------------------------------------------------
     def add_user(self, name: str, password: str, *, now_ms: int) -> None:
@@ -290,10 +302,29 @@ class AuthStore:
         if found is None or found["revoked_ms"] is not None:
             return False
         self.sql.execute("UPDATE auth_keys SET revoked_ms = $1 WHERE key_id = $2", [now_ms, key_id])
+        self._forget_key(key_id)
         return True
+
+    def _forget_key(self, key_id: str) -> None:
+        for digest, (_, kid, _) in list(self._key_cache.items()):
+            if kid == key_id:
+                self._key_cache.pop(digest, None)
+
+    def cached_principal(self, token: str, *, device: bool) -> Principal | None:
+        """Return the principal of a key verified less than `KEY_CACHE_S` ago, else None."""
+        m = _KEY.match(token or "")
+        if m is None or (m.group(1) == "idk") != device:
+            return None
+        hit = self._key_cache.get(_sha256(token))
+        if hit is None or hit[2] < time.monotonic():
+            return None
+        return hit[0]
 
     def principal_for_key(self, token: str, *, device: bool, now_ms: int) -> Principal | None:
         """Return the principal of a live key of the right kind, or None; note its last use."""
+        cached = self.cached_principal(token, device=device)
+        if cached is not None:
+            return cached
         m = _KEY.match(token or "")
         if m is None or (m.group(1) == "idk") != device:
             return None
@@ -314,11 +345,18 @@ class AuthStore:
                 "UPDATE auth_keys SET last_used_ms = $1 WHERE key_id = $2", [now_ms, m.group(2)]
             )
         if device:
-            return Principal(
+            principal = Principal(
                 PrincipalKind.device, m.group(2), (Grant(row["enterprise"], Role.viewer),)
             )
-        role = None if row["role"] == "chain" else Role[row["role"]]
-        return Principal(PrincipalKind.api_key, m.group(2), (Grant(row["enterprise"], role),))
+        else:
+            role = None if row["role"] == "chain" else Role[row["role"]]
+            principal = Principal(
+                PrincipalKind.api_key, m.group(2), (Grant(row["enterprise"], role),)
+            )
+        if len(self._key_cache) >= _KEY_CACHE_MAX:
+            self._key_cache.clear()
+        self._key_cache[_sha256(token)] = (principal, m.group(2), time.monotonic() + KEY_CACHE_S)
+        return principal
 
     # sessions ---------------------------------------------------------------------------
     def start_session(

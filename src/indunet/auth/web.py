@@ -105,11 +105,28 @@ def _resolve(request: Request) -> Principal | None:
     return None
 
 
+def _cached_key(request: Request) -> Principal | None:
+    """Return the principal of the request's API or device key if recently verified, else None."""
+    store = getattr(request.app.state, "auth_store", None)
+    if store is None or store.sql.historian is not request.app.state.historian:
+        return None
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return store.cached_principal(token.strip(), device=False)
+    device = request.headers.get("x-device-key")
+    return None if device is None else store.cached_principal(device.strip(), device=True)
+
+
 async def current_principal(request: Request) -> Principal | None:
     """Return the request's principal (resolved once per request), or None."""
     found = getattr(request.state, "principal", _UNRESOLVED)
     if found is _UNRESOLVED:
-        found = await run_in_threadpool(_resolve, request)
+        found = _cached_key(request)  # a key verified moments ago: no thread, no database
+        if found is None:
+            found = await run_in_threadpool(_resolve, request)
         request.state.principal = found
     return found
 

@@ -29,6 +29,8 @@ from indunet.uns import check_segment
 __all__ = [
     "KINDS",
     "BusinessKind",
+    "CustomerEquipment",
+    "EquipmentStatus",
     "Inventory",
     "Item",
     "ProductionOrder",
@@ -53,6 +55,7 @@ class BusinessKind(StrEnum):
     sales_orders = "sales_orders"
     production_orders = "production_orders"
     shipments = "shipments"
+    customer_equipment = "customer_equipment"
 
 
 class _Record(BaseModel):
@@ -191,6 +194,32 @@ class Shipment(_Record):
     status: ShipmentStatus | None = None
 
 
+class EquipmentStatus(StrEnum):
+    """What equipment installed at a customer last reported."""
+
+    running = "running"
+    idle = "idle"
+    fault = "fault"
+    maintenance = "maintenance"
+    offline = "offline"
+    retired = "retired"
+
+
+class CustomerEquipment(_Record):
+    """Equipment sold and installed at a customer, watched remotely (operation & maintenance)."""
+
+    serial: str = Field(pattern=_ID)
+    customer: str = Field(pattern=_ID)
+    product: str | None = Field(None, max_length=128)
+    location: str | None = Field(None, max_length=256)
+    site: str | None = Field(None, description="Our site that made or serves it.")
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    installed_at: datetime | None = None
+    status: EquipmentStatus | None = None
+    last_seen: datetime | None = None
+
+
 @dataclass(frozen=True)
 class _KindSpec:
     model: type[_Record]
@@ -204,6 +233,7 @@ KINDS: dict[BusinessKind, _KindSpec] = {
     BusinessKind.sales_orders: _KindSpec(SalesOrder, ("order_id", "line_no")),
     BusinessKind.production_orders: _KindSpec(ProductionOrder, ("order_id",)),
     BusinessKind.shipments: _KindSpec(Shipment, ("shipment_id",)),
+    BusinessKind.customer_equipment: _KindSpec(CustomerEquipment, ("serial",)),
 }
 
 
@@ -318,7 +348,8 @@ def validate_rows(
             seen[key] = (number, len(out.records))
             out.records.append(record_dict)
         item = record_dict.get("item")
-        if known_items and kind is not BusinessKind.items and item not in known_items:
+        named = item is not None and kind is not BusinessKind.items  # shipments have none
+        if known_items and named and item not in known_items:
             unknown_items.setdefault(item, number)
     for item, number in unknown_items.items():
         out.warnings.append(

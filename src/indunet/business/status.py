@@ -6,6 +6,8 @@ from typing import Any
 
 __all__ = [
     "DAY_MS",
+    "EQUIPMENT_STALE_MS",
+    "equipment_status",
     "inventory_status",
     "order_status",
     "shipment_status",
@@ -13,6 +15,8 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
+#: customer equipment not heard from for this long counts as offline
+EQUIPMENT_STALE_MS = DAY_MS
 
 
 def inventory_status(
@@ -89,15 +93,45 @@ def shipment_status(rows: list[dict[str, Any]], *, now_ms: int) -> list[dict[str
     return out
 
 
+def equipment_status(
+    rows: list[dict[str, Any]], *, now_ms: int, stale_ms: int = EQUIPMENT_STALE_MS
+) -> list[dict[str, Any]]:
+    """Add the derived ``state`` and ``stale`` to equipment installed at customers.
+
+    Retired equipment stays retired. Otherwise equipment not heard from for ``stale_ms`` (or
+    never) is offline, whatever it reported last; else its reported status (running if none).
+    """
+    out = []
+    for row in rows:
+        seen = row.get("last_seen")
+        stale = seen is None or now_ms - seen > stale_ms
+        reported = row.get("status")
+        if reported == "retired":
+            state = "retired"
+        elif stale:
+            state = "offline"
+        else:
+            state = reported or "running"
+        out.append({**row, "state": state, "stale": stale and reported != "retired"})
+    return out
+
+
 def summary(
     inventory: list[dict[str, Any]],
     orders: dict[str, list[dict[str, Any]]],
     shipments: list[dict[str, Any]],
+    equipment: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Count what the overview shows: items below cover, late orders, shipments by state."""
+    """Count what the overview shows: items below cover, late orders, shipments by state.
+
+    With ``equipment`` (from `equipment_status`), also the customer equipment by state.
+    """
     by_state: dict[str, int] = {}
     for s in shipments:
         by_state[s["state"]] = by_state.get(s["state"], 0) + 1
+    gear: dict[str, int] = {}
+    for e in equipment or []:
+        gear[e["state"]] = gear.get(e["state"], 0) + 1
     return {
         "items_below_cover": sum(1 for r in inventory if r["below_cover"]),
         "late_incoming": sum(1 for r in orders.get("purchase_orders", []) if r["late"]),
@@ -106,6 +140,7 @@ def summary(
         "production_progress": _progress(orders.get("production_orders", [])),
         "shipments": by_state,
         "late_shipments": sum(1 for s in shipments if s["late"]),
+        "equipment": gear,
     }
 
 

@@ -33,6 +33,10 @@ _SQL_TYPES = {
     "origin": "TEXT",
     "destination": "TEXT",
     "line_no": "INTEGER",
+    "serial": "TEXT",
+    "product": "TEXT",
+    "location": "TEXT",
+    "last_seen": "BIGINT",
 }
 _ARROW_TYPES = {"TEXT": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64()}
 
@@ -124,6 +128,16 @@ class BusinessStore:
             )
         return report
 
+    def signature(self, enterprise: str) -> tuple[int, int]:
+        """Return (records, newest update ms) over every kind: it changes with every save."""
+        union = " UNION ALL ".join(
+            f"SELECT updated_ms FROM biz_{kind.value} WHERE enterprise = $1" for kind in KINDS
+        )
+        row = self.sql.rows(
+            f"SELECT count(*) AS n, max(updated_ms) AS m FROM ({union}) u", [enterprise]
+        )[0]
+        return int(row["n"]), int(row["m"] or 0)
+
     def items(self, enterprise: str) -> set[str]:
         """Return the item ids in the enterprise's item list."""
         return {
@@ -185,6 +199,8 @@ class BusinessStore:
         rows = self.records(enterprise, kind)
         if kind is BusinessKind.shipments:
             return status.shipment_status(rows, now_ms=now_ms)
+        if kind is BusinessKind.customer_equipment:
+            return status.equipment_status(rows, now_ms=now_ms)
         if kind is BusinessKind.items:
             return rows
         return status.order_status(rows, kind.value, now_ms=now_ms)
@@ -203,4 +219,5 @@ class BusinessStore:
             self.view(enterprise, BusinessKind.inventory, now_ms=now_ms),
             orders,
             self.view(enterprise, BusinessKind.shipments, now_ms=now_ms),
+            self.view(enterprise, BusinessKind.customer_equipment, now_ms=now_ms),
         )

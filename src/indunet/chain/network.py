@@ -46,7 +46,10 @@ class Node(BaseModel):
     ttr_weeks: float = Field(ge=0, description="Time to recover after a stop.")
     region: str = ""
     industry: str = ""
-    enterprise: str = ""
+    enterprise: str = Field("", description="Registry id for the regional monitor (live link).")
+    plant_site: str = Field(
+        "", description="Plant site of the network's own enterprise that makes this (live link)."
+    )
     energy_kwh_per_unit: float = Field(0.0, ge=0)
     direct_kg_co2_per_unit: float = Field(0.0, ge=0)
 

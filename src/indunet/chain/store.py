@@ -39,6 +39,13 @@ CREATE TABLE IF NOT EXISTS chain_scenarios (
   result TEXT NOT NULL,
   updated_ms BIGINT NOT NULL,
   PRIMARY KEY (enterprise, network, name)
+);
+CREATE TABLE IF NOT EXISTS chain_resilience (
+  enterprise TEXT NOT NULL,
+  network TEXT NOT NULL,
+  result TEXT NOT NULL,
+  updated_ms BIGINT NOT NULL,
+  PRIMARY KEY (enterprise, network)
 )
 """
 
@@ -62,6 +69,10 @@ class ChainStore:
                 "INSERT INTO chain_networks (enterprise, name, doc, sites, products, updated_ms) "
                 "VALUES ($1, $2, $3, $4, $5, $6)",
                 [enterprise, name, doc, len(network.nodes), len(network.products), now_ms],
+            )
+            self.sql.execute(  # the stored TTS/TTR table was of the old version
+                "DELETE FROM chain_resilience WHERE enterprise = $1 AND network = $2",
+                [enterprise, name],
             )
 
     def networks(self, enterprise: str) -> list[dict[str, Any]]:
@@ -137,3 +148,26 @@ class ChainStore:
         if not rows:
             raise ChainNotFound(f"no scenario named {name!r} for network {network!r}")
         return json.loads(rows[0]["result"])
+
+    def save_resilience(
+        self, enterprise: str, network: str, table: dict[str, Any], *, now_ms: int
+    ) -> None:
+        """Keep the TTS/TTR table of the stored network (dropped when the network changes)."""
+        with self.sql.transaction():
+            self.sql.execute(
+                "DELETE FROM chain_resilience WHERE enterprise = $1 AND network = $2",
+                [enterprise, network],
+            )
+            self.sql.execute(
+                "INSERT INTO chain_resilience (enterprise, network, result, updated_ms) "
+                "VALUES ($1, $2, $3, $4)",
+                [enterprise, network, json.dumps(table), now_ms],
+            )
+
+    def resilience(self, enterprise: str, network: str) -> dict[str, Any] | None:
+        """Return the kept TTS/TTR table of the network as stored now, or None."""
+        rows = self.sql.rows(
+            "SELECT result FROM chain_resilience WHERE enterprise = $1 AND network = $2",
+            [enterprise, network],
+        )
+        return json.loads(rows[0]["result"]) if rows else None

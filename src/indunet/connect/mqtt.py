@@ -41,11 +41,13 @@ from indunet.connect.codec.uns_json import ROOT, UnsJsonDecoder
 from indunet.errors import ConfigError, DataError, TemporaryError
 from indunet.ingest.batch import BatchBuilder
 from indunet.model import DeadLetter
+from indunet.plant.command_log import AUDIT_ROOT, CommandLog, CommandResult, parse_audit_message
 from indunet.store import Historian
 from indunet.uns import check_segment
 
 __all__ = ["MqttIngest", "MqttIngestStats", "parse_mqtt_url"]
 
+_AUDIT_PREFIX = AUDIT_ROOT + "/"
 log = logging.getLogger(__name__)
 _RECV_BYTES = 1 << 18
 
@@ -109,6 +111,7 @@ class _Pending:
     letters: list[tuple[str | None, DeadLetter]] = field(default_factory=list)
     acks: dict[int, list[int]] = field(default_factory=dict)  # connection number -> QoS 1 ids
     stale: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[CommandResult] = field(default_factory=list)  # edge agents' audit records
     count: int = 0  # messages
     since: float = 0.0
 
@@ -140,6 +143,7 @@ class MqttIngest:
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive_s: int = 30,
         reconnect_s: tuple[float, float] = (0.5, 30.0),
+        command_results: bool = True,
     ) -> None:
         self.historian = historian
         self.host, self.port, self.tls, self.username, self.password = parse_mqtt_url(url)
@@ -158,7 +162,10 @@ class MqttIngest:
             for group in sparkplug_groups:
                 check_segment(group, "Sparkplug group")
                 self.topics.append(f"{NAMESPACE}/{group}/#")
+        if command_results:  # edge agents' write results (never shared: they are few)
+            self.topics.append(f"{AUDIT_ROOT}/#")
         self.topic = ", ".join(self.topics)
+        self._command_log: CommandLog | None = None
         self.json = UnsJsonDecoder(self.max_future_ms)
         self.sparkplug = SparkplugHost(sparkplug or SparkplugMapping())
         self.state_topic = f"{NAMESPACE}/STATE/{host_id}"
@@ -450,6 +457,20 @@ class MqttIngest:
                     except Exception as exc:  # a decoder bug must not stop the ingest
                         self._internal_error(p, "sparkplug", topic, payload, exc)
                     continue
+                if topic.startswith(_AUDIT_PREFIX):
+                    try:
+                        p.commands.append(parse_audit_message(topic, payload))
+                    except DataError as exc:
+                        ref = _text(ref)
+                        letters.append(
+                            (
+                                _topic_enterprise(topic, AUDIT_ROOT),
+                                DeadLetter(
+                                    "mqtt", f"{ref}: {exc}", ref, _payload_text(payload, limit)
+                                ),
+                            )
+                        )
+                    continue
                 try:
                     enterprise, errors = decode_into(topic, payload, now_ms, builders, ref)
                 except DataError as exc:
@@ -592,6 +613,11 @@ class MqttIngest:
             self.historian.add_dead_letters(letters, enterprise)
             taken.letters.pop(0)
             self.stats.dead_letters += len(letters)
+        if taken.commands:
+            if self._command_log is None:
+                self._command_log = CommandLog(self.historian)
+            self._command_log.add(taken.commands)
+            taken.commands = []
         while taken.stale:  # after the batch: data that arrived before the death is older
             enterprise, machine = taken.stale[0]
             self.historian.mark_stale(enterprise, machine)
@@ -607,6 +633,7 @@ class _Taken:
     acks: dict[int, list[int]]
     stale: list[tuple[str, str]]
     count: int
+    commands: list[CommandResult]
 
     @classmethod
     def of(cls, pending: _Pending) -> _Taken:
@@ -619,14 +646,16 @@ class _Taken:
             pending.acks,
             pending.stale,
             pending.count,
+            pending.commands,
         )
 
 
-def _topic_enterprise(topic: str) -> str | None:
+def _topic_enterprise(topic: str, root: str = ROOT) -> str | None:
     parts = topic.split("/")
-    if len(parts) > 2 and parts[:2] == ROOT.split("/") and parts[2]:
+    depth = root.count("/") + 1
+    if len(parts) > depth and parts[:depth] == root.split("/") and parts[depth]:
         try:
-            return check_segment(parts[2], "enterprise")
+            return check_segment(parts[depth], "enterprise")
         except DataError:
             return None
     return None

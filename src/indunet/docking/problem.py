@@ -8,17 +8,23 @@ a delivery may arrive and still count; an offer's quantity or production is avai
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from indunet.errors import DataError
 
 __all__ = [
     "DEFAULT_PENALTY",
+    "FAST_LANES",
     "DistanceModel",
     "Lane",
+    "LaneColumns",
     "Location",
     "Offer",
     "OfferKind",
@@ -31,6 +37,8 @@ DEFAULT_PENALTY = 10_000.0
 """Penalty per unmet unit when a request names none (per priority class 1; halved per class)."""
 
 _ID = r"^[^\x00-\x1f]{1,128}$"
+FAST_LANES = 20_000
+"""From this many lanes on, lanes are checked as columns (same rules and messages)."""
 
 
 class _Model(BaseModel):
@@ -127,6 +135,37 @@ class Lane(_Model):
     transit_days: int = Field(0, ge=0)
 
 
+class LaneColumns(Sequence[Lane]):
+    """Many lanes kept as columns (ids, cost, transit days); items are made on access."""
+
+    def __init__(
+        self, source: pa.StringArray, target: pa.StringArray, cost: np.ndarray, transit: np.ndarray
+    ) -> None:
+        self.source, self.target, self.cost, self.transit = source, target, cost, transit
+        self.offer_index: np.ndarray | None = None  # positions in problem.offers, once checked
+        self.request_index: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @overload
+    def __getitem__(self, i: int) -> Lane: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Lane]: ...
+    def __getitem__(self, i: int | slice) -> Lane | list[Lane]:
+        if isinstance(i, slice):
+            return [self[n] for n in range(*i.indices(len(self)))]
+        return Lane.model_construct(
+            source=self.source[i].as_py(),
+            target=self.target[i].as_py(),
+            cost_per_unit=float(self.cost[i]),
+            transit_days=int(self.transit[i]),
+        )
+
+    def __iter__(self) -> Iterator[Lane]:
+        return (self[n] for n in range(len(self)))
+
+
 class DistanceModel(_Model):
     """Lanes for located offer/request pairs without an explicit lane: cost and days by distance."""
 
@@ -150,7 +189,11 @@ class Problem(_Model):
         return (
             any(r.deadline_day is not None for r in self.requests)
             or any(o.kind is not OfferKind.stock or o.available_day for o in self.offers)
-            or any(lane.transit_days for lane in self.lanes)
+            or (
+                bool(self.lanes.transit.any())
+                if isinstance(self.lanes, LaneColumns)
+                else any(lane.transit_days for lane in self.lanes)
+            )
             or self.distance is not None
         )
 
@@ -185,8 +228,13 @@ def load_problem(doc: Any) -> Problem:
     """Validate a problem document; errors name the entry (``requests[2].quantity``, ``lane 3``)."""
     if not isinstance(doc, dict):
         raise DataError("a docking problem is a JSON object with requests, offers and lanes")
+    columns = _lane_columns(doc.get("lanes"))
     try:
-        problem = Problem.model_validate(doc)
+        if columns is not None:  # requests, offers, … as models; the lanes as checked columns
+            problem = Problem.model_validate({k: v for k, v in doc.items() if k != "lanes"})
+            problem = problem.model_copy(update={"lanes": columns})
+        else:
+            problem = Problem.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(
@@ -206,8 +254,10 @@ def load_problem(doc: Any) -> Problem:
     both = sorted(set(requests) & set(offers))
     if both:
         raise DataError(f"id(s) used by both a request and an offer: {', '.join(both)}")
+    if isinstance(problem.lanes, LaneColumns):
+        _check_lane_columns(problem, problem.lanes)
     seen_lanes: set[tuple[str, str]] = set()
-    for n, lane in enumerate(problem.lanes):
+    for n, lane in enumerate(() if isinstance(problem.lanes, LaneColumns) else problem.lanes):
         if lane.source not in offers:
             raise DataError(f"lanes[{n}]: 'from' {lane.source!r} is not an offer id")
         if lane.target not in requests:
@@ -228,6 +278,88 @@ def load_problem(doc: Any) -> Problem:
                     f"{problem.horizon}"
                 )
     return problem
+
+
+_LANE_KEYS = {"from", "to", "cost_per_unit", "transit_days"}
+
+
+def _lane_columns(lanes: Any) -> LaneColumns | None:
+    """Return many lanes as columns when every one is plainly valid, else None.
+
+    None sends the document through the pydantic models, so anything unusual (a missing or
+    unknown key, a string where a number belongs, a negative cost) gets exactly their message.
+    """
+    if not isinstance(lanes, list) or len(lanes) < FAST_LANES:
+        return None
+    if set(map(type, lanes)) != {dict}:
+        return None
+    try:
+        table = pa.array(lanes)  # one struct column per key, converted in C++
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return None
+    fields = {table.type.field(n).name: table.field(n) for n in range(table.type.num_fields)}
+    if not set(fields) <= _LANE_KEYS or "from" not in fields or "to" not in fields:
+        return None
+    for ids in (fields["from"], fields["to"]):
+        if ids.type != pa.string() or ids.null_count:
+            return None
+        length = pc.utf8_length(ids)
+        if pc.min(length).as_py() < 1 or pc.max(length).as_py() > 128:
+            return None
+        if pc.any(pc.match_substring_regex(ids, "[\\x00-\\x1f]")).as_py():
+            return None
+    numbers = {}
+    for key, kinds in (
+        ("cost_per_unit", (pa.float64(), pa.int64())),
+        ("transit_days", (pa.int64(),)),
+    ):
+        column = fields.get(key)
+        if column is None:
+            numbers[key] = np.zeros(len(lanes))
+            continue
+        if column.type not in kinds:
+            return None
+        if column.null_count:  # left out (the default) is fine; an explicit null is not
+            missing = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+            if any(key in lanes[int(n)] for n in missing):
+                return None
+            column = column.fill_null(0)
+        numbers[key] = column.to_numpy(zero_copy_only=False)
+    costs = numbers["cost_per_unit"].astype(np.float64)
+    days = numbers["transit_days"].astype(np.int64)
+    if not np.isfinite(costs).all() or (costs < 0).any() or (days < 0).any():
+        return None
+    return LaneColumns(fields["from"], fields["to"], costs, days)
+
+
+def _check_lane_columns(problem: Problem, lanes: LaneColumns) -> None:
+    """The lane rules of `load_problem` over columns: the first bad lane, the same message."""
+    offer_ids = pa.array([o.id for o in problem.offers], type=pa.string())
+    request_ids = pa.array([r.id for r in problem.requests], type=pa.string())
+    off = pc.index_in(lanes.source, value_set=offer_ids).fill_null(-1).to_numpy()
+    req = pc.index_in(lanes.target, value_set=request_ids).fill_null(-1).to_numpy()
+    off, req = off.astype(np.int64), req.astype(np.int64)
+    items: dict[str, int] = {}
+    offer_item = np.array([items.setdefault(o.item, len(items)) for o in problem.offers] + [-1])
+    request_item = np.array([items.setdefault(r.item, len(items)) for r in problem.requests] + [-2])
+    bad = (off < 0) | (req < 0) | (offer_item[off] != request_item[req])
+    key = off * max(1, len(problem.requests)) + req
+    _, first = np.unique(key, return_index=True)
+    repeated = np.ones(len(lanes), dtype=bool)
+    repeated[first] = False
+    flagged = np.flatnonzero(bad | repeated)
+    if flagged.size:
+        n = int(flagged[0])
+        source, target = lanes.source[n].as_py(), lanes.target[n].as_py()
+        if off[n] < 0:
+            raise DataError(f"lanes[{n}]: 'from' {source!r} is not an offer id")
+        if req[n] < 0:
+            raise DataError(f"lanes[{n}]: 'to' {target!r} is not a request id")
+        a, b = problem.offers[off[n]].item, problem.requests[req[n]].item
+        if a != b:
+            raise DataError(f"lanes[{n}]: offer {source} ({a}) cannot serve request {target} ({b})")
+        raise DataError(f"lanes[{n}]: a second lane from {source} to {target}")
+    lanes.offer_index, lanes.request_index = off, req
 
 
 def _entry_id(doc: dict, loc: tuple) -> str:

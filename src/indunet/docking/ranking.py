@@ -3,8 +3,9 @@
 score = 0.4 · item match + 0.25 · e^(−km / 500) + 0.2 · e^(−lead days / 7) + 0.15 · live status
 
 Item match is 1 for the same item, 0.8 for a synonym (same synonym group) and excludes the offer
-otherwise. Live status comes from the platform (machines running, enterprise resumed): 1 running,
-0.8 resumed, 0.5 unknown, 0 stopped. Every component is returned so an operator sees why.
+otherwise. Live status comes from the platform (`live_status`: machines running from the plant's
+states, resumed from the regional monitor): 1 running, 0.8 resumed, 0.5 unknown, 0 stopped.
+Every component is returned so an operator sees why.
 """
 
 from __future__ import annotations
@@ -16,11 +17,42 @@ import numpy as np
 
 from indunet.docking.problem import Offer, OfferKind, Request
 
-__all__ = ["STATUS_SCORE", "WEIGHTS", "OfferIndex"]
+__all__ = ["STATUS_SCORE", "WEIGHTS", "LiveStatus", "OfferIndex", "live_status"]
 
 WEIGHTS = {"item": 0.4, "distance": 0.25, "lead": 0.2, "status": 0.15}
 STATUS_SCORE = {"running": 1.0, "resumed": 0.8, "unknown": 0.5, "stopped": 0.0}
 _EARTH_KM = 6371.0
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """What the platform knows about an enterprise now.
+
+    ``resumed`` comes from the regional monitor (resumed on its latest day; None when the monitor
+    has no data, which is unknown, not stopped); ``machines_running`` and ``machines_known`` from
+    the plant's machine states (how many run now, out of how many have a known state).
+    """
+
+    resumed: bool | None = None
+    machines_running: int = 0
+    machines_known: int = 0
+
+
+def live_status(status: LiveStatus | None) -> str:
+    """Return ``running``, ``resumed``, ``stopped`` or ``unknown`` (see ``STATUS_SCORE``).
+
+    Machines running now outrank the monitor's daily verdict (they are newer); machines all known
+    and none running, or a monitor that says not resumed, mean stopped; no data means unknown.
+    """
+    if status is None:
+        return "unknown"
+    if status.machines_running > 0:
+        return "running"
+    if status.resumed is True:
+        return "resumed"
+    if status.resumed is False or status.machines_known > 0:
+        return "stopped"
+    return "unknown"
 
 
 @dataclass
@@ -79,6 +111,15 @@ class OfferIndex:
             synonyms=synonyms,
         )
         return index
+
+    def live_scores(self, statuses: Mapping[str, LiveStatus]) -> np.ndarray:
+        """Return each offer's live-status score from its enterprise's status (0.5 if unknown)."""
+        by_enterprise = {e: STATUS_SCORE[live_status(st)] for e, st in statuses.items()}
+        if not by_enterprise:
+            return np.full(self.ids.size, STATUS_SCORE["unknown"])
+        names = np.unique(self.enterprise)
+        score = np.array([by_enterprise.get(n, STATUS_SCORE["unknown"]) for n in names])
+        return score[np.searchsorted(names, self.enterprise)]
 
     def rank(
         self,

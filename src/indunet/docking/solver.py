@@ -11,9 +11,10 @@ problem is timed, stock ``s_{o,t}`` of capacity offers::
 
 Only shipments that arrive by the request's deadline get a variable, so late deliveries never
 count. ``fair`` raises, class by class (priority 1 first), the smallest fill rate ``t_k`` via rows
-``u_r + d_r t_k ≤ d_r``; each floor is then held while the next class and finally the cost are
-optimised, on the same HiGHS model (warm start). Every solution is checked for balance before it
-is returned.
+``u_r + d_r t_k ≤ d_r``; each floor is then held, and (for every class but the last) so is the
+most of the class that can be served (``Σ_{r∈k} u_r`` at its least), while the next class and
+finally the cost are optimised, on the same HiGHS model (the last class's floor lazily, see
+`_fair_last_class`). Every solution is checked for balance before it is returned.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from typing import Any
 import highspy
 import numpy as np
 
-from indunet.docking.problem import Offer, OfferKind, Problem, Request, haversine_km
+from indunet.docking.problem import (
+    LaneColumns,
+    Offer,
+    OfferKind,
+    Problem,
+    Request,
+    haversine_km,
+)
 from indunet.errors import IndunetError
 
 __all__ = ["Allocation", "Solution", "SolverError", "solve"]
@@ -115,6 +123,7 @@ class _Model:
         self.vals: list[float] = []
         empty = np.zeros(0, dtype=np.int64)
         self.rows_arr, self.cols_arr, self.vals_arr = empty, empty, np.zeros(0)
+        self.sorted_arr = False  # True when the array entries come column by column
 
     def col(self, cost: float, lower: float = 0.0, upper: float = INF) -> int:
         self.cost.append(cost)
@@ -142,14 +151,18 @@ class _Model:
         lp.col_upper_ = np.asarray(self.upper, dtype=np.float64)
         lp.row_lower_ = np.asarray(self.row_lower, dtype=np.float64)
         lp.row_upper_ = np.asarray(self.row_upper, dtype=np.float64)
-        cols = np.concatenate([np.asarray(self.cols, dtype=np.int64), self.cols_arr])
-        rows = np.concatenate([np.asarray(self.rows, dtype=np.int64), self.rows_arr])
-        vals = np.concatenate([np.asarray(self.vals, dtype=np.float64), self.vals_arr])
-        order = np.argsort(cols, kind="stable")
+        if self.cols or not self.sorted_arr:
+            cols = np.concatenate([np.asarray(self.cols, dtype=np.int64), self.cols_arr])
+            rows = np.concatenate([np.asarray(self.rows, dtype=np.int64), self.rows_arr])
+            vals = np.concatenate([np.asarray(self.vals, dtype=np.float64), self.vals_arr])
+            order = np.argsort(cols, kind="stable")
+            cols, rows, vals = cols[order], rows[order], vals[order]
+        else:  # the array entries are already column by column
+            cols, rows, vals = self.cols_arr, self.rows_arr, self.vals_arr
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = np.searchsorted(cols[order], np.arange(n + 1)).astype(np.int32)
-        lp.a_matrix_.index_ = rows[order].astype(np.int32)
-        lp.a_matrix_.value_ = vals[order]
+        lp.a_matrix_.start_ = np.searchsorted(cols, np.arange(n + 1)).astype(np.int32)
+        lp.a_matrix_.index_ = rows.astype(np.int32)
+        lp.a_matrix_.value_ = vals
         if self.integer:
             kinds = [highspy.HighsVarType.kContinuous] * n
             for c in self.integer:
@@ -168,11 +181,15 @@ def _arcs(problem: Problem) -> _Arcs:
     offers = {o.id: i for i, o in enumerate(problem.offers)}
     requests = {r.id: i for i, r in enumerate(problem.requests)}
     lanes = problem.lanes
+    model = problem.distance
+    if isinstance(lanes, LaneColumns) and model is None:
+        if lanes.offer_index is None or lanes.request_index is None:
+            raise SolverError("lanes were not checked: load the problem with load_problem")
+        return _Arcs(lanes.offer_index, lanes.request_index, lanes.cost, lanes.transit)
     offer = [offers[lane.source] for lane in lanes]
     request = [requests[lane.target] for lane in lanes]
     cost = [lane.cost_per_unit for lane in lanes]
     transit = [lane.transit_days for lane in lanes]
-    model = problem.distance
     if model is not None:
         explicit = set(zip(offer, request, strict=True))
         by_item: dict[str, list[int]] = defaultdict(list)
@@ -283,16 +300,23 @@ def _build_static(problem: Problem, arcs: _Arcs) -> _Built:
     """Stock only and no days: one column per arc, built with array operations."""
     n, n_req = len(arcs), len(problem.requests)
     m = _Model()
-    m.cost = [*arcs.cost.tolist(), *(r.penalty for r in problem.requests)]
-    m.lower = [0.0] * (n + n_req)
-    m.upper = [INF] * n + [r.quantity for r in problem.requests]
-    quantities = [r.quantity for r in problem.requests]
-    m.row_lower = quantities + [-INF] * len(problem.offers)
-    m.row_upper = quantities + [o.quantity or 0.0 for o in problem.offers]
+    quantities = np.array([r.quantity for r in problem.requests], dtype=np.float64)
+    penalties = np.array([r.penalty for r in problem.requests], dtype=np.float64)
+    stock = np.array([o.quantity or 0.0 for o in problem.offers], dtype=np.float64)
+    m.cost = np.concatenate([arcs.cost, penalties])  # type: ignore[assignment]
+    m.lower = np.zeros(n + n_req)  # type: ignore[assignment]
+    m.upper = np.concatenate([np.full(n, INF), quantities])  # type: ignore[assignment]
+    no_floor = np.full(len(problem.offers), -INF)
+    m.row_lower = np.concatenate([quantities, no_floor])  # type: ignore[assignment]
+    m.row_upper = np.concatenate([quantities, stock])  # type: ignore[assignment]
     arange = np.arange(n, dtype=np.int64)
-    m.rows_arr = np.concatenate([arcs.request, n_req + arcs.offer, np.arange(n_req)])
-    m.cols_arr = np.concatenate([arange, arange, n + np.arange(n_req)])
+    # column by column: each arc in its request's row and its offer's row, then the unmet columns
+    pairs = np.empty(2 * n, dtype=np.int64)
+    pairs[0::2], pairs[1::2] = arcs.request, n_req + arcs.offer
+    m.rows_arr = np.concatenate([pairs, np.arange(n_req)])
+    m.cols_arr = np.concatenate([np.repeat(arange, 2), n + np.arange(n_req)])
     m.vals_arr = np.ones(m.rows_arr.size)
+    m.sorted_arr = True
     return _Built(
         m,
         arange,
@@ -386,6 +410,11 @@ class _Part:
         self.built = _build(problem, arcs, timed)
         self.h = self.built.model.highs()
         self.h.setOptionValue("time_limit", float(time_limit_s))
+        if not self.built.model.integer:
+            # these LPs are transportation problems: Devex pricing without presolve solves them
+            # about 2× faster than the defaults (dual steepest edge after presolve)
+            self.h.setOptionValue("simplex_dual_edge_weight_strategy", 1)
+            self.h.setOptionValue("presolve", "off")
         self.costs = np.asarray(self.built.model.cost, dtype=np.float64)
         self.level: dict[int, int] = {}
 
@@ -395,14 +424,24 @@ class _Part:
         for k in sorted({r.priority for r in self.problem.requests}):
             self.h.addCol(0.0, 0.0, 0.0, 0, np.array([], dtype=np.int32), np.array([]))
             self.level[k] = n + len(self.level)
-        for j, r in enumerate(self.problem.requests):
-            self.h.addRow(
-                -INF,
-                r.quantity,
-                2,
-                np.array([self.built.u[j], self.level[r.priority]], dtype=np.int32),
-                np.array([1.0, r.quantity]),
-            )
+        requests = self.problem.requests
+        if not requests:
+            return
+        quantity = np.array([r.quantity for r in requests], dtype=np.float64)
+        index = np.empty(2 * len(requests), dtype=np.int32)
+        index[0::2] = self.built.u
+        index[1::2] = [self.level[r.priority] for r in requests]
+        value = np.empty(2 * len(requests))
+        value[0::2], value[1::2] = 1.0, quantity
+        self.h.addRows(
+            len(requests),
+            np.full(len(requests), -INF),
+            quantity,
+            index.size,
+            np.arange(0, index.size, 2, dtype=np.int32),
+            index,
+            value,
+        )
 
     def _objective(self, costs: np.ndarray) -> None:
         everything = np.arange(costs.size, dtype=np.int32)
@@ -417,37 +456,88 @@ class _Part:
         _run(self.h)
         return max(0.0, min(1.0, float(self.h.getSolution().col_value[self.level[k]])))
 
+    def hold_most_served(self, k: int) -> None:
+        """With the floors held, serve as much of class ``k`` as possible and keep that served."""
+        costs = np.zeros(len(self.costs) + len(self.level))
+        unmet = [self.built.u[j] for j, r in enumerate(self.problem.requests) if r.priority == k]
+        costs[unmet] = 1.0
+        self._objective(costs)
+        _run(self.h)
+        least = float(np.asarray(self.h.getSolution().col_value)[unmet].sum())
+        self.h.addRow(
+            -INF,
+            least + 1e-7 * max(1.0, least) + 1e-6,
+            len(unmet),
+            np.asarray(unmet, dtype=np.int32),
+            np.ones(len(unmet)),
+        )
+
     def hold(self, k: int, floor: float) -> None:
         """Keep every class-``k`` request at or above ``floor`` from now on."""
         self.h.changeColBounds(self.level[k], max(0.0, floor - 1e-9), 1.0)
 
     def least_cost(self) -> np.ndarray:
         """Minimise cost (with any held floors) and return the column values."""
+        values = self.try_least_cost()
+        if values is None:
+            raise SolverError(f"no allocation found: {_status_words(self.h)}")
+        return values
+
+    def try_least_cost(self) -> np.ndarray | None:
+        """Like `least_cost`, but None when the held floors cannot all hold (infeasible)."""
         if self.level:
             self._objective(np.concatenate([self.costs, np.zeros(len(self.level))]))
-        _run(self.h)
+            # from scratch: a warm start from the fill-level optimum is slower than none
+            self.h.clearSolver()
+        self.h.run()
+        if self.h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+            return None
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            _run(self.h)
         return np.asarray(self.h.getSolution().col_value)
+
+    def supply_ratio(self, k: int) -> float:
+        """Return a rough upper bound of class ``k``'s fill: what is offered over what it needs."""
+        horizon = self.problem.horizon
+        offered = sum(
+            (o.quantity if o.kind is OfferKind.stock else (o.rate_per_day or 0.0) * horizon) or 0.0
+            for o in self.problem.offers
+        )
+        needed = sum(r.quantity for r in self.problem.requests if r.priority == k)
+        return offered / needed if needed else float("inf")
 
 
 def _parts(problem: Problem, time_limit_s: float) -> list[_Part]:
     """Split by item: no lane joins two items, so each item is solved on its own, exactly."""
     arcs = _arcs(problem)
     timed, horizon = problem.timed, problem.horizon
-    items = sorted({r.item for r in problem.requests})
+    requests_of: dict[str, list[int]] = defaultdict(list)
+    offers_of: dict[str, list[int]] = defaultdict(list)
+    for j, r in enumerate(problem.requests):
+        requests_of[r.item].append(j)
+    for i, o in enumerate(problem.offers):
+        offers_of[o.item].append(i)
+    items = sorted(requests_of)
+    # positions within the item's part, and the arcs grouped by item (one stable sort)
+    req_pos = np.zeros(len(problem.requests), dtype=np.int64)
+    req_item = np.zeros(len(problem.requests), dtype=np.int64)
+    off_pos = np.zeros(max(len(problem.offers), 1), dtype=np.int64)
+    for code, item in enumerate(items):
+        req_pos[requests_of[item]] = np.arange(len(requests_of[item]))
+        req_item[requests_of[item]] = code
+        off_pos[offers_of[item]] = np.arange(len(offers_of[item]))
+    arc_item = req_item[arcs.request]
+    order = np.argsort(arc_item, kind="stable")
+    bounds = np.searchsorted(arc_item[order], np.arange(len(items) + 1))
     parts = []
-    for item in items:
-        req = [j for j, r in enumerate(problem.requests) if r.item == item]
-        off = [i for i, o in enumerate(problem.offers) if o.item == item]
-        req_pos = np.full(len(problem.requests), -1, dtype=np.int64)
-        req_pos[req] = np.arange(len(req))
-        off_pos = np.full(max(len(problem.offers), 1), -1, dtype=np.int64)
-        off_pos[off] = np.arange(len(off))
-        mask = req_pos[arcs.request] >= 0 if len(arcs) else np.zeros(0, dtype=bool)
+    for code, item in enumerate(items):
+        req, off = requests_of[item], offers_of[item]
+        mine = order[bounds[code] : bounds[code + 1]]
         sub_arcs = _Arcs(
-            off_pos[arcs.offer[mask]],
-            req_pos[arcs.request[mask]],
-            arcs.cost[mask],
-            arcs.transit[mask],
+            off_pos[arcs.offer[mine]],
+            req_pos[arcs.request[mine]],
+            arcs.cost[mine],
+            arcs.transit[mine],
         )
         sub = Problem.model_construct(
             requests=[problem.requests[j] for j in req],
@@ -469,15 +559,64 @@ def solve(problem: Problem, objective: str = "cost", *, time_limit_s: float = 30
     if objective == "fair":
         for part in parts:
             part.add_levels()
-        for k in sorted({r.priority for r in problem.requests}):
+        classes = sorted({r.priority for r in problem.requests})
+        for k in classes[:-1]:
             having = [p for p in parts if k in p.level]
             floors[k] = min(p.best_level(k) for p in having)
             for p in having:
                 p.hold(k, floors[k])
+                p.hold_most_served(k)  # class k is served as fully as it can be first
+        values = _fair_last_class(parts, classes[-1], floors) if classes else {}
+    else:
+        values = {}
     pieces = [
-        _solution(p.problem, p.built, p.least_cost(), objective, floors, p.timed) for p in parts
+        _solution(
+            p.problem,
+            p.built,
+            values[n] if n in values else p.least_cost(),
+            objective,
+            floors,
+            p.timed,
+        )
+        for n, p in enumerate(parts)
     ]
     return _merge(problem, pieces, objective, floors)
+
+
+def _fair_last_class(parts: list[_Part], k: int, floors: dict[int, float]) -> dict[int, np.ndarray]:
+    """Hold the last class's max-min floor and minimise cost; return each part's column values.
+
+    The floor is the lowest of the parts' best levels. Instead of raising every part's level
+    (an LP each) and then minimising its cost (another), the part with the least supply per
+    demand sets a first floor; every other part minimises its cost with that floor held, and only
+    a part that cannot hold it (infeasible) has its level raised, lowering the floor. Parts
+    solved under a floor that later fell are solved again. The result is the same.
+    """
+    having = sorted(
+        (n for n, p in enumerate(parts) if k in p.level), key=lambda n: parts[n].supply_ratio(k)
+    )
+    values: dict[int, np.ndarray] = {}
+    held_at: dict[int, float] = {}
+    floor: float | None = None
+    for n in having:
+        part = parts[n]
+        if floor is None:
+            floor = part.best_level(k)
+        part.hold(k, floor)
+        found = part.try_least_cost()
+        if found is None:  # this part cannot reach the floor: its best level is the new floor
+            part.h.clearSolver()
+            floor = part.best_level(k)
+            part.hold(k, floor)
+            found = part.least_cost()
+        values[n], held_at[n] = found, floor
+    for n, at in held_at.items():
+        if floor is not None and at > floor:
+            parts[n].hold(k, floor)
+            values[n] = parts[n].least_cost()
+    if floor is not None:
+        floors[k] = floor
+    return values
 
 
 def _merge(
@@ -511,7 +650,10 @@ def _solution(
 ) -> Solution:
     arcs = built.arcs
     q = values[built.x_col] if built.x_col.size else np.zeros(0)
-    used = np.flatnonzero(q > TOL)
+    # solver noise (a few units in the 7th digit of the request) is not a shipment
+    demand = np.array([r.quantity for r in problem.requests] + [1.0])
+    scale = np.maximum(1.0, demand[arcs.request[built.x_arc]]) if q.size else np.zeros(0)
+    used = np.flatnonzero(q > np.maximum(TOL, 1e-7 * scale))
     allocs: list[Allocation] = []
     for n in used[np.lexsort((built.x_day[used], built.x_arc[used]))]:
         k, day = int(built.x_arc[n]), int(built.x_day[n])
@@ -600,7 +742,11 @@ def _explain(
         served_class[a.offer].add(priority[a.request])
     arcs = built.arcs
     reachable = set(arcs.request.tolist())
-    in_time_arcs = ~built.late
+    # offers that can reach each request in time, grouped by request (one sort, not a scan each)
+    timely_req, timely_off = arcs.request[~built.late], arcs.offer[~built.late]
+    by_req = np.argsort(timely_req, kind="stable")
+    starts = np.searchsorted(timely_req[by_req], np.arange(len(problem.requests) + 1))
+    top_class = min((r.priority for r in problem.requests), default=1)
     transport = sum(a.cost for a in allocs)
     penalty = 0.0
     unmet, fills = [], []
@@ -611,14 +757,18 @@ def _explain(
         fill = min(1.0, got[r.id] / r.quantity)
         reasons: list[str] = []
         if short:
-            timely = np.unique(arcs.offer[(arcs.request == j) & in_time_arcs])
+            timely = np.unique(timely_off[by_req[starts[j] : starts[j + 1]]])
             if j not in reachable:
                 reasons.append("no lane: no offer of this item can reach it")
             elif timely.size == 0:
                 reasons.append("no stock before the deadline: every offer would arrive too late")
             else:
                 offers = [problem.offers[int(i)] for i in timely]
-                higher = [o.id for o in offers if any(c < r.priority for c in served_class[o.id])]
+                higher = (
+                    []
+                    if r.priority == top_class  # nobody outranks the first class
+                    else [o.id for o in offers if any(c < r.priority for c in served_class[o.id])]
+                )
                 if higher:
                     reasons.append(
                         f"outranked: {', '.join(sorted(higher))} went to higher-priority requests"

@@ -133,6 +133,14 @@ class DockingStore:
             **json.loads(row["result"]),
         }
 
+    def runs(self, enterprise: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the newest kept runs (id, objective, when), newest first."""
+        return self.sql.rows(
+            "SELECT run_id, objective, created_ms FROM dock_runs WHERE enterprise = $1 "
+            f"ORDER BY created_ms DESC, run_id LIMIT {int(limit)}",
+            [enterprise],
+        )
+
     # ------------------------------------------------------------------ dispatch
     _ORDER_COLS = (
         "order_id, run_id, offer, request, item, quantity, supplier, requester, status, "
@@ -178,6 +186,68 @@ class DockingStore:
                     enterprise, order_id, by, "operator", "propose", None, "proposed", now_ms
                 )
         return self.dispatch_orders(enterprise, run_id=run_id)
+
+    def dock(
+        self,
+        enterprise: str,
+        request_id: str,
+        offer_id: str,
+        *,
+        by: str,
+        now_ms: int,
+        quantity: float | None = None,
+    ) -> dict[str, Any]:
+        """Dock one request with one offer by hand (run ``manual``): a proposed dispatch order.
+
+        ``quantity`` defaults to what the request needs, capped by the offer's stock (or a day
+        of its rate); the order then goes through the same confirm → ship → deliver workflow.
+        """
+        if not by or not by.strip():
+            raise DataError("'by' must name who docks")
+        requests = {r["id"]: r for r in self.entries(enterprise, "request")}
+        offers = {o["id"]: o for o in self.entries(enterprise, "offer")}
+        if request_id not in requests:
+            raise LookupError(f"no request {request_id!r}")
+        if offer_id not in offers:
+            raise LookupError(f"no offer {offer_id!r}")
+        request, offer = requests[request_id], offers[offer_id]
+        if request["item"] != offer["item"]:
+            raise DataError(
+                f"offer {offer_id} ({offer['item']}) cannot serve request {request_id} "
+                f"({request['item']})"
+            )
+        most = offer.get("quantity") or offer.get("rate_per_day") or request["quantity"]
+        amount = min(request["quantity"], most) if quantity is None else quantity
+        if not amount > 0:
+            raise DataError(f"quantity must be greater than 0 (got {amount})")
+        order_id = f"manual-{uuid.uuid4().hex[:10]}"
+        with self.sql.transaction():
+            self.sql.execute(
+                f"INSERT INTO dock_dispatch (enterprise, {self._ORDER_COLS}) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                [
+                    enterprise,
+                    order_id,
+                    "manual",
+                    offer_id,
+                    request_id,
+                    request["item"],
+                    float(amount),
+                    offer.get("enterprise"),
+                    request.get("enterprise"),
+                    DispatchStatus.proposed.value,
+                    None,
+                    None,
+                    None,
+                    None,
+                    now_ms,
+                ],
+            )
+            self._audit(enterprise, order_id, by, "operator", "dock", None, "proposed", now_ms)
+        return self.sql.rows(
+            f"SELECT {self._ORDER_COLS} FROM dock_dispatch WHERE enterprise = $1 AND order_id = $2",
+            [enterprise, order_id],
+        )[0]
 
     def dispatch_orders(self, enterprise: str, *, run_id: str | None = None) -> list[dict]:
         """Return dispatch orders, optionally of one run."""

@@ -230,12 +230,14 @@ class EdgeAgent:
             machine = "/".join(parts[4:])
             coro = self.desk.execute_json(machine, payload)
         elif isinstance(self.encoder, SparkplugEdgeNode) and "/DCMD/" in topic:
+            device = topic.rsplit("/", 1)[-1]
+            births = self.encoder.metrics.get(device, {})
             try:
-                metrics = decode_dcmd(payload)
+                metrics = decode_dcmd(payload, {a: n for n, (a, _) in births.items()})
             except Exception:
                 log.warning("DCMD on %s is not a Sparkplug payload", topic)
                 return
-            coro = self.desk.execute_sparkplug(topic.rsplit("/", 1)[-1], metrics)
+            coro = self.desk.execute_sparkplug(device, metrics)
         else:
             return
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -351,8 +351,13 @@ class CommandDesk:
         )
 
 
-def decode_dcmd(payload: bytes) -> dict[str, Any]:
-    """Return name -> value of a DCMD payload's metrics."""
+def decode_dcmd(payload: bytes, aliases: dict[int, str] | None = None) -> dict[str, Any]:
+    """Return name -> value of a DCMD payload's metrics.
+
+    A metric sent by alias only (Sparkplug B allows it once the birth gave the alias) is named
+    from ``aliases`` (alias -> name, as in this node's DBIRTH); an alias the node never gave is
+    kept as ``"alias N"`` so that the write is refused and audited, not silently ignored.
+    """
     from indunet.connect.codec._protobuf import sparkplug_b_pb2 as pb
 
     msg = pb.Payload()
@@ -360,8 +365,15 @@ def decode_dcmd(payload: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in msg.metrics:
         field = m.WhichOneof("value")
-        if m.name and field:
-            out[m.name] = getattr(m, field)
+        if not field:
+            continue
+        if m.name:
+            name = m.name
+        elif m.HasField("alias"):
+            name = (aliases or {}).get(m.alias, f"alias {m.alias}")
+        else:
+            continue
+        out[name] = getattr(m, field)
     return out
 
 

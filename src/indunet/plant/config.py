@@ -281,6 +281,9 @@ class SiteConfig(_Model):
 
     calendar: ShiftCalendar = Field(default_factory=ShiftCalendar)
     grid_kg_co2_per_kwh: float = Field(0.0, ge=0, le=5)
+    oee_target: float | None = Field(
+        None, gt=0, le=1, description="OEE the site aims at (0-1); the overview shows it."
+    )
 
 
 class StopReason(_Model):

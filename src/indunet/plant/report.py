@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 
 from indunet.errors import DataError
 from indunet.model import Quality
@@ -92,9 +93,67 @@ def _timelines(
     return out
 
 
+class _Reads:
+    """Counter, meter and power points of the machines of a report, read a group at a time.
+
+    One historian query per group of machines instead of two or three per machine: on a site of
+    hundreds of machines the round trips, not the points, were the cost. Only the current
+    group's points are held.
+    """
+
+    GROUP = 50
+
+    def __init__(
+        self,
+        historian: Historian,
+        enterprise: str,
+        machines: list[MachineConfig],
+        start_ms: int,
+        end_ms: int,
+    ) -> None:
+        self.historian = historian
+        self.enterprise = enterprise
+        self.lo = start_ms - max(COUNTER_LOOKBACK_MS, 60_000)
+        self.hi = end_ms + 60_001
+        self.groups: list[list[str]] = []
+        self.group_of: dict[str, int] = {}
+        for i in range(0, len(machines), self.GROUP):
+            tags = [t for m in machines[i : i + self.GROUP] for t in _machine_tags(m)]
+            for tag in tags:
+                self.group_of[tag] = len(self.groups)
+            self.groups.append(tags)
+        self.loaded = -1
+        self.tables: dict[str, pa.Table] = {}
+
+    def table(self, tag: str, start_ms: int, end_ms: int) -> pa.Table | None:
+        """Return a tag's points in ``[start_ms, end_ms)``, or None when the tag does not exist."""
+        group = self.group_of.get(tag)
+        if group is None:
+            raise ValueError(f"{tag} is not a tag of this report's machines")
+        if group != self.loaded:
+            self.tables = self.historian.series_many(
+                self.enterprise, self.groups[group], self.lo, self.hi
+            )
+            self.loaded = group
+        full = self.tables.get(tag)
+        if full is None:
+            return None
+        ts = full.column("ts").to_numpy()
+        a, b = np.searchsorted(ts, [max(start_ms, self.lo), min(end_ms, self.hi)])
+        return full.slice(int(a), int(b - a))
+
+
+def _machine_tags(m: MachineConfig) -> list[str]:
+    tags = [f"{m.id}/{c.tag}" for c in (m.total_counter, m.scrap_counter) if c is not None]
+    if m.meter_tag is not None:
+        tags.append(f"{m.id}/{m.meter_tag}")
+    elif m.power_tag is not None:
+        tags.append(f"{m.id}/{m.power_tag}")
+    return tags
+
+
 def _counter(
-    historian: Historian,
-    enterprise: str,
+    reads: _Reads,
     machine: MachineConfig,
     counter: CounterConfig | None,
     start_ms: int,
@@ -105,10 +164,9 @@ def _counter(
     if counter is None:
         return None
     tag = f"{machine.id}/{counter.tag}"
-    try:
-        before = historian.series(enterprise, tag, start_ms - COUNTER_LOOKBACK_MS, start_ms + 1)
-        table = historian.series(enterprise, tag, start_ms + 1, end_ms + 1, limit=50_000_000)
-    except DataError:
+    before = reads.table(tag, start_ms - COUNTER_LOOKBACK_MS, start_ms + 1)
+    table = reads.table(tag, start_ms + 1, end_ms + 1)
+    if before is None or table is None:
         return None  # the counter tag has no data yet
     prev = None
     if before.num_rows:
@@ -171,13 +229,14 @@ def oee_report(
     machines = scope_machines(plant, scope)
     timelines = _timelines(store, enterprise, scope, machines, start_ms, end_ms, open_part)
     busy = _busy_cache(plant)
+    reads = _Reads(historian, enterprise, machines, start_ms, end_ms)
     per_machine: dict[str, OeeElements] = {}
     groups: dict[tuple[int, str], OeeElements] = {}
     group_span: dict[tuple[int, str], tuple[int, int]] = {}
     for m in machines:
         warnings: list[str] = []
-        total = _counter(historian, enterprise, m, m.total_counter, start_ms, end_ms, warnings)
-        scrap = _counter(historian, enterprise, m, m.scrap_counter, start_ms, end_ms, warnings)
+        total = _counter(reads, m, m.total_counter, start_ms, end_ms, warnings)
+        scrap = _counter(reads, m, m.scrap_counter, start_ms, end_ms, warnings)
         kw = {"total": total, "scrap": scrap, "ideal_cycle_s": m.ideal_cycle(), "machine": m.id}
         tl = timelines[m.id]
         e = machine_oee(tl, busy(m, start_ms, end_ms), (start_ms, end_ms), **kw)
@@ -208,17 +267,12 @@ def oee_report(
     return out
 
 
-def _pieces(
-    historian: Historian, enterprise: str, m: MachineConfig, start_ms: int, end_ms: int
-) -> EnergyPieces:
+def _pieces(reads: _Reads, m: MachineConfig, start_ms: int, end_ms: int) -> EnergyPieces:
     """Return a machine's energy pieces from its meter (preferred) or its power tag."""
     if m.meter_tag is not None:
         tag = f"{m.id}/{m.meter_tag}"
-        try:
-            t = historian.series(
-                enterprise, tag, start_ms - COUNTER_LOOKBACK_MS, end_ms + 1, limit=50_000_000
-            )
-        except DataError:
+        t = reads.table(tag, start_ms - COUNTER_LOOKBACK_MS, end_ms + 1)
+        if t is None:
             return energy_from_power(np.zeros(0, np.int64), np.zeros(0), max_gap_ms=1)
         q = t.column("quality").to_numpy(zero_copy_only=False)
         ts = t.column("ts").to_numpy().astype(np.int64)
@@ -229,9 +283,14 @@ def _pieces(
         )
     if m.power_tag is None:
         raise DataError(f"machine {m.id} has neither power_tag nor meter_tag; no energy")
-    from indunet.plant.watch import power_points
-
-    ts, v = power_points(historian, enterprise, m, start_ms - 60_000, end_ms + 60_000)
+    t = reads.table(f"{m.id}/{m.power_tag}", start_ms - 60_000, end_ms + 60_000)
+    if t is None or not t.num_rows:
+        ts, v = np.zeros(0, np.int64), np.zeros(0)
+    else:
+        ts = t.column("ts").to_numpy().astype(np.int64)
+        v = t.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+        q = t.column("quality").to_numpy(zero_copy_only=False)
+        v = np.where(q >= Quality.BAD, np.nan, v)
     if m.power_unit == "W":
         v = v / 1000.0
     elif m.power_unit == "A":
@@ -276,13 +335,14 @@ def energy_report(
     buckets: dict[tuple[int, str], EnergySummary] = {}
     spans: dict[tuple[int, str], tuple[int, int]] = {}
     warnings: list[str] = []
+    reads = _Reads(historian, enterprise, machines, start_ms, end_ms)
     for m in machines:
         site = plant.site(m.site)
         grid = site.grid_kg_co2_per_kwh
-        pieces = _pieces(historian, enterprise, m, start_ms, end_ms)
+        pieces = _pieces(reads, m, start_ms, end_ms)
         warnings.extend(a.message for a in pieces.anomalies if a.is_warning)
-        total = _counter(historian, enterprise, m, m.total_counter, start_ms, end_ms, warnings)
-        scrap = _counter(historian, enterprise, m, m.scrap_counter, start_ms, end_ms, warnings)
+        total = _counter(reads, m, m.total_counter, start_ms, end_ms, warnings)
+        scrap = _counter(reads, m, m.scrap_counter, start_ms, end_ms, warnings)
 
         def good(lo: int, hi: int, total=total, scrap=scrap) -> float:
             iv = np.array([[lo, hi]], np.int64)

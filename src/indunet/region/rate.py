@@ -31,6 +31,7 @@ __all__ = [
     "Filters",
     "Rule",
     "counts_sql",
+    "dim_counts_sql",
     "enterprise_states_sql",
     "headline",
     "parse_by",
@@ -278,6 +279,79 @@ FROM counts c LEFT JOIN reads r USING ({using})
 """
 
 
+def dim_counts_sql(
+    cols: list[str],
+    where: str,
+    *,
+    groups: str = "groups",
+    baselines: str | None = None,
+    totals: bool = True,
+) -> str:
+    """Return the same counts as `counts_sql`, read through the ``ent_dim``/``groups`` tables.
+
+    ``ent_dim`` holds one row per registry version with an integer group id ``gid`` (the
+    roll-up grain), the stored baseline ``base`` and ``thr`` = stored θ × ``base``; ``groups``
+    names each ``gid`` (province, city, division, section, size, above designated size) with
+    its ``theta``. A day's readings
+    then need one integer hash join instead of joins on the registry, the baselines and the θ
+    table. ``baselines`` names another baseline table (a live rule's period) to use instead of
+    ``base``. ``where`` is on group columns with alias ``g``. With ``totals`` off, the rows stay
+    at the ``gid`` grain (the caller aggregates).
+    """
+    g_sel = ", ".join(f"g.{c}" for c in cols)
+    g_sel = f"{g_sel}, " if g_sel else ""
+    static = "v.valid_from IS NULL AND v.valid_to IS NULL"
+    if baselines:
+        base_join = f"LEFT JOIN {baselines} b ON b.eid = v.eid"
+        base = "CASE WHEN b.kwh > 0 THEN b.kwh END"
+    else:
+        base_join, base = "", "v.base"
+    # the stored rule on every group: θ × baseline is stored in ent_dim.thr, no join to groups
+    direct = groups == "groups" and not baselines and where.strip() == "TRUE"
+    thr = "x.thr" if direct else "g.theta * x.base"
+    g_join = "" if direct else "JOIN g USING (gid)"
+    counts = (
+        "c.enterprises, coalesce(r.with_reading, 0) AS with_reading, "
+        "coalesce(r.reporting, 0) AS reporting, coalesce(r.resumed, 0) AS resumed, "
+        "coalesce(r.kwh, 0) AS kwh, coalesce(r.baseline_kwh, 0) AS baseline_kwh"
+    )
+    body = f"""
+WITH days AS (SELECT CAST(unnest($days) AS DATE) AS day),
+g AS (SELECT * FROM {groups} g WHERE {where}),
+sizes AS (
+  SELECT d.day, s.gid, s.n AS enterprises FROM days d CROSS JOIN (
+    SELECT v.gid, count(*) AS n FROM ent_dim v WHERE {static} GROUP BY v.gid) s
+  UNION ALL
+  SELECT d.day, v.gid, count(*) FROM days d JOIN ent_dim v
+  ON NOT ({static}) AND {VALID_ON.format(e="v", d="d.day")} GROUP BY ALL
+),
+c AS (SELECT day, gid, sum(enterprises) AS enterprises FROM sizes GROUP BY ALL),
+x AS (
+  SELECT x.day, v.gid, x.kwh, {base} AS base, v.thr FROM readings x
+  JOIN ent_dim v ON v.eid = x.eid AND {VALID_ON.format(e="v", d="x.day")} {base_join}
+  WHERE x.day BETWEEN $lo AND $hi AND x.day IN (SELECT day FROM days)
+),
+r AS (
+  SELECT x.day, x.gid, count(*) AS with_reading, count(x.base) AS reporting,
+    count(*) FILTER (WHERE x.kwh > {thr}) AS resumed,
+    coalesce(sum(x.kwh) FILTER (WHERE x.base IS NOT NULL), 0) AS kwh,
+    coalesce(sum(x.base), 0) AS baseline_kwh
+  FROM x {g_join} GROUP BY ALL
+),
+rows AS (
+  SELECT c.day, {g_sel}{counts}
+  FROM c JOIN g USING (gid) LEFT JOIN r USING (day, gid)
+)"""
+    if not totals:
+        return body + "\nSELECT * FROM rows"
+    keys = ", ".join(["day", *cols])
+    sums = ", ".join(
+        f"sum({c}) AS {c}" if c.endswith("kwh") else f"CAST(sum({c}) AS BIGINT) AS {c}"
+        for c in COUNT_COLUMNS
+    )
+    return body + f"\nSELECT {keys}, {sums} FROM rows GROUP BY {keys}"
+
+
 def enterprise_states_sql(
     where: str, *, baselines: str = "baselines", thetas: str = "thetas"
 ) -> str:
@@ -376,7 +450,7 @@ def summarise(counts: pl.DataFrame, by: list[str], days: list[date]) -> pl.DataF
 
 def previous_days(days: list[date]) -> list[date]:
     """Return ``days`` plus the day before each (for the day-over-day change)."""
-    return sorted({*days, *(d - timedelta(days=1) for d in days)})
+    return sorted({*days, *(d - timedelta(days=1) for d in days if d > date.min)})
 
 
 def _pct(value: float | None) -> str:

@@ -30,10 +30,11 @@ import pyarrow as pa
 
 from indunet.errors import DataError, StorageLocked
 from indunet.region.rate import (
+    COUNT_COLUMNS,
     ROLLUP_KEYS,
     Filters,
     Rule,
-    counts_sql,
+    dim_counts_sql,
     enterprise_states_sql,
     group_columns,
     headline,
@@ -77,10 +78,20 @@ CREATE TABLE IF NOT EXISTS rollups (
   resumed BIGINT, kwh DOUBLE, baseline_kwh DOUBLE
 );
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR);
+CREATE TABLE IF NOT EXISTS groups (
+  gid INTEGER NOT NULL, province_code VARCHAR, city VARCHAR, division VARCHAR, section VARCHAR,
+  size VARCHAR, above_designated_size BOOLEAN, theta DOUBLE
+);
+CREATE TABLE IF NOT EXISTS ent_dim (
+  eid INTEGER NOT NULL, gid INTEGER NOT NULL, valid_from DATE, valid_to DATE, base DOUBLE,
+  thr DOUBLE
+);
 """
 #: the versioned attributes of an enterprise: every registry column but its key and validity
 _ATTRS = tuple(c for c in REGISTRY_COLUMNS if c not in ("enterprise_id", "valid_from"))
 _REFRESH_CHUNK_DAYS = 10
+#: live counts of at most this many days go through NumPy (memory ~ days × enterprises × 40 B)
+_ARRAY_DAYS = 32
 _CSV = "header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"'"
 
 
@@ -147,7 +158,15 @@ class RegionStore:
             raise
         if not read_only:
             self._con.execute(_SCHEMA)
+            if self._sql(
+                "SELECT ((SELECT count(*) FROM ent_dim) = 0 AND "
+                "(SELECT count(*) FROM enterprises) > 0) OR NOT EXISTS (SELECT 1 FROM "
+                "information_schema.columns WHERE table_name = 'ent_dim' AND column_name = 'thr')"
+            ).fetchone()[0]:
+                self._build_dim()  # a file written before ent_dim existed
         self._stored_rule = self._meta("rule")
+        self._dim_cache: dict[str, np.ndarray] | None = None
+        self._dim_stamp: tuple | None = None
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -220,6 +239,8 @@ class RegionStore:
             except Exception:
                 self._sql("ROLLBACK")
                 raise
+            if report.new or report.changed:
+                self._build_dim()
             if first_changed is not None:
                 self._refresh_from(first_changed)
         return report
@@ -493,14 +514,15 @@ class RegionStore:
                     f"""
 CREATE OR REPLACE TEMP TABLE checked AS
 WITH t AS (
-  SELECT pos, enterprise_id, TRY_CAST(day_raw AS DATE) AS day,
-    TRY_CAST(kwh_raw AS DOUBLE) AS kwh FROM stage
+  SELECT s.pos, s.enterprise_id, k.eid, TRY_CAST(s.day_raw AS DATE) AS day,
+    TRY_CAST(s.kwh_raw AS DOUBLE) AS kwh
+  FROM stage s LEFT JOIN enterprise_keys k ON k.enterprise_id = s.enterprise_id
 ),
-dups AS (
-  SELECT enterprise_id, day, max(pos) AS kept FROM t
-  WHERE enterprise_id IS NOT NULL AND day IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+dups AS (  -- on the integer key: duplicates of unregistered ids are reported as unregistered
+  SELECT eid, day, max(pos) AS kept FROM t
+  WHERE eid IS NOT NULL AND day IS NOT NULL GROUP BY ALL HAVING count(*) > 1
 )
-SELECT t.pos, k.eid, t.day, t.kwh, d.kept,
+SELECT t.pos, t.eid, t.day, t.kwh, d.kept,
   CASE
     WHEN t.enterprise_id IS NULL OR trim(t.enterprise_id) = '' THEN 'missing enterprise_id'
     WHEN t.day IS NULL THEN 'bad date'
@@ -508,16 +530,24 @@ SELECT t.pos, k.eid, t.day, t.kwh, d.kept,
     WHEN t.kwh IS NULL OR isnan(t.kwh) OR isinf(t.kwh) THEN 'bad kwh'
     WHEN t.kwh < 0 THEN 'negative kwh'
     WHEN t.kwh > {limit!r} THEN 'absurd kwh'
-    WHEN k.eid IS NULL THEN 'unregistered enterprise'
+    WHEN t.eid IS NULL THEN 'unregistered enterprise'
     WHEN d.kept IS NOT NULL AND d.kept <> t.pos THEN 'duplicate (enterprise, date)'
   END AS kind
 FROM t
-LEFT JOIN enterprise_keys k ON k.enterprise_id = t.enterprise_id
-LEFT JOIN dups d ON d.enterprise_id = t.enterprise_id AND d.day = t.day""",
+LEFT JOIN dups d ON d.eid = t.eid AND d.day = t.day""",
                     {"today": today},
                 )
-                self._sql(
-                    f"""
+                summary = self._sql(
+                    "SELECT count(*), count(*) FILTER (WHERE kind IS NULL), "
+                    "min(day) FILTER (WHERE kind IS NULL), "
+                    "max(day) FILTER (WHERE kind IS NULL) FROM checked"
+                ).fetchone()
+                rows, good, lo, hi = summary
+                counts: dict[str, int] = {}
+                examples: list[tuple[str]] = []
+                if rows > good:  # bad rows: keep them aside with the reason
+                    self._sql(
+                        f"""
 INSERT INTO quarantine (received_ms, kind, source, ref, enterprise_id, day, kwh, reason)
 SELECT $now, 'readings', $src, $src || ':' || c.pos, s.enterprise_id,
   CAST(s.day_raw AS VARCHAR), CAST(s.kwh_raw AS VARCHAR),
@@ -538,20 +568,14 @@ SELECT $now, 'readings', $src, $src || ':' || c.pos, s.enterprise_id,
       || c.kept || ' of the same file replaces it'
     ELSE 'field enterprise_id: missing' END
 FROM checked c JOIN stage s USING (pos) WHERE c.kind IS NOT NULL""",
-                    {"now": now_ms, "src": source},
-                )
-                summary = self._sql(
-                    "SELECT count(*), count(*) FILTER (WHERE kind IS NULL), "
-                    "min(day) FILTER (WHERE kind IS NULL), "
-                    "max(day) FILTER (WHERE kind IS NULL) FROM checked"
-                ).fetchone()
-                rows, good, lo, hi = summary
-                examples = self._sql(
-                    "SELECT reason FROM quarantine WHERE received_ms = $now AND source = $src "
-                    "ORDER BY id LIMIT 20",
-                    {"now": now_ms, "src": source},
-                ).fetchall()
-                counts = self._reason_counts()
+                        {"now": now_ms, "src": source},
+                    )
+                    examples = self._sql(
+                        "SELECT reason FROM quarantine WHERE received_ms = $now AND source = $src "
+                        "ORDER BY id LIMIT 20",
+                        {"now": now_ms, "src": source},
+                    ).fetchall()
+                    counts = self._reason_counts()
                 report.rows += rows + broken
                 if broken:
                     counts["broken CSV line"] = counts.get("broken CSV line", 0) + broken
@@ -631,14 +655,15 @@ FROM checked c JOIN stage s USING (pos) WHERE c.kind IS NOT NULL""",
             if days is None or stale:
                 self._compute_baselines("baselines", self.rule)
                 self._write_thetas("thetas", self.rule)
+                self._build_dim()
                 todo = self.days()
                 self._sql("DELETE FROM rollups")
             else:
                 todo = sorted(set(days))
                 self._sql("DELETE FROM rollups WHERE day IN (SELECT unnest($d))", {"d": todo})
+            sql = dim_counts_sql(list(ROLLUP_KEYS), "TRUE", totals=False)
             for i in range(0, len(todo), _REFRESH_CHUNK_DAYS):
                 chunk = todo[i : i + _REFRESH_CHUNK_DAYS]
-                sql = counts_sql(list(ROLLUP_KEYS), "TRUE")
                 self._sql(
                     f"INSERT INTO rollups BY NAME {sql}",
                     {"days": chunk, "lo": chunk[0], "hi": chunk[-1]},
@@ -651,6 +676,30 @@ FROM checked c JOIN stage s USING (pos) WHERE c.kind IS NOT NULL""",
         days = self.days()
         if days:
             self.refresh([d for d in days if d >= first])
+
+    def _build_dim(self) -> None:
+        """Rebuild ``groups`` (roll-up grain → gid, θ) and ``ent_dim`` (version → gid, baseline).
+
+        Needed after registry changes and baseline/θ changes; the day roll-ups then join a
+        day's readings to ``ent_dim`` on the integer ``eid`` only (`dim_counts_sql`).
+        """
+        self._dim_cache = None
+        keys = ", ".join(ROLLUP_KEYS)
+        ekeys = ", ".join(f"e.{k}" for k in ROLLUP_KEYS)
+        self._sql(
+            "CREATE OR REPLACE TABLE groups AS SELECT CAST(row_number() OVER (ORDER BY "
+            f"{ekeys}) AS INTEGER) AS gid, {ekeys}, "
+            "left(e.division, 1) AS section, coalesce(t.theta, $theta) AS theta FROM "
+            f"(SELECT DISTINCT {keys} FROM enterprises) e LEFT JOIN thetas t "
+            "ON t.division = e.division",
+            {"theta": self.rule.theta},  # every valid division is in thetas: a safety net
+        )
+        self._sql(
+            "CREATE OR REPLACE TABLE ent_dim AS SELECT e.eid, g.gid, e.valid_from, e.valid_to, "
+            "CASE WHEN b.kwh > 0 THEN b.kwh END AS base, "
+            "CASE WHEN b.kwh > 0 THEN g.theta * b.kwh END AS thr FROM enterprises e "
+            f"JOIN groups g USING ({keys}) LEFT JOIN baselines b ON b.eid = e.eid ORDER BY e.eid"
+        )
 
     def _compute_baselines(self, table: str, rule: Rule, temp: bool = False) -> None:
         kind = "TEMP TABLE" if temp else "TABLE"
@@ -720,10 +769,119 @@ FROM checked c JOIN stage s USING (pos) WHERE c.kind IS NOT NULL""",
                 )
                 bounds = {"lo": min(days), "hi": max(days)}
                 return self._pl(sql, {**params, "days": days, **bounds}), "stored"
-            where, params = filters.where("e")
-            sql = counts_sql(cols, where, baselines=base, thetas=thetas)
+            where, params = filters.where("g")
+            groups = "groups"
+            if thetas != "thetas":
+                self._sql(
+                    "CREATE OR REPLACE TEMP TABLE live_groups AS SELECT g.* REPLACE "
+                    f"(coalesce(t.theta, $theta) AS theta) FROM groups g LEFT JOIN {thetas} t "
+                    "ON t.division = g.division",
+                    {"theta": rule.theta},
+                )
+                groups = "live_groups"
+            if base == "baselines" and len(days) <= _ARRAY_DAYS:
+                frame = self._counts_arrays(days, cols, where, params, groups)
+                if frame is not None:
+                    return frame, "live"
+            sql = dim_counts_sql(
+                cols, where, groups=groups, baselines=None if base == "baselines" else base
+            )
             frame = self._pl(sql, {**params, "days": days, "lo": min(days), "hi": max(days)})
             return frame, "live"
+
+    def _dim_arrays(self) -> dict[str, np.ndarray] | None:
+        """Return ``ent_dim`` as arrays indexed by ``eid`` (None when it has dated versions)."""
+        stamp = self._sql("SELECT count(*), max(gid), sum(base) FROM ent_dim").fetchone()
+        if self._dim_cache is not None and self._dim_stamp != stamp:
+            self._dim_cache = None  # ent_dim changed under another connection (the demo loader)
+        self._dim_stamp = stamp
+        if self._dim_cache is None:
+            versioned = self._sql(
+                "SELECT count(*) FROM ent_dim WHERE valid_from IS NOT NULL OR valid_to IS NOT NULL"
+            ).fetchone()[0]
+            if versioned:
+                self._dim_cache = {}
+            else:
+                d = self._sql(
+                    "SELECT eid, gid, coalesce(base, 'NaN'::DOUBLE) AS base FROM ent_dim"
+                ).fetchnumpy()
+                eid = np.asarray(d["eid"], dtype=np.int64)
+                n = int(eid.max()) + 1 if eid.size else 1
+                gid_of = np.zeros(n, dtype=np.int64)
+                gid_of[eid] = np.asarray(d["gid"], dtype=np.int64)
+                base_of = np.full(n, np.nan)
+                base_of[eid] = np.asarray(d["base"], dtype=np.float64)
+                size = int(gid_of.max()) + 1 if eid.size else 1
+                members = np.bincount(gid_of[eid], minlength=size)
+                self._dim_cache = {"gid": gid_of, "base": base_of, "members": members}
+        return self._dim_cache or None
+
+    def _counts_arrays(
+        self, days: list[date], cols: list[str], where: str, params: dict[str, Any], groups: str
+    ) -> pl.DataFrame | None:
+        """Count a few days' readings with NumPy: index ``ent_dim`` arrays by ``eid``, bincount.
+
+        Same counts as `dim_counts_sql` (checked by tests) for a registry without dated versions
+        and the stored baselines; return None otherwise (the SQL path is used).
+        """
+        dim = self._dim_arrays()
+        if dim is None:
+            return None
+        gid_of, base_of, members = dim["gid"], dim["base"], dim["members"]
+        size = members.size
+        g = self._pl(f"SELECT * FROM {groups} g WHERE {where}", params)
+        if g.height == 0 or int(g["gid"].max()) >= size:
+            return None
+        theta = np.full(size, np.nan)
+        theta[g["gid"].to_numpy()] = g["theta"].to_numpy()
+        days = sorted(days)
+        r = self._sql(
+            "SELECT eid, day, kwh FROM readings WHERE day BETWEEN $lo AND $hi "
+            "AND day IN (SELECT unnest($days))",
+            {"lo": days[0], "hi": days[-1], "days": days},
+        ).fetchnumpy()
+        eid = np.asarray(r["eid"], dtype=np.int64)
+        if eid.size and int(eid.max()) >= gid_of.size:
+            return None
+        kwh = np.asarray(r["kwh"], dtype=np.float64)
+        day_index = np.searchsorted(
+            np.array(days, dtype="datetime64[D]"), np.asarray(r["day"], dtype="datetime64[D]")
+        )
+        gid = gid_of[eid]
+        kept = ~np.isnan(theta[gid])  # in a group the filters keep
+        base = base_of[eid]
+        reporting = kept & ~np.isnan(base)
+        resumed = reporting & (kwh > theta[gid] * base)
+        key = day_index * size + gid
+        n = len(days) * size
+
+        def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+            w = None if weights is None else weights[mask]
+            return np.bincount(key[mask], weights=w, minlength=n).reshape(len(days), size)
+
+        gids = g["gid"].to_numpy()
+        per_day = {
+            "with_reading": count(kept),
+            "reporting": count(reporting),
+            "resumed": count(resumed),
+            "kwh": count(reporting, kwh),
+            "baseline_kwh": count(reporting, np.nan_to_num(base)),
+        }
+        frame = pl.DataFrame(
+            {
+                "day": np.repeat(np.array(days, dtype="datetime64[D]"), gids.size),
+                "gid": np.tile(gids, len(days)),
+                "enterprises": np.tile(members[gids], len(days)),
+                **{k: v[:, gids].reshape(-1) for k, v in per_day.items()},
+            }
+        ).join(g.select("gid", *cols), on="gid", how="left")
+        frame = frame.filter(pl.col("enterprises") > 0)
+        return frame.group_by(["day", *cols]).agg(
+            [
+                pl.col(c).sum().cast(pl.Float64 if c.endswith("kwh") else pl.Int64)
+                for c in COUNT_COLUMNS
+            ]
+        )
 
     def rate(
         self,
@@ -757,12 +915,25 @@ FROM checked c JOIN stage s USING (pos) WHERE c.kind IS NOT NULL""",
         counts, source = self.counts(previous_days(days), by, filters, rule, live=live)
         return summarise(counts, by, days), source
 
+    def overview(
+        self, day: date, filters: Filters | None = None, rule: Rule | None = None
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str]:
+        """Return a day's national row, its province rows and where they came from.
+
+        One query: the national row is the sum of the province counts (they are additive).
+        """
+        counts, source = self.counts(previous_days([day]), ["province"], filters, rule)
+        national = summarise(counts, [], [day]).to_dicts()
+        return (
+            (national[0] if national else None),
+            summarise(counts, ["province"], [day]).to_dicts(),
+            source,
+        )
+
     def headline(self, day: date, filters: Filters | None = None, rule: Rule | None = None) -> str:
         """Return the day's sentence ("Resumption 52.0 %, +2.2 points; Guangdong 95.3 % …")."""
-        national, _ = self.rate(day, [], filters, rule)
-        provinces, _ = self.rate(day, ["province"], filters, rule)
-        row = national.to_dicts()[0] if national.height else {}
-        return f"{day}: " + headline(row, provinces.to_dicts())
+        national, provinces, _ = self.overview(day, filters, rule)
+        return f"{day}: " + headline(national or {}, provinces)
 
     def enterprises(
         self,

@@ -22,7 +22,13 @@ from indunet.store.downsample import lttb, m4
 from indunet.uns import TagPath, parse_prefix
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from indunet.config import RetentionRule, Settings
+
+    #: told (enterprise, newest point per tag: tag, ts, value, text, quality) after a change;
+    #: it runs on the writer's thread, so it must be quick and must not raise
+    WriteListener = Callable[[str, pa.Table], None]
 
 __all__ = [
     "AGGREGATES",
@@ -128,6 +134,7 @@ class Historian(ABC):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._tags = _TagCache()
+        self.write_listeners: list[WriteListener] = []  # live events, the latest-values cache
 
     # ------------------------------------------------------------------ backend primitives
     @abstractmethod
@@ -324,6 +331,13 @@ class Historian(ABC):
         )
         if rows.num_rows:
             self._append(rows, letters, batch.enterprise)
+            if self.write_listeners:  # the newest point per tag: the last of each tag's run
+                ids = rows.column("tag_id").to_numpy()
+                last = np.flatnonzero(np.append(ids[1:] != ids[:-1], True))
+                by_id = dict(zip(ids_by_dict.tolist(), paths, strict=True))
+                newest = rows.take(pa.array(last)).drop_columns(["tag_id"])
+                tags = pa.array([by_id[i] for i in ids[last].tolist()], pa.string())
+                self._tell(batch.enterprise, newest.add_column(0, "tag", tags))
         else:
             self.add_dead_letters(letters, batch.enterprise)
         return WriteResult(stored=rows.num_rows, rejected=letters)
@@ -350,6 +364,39 @@ class Historian(ABC):
             "AND ts < $3 ORDER BY ts LIMIT $4",
             [tag_id, start_ms, end_ms, int(limit)],
         )
+
+    def series_many(
+        self, enterprise: str, tags: list[str], start_ms: int, end_ms: int
+    ) -> dict[str, pa.Table]:
+        """Return raw points ``start_ms <= ts < end_ms`` of several tags with one query.
+
+        Each existing tag maps to its table (columns ts, value, text, quality, in time order);
+        tags that do not exist are left out. Analyses over many machines use this instead of one
+        `series` call per tag, which costs a round trip each.
+        """
+        _check_range(start_ms, end_ms)
+        paths = list(dict.fromkeys(str(TagPath.parse(t)) for t in tags))
+        cache = self._tags.of(enterprise)
+        unknown = [p for p in paths if p not in cache]
+        if unknown:
+            cache.update(self._load_tags(enterprise, unknown))
+        ids = {cache[p][0]: p for p in paths if p in cache}
+        if not ids:
+            return {}
+        table = self._query(
+            "SELECT tag_id, ts, value, text, quality FROM points WHERE tag_id IN "
+            "(SELECT unnest(CAST($1 AS BIGINT[]))) AND ts >= $2 AND ts < $3 ORDER BY tag_id, ts",
+            [sorted(ids), start_ms, end_ms],
+        )
+        data = table.select(["ts", "value", "text", "quality"])
+        out = {path: data.slice(0, 0) for path in ids.values()}
+        tag_ids = table.column("tag_id").to_numpy()
+        if len(tag_ids):
+            starts = np.concatenate([[0], np.flatnonzero(np.diff(tag_ids)) + 1])
+            ends = np.append(starts[1:], len(tag_ids))
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                out[ids[int(tag_ids[a])]] = data.slice(a, b - a)
+        return out
 
     def buckets(
         self, enterprise: str, tag: str, start_ms: int, end_ms: int, buckets: int
@@ -413,7 +460,13 @@ class Historian(ABC):
             "RETURNING tag_id",
             [enterprise, prefix],
         )
+        if self.write_listeners and table.num_rows:
+            self._tell(enterprise, self.latest(enterprise, prefix))
         return table.num_rows
+
+    def _tell(self, enterprise: str, newest: pa.Table) -> None:
+        for listener in list(self.write_listeners):
+            listener(enterprise, newest)
 
     def rollups(self, enterprise: str, tag: str, start_ms: int, end_ms: int) -> pa.Table:
         """Return hourly roll-ups (hour_ms, min, max, sum, count, first, last)."""

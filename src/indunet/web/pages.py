@@ -1,7 +1,11 @@
-"""Server-rendered pages: the plant tree, live machine cards and a machine's tag charts.
+"""Server-rendered pages: the plant tree, live machine cards and a machine's page.
 
 Pages read the historian through the same calls as the JSON API (never SQL); charts fetch
-``/api/v1/series`` with ``width`` so each one gets about its pixel width in points.
+``/api/v1/series`` with ``width`` so each one gets about its pixel width in points. A machine's
+page also draws its state timeline (``/api/v1/states``) and today's OEE losses
+(``/api/v1/oee``), lists its recent stops with a form to give them a reason (operators only) and
+embeds its alarms (``/parts/alarms``). The drill-down pages (site, area, line) are in
+`indunet.web.drill`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,22 @@ from fastapi.templating import Jinja2Templates
 
 from indunet import __version__
 from indunet.api.deps import HistorianDep, SettingsDep
+from indunet.api.routes.plant import get_plant_store
+from indunet.auth.model import Need, decide
 from indunet.config import Settings
 from indunet.errors import DataError
+from indunet.plant import report
 from indunet.store import Historian
 from indunet.uns import MachinePath, TagPath
-from indunet.web.plant_tree import MachineCard, PlantView, machine_card, plant_view
+from indunet.web import drill
+from indunet.web.plant_tree import (
+    MachineCard,
+    PlantView,
+    format_age,
+    machine_card,
+    plant_view,
+    scope_url,
+)
 
 __all__ = ["RANGES", "STATIC_DIR", "TEMPLATES_DIR", "build_templates", "router", "static_files"]
 
@@ -32,15 +47,21 @@ RANGES = {"15m": 15 * 60_000, "1h": 3_600_000, "6h": 6 * 3_600_000, "24h": 24 * 
 RangeName = Literal["15m", "1h", "6h", "24h"]
 #: how often the live parts of a page are fetched again, s
 POLL_S = 2
+#: how far back a machine page lists stops to give a reason, and at most how many
+STOPS_BACK_MS = 24 * 3_600_000
+STOPS_SHOWN = 20
 
 router = APIRouter(include_in_schema=False, tags=["web"])
+router.include_router(drill.router)
 
 
 def build_templates() -> Jinja2Templates:
     """Return the page templates (autoescaped)."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.trim_blocks = templates.env.lstrip_blocks = True
-    templates.env.globals.update(version=__version__, poll_s=POLL_S, ranges=list(RANGES))
+    templates.env.globals.update(
+        version=__version__, poll_s=POLL_S, ranges=list(RANGES), scope_url=scope_url
+    )
     return templates
 
 
@@ -88,7 +109,6 @@ def _machine_path(site: str, area: str, line: str, machine: str) -> MachinePath 
         return str(exc)
 
 
-@router.get("/", response_class=HTMLResponse)  # until the overview page
 @router.get("/plant", response_class=HTMLResponse)
 def plant_page(request: Request, historian: HistorianDep, settings: SettingsDep) -> HTMLResponse:
     """Show the plant tree: every machine's card with its latest values, refreshed live."""
@@ -121,16 +141,59 @@ def machine_page(
     if isinstance(path, str):
         return _not_found(request, settings, path)
     card = _machine(historian, settings, path)
-    if card is None:
+    store = get_plant_store(request, historian)
+    plant = store.effective(settings.enterprise)
+    machine_id = str(path)
+    configured = next((m for m in plant.machines if m.id == machine_id), None)
+    if card is None and configured is None:
         return _not_found(request, settings, f"machine {path} is not known")
+    if card is None:  # configured, no data yet
+        card = machine_card(path, [], {}, _now_ms())
+    now = _now_ms()
+    stops: list[dict] = []
+    if configured is not None:
+        found = report.stops_report(
+            store, plant, settings.enterprise, machine_id, now - STOPS_BACK_MS, now
+        )
+        for row in sorted(found, key=lambda r: -r["start_ms"])[:STOPS_SHOWN]:
+            stops.append(
+                {
+                    **row,
+                    "duration": format_age(row["duration_ms"]),
+                    "ago": format_age(now - row["start_ms"]),
+                }
+            )
     context = {
         "card": card,
         "enterprise": settings.enterprise,
         "range": range_,
         "range_ms": RANGES[range_],
-        "now_ms": _now_ms(),
+        "now_ms": now,
+        "configured": configured is not None,
+        "today_ms": drill.day_start_ms(plant.site(path.site).calendar.zone, now),
+        "stops": stops,
+        "reasons": plant.reasons.reasons,
+        "can_assign": _may(request, settings, Need.operator, machine_id),
+        "csrf_token": _csrf_token(request),
     }
     return _render(request, "machine.html", context)
+
+
+def _may(request: Request, settings: Settings, need: Need, machine: str) -> bool:
+    """Return whether the caller may do what ``need`` allows on this machine (forms shown)."""
+    if not settings.auth.required:
+        return True
+    principal = getattr(request.state, "principal", None)
+    decision = decide(
+        need, principal, enterprise=settings.enterprise, asset_names={"machine": machine}
+    )
+    return decision.allowed
+
+
+def _csrf_token(request: Request) -> str:
+    """Return the session's CSRF token for the page's scripts ("" without a session)."""
+    principal = getattr(request.state, "principal", None)
+    return (principal.csrf_token or "") if principal is not None else ""
 
 
 @router.get("/parts/machine/{site}/{area}/{line}/{machine}", response_class=HTMLResponse)

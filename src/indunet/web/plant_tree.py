@@ -26,10 +26,13 @@ __all__ = [
     "SiteView",
     "TagReading",
     "format_age",
+    "format_epoch_ms",
     "format_value",
+    "is_epoch_ms",
     "machine_card",
     "machine_url",
     "plant_view",
+    "scope_url",
 ]
 
 #: a reading is stale when older than this and its tag declares no expected interval
@@ -54,6 +57,8 @@ class TagReading:
     #: good, uncertain, bad, stale or none (no value yet)
     status: str
     note: str
+    #: how the value reads: "" (as stored) or "epoch_ms" (a time, shown as clock time and age)
+    kind: str = ""
 
     @property
     def chartable(self) -> bool:
@@ -166,10 +171,33 @@ def format_age(age_ms: int) -> str:
     return f"{s // 86_400} d"
 
 
+def is_epoch_ms(name: str, value: float | None) -> bool:
+    """Return whether a ``*_ms`` tag's value is an epoch time in ms (years 1973 to 5138)."""
+    return (
+        name.endswith("_ms") and value is not None and math.isfinite(value) and 1e11 <= value < 1e14
+    )
+
+
+def format_epoch_ms(value: float, now_ms: int) -> str:
+    """Return an epoch-ms value as UTC clock time (with the date unless today) and its age."""
+    ms = int(value)
+    at = datetime.fromtimestamp(ms / 1000, UTC)
+    today = datetime.fromtimestamp(now_ms / 1000, UTC).date()
+    clock = at.strftime("%H:%M:%S" if at.date() == today else "%Y-%m-%d %H:%M")
+    age = now_ms - ms
+    when = f"{format_age(age)} ago" if age >= 0 else f"in {format_age(-age)}"
+    return f"{clock} UTC ({when})"
+
+
 def machine_url(path: MachinePath) -> str:
     """Return the page address of a machine, each segment percent-encoded."""
     parts = (path.site, path.area, path.line, path.machine)
     return "/machine/" + "/".join(quote(p, safe="") for p in parts)
+
+
+def scope_url(*parts: str) -> str:
+    """Return the drill-down page of a site, area or line (``site[, area[, line]]``)."""
+    return "/site/" + "/".join(quote(p, safe="") for p in parts)
 
 
 def _iso(ms: int) -> str:
@@ -206,18 +234,23 @@ def _reading(tag: TagInfo, name: str, row: Mapping[str, Any] | None, now_ms: int
         status, note = "uncertain", "uncertain quality reported by the source"
     else:
         status, note = "good", ""
+    value = row["value"]
+    epoch = row["text"] is None and tag.data_type == DataType.NUMBER and is_epoch_ms(name, value)
     return TagReading(
         name,
         tag.path,
         tag.data_type,
         tag.unit,
         tag.description,
-        format_value(row["value"], row["text"], tag.data_type),
+        format_epoch_ms(value, now_ms)
+        if epoch
+        else format_value(value, row["text"], tag.data_type),
         ts,
         _iso(ts),
         format_age(age_ms),
         status,
         note,
+        "epoch_ms" if epoch else "",
     )
 
 

@@ -16,6 +16,7 @@ import uvicorn
 
 from indunet.api.app import create_app
 from indunet.api.events import EventBus, StreamEvent
+from indunet.api.live import ValueFeed
 from indunet.auth.store import AuthStore
 from indunet.model import POINT_SCHEMA, DataType, PointBatch
 from indunet.plant.alarm_service import AlarmService
@@ -151,3 +152,188 @@ def test_bus_bounds_each_subscriber_and_counts_drops() -> None:
     assert seqs == [3, 4, 5] and dropped == 2  # the oldest are dropped, and counted
     assert other == 0  # a subscriber to other kinds gets none
     assert status == {"subscribers": 2, "published": 5, "dropped": 2}
+
+
+# ---------------------------------------------------------------------------- values and states
+def _points(enterprise: str, rows: list[tuple[str, int, object]]) -> PointBatch:
+    """A batch of (tag, ts, value) rows; text values make text points."""
+    return PointBatch(
+        enterprise,
+        pa.table(
+            {
+                "tag": [r[0] for r in rows],
+                "ts": pa.array([r[1] for r in rows], pa.int64()),
+                "value": pa.array(
+                    [None if isinstance(r[2], str) else float(r[2]) for r in rows], pa.float64()
+                ),
+                "text": pa.array([r[2] if isinstance(r[2], str) else None for r in rows]),
+                "quality": pa.array([0] * len(rows), pa.uint8()),
+            },
+            schema=POINT_SCHEMA,
+        ),
+    )
+
+
+def _in_loop(coro_fn):
+    loop = asyncio.new_event_loop()  # not asyncio.run: it would unset the main thread's loop
+    try:
+        return loop.run_until_complete(coro_fn())
+    finally:
+        loop.close()
+
+
+def test_values_coalesce_per_tag_and_stay_in_the_served_enterprise(settings_factory) -> None:
+    historian = open_historian(settings_factory())
+    try:
+
+        async def run():
+            bus = EventBus()
+            feed = ValueFeed(bus, "demo")
+            historian.write_listeners.append(feed.on_write)
+            nobody = feed.flush()  # nothing pending
+            historian.write(_points("demo", [(TEMP, 1000, 1.0)]))  # nobody listens yet: skipped
+            skipped = feed.points
+            sub = bus.subscribe(frozenset({"values"}))
+            # a burst: 100,000 points over 200 tags, in 4 writes, plus another tenant's points
+            tags = [f"s1/press/l1/m{i % 20}/t{i // 20}" for i in range(200)]
+            for part in range(4):
+                rows = [
+                    (tags[i % 200], 10_000 + part * 25_000 + i, float(part * 25_000 + i))
+                    for i in range(25_000)
+                ]
+                historian.write(_points("demo", rows))
+                historian.write(_points("acme", [("s1/press/l1/m1/secret", 5000 + part, 99.0)]))
+            historian.write(_points("demo", [(TEMP, 2000, "late text"), (TEMP, 3000, 7.0)]))
+            historian.write(_points("demo", [(TEMP, 2500, 6.0)]))  # older than the pending one
+            published = feed.flush()
+            events, dropped = sub.take()
+            historian.write(_points("demo", [(tags[0], 5, 1.0)]))  # older than the one sent
+            historian.write(_points("demo", [(tags[1], 10**9, 2.0)]))
+            feed.flush()
+            later, _ = sub.take()
+            return nobody, skipped, published, events, dropped, later, feed.status()
+
+        nobody, skipped, published, events, dropped, later, status = _in_loop(run)
+    finally:
+        historian.close()
+    assert nobody == 0 and skipped == 0
+    assert published == 201 and dropped == 0
+    assert len(events) == 1  # 100,001 points became one event
+    event = events[0]
+    assert event.kind == "values" and event.data["enterprise"] == "demo"
+    rows = {r["tag"]: r for r in event.data["values"]}
+    assert len(rows) == 201 and not any("secret" in t for t in rows)  # never another tenant's
+    last = rows["s1/press/l1/m19/t9"]  # i = 199 + 200k in the last part: the newest
+    assert (last["ts"], last["value"], last["quality"]) == (
+        10_000 + 75_000 + 24_999,
+        99_999.0,
+        0,
+    )
+    assert (rows[TEMP]["ts"], rows[TEMP]["value"]) == (3000, 7.0)
+    assert "id:" not in event.sse(with_id=False) and event.sse().startswith("id: values:1\n")
+    # the late point of tags[0] is left out; the new one of tags[1] is the next event
+    assert [(e.seq, [r["tag"] for r in e.data["values"]]) for e in later] == [
+        (2, ["s1/press/l1/m1/t0"])
+    ]
+    assert status["overflow"] == 0 and status["events"] == 2
+
+
+def test_values_pending_are_bounded_by_tag_count() -> None:
+    async def run():
+        bus = EventBus()
+        feed = ValueFeed(bus, "demo", max_tags=3)
+        bus.subscribe()
+        table = _points("demo", [(f"s/a/l/m/t{i}", 1, float(i)) for i in range(10)]).table
+        newest = table.select(["tag", "ts", "value", "text", "quality"])
+        feed.on_write("demo", newest)
+        feed.on_write("demo", newest)  # the same tags again: replaced, not added
+        return feed.flush(), feed.status()
+
+    published, status = _in_loop(run)
+    assert published == 3 and status["overflow"] == 14
+
+
+def test_prefix_filter_keeps_only_what_lies_under_it() -> None:
+    values = StreamEvent(
+        "values",
+        1,
+        {"values": [{"tag": "s1/a/l/m/t"}, {"tag": "s10/a/l/m/t"}, {"tag": "s1/b/l/m/t"}]},
+    )
+    part = values.under("s1/a")
+    assert part is not None and [r["tag"] for r in part.data["values"]] == ["s1/a/l/m/t"]
+    assert values.under("s1") is not None and len(values.under("s1").data["values"]) == 2
+    assert values.under("s2") is None
+    state = StreamEvent("state", 1, {"machine": "s1/a/l/m", "state": "running"})
+    assert state.under("s1") is state and state.under("s10") is None
+    alarm = StreamEvent("alarm", 3, {"source": "derived/oee/s1/a/l/m", "kind": "raised"})
+    assert alarm.under("s1/a") is alarm and alarm.under("s1/b") is None
+    assert StreamEvent("alarm", 4, {"source": None}).under("s1") is None
+
+
+def test_live_values_and_states_over_sse(server) -> None:
+    base, service, bus, auth = server
+    historian = service.historian
+    now = int(time.time() * 1000)
+    store = AuthStore(historian)
+    operator = store.create_key("demo", "operator", now_ms=now).secret
+    other = store.create_key("acme", "operator", now_ms=now).secret
+    got: list[dict] = []
+
+    def listen() -> None:
+        with httpx.stream(
+            "GET",
+            f"{base}/api/v1/events",
+            params={"kinds": "values,state", "prefix": "s1/press"},
+            headers=auth,
+            timeout=20,
+        ) as r:
+            assert r.status_code == 200
+            got.extend(_read_events(r, 2))
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    deadline = time.monotonic() + 10
+    while bus.status()["subscribers"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    r = httpx.post(  # another tenant writes a tag of the same name into its own enterprise
+        f"{base}/api/v1/ingest",
+        params={"enterprise": "acme"},
+        json=[{"tag": TEMP, "ts": now, "value": 666}],
+        headers={"Authorization": f"Bearer {other}"},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json()["stored"] == 1
+    records = [{"tag": TEMP, "ts": now - 1000 + i, "value": i} for i in range(500)]
+    records.append({"tag": "s2/weld/l1/m1/temp_c", "ts": now, "value": 5})  # not under prefix
+    r = httpx.post(
+        f"{base}/api/v1/ingest",
+        json=records,
+        headers={"Authorization": f"Bearer {operator}"},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json()["stored"] == 501
+    app_feed = bus  # the state event comes from the plant watcher's listener
+    from indunet.api.live import state_publisher
+
+    state_publisher(app_feed)("s1/press/l1/m1", now, "running", True)
+    state_publisher(app_feed)("s9/x/l/m", now, "off", False)  # not under the prefix
+    listener.join(15)
+    assert [e["event"] for e in got] == ["values", "state"]
+    assert all("id" not in e for e in got)  # only alarms carry SSE ids (Last-Event-ID)
+    values = json.loads(got[0]["data"])
+    assert values["enterprise"] == "demo"
+    assert values["values"] == [{"tag": TEMP, "ts": now - 501, "value": 499.0, "quality": 0}]
+    state = json.loads(got[1]["data"])
+    assert (state["machine"], state["state"], state["planned"]) == (
+        "s1/press/l1/m1",
+        "running",
+        True,
+    )
+
+    # another tenant's key cannot open this server's stream; a bad prefix is a 422
+    r = httpx.get(f"{base}/api/v1/events", headers={"Authorization": f"Bearer {other}"}, timeout=5)
+    assert r.status_code == 403
+    r = httpx.get(
+        f"{base}/api/v1/events", params={"prefix": "a/b/c/d/e/f"}, headers=auth, timeout=5
+    )
+    assert r.status_code == 422

@@ -198,3 +198,25 @@ def test_commands_are_signed_with_the_caller_and_sent_to_the_edge(make_client):
         ingest.stop()
         sub.loop_stop()
         sub.disconnect()
+
+
+def test_command_results_are_listed_per_tenant_and_machine(client):
+    import orjson
+
+    from indunet.plant.command_log import CommandLog, parse_audit_message
+
+    base = {"ts": 1_700_000_000_000, "command_id": "c1", "user": "alice", "role": "operator",
+            "tag": "setpoint", "old": "1", "new": "2", "result": "written"}  # fmt: skip
+
+    def audit(enterprise: str, machine: str, command_id: str):
+        payload = orjson.dumps({**base, "command_id": command_id})
+        return parse_audit_message(f"indunet/audit/v1/{enterprise}/{machine}", payload)
+
+    log = CommandLog(client.app.state.historian)
+    log.add([audit("demo", M1, "c1"), audit("demo", M2, "c2"), audit("other", M1, "x")])
+    r = client.get("/api/v1/commands")
+    assert r.status_code == 200 and {c["command_id"] for c in r.json()} == {"c1", "c2"}
+    r = client.get("/api/v1/commands", params={"machine": M2})
+    assert [c["command_id"] for c in r.json()] == ["c2"]
+    assert client.get("/api/v1/commands", params={"machine": "a/b"}).status_code == 422
+    assert client.get("/api/v1/commands", params={"limit": 0}).status_code == 422

@@ -194,3 +194,60 @@ def test_latest_with_prefix(client):
     assert client.get("/api/v1/latest", params={"prefix": "s1/pre"}).json()["rows"] == []
     r = client.get("/api/v1/latest", params={"prefix": "s1/#"})
     assert r.status_code == 422 and "forbidden" in r.json()["detail"]
+
+
+def test_latest_cache_follows_writes_and_marks(client):
+    """The cached /latest answer is dropped by every write and stale mark in this process."""
+    c = client
+    backend = c.app.state.historian.backend
+    assert c.app.state.latest_cache.indexed == (backend == "duckdb")  # PostgreSQL: queries
+    tag = "s1/a/l1/m1/power_kw"
+    t0 = int(time.time() * 1000) - 10_000
+    c.post("/api/v1/ingest", json=[{"tag": tag, "ts": t0, "value": 1.5}])
+    first = c.get("/api/v1/latest", params={"prefix": "s1/a/l1"})
+    assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+    assert [(r["tag"], r["value"]) for r in first.json()["rows"]] == [(tag, 1.5)]
+    cache = c.app.state.latest_cache
+    hits = cache.hits
+    assert c.get("/api/v1/latest", params={"prefix": "s1/a/l1"}).json() == first.json()
+    assert cache.hits == hits + 1  # served from the cache
+    c.post("/api/v1/ingest", json=[{"tag": tag, "ts": t0 + 1000, "value": 2.5}])
+    second = c.get("/api/v1/latest", params={"prefix": "s1/a/l1"}).json()["rows"][0]
+    assert (second["ts"], second["value"]) == (t0 + 1000, 2.5)
+    c.app.state.historian.mark_stale("demo", "s1/a/l1/m1")
+    assert c.get("/api/v1/latest", params={"prefix": "s1/a/l1"}).json()["rows"][0]["quality"] == 3
+    # another enterprise has its own answers; a bad prefix is still a 422
+    other = c.get("/api/v1/latest", params={"prefix": "s1/a/l1", "enterprise": "acme"})
+    assert other.status_code == 200 and other.json()["rows"] == []
+    assert c.get("/api/v1/latest", params={"prefix": "a/b/c/d/e/f"}).status_code == 422
+
+
+def test_latest_from_memory_matches_the_database(duck_client):
+    """DuckDB answers come from the in-memory index: the same rows as the query, for any prefix."""
+    c = duck_client
+    t0 = int(time.time() * 1000) - 60_000
+    tags = ["s1/a/l1/m1/p", "s1/a/l1-x/m1/p", "s1/a/l10/m2/q", "s2/b/l1/m1/p"]
+    c.post("/api/v1/ingest", json=[{"tag": t, "ts": t0, "value": i} for i, t in enumerate(tags)])
+    assert c.get("/api/v1/latest").status_code == 200  # seeds the index
+    c.post(
+        "/api/v1/ingest",
+        json=[
+            {"tag": "s1/a/l1/m1/p", "ts": t0 + 10, "value": 10.5},
+            {"tag": "s1/a/l1/m1/p", "ts": t0 - 10, "value": -1},  # older: ignored
+            {"tag": "s1/a/l1/m1/new", "ts": t0, "value": "text"},
+        ],
+    )
+    c.app.state.historian.mark_stale("demo", "s1/a/l1-x")
+    cache = c.app.state.latest_cache
+    assert cache.indexed
+    historian = c.app.state.historian
+    for prefix in ("", "s1", "s1/a/l1", "s1/a/l1-x", "s1/a/l1/m1", "s1/a/l1/m1/p", "s3", "s1/a/l"):
+        got = c.get("/api/v1/latest", params={"prefix": prefix}).json()
+        want = historian.latest("demo", prefix).to_pylist()
+        assert [(r["tag"], r["ts"], r["value"], r["text"], r["quality"]) for r in got["rows"]] == [
+            (r["tag"], r["ts"], r["value"], r["text"], r["quality"]) for r in want
+        ], prefix
+        assert got["prefix"] == prefix
+    rows = c.get("/api/v1/latest", params={"prefix": "s1/a/l1"}).json()["rows"]
+    assert [r["tag"] for r in rows] == ["s1/a/l1/m1/new", "s1/a/l1/m1/p"]  # not l1-x, l10
+    assert rows[1]["value"] == 10.5 and rows[0]["text"] == "text"

@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from indunet.api.deps import SettingsDep, parse_time_param
 from indunet.api.events import EventBus, StreamEvent
+from indunet.api.paging import Offset, page
 from indunet.errors import DataError
 from indunet.plant.alarm_service import AlarmNotFound, AlarmService, AlarmStore
 from indunet.plant.alarms import AlarmActionError, AlarmRuleError, Priority
@@ -144,13 +145,15 @@ def alarm_status(request: Request) -> dict[str, Any]:
 @router.get("/alarms/history")
 def alarm_history(
     request: Request,
+    response: Response,
     settings: SettingsDep,
     start: Annotated[str | None, Query(description="Epoch ms or RFC 3339 (default: -24 h)")] = None,
     end: Annotated[str | None, Query(description="Epoch ms or RFC 3339 (default: now)")] = None,
     alarm_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Return the lifecycle events with ``start <= ts < end``, oldest first."""
+    """Return the lifecycle events with ``start <= ts < end``, oldest first (paged)."""
     now = int(time.time() * 1000)
     end_ms = parse_time_param("end", end, now + 1, settings)
     start_ms = parse_time_param("start", start, end_ms - DAY_MS, settings)
@@ -158,8 +161,13 @@ def alarm_history(
         raise HTTPException(422, f"parameter 'end' ({end_ms}) must be after 'start' ({start_ms})")
     store = AlarmStore(request.app.state.historian)
     rows = store.events(
-        settings.enterprise, start_ms=start_ms, end_ms=end_ms, alarm_id=alarm_id, limit=limit
+        settings.enterprise,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        alarm_id=alarm_id,
+        limit=offset + limit + 1,
     )
+    rows = page(request, response, rows, limit=limit, offset=offset)
     return {"start_ms": start_ms, "end_ms": end_ms, "count": len(rows), "events": rows}
 
 

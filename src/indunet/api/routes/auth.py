@@ -11,12 +11,13 @@ import time
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from indunet.api.deps import SettingsDep
+from indunet.api.paging import Offset, page
 from indunet.auth.model import Role
 from indunet.auth.store import AuthStore
 from indunet.auth.web import (
@@ -72,6 +73,49 @@ class NewKey(BaseModel):
     name: str = Field("", max_length=200)
     role: Literal["viewer", "operator", "admin"] = "viewer"
     device: bool = False
+
+
+class GrantOut(BaseModel):
+    """A user's role in one enterprise (``chain`` for the chain-operator grant)."""
+
+    enterprise: str
+    role: str | None
+    site: str | None
+
+
+class UserOut(BaseModel):
+    """A user of the enterprise and their grant there."""
+
+    name: str
+    disabled: bool
+    grants: list[GrantOut]
+
+
+class UserList(BaseModel):
+    """The users granted an enterprise."""
+
+    enterprise: str
+    users: list[UserOut]
+
+
+class KeyOut(BaseModel):
+    """An API or device key's metadata (never its secret)."""
+
+    key_id: str
+    name: str | None
+    kind: str
+    enterprise: str
+    role: str
+    created_ms: int
+    revoked_ms: int | None
+    last_used_ms: int | None
+
+
+class KeyList(BaseModel):
+    """An enterprise's keys, oldest first."""
+
+    enterprise: str
+    keys: list[KeyOut]
 
 
 async def _login(request: Request, name: str, password: str) -> tuple[str, Any]:
@@ -182,14 +226,24 @@ def _data_error(exc: DataError) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
-@router.get("/users")
-def list_users(store: StoreDep, enterprise: TenantDep) -> dict[str, Any]:
-    """List the users granted this enterprise, with their grant here (not elsewhere)."""
+@router.get("/users", response_model=UserList)
+def list_users(
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    enterprise: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """List the users granted this enterprise, with their grant here (not elsewhere); paged."""
     out = []
     for user in store.users(enterprise):
         here = [g for g in user["grants"] if g["enterprise"] == enterprise]
         out.append({"name": user["name"], "disabled": user["disabled"], "grants": here})
-    return {"enterprise": enterprise, "users": out}
+    return {
+        "enterprise": enterprise,
+        "users": page(request, response, out, limit=limit, offset=offset),
+    }
 
 
 @router.post("/users", status_code=201)
@@ -245,10 +299,18 @@ def disable_user(
     return {"name": name, "disabled": True}
 
 
-@router.get("/keys")
-def list_keys(store: StoreDep, enterprise: TenantDep) -> dict[str, Any]:
-    """List this enterprise's API and device keys (never their secrets)."""
-    return {"enterprise": enterprise, "keys": store.keys(enterprise)}
+@router.get("/keys", response_model=KeyList)
+def list_keys(
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    enterprise: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """List this enterprise's API and device keys (never their secrets); paged."""
+    keys = page(request, response, store.keys(enterprise), limit=limit, offset=offset)
+    return {"enterprise": enterprise, "keys": keys}
 
 
 @router.post("/keys", status_code=201)

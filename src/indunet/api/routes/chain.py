@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep, app_store, read_json
+from indunet.api.middleware import json_body
 from indunet.chain.carbon import carbon_report
 from indunet.chain.disruption import compare_scenarios, parse_scenario, run_scenario
 from indunet.chain.graph import SupplyGraph, build_supply_graph, item_risks, stuck_points
@@ -41,7 +42,7 @@ def _graph(store: ChainStore, enterprise: str, name: str) -> SupplyGraph:
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.put("/chain/networks/{name}")
+@router.put("/chain/networks/{name}", openapi_extra=json_body("A network (NETWORK.json)"))
 async def upload_network(
     name: NetworkName,
     request: Request,
@@ -126,7 +127,10 @@ def get_carbon(
     return carbon_report(g)
 
 
-@router.post("/chain/networks/{name}/scenarios")
+@router.post(
+    "/chain/networks/{name}/scenarios",
+    openapi_extra=json_body("A scenario: {region | sites | item, weeks, name}"),
+)
 async def post_scenario(
     name: NetworkName,
     request: Request,

@@ -10,10 +10,13 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep, app_store, read_json
+from indunet.api.middleware import json_body
 from indunet.docking.problem import load_problem
-from indunet.docking.ranking import OfferIndex
+from indunet.docking.ranking import LiveStatus, OfferIndex
 from indunet.docking.solver import SolverError, solve
 from indunet.docking.store import DockingStore
+from indunet.docking.transfer import WEIGHTS as TRANSFER_WEIGHTS
+from indunet.docking.transfer import load_transfer, match_transfer
 from indunet.errors import DataError
 
 router = APIRouter(prefix="/dock", tags=["docking"])
@@ -37,13 +40,24 @@ def _solve(problem, objective: str) -> dict[str, Any]:
         raise HTTPException(422, str(exc)) from exc
 
 
-@router.post("/solve")
+@router.post("/solve", openapi_extra=json_body("A problem document: requests, offers, lanes"))
 async def solve_problem(
     request: Request, settings: SettingsDep, objective: Objective = "cost"
 ) -> dict[str, Any]:
     """Solve a problem document (requests, offers, lanes) and explain the result."""
     problem = load_problem(await read_json(request, settings.ingest_max_bytes))
     return await run_in_threadpool(_solve, problem, objective)
+
+
+@router.post("/transfer/match", openapi_extra=json_body("Enterprises and regions' capacity offers"))
+async def transfer_match(
+    request: Request,
+    settings: SettingsDep,
+    top: Annotated[int, Query(gt=0, le=100)] = 5,
+) -> dict[str, Any]:
+    """Match enterprises that want to move or add capacity with regions' offers (scored)."""
+    enterprises, regions = load_transfer(await read_json(request, settings.ingest_max_bytes))
+    return {"weights": TRANSFER_WEIGHTS, "rows": match_transfer(enterprises, regions, top=top)}
 
 
 @router.post("/runs")
@@ -115,6 +129,32 @@ def list_dispatch(
     return {"rows": store.dispatch_orders(enterprise or settings.enterprise, run_id=run_id)}
 
 
+@router.post("/dispatch")
+def dock_one(
+    store: DockingDep,
+    settings: SettingsDep,
+    request_id: Annotated[str, Query(alias="request", min_length=1)],
+    offer_id: Annotated[str, Query(alias="offer", min_length=1)],
+    by: Annotated[str, Query(min_length=1)],
+    quantity: Annotated[float | None, Query(gt=0)] = None,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Dock one request with one (ranked) offer: a proposed dispatch order, run ``manual``."""
+    try:
+        return store.dock(
+            enterprise or settings.enterprise,
+            request_id,
+            offer_id,
+            by=by,
+            quantity=quantity,
+            now_ms=int(time.time() * 1000),
+        )
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except DataError as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
 @router.post("/dispatch/{order_id}/{action}")
 def act_on_dispatch(
     order_id: str,
@@ -149,6 +189,7 @@ def dispatch_audit(
 
 @router.get("/rank")
 def rank_offers(
+    request: Request,
     store: DockingDep,
     settings: SettingsDep,
     request_id: Annotated[str, Query(alias="request")],
@@ -156,14 +197,31 @@ def rank_offers(
     enterprise: EnterpriseQ = None,
 ) -> dict[str, Any]:
     """Rank stored offers for one stored request (item match, distance, lead time, status)."""
-    problem = store.problem(enterprise or settings.enterprise)
+    tenant = enterprise or settings.enterprise
+    problem = store.problem(tenant)
     wanted = next((r for r in problem.requests if r.id == request_id), None)
     if wanted is None:
         raise HTTPException(404, f"no request {request_id!r}")
-    return {"request": request_id, "rows": OfferIndex.build(problem.offers).rank(wanted, top=top)}
+    index = OfferIndex.build(problem.offers)
+    live = index.live_scores(own_plant_status(request, tenant))
+    return {"request": request_id, "rows": index.rank(wanted, top=top, status=live)}
 
 
-@router.post("/{kind}")
+def own_plant_status(request: Request, enterprise: str) -> dict[str, LiveStatus]:
+    """Return this server's plant status (machines running now) keyed by its enterprise."""
+    watcher = getattr(request.app.state, "plant_watcher", None)
+    if watcher is None or watcher.enterprise != enterprise:
+        return {}
+    states = [watcher.current(m.id) for m in watcher.plant().machines]
+    known = [s[0] for s in states if s is not None and s[0] != "offline"]
+    return {
+        enterprise: LiveStatus(
+            machines_running=sum(s == "running" for s in known), machines_known=len(known)
+        )
+    }
+
+
+@router.post("/{kind}", openapi_extra=json_body("Requests, offers or lanes", array=True))
 async def save_entries(
     kind: Kind,
     request: Request,

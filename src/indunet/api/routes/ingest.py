@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from indunet.api.deps import HistorianDep, SettingsDep, read_limited, time_parser
+from indunet.api.metrics import record_ingest
 from indunet.errors import DataError
 from indunet.ingest.records import parse_body
 from indunet.model import DeadLetter
@@ -24,7 +25,25 @@ class IngestResult(BaseModel):
     errors: list[str]
 
 
-@router.post("/ingest", response_model=IngestResult)
+_RECORD = {
+    "type": "object",
+    "required": ["tag", "ts", "value"],
+    "properties": {
+        "tag": {"type": "string", "description": "site/area/line/machine/tag"},
+        "ts": {"type": ["integer", "string"], "description": "Epoch ms or RFC 3339"},
+        "value": {"type": ["number", "boolean", "string"]},
+    },
+}
+_BODY = {  # read raw (size limit, NDJSON), so documented here rather than by a model
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"anyOf": [_RECORD, {"type": "array", "items": _RECORD}]}},
+        "application/x-ndjson": {"schema": {"type": "string", "description": "One record a line"}},
+    },
+}
+
+
+@router.post("/ingest", response_model=IngestResult, openapi_extra={"requestBody": _BODY})
 async def ingest(
     request: Request,
     historian: HistorianDep,
@@ -64,6 +83,7 @@ async def ingest(
         if parsed.rejected:
             historian.add_dead_letters(parsed.rejected, enterprise)
         rejected = parsed.rejected + result.rejected
+        record_ingest(request.app, "http", result.stored, len(rejected))  # for /metrics
         return IngestResult(
             stored=result.stored,
             rejected=len(rejected),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep, parse_time_param, read_json
+from indunet.api.middleware import json_body
 from indunet.config import Settings
 from indunet.errors import DataError
 from indunet.plant import report
@@ -134,7 +135,10 @@ def machines(
     return {"enterprise": ent, "machines": out}
 
 
-@router.put("/machines/{path:path}")
+@router.put(
+    "/machines/{path:path}",
+    openapi_extra=json_body("A machine config, as in [[plant.machines]]"),
+)
 async def put_machine(
     path: str,
     request: Request,
@@ -216,7 +220,7 @@ def stops(
     settings: SettingsDep,
     scope: Annotated[str, Q(description="Machine path prefix; empty = all")] = "",
     unassigned: Annotated[bool, Q(description="Only stops without a reason")] = False,
-    min_s: Annotated[float, Q(ge=0, description="Only stops at least this long")] = 0,
+    min_s: Annotated[float, Q(ge=0, le=31_622_400, description="Only stops this long")] = 0,
     start: str | None = None,
     end: str | None = None,
     enterprise: EnterpriseQ = None,
@@ -344,3 +348,24 @@ def send_command(body: MachineCommand, request: Request, settings: SettingsDep) 
     if done is None or not done.wait(5):
         raise HTTPException(409, "the broker did not accept the command; nothing was sent")
     return {"id": claim["id"], "topic": topic, "user": claim["user"], "role": role}
+
+
+@router.get("/commands")
+def command_results(
+    historian: HistorianDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+    machine: Annotated[str | None, Q(description="Only this machine (SITE/AREA/LINE/M)")] = None,
+    limit: Annotated[int, Q(ge=1, le=1000, description="At most this many, newest first.")] = 100,
+) -> list[dict[str, Any]]:
+    """Return the results of writes to machines as their edge agents reported them (audit)."""
+    from indunet.plant.command_log import CommandLog
+    from indunet.uns import MachinePath
+
+    if machine is not None:
+        try:
+            machine = str(MachinePath.parse(machine))
+        except DataError as exc:
+            raise HTTPException(422, f"machine: {exc}") from exc
+    return CommandLog(historian).recent(enterprise or settings.enterprise, machine, limit)
+

@@ -19,7 +19,7 @@ from indunet.region.rate import Filters, Rule, parse_by
 from indunet.region.rate import headline as headline_text
 from indunet.region.store import RegionStore, open_region_store
 
-__all__ = ["router"]
+__all__ = ["chain_operator", "get_region_store", "ranked", "router"]
 
 
 @asynccontextmanager
@@ -134,19 +134,36 @@ def rate(
     above: Above = None,
 ) -> dict[str, Any]:
     """Return a day's resumption per group, the national total and the headline sentence."""
-    frame, meta = _rate(store, day, by, theta, province, city, industry, size, above)
+    groups = parse_by(by)
     rule, filters = _query(store, theta, province, city, industry, size, above)
-    total, _ = store.rate(day, [], filters, rule)
-    rows = frame.to_dicts()
-    national = total.to_dicts()[0] if total.height else None
-    per_province = rows if meta["by"] == ["province"] else None
-    if per_province is None:
-        per_province = store.rate(day, ["province"], filters, rule)[0].to_dicts()
+    # one query for the national row and the provinces (the headline needs both)
+    national, per_province, source = store.overview(day, filters, rule)
+    rows = (
+        per_province
+        if groups == ["province"]
+        else store.rate(day, groups, filters, rule)[0].to_dicts()
+    )
+    meta = {
+        "date": day,
+        "by": groups,
+        "rule": rule.as_dict(),
+        "filters": filters.as_dict(),
+        "source": source,
+    }
     text = f"{day}: " + headline_text(national or {}, per_province)
     return {**meta, "headline": text, "total": national, "rows": rows}
 
 
-@router.get("/rate.csv")
+def ranked(
+    rows: list[dict[str, Any]], order: str = "lowest", limit: int = 10, min_reporting: int = 1
+) -> list[dict[str, Any]]:
+    """Return the groups with a rate, lowest (or highest) first, leaving out small ones."""
+    kept = [r for r in rows if r["rate"] is not None and r["reporting"] >= min_reporting]
+    kept.sort(key=lambda r: r["rate"], reverse=order == "highest")
+    return kept[:limit]
+
+
+@router.get("/rate.csv", responses={200: {"content": {"text/csv": {}}}})
 def rate_csv(
     store: StoreDep,
     day: Annotated[date, Query(alias="date", description="Day, YYYY-MM-DD.")],
@@ -163,7 +180,7 @@ def rate_csv(
     return _csv(frame.write_csv(), f"resumption-{day}.csv")
 
 
-@router.get("/trend")
+@router.get("/trend", responses={200: {"content": {"text/csv": {}}}})  # format=csv
 def trend(
     store: StoreDep,
     start: Annotated[date, Query(description="First day.")],
@@ -198,18 +215,16 @@ def rankings(
 ) -> dict[str, Any]:
     """Return the lowest (or highest) groups of a day: lagging provinces or industries."""
     frame, meta = _rate(store, day, by, None, None, None, None, size, above)
-    rows = [
-        r for r in frame.to_dicts() if r["rate"] is not None and r["reporting"] >= min_reporting
-    ]
-    rows.sort(key=lambda r: r["rate"], reverse=order == "highest")
-    return {**meta, "order": order, "rows": rows[:limit]}
+    rows = ranked(frame.to_dicts(), order, limit, min_reporting)
+    return {**meta, "order": order, "rows": rows}
 
 
-@router.get("/enterprises")
+@router.get("/enterprises", responses={200: {"content": {"text/csv": {}}}})  # format=csv
 def enterprises(
     store: StoreDep,
     day: Annotated[date, Query(alias="date", description="Day, YYYY-MM-DD.")],
     state: Annotated[str, Query(pattern="^(stopped|unknown|not_resumed|resumed)$")] = "not_resumed",
+    theta: Theta = None,
     province: Province = None,
     city: City = None,
     industry: Industry = None,
@@ -220,7 +235,7 @@ def enterprises(
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Any:
     """Drill down: the enterprises of a group in a state on a day, biggest baseline first."""
-    rule, filters = _query(store, None, province, city, industry, size, above)
+    rule, filters = _query(store, theta, province, city, industry, size, above)
     frame, total = store.enterprises(
         day, state=state, filters=filters, rule=rule, limit=limit, offset=offset
     )

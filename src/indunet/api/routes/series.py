@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import itertools
+import math
+import threading
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+import pyarrow as pa
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from indunet.api.deps import HistorianDep, SettingsDep, parse_time_param
+from indunet.api.deps import (
+    HistorianDep,
+    SettingsDep,
+    get_historian,
+    get_settings,
+    parse_time_param,
+)
+from indunet.store import Historian
+from indunet.uns import parse_prefix
 
 router = APIRouter(tags=["series"])
 
@@ -89,16 +106,221 @@ def series(
     }
 
 
-@router.get("/latest")
-def latest(
-    historian: HistorianDep,
-    settings: SettingsDep,
-    prefix: str = "",
-    enterprise: str | None = None,
-) -> dict:
-    """Return the newest value of every tag under a namespace prefix."""
-    enterprise = enterprise or settings.enterprise
-    rows = historian.latest(enterprise, prefix).to_pylist()
+class LatestIndex:
+    """The newest point of every tag of one enterprise, in memory, fed by the historian's writes.
+
+    Seeded once from the historian; every later write and stale mark of this process updates it
+    with the rule of the ``latest`` table (a point replaces the stored one when its ``ts`` is not
+    older). Only used where this process is the only writer (the embedded DuckDB file).
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, float | None, str | None, int]] = {}
+        self._keys: list[str] | None = None
+        self._lock = threading.Lock()
+        self.ready = False
+
+    def apply(self, newest: pa.Table, *, seed: bool = False) -> None:
+        """Take newest points (tag, ts, value, text, quality); a seed never replaces equal ts."""
+        cols = [newest.column(c).to_pylist() for c in ("tag", "ts", "value", "text", "quality")]
+        with self._lock:
+            rows = self.rows
+            for tag, ts, value, text, quality in zip(*cols, strict=True):
+                old = rows.get(tag)
+                if old is None:
+                    self._keys = None
+                elif ts < old[0] or (seed and ts == old[0]):
+                    continue
+                rows[tag] = (ts, value, text, quality)
+
+    def under(self, prefix: str) -> list[dict[str, Any]]:
+        """Return the rows of the tags under a normalised ``prefix``, by tag path."""
+        with self._lock:
+            if self._keys is None:
+                self._keys = sorted(self.rows)
+            keys, rows = self._keys, self.rows
+            lo = bisect.bisect_left(keys, prefix) if prefix else 0
+            found = []
+            for tag in itertools.islice(keys, lo, None):
+                if prefix and not tag.startswith(prefix):
+                    break
+                if not prefix or len(tag) == len(prefix) or tag[len(prefix)] == "/":
+                    ts, value, text, quality = rows[tag]
+                    found.append(
+                        {"tag": tag, "ts": ts, "value": value, "text": text, "quality": quality}
+                    )
+        return found
+
+
+class LatestCache:
+    """Encoded ``/latest`` answers per (enterprise, prefix), kept until the enterprise's next write.
+
+    Writes in this process drop an enterprise's answers at once (``on_write`` is a historian
+    write listener, see `indunet.api.live`); answers are also never older than ``ttl_s``, for
+    writers in other processes (PostgreSQL ingest workers). With ``indexed`` (DuckDB: no other
+    process can write) answers are built from a `LatestIndex` in memory instead of a query, so
+    readers never wait behind ingest for the database. Else one request per key queries;
+    requests arriving meanwhile get the previous answer if it is younger than ``ttl_s``.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = 1.0,
+        max_entries: int = 4096,
+        max_index_tags: int = 500_000,
+        may_index: bool = True,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.max_index_tags = max_index_tags
+        self.may_index = may_index
+        self.indexed = False  # set by `indunet.api.live.install` for the embedded DuckDB
+        self._version: dict[str, int] = {}
+        self._entries: dict[tuple[str, str], tuple[int, float, bytes]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._indexes: dict[str, LatestIndex | None] = {}  # None: too many tags to index
+        self.hits = self.misses = self.stale = 0
+
+    def on_write(self, enterprise: str, newest: pa.Table) -> None:
+        """Drop the cached answers of ``enterprise``; update its index (a historian listener)."""
+        self._version[enterprise] = self._version.get(enterprise, 0) + 1
+        index = self._indexes.get(enterprise)
+        if index is not None:
+            try:
+                index.apply(newest)
+            except Exception:  # never fail the write; rebuild the index on the next read
+                self._indexes.pop(enterprise, None)
+
+    async def get(self, enterprise: str, prefix: str, historian: Historian) -> bytes:
+        """Return the cached answer, or build it (index or query) and keep it."""
+        key = (enterprise, prefix)
+        found = self._fresh(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) >= self.max_entries:
+                self._locks.clear()
+            lock = self._locks.setdefault(key, asyncio.Lock())
+        if lock.locked():  # being recomputed: the previous answer if it is recent enough
+            entry = self._entries.get(key)
+            if entry is not None and time.monotonic() - entry[1] <= self.ttl_s:
+                self.stale += 1
+                return entry[2]
+        async with lock:
+            found = self._fresh(key)
+            if found is not None:
+                self.hits += 1
+                return found
+            self.misses += 1
+            version, at = self._version.get(enterprise, 0), time.monotonic()  # before the read
+            index = await self._index(enterprise, historian) if self.indexed else None
+            if index is not None:
+                body = _encode(prefix, index.under(parse_prefix(prefix)))
+            else:
+                body = await run_in_threadpool(
+                    lambda: _encode(prefix, historian.latest(enterprise, prefix).to_pylist())
+                )
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (version, at, body)
+            return body
+
+    async def _index(self, enterprise: str, historian: Historian) -> LatestIndex | None:
+        if enterprise in self._indexes:
+            index = self._indexes[enterprise]
+            if index is None or index.ready:
+                return index
+        else:
+            if len(self._indexes) >= 1000:
+                self._indexes.clear()
+            index = self._indexes[enterprise] = LatestIndex()  # writes from now on update it
+        seed = await run_in_threadpool(historian.latest, enterprise, "")
+        if seed.num_rows > self.max_index_tags:
+            self._indexes[enterprise] = None
+            return None
+        index.apply(seed, seed=True)
+        index.ready = True
+        return index
+
+    def _fresh(self, key: tuple[str, str]) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        version, at, body = entry
+        if version != self._version.get(key[0], 0) or time.monotonic() - at > self.ttl_s:
+            return None
+        return body
+
+
+def _encode(prefix: str, rows: list[dict[str, Any]]) -> bytes:
     for r in rows:
         r["time"] = iso(r["ts"])
-    return {"prefix": prefix, "rows": rows}
+        v = r["value"]
+        if v is not None and not math.isfinite(v):
+            r["value"] = None
+    return orjson.dumps({"prefix": prefix, "rows": rows})
+
+
+def latest_cache(app: FastAPI) -> LatestCache:
+    """Return the app's latest-values cache, creating it on first use."""
+    cache = getattr(app.state, "latest_cache", None)
+    if cache is None:
+        cache = app.state.latest_cache = LatestCache()
+    return cache
+
+
+class LatestRow(BaseModel):
+    """The newest point of one tag."""
+
+    tag: str
+    ts: int = Field(description="epoch ms")
+    value: float | None
+    text: str | None
+    quality: int = Field(description="0 good, 1 uncertain, 2 bad, 3 stale")
+    time: str = Field(description="``ts`` as RFC 3339 UTC")
+
+
+class LatestAnswer(BaseModel):
+    """The newest value of every tag under a prefix, by tag path."""
+
+    prefix: str
+    rows: list[LatestRow]
+
+
+_LATEST_PARAMS = [
+    {
+        "name": "prefix",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "default": "", "title": "Prefix"},
+        "description": "site/area/line/machine/tag prefix (whole segments); empty: every tag",
+    },
+    {
+        "name": "enterprise",
+        "in": "query",
+        "required": False,
+        "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Enterprise"},
+        "description": "Enterprise (tenant); default: the caller's",
+    },
+]
+
+
+@router.get(
+    "/latest",
+    response_class=Response,
+    responses={200: {"model": LatestAnswer}},
+    openapi_extra={"parameters": _LATEST_PARAMS},
+)
+async def latest(request: Request) -> Response:
+    """Return the newest value of every tag under a namespace prefix.
+
+    The hottest read of dashboards: the query parameters are read straight from the request
+    (documented above), the answer is cached per prefix until the next write (`LatestCache`).
+    """
+    params = request.query_params
+    prefix = params.get("prefix") or ""
+    enterprise = params.get("enterprise") or get_settings(request).enterprise
+    body = await latest_cache(request.app).get(enterprise, prefix, get_historian(request))
+    return Response(body, media_type="application/json")

@@ -1,0 +1,478 @@
+"""Web load: latest values for a line (200 tags) over HTTP with an API key, while ingest runs.
+
+The app runs under uvicorn in its own process (uvloop/httptools when installed), on a DuckDB
+historian holding ``--lines`` lines of 200 tags; a side process ingests into it over HTTP
+(``POST /api/v1/ingest`` with a device key, ``--ingest-rate`` points/s across all lines) while
+``wrk`` (Debian's package) hammers ``GET /api/v1/latest?prefix=<line>``. Peers in the same run:
+
+- the same route with the latest cache switched off (every request queries the historian);
+- a bare FastAPI hello world on the same uvicorn settings (the framework's ceiling here);
+- InfluxDB 1.x (``/usr/bin/influxd``, when installed): ``SELECT last(value) … GROUP BY tag`` for
+  the same 200 tags over its HTTP API, while the same ingest rate is written to it.
+
+Run::
+
+    .venv/bin/python bench/web_load.py [--duration 15] [--connections 64] [--json OUT]
+
+It prints the figures; raw output belongs in ``bench/results/web_load.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `bench.peer_influx` when run as a script
+
+ENTERPRISE = "demo"
+TAGS_PER_LINE = 200
+
+
+def free_port() -> int:
+    """Return a free loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def line_tags(line: int) -> list[str]:
+    """The 200 tags of one line: 20 machines × 10 tags."""
+    return [
+        f"site-01/press-shop/line-{line:02d}/m{m:02d}/t{t}"
+        for m in range(TAGS_PER_LINE // 10)
+        for t in range(10)
+    ]
+
+
+# ---------------------------------------------------------------------------- child processes
+def _uvicorn_options() -> dict[str, Any]:
+    opts: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
+
+        opts["loop"] = "uvloop"
+    with contextlib.suppress(ImportError):
+        import httptools  # noqa: F401
+
+        opts["http"] = "httptools"
+    return opts
+
+
+def serve(data_dir: str, port: int, cache: bool) -> None:
+    """Child: the indunet app on ``data_dir`` (``cache=False``: no latest cache)."""
+    import uvicorn
+
+    from indunet.api.app import create_app
+    from indunet.api.routes.series import LatestCache
+    from indunet.config import load_settings
+
+    app = create_app(load_settings(data_dir=data_dir))
+    if not cache:
+        app.state.latest_cache = LatestCache(ttl_s=-1.0, may_index=False)  # always queries
+    uvicorn.run(app, host="127.0.0.1", port=port, **_uvicorn_options())
+
+
+def hello(port: int) -> None:
+    """Child: a bare FastAPI app answering a small JSON object (the framework's ceiling)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/hello")
+    async def hello_route() -> dict:
+        return {"hello": "world"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, **_uvicorn_options())
+
+
+def ingest_loop(target: str, url: str, key: str, lines: int, rate: int, seconds: float) -> None:
+    """Child: write ``rate`` points/s across all lines' tags, in 10 posts per second."""
+    tags = [t for line in range(1, lines + 1) for t in line_tags(line)]
+    per_post = max(rate // 10, 1)
+    client = httpx.Client(timeout=30)
+    end = time.monotonic() + seconds
+    sent = posts = failures = 0
+    i = 0
+    next_at = time.monotonic()
+    while time.monotonic() < end:
+        now = int(time.time() * 1000)
+        batch = [tags[(i + k) % len(tags)] for k in range(per_post)]
+        i += per_post
+        if target == "indunet":
+            body = [{"tag": t, "ts": now, "value": (i + k) % 97} for k, t in enumerate(batch)]
+            r = client.post(f"{url}/api/v1/ingest", json=body, headers={"X-Device-Key": key})
+        else:  # InfluxDB line protocol
+            text = "\n".join(
+                f"points,tag={t} value={(i + k) % 97} {now}" for k, t in enumerate(batch)
+            )
+            r = client.post(f"{url}/write", params={"db": "bench", "precision": "ms"}, content=text)
+        posts += 1
+        if r.status_code >= 300:
+            failures += 1
+        else:
+            sent += len(batch)
+        next_at += 0.1
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    print(json.dumps({"points": sent, "posts": posts, "failures": failures}), flush=True)
+
+
+#: extra import path for the servers (e.g. a ``pip install --target`` dir with uvloop and
+#: httptools, so the project's venv stays as it is): ``--extra-path`` or INDUNET_BENCH_EXTRA
+EXTRA_PATH = os.environ.get("INDUNET_BENCH_EXTRA", "")
+
+
+def _child(*args: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if EXTRA_PATH:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (EXTRA_PATH, env.get("PYTHONPATH")) if p)
+    return subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _wait_http(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout_s:g} s")
+
+
+# ---------------------------------------------------------------------------- wrk
+def wrk(url: str, *, seconds: float, connections: int, threads: int, headers: dict) -> dict:
+    """Run wrk and return requests/s, latency percentiles (ms), errors."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    res: dict[str, Any] = {"raw": out}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rps"] = float(m.group(1)) if m else None
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if m:
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+            res[f"p{pct}_ms"] = round(float(m.group(1)) * scale, 2)
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["non_2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors:(.*)", out)
+    res["socket_errors"] = m.group(1).strip() if m else ""
+    m = re.search(r"timeout (\d+)", res["socket_errors"])
+    res["timeouts"] = int(m.group(1)) if m else 0
+    m = re.search(r"(\d+) requests in", out)
+    if m and res["timeouts"] >= int(m.group(1)):  # wrk shows 0 latency when every one timed out
+        for pct in ("50", "75", "90", "99"):
+            res[f"p{pct}_ms"] = "> 2000"
+    return res
+
+
+# ---------------------------------------------------------------------------- setup
+def prepare(data_dir: Path, lines: int) -> dict[str, str]:
+    """Create the historian with ``lines`` lines of 200 tags and one value each; return keys."""
+    import pyarrow as pa
+
+    from indunet.auth.store import AuthStore
+    from indunet.config import load_settings
+    from indunet.model import POINT_SCHEMA, PointBatch
+    from indunet.store import open_historian
+
+    historian = open_historian(load_settings(data_dir=str(data_dir)))
+    try:
+        now = int(time.time() * 1000)
+        tags = [t for line in range(1, lines + 1) for t in line_tags(line)]
+        n = 60  # a minute of history per tag
+        table = pa.table(
+            {
+                "tag": [t for t in tags for _ in range(n)],
+                "ts": pa.array(
+                    [now - 60_000 + i * 1000 for _ in tags for i in range(n)], pa.int64()
+                ),
+                "value": pa.array([float(i % 50) for _ in tags for i in range(n)], pa.float64()),
+                "text": pa.array([None] * (n * len(tags)), pa.string()),
+                "quality": pa.array([0] * (n * len(tags)), pa.uint8()),
+            },
+            schema=POINT_SCHEMA,
+        )
+        historian.write(PointBatch(ENTERPRISE, table))
+        store = AuthStore(historian)
+        viewer = store.create_key(ENTERPRISE, "viewer", name="bench", now_ms=now).secret
+        device = store.create_key(ENTERPRISE, "operator", device=True, now_ms=now).secret
+    finally:
+        historian.close()
+    return {"viewer": viewer, "device": device}
+
+
+@contextlib.contextmanager
+def indunet_server(data_dir: Path, cache: bool = True) -> Iterator[tuple[str, int]]:
+    """Start the app in a child process; yield its URL and PID."""
+    port = free_port()
+    proc = _child("_serve", str(data_dir), str(port), "1" if cache else "0")
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        _stop(proc)
+
+
+def _cpu_s(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 1e6
+
+
+def measure_indunet(args: argparse.Namespace, data_dir: Path, keys: dict, cache: bool) -> dict:
+    """wrk on /latest of line 1 while the side process ingests; the server's CPU and memory."""
+    with indunet_server(data_dir, cache) as (url, pid):
+        target = f"{url}/api/v1/latest?prefix=site-01/press-shop/line-01"
+        auth = {"Authorization": f"Bearer {keys['viewer']}"}
+        check = httpx.get(target, headers=auth, timeout=10)
+        check.raise_for_status()
+        rows = len(check.json()["rows"])
+        if rows != TAGS_PER_LINE:
+            raise RuntimeError(f"latest returned {rows} rows, expected {TAGS_PER_LINE}")
+        size = len(check.content)
+        feeder = _child(
+            "_ingest", "indunet", url, keys["device"], str(args.lines), str(args.ingest_rate),
+            str(args.duration + 4),
+        )  # fmt: skip
+        time.sleep(2)  # the ingest is running
+        wrk(target, seconds=2, connections=args.connections, threads=args.threads, headers=auth)
+        cpu0, t0 = _cpu_s(pid), time.monotonic()
+        res = wrk(
+            target,
+            seconds=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            headers=auth,
+        )
+        res["server_cpu_pct"] = round(100 * (_cpu_s(pid) - cpu0) / (time.monotonic() - t0), 1)
+        res["server_rss_mb"] = round(_rss_mb(pid), 1)
+        out, _ = feeder.communicate(timeout=60)
+        res["ingest"] = json.loads(out.decode().strip().splitlines()[-1])
+        res["ingest"]["points_per_s"] = round(res["ingest"]["points"] / (args.duration + 4))
+        res["rows"], res["bytes"] = rows, size
+        return res
+
+
+def measure_hello(args: argparse.Namespace) -> dict:
+    """wrk on a bare FastAPI hello world under the same uvicorn settings."""
+    port = free_port()
+    proc = _child("_hello", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/hello"
+        _wait_http(url)
+        wrk(url, seconds=2, connections=args.connections, threads=args.threads, headers={})
+        return wrk(
+            url,
+            seconds=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            headers={},
+        )
+    finally:
+        _stop(proc)
+
+
+def measure_influx(args: argparse.Namespace, root: Path) -> dict | None:
+    """wrk on InfluxDB's last value per tag of one line (200 tags) while ingest runs into it."""
+    if not Path("/usr/bin/influxd").exists():
+        return None
+    from bench.peer_influx import InfluxPeer, influx_version
+
+    peer = InfluxPeer(root / "influx", http_port=free_port(), rpc_port=free_port())
+    peer.start()
+    try:
+        peer.reset_db("bench")
+        now = int(time.time() * 1000)
+        tags = [t for line in range(1, args.lines + 1) for t in line_tags(line)]
+        body = "\n".join(
+            f"points,tag={t} value={i % 50} {now - 60_000 + i * 1000}"
+            for t in tags
+            for i in range(60)
+        )
+        peer.write("bench", body.encode())
+        url = f"http://127.0.0.1:{peer.port}"
+        q = (
+            'SELECT last(value) FROM points WHERE "tag" =~ /^site-01\\/press-shop\\/line-01\\// '
+            'GROUP BY "tag"'
+        )
+        target = f"{url}/query?db=bench&q={urllib.parse.quote(q)}"
+        got = httpx.get(target, timeout=10).json()
+        series = got["results"][0].get("series", [])
+        if len(series) != TAGS_PER_LINE:
+            raise RuntimeError(f"InfluxDB returned {len(series)} series, expected 200")
+        feeder = _child(
+            "_ingest", "influx", url, "-", str(args.lines), str(args.ingest_rate),
+            str(args.duration + 4),
+        )  # fmt: skip
+        time.sleep(2)
+        wrk(target, seconds=2, connections=args.connections, threads=args.threads, headers={})
+        cpu0, t0 = _cpu_s(peer.proc.pid), time.monotonic()
+        res = wrk(
+            target,
+            seconds=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            headers={},
+        )
+        res["server_cpu_pct"] = round(
+            100 * (_cpu_s(peer.proc.pid) - cpu0) / (time.monotonic() - t0), 1
+        )
+        res["server_rss_mb"] = round(_rss_mb(peer.proc.pid), 1)
+        out, _ = feeder.communicate(timeout=60)
+        res["ingest"] = json.loads(out.decode().strip().splitlines()[-1])
+        res["version"] = influx_version()
+        res["bytes"] = len(httpx.get(target, timeout=10).content)
+        return res
+    finally:
+        peer.stop()
+
+
+def set_extra_path(path: str) -> None:
+    """Let the servers (and this process, for the versions shown) import from ``path``."""
+    global EXTRA_PATH
+    EXTRA_PATH = path
+    if path:
+        sys.path.append(path)
+
+
+def versions() -> dict[str, str]:
+    """Versions of what was measured."""
+    import fastapi
+    import uvicorn
+
+    wrk_v = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    extra = {}
+    for name in ("uvloop", "httptools"):
+        with contextlib.suppress(ImportError):
+            extra[name] = __import__(name).__version__
+    return {
+        **extra,
+        "python": platform.python_version(),
+        "fastapi": fastapi.__version__,
+        "uvicorn": uvicorn.__version__,
+        "uvicorn_options": json.dumps(_uvicorn_options()),
+        "wrk": wrk_v.split("[")[0].strip(),
+        "cpus": str(os.cpu_count()),
+    }
+
+
+def _line(name: str, r: dict | None) -> str:
+    if r is None:
+        return f"{name:<44} (not run)"
+    return (
+        f"{name:<44} {r['rps']:>9,.0f} req/s  p50 {r.get('p50_ms', '?'):>6} ms  "
+        f"p90 {r.get('p90_ms', '?'):>6} ms  p99 {r.get('p99_ms', '?'):>6} ms  "
+        f"non-2xx {r['non_2xx']}  timeouts {r.get('timeouts', 0)}"
+        + (f"  server CPU {r['server_cpu_pct']}%" if "server_cpu_pct" in r else "")
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=15.0, help="seconds per wrk run")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lines", type=int, default=5, help="lines of 200 tags in the historian")
+    p.add_argument("--ingest-rate", type=int, default=2000, help="points/s written meanwhile")
+    p.add_argument("--no-peers", action="store_true", help="skip hello world and InfluxDB")
+    p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument(
+        "--extra-path", default=EXTRA_PATH, help="import path with uvloop/httptools for servers"
+    )
+    args = p.parse_args()
+    set_extra_path(args.extra_path)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk")
+    results: dict[str, Any] = {"versions": versions(), "args": vars(args) | {"json": None}}
+    with tempfile.TemporaryDirectory(prefix="indunet-webload-") as tmp:
+        data_dir = Path(tmp) / "data"
+        keys = prepare(data_dir, args.lines)
+        results["indunet"] = measure_indunet(args, data_dir, keys, cache=True)
+        results["indunet_uncached"] = measure_indunet(args, data_dir, keys, cache=False)
+        if not args.no_peers:
+            results["hello"] = measure_hello(args)
+            try:
+                results["influx"] = measure_influx(args, Path(tmp))
+            except Exception as exc:  # the peer must not cost the run its own figures
+                print(f"InfluxDB peer failed: {exc!r}")
+    print(f"versions: {results['versions']}")
+    print(
+        f"GET /api/v1/latest?prefix=<line> (200 tags, {results['indunet']['bytes']:,} bytes), "
+        f"API key, wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, "
+        f"ingest {args.ingest_rate} points/s over HTTP meanwhile; 2 cores shared with wrk, "
+        "the ingest process and other work on this machine"
+    )
+    print(_line("indunet /latest (latest cache, key cache)", results["indunet"]))
+    print(_line("indunet /latest, cache off (queries DuckDB)", results["indunet_uncached"]))
+    peers = (
+        ("peer: bare FastAPI hello world", "hello"),
+        ("peer: InfluxDB last() by tag", "influx"),
+    )
+    for name, key in peers:
+        if key in results:
+            print(_line(name, results[key]))
+    for key in ("indunet", "indunet_uncached", "influx"):
+        r = results.get(key)
+        if r and "ingest" in r:
+            print(f"  ingest during {key}: {r['ingest']}")
+    if args.json:
+        slim = {k: ({kk: vv for kk, vv in v.items() if kk != "raw"} if isinstance(v, dict) else v)
+                for k, v in results.items()}  # fmt: skip
+        args.json.write_text(json.dumps(slim, indent=2))
+    print("\n--- raw wrk output ---")
+    for key in ("indunet", "indunet_uncached", "hello", "influx"):
+        r = results.get(key)
+        if r:
+            print(f"[{key}]\n{r['raw']}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_serve":
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")
+    elif len(sys.argv) > 1 and sys.argv[1] == "_hello":
+        hello(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_ingest":
+        ingest_loop(*sys.argv[2:5], int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]))
+    else:
+        threading.current_thread().name = "web-load"
+        main()
