@@ -310,21 +310,41 @@ class AuthStore:
             if kid == key_id:
                 self._key_cache.pop(digest, None)
 
-    def cached_principal(self, token: str, *, device: bool) -> Principal | None:
-        """Return the principal of a key verified less than `KEY_CACHE_S` ago, else None."""
+    def cached_principal(
+        self, token: str, *, device: bool, fresh_for: float = 0.0
+    ) -> Principal | None:
+        """Return the principal of a key verified less than `KEY_CACHE_S` ago, else None.
+
+        With ``fresh_for``, only an entry that stays valid that many more seconds counts.
+        """
         m = _KEY.match(token or "")
         if m is None or (m.group(1) == "idk") != device:
             return None
         hit = self._key_cache.get(_sha256(token))
-        if hit is None or hit[2] < time.monotonic():
+        if hit is None or hit[2] < time.monotonic() + fresh_for:
             return None
         return hit[0]
 
-    def principal_for_key(self, token: str, *, device: bool, now_ms: int) -> Principal | None:
-        """Return the principal of a live key of the right kind, or None; note its last use."""
-        cached = self.cached_principal(token, device=device)
-        if cached is not None:
-            return cached
+    def principal_for_key(
+        self, token: str, *, device: bool, now_ms: int, use_cache: bool = True
+    ) -> Principal | None:
+        """Return the principal of a live key of the right kind, or None; note its last use.
+
+        ``use_cache=False`` verifies against the database even when the key was verified moments
+        ago (a refresh), and forgets the key at once when it is no longer valid.
+        """
+        if use_cache:
+            cached = self.cached_principal(token, device=device)
+            if cached is not None:
+                return cached
+        else:
+            found = self._verify_key(token, device=device, now_ms=now_ms)
+            if found is None:
+                self._key_cache.pop(_sha256(token or ""), None)
+            return found
+        return self._verify_key(token, device=device, now_ms=now_ms)
+
+    def _verify_key(self, token: str, *, device: bool, now_ms: int) -> Principal | None:
         m = _KEY.match(token or "")
         if m is None or (m.group(1) == "idk") != device:
             return None

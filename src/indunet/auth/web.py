@@ -10,6 +10,7 @@ come from this server's own origin.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
@@ -105,7 +106,7 @@ def _resolve(request: Request) -> Principal | None:
     return None
 
 
-def _cached_key(request: Request) -> Principal | None:
+def _cached_key(request: Request, fresh_for: float = 0.0) -> Principal | None:
     """Return the principal of the request's API or device key if recently verified, else None."""
     store = getattr(request.app.state, "auth_store", None)
     if store is None or store.sql.historian is not request.app.state.historian:
@@ -115,9 +116,11 @@ def _cached_key(request: Request) -> Principal | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
             return None
-        return store.cached_principal(token.strip(), device=False)
+        return store.cached_principal(token.strip(), device=False, fresh_for=fresh_for)
     device = request.headers.get("x-device-key")
-    return None if device is None else store.cached_principal(device.strip(), device=True)
+    if device is None:
+        return None
+    return store.cached_principal(device.strip(), device=True, fresh_for=fresh_for)
 
 
 async def current_principal(request: Request) -> Principal | None:
@@ -126,8 +129,95 @@ async def current_principal(request: Request) -> Principal | None:
     if found is _UNRESOLVED:
         found = _cached_key(request)  # a key verified moments ago: no thread, no database
         if found is None:
-            found = await run_in_threadpool(_resolve, request)
+            found = await _resolve_once(request)
+        elif _cached_key(request, fresh_for=_REFRESH_AHEAD_S) is None:
+            _refresh_in_background(request)  # about to expire: verify again, nobody waits
         request.state.principal = found
+    return found
+
+
+#: a cached key this close to expiry is verified again in the background
+_REFRESH_AHEAD_S = 1.0
+
+
+def _verify_key_again(request: Request, credential: tuple[str, str]) -> None:
+    """Check a cached key against the database again (renewing or forgetting its entry)."""
+    name, value = credential
+    store = auth_store(request)
+    now = _now_ms()
+    if name == "authorization":
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() == "bearer":
+            store.principal_for_key(token.strip(), device=False, now_ms=now, use_cache=False)
+    elif name == "x-device-key":
+        store.principal_for_key(value.strip(), device=True, now_ms=now, use_cache=False)
+
+
+def _refresh_in_background(request: Request) -> None:
+    """Verify the request's key again in a worker thread, once however many requests see it."""
+    credential = _credential(request)
+    state = request.app.state
+    refreshing: dict[tuple[str, str], asyncio.Task[Any]] | None = getattr(
+        state, "_auth_refreshing", None
+    )
+    if refreshing is None:
+        refreshing = state._auth_refreshing = {}
+    if credential is None or credential in refreshing:
+        return
+    task = asyncio.get_running_loop().create_task(
+        run_in_threadpool(_verify_key_again, request, credential)
+    )
+    refreshing[credential] = task  # also keeps a reference until it is done
+
+    def done(t: asyncio.Task[Any]) -> None:
+        refreshing.pop(credential, None)
+        if not t.cancelled():
+            t.exception()  # a failed refresh: the entry runs out and the next request verifies
+
+    task.add_done_callback(done)
+
+
+def _credential(request: Request) -> tuple[str, str] | None:
+    """Return what identifies the caller (header or cookie value), or None when anonymous."""
+    for name in ("authorization", "x-device-key"):
+        value = request.headers.get(name)
+        if value is not None:
+            return name, value
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return ("cookie", cookie) if cookie else None
+
+
+async def _resolve_once(request: Request) -> Principal | None:
+    """Resolve a credential once at a time: concurrent requests with it share one lookup.
+
+    When a busy client's cached key expires, its many open connections would otherwise all look
+    the key up at the same moment (a queue of database reads behind one lock, seen as a one-second
+    stall every few seconds under load).
+    """
+    credential = _credential(request)
+    if credential is None:
+        return await run_in_threadpool(_resolve, request)
+    state = request.app.state
+    pending: dict[tuple[str, str], asyncio.Future[Principal | None]] | None = getattr(
+        state, "_auth_pending", None
+    )
+    if pending is None:
+        pending = state._auth_pending = {}
+    shared = pending.get(credential)
+    if shared is not None:
+        return await asyncio.shield(shared)
+    future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+    pending[credential] = future
+    try:
+        found = await run_in_threadpool(_resolve, request)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+        raise
+    else:
+        future.set_result(found)
+    finally:
+        pending.pop(credential, None)
     return found
 
 
