@@ -36,6 +36,7 @@ from indunet.chain.network import Network
 from indunet.chain.resilience import resilience_table
 from indunet.chain.store import ChainStore
 from indunet.plant.alarms import HighLimitRule, LowLimitRule, Priority
+from indunet.plant.rounds import Rounds
 
 __all__ = [
     "CHAIN_RULES",
@@ -385,12 +386,15 @@ class _AlarmFeed:
             return s._save(events) if events else []
 
 
-class ChainLive:
+class ChainLive(Rounds):
     """Recompute every stored network of the enterprise from live data, once per interval.
 
     ``plant_states()`` gives the plant's machine states; ``region_states(ids)`` gives
     ``({enterprise id: state}, day)``; ``alarms`` is the running `AlarmService` (or None).
     """
+
+    thread_name = "indunet-chain-live"
+    work = "chain live link"
 
     def __init__(
         self,
@@ -413,11 +417,7 @@ class ChainLive:
         self._views: dict[str, dict[str, Any]] = {}
         self._graphs: dict[str, tuple[int, Network, SupplyGraph]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.rounds = 0
-        self.errors = 0
-        self.last_error: str | None = None
+        self._init_rounds()
 
     def _graph(self, name: str, version: int) -> tuple[Network, SupplyGraph]:
         cached = self._graphs.get(name)
@@ -482,37 +482,6 @@ class ChainLive:
         with self._lock:
             return self._views.get(network)
 
-    # thread ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Recompute in a background thread every ``interval_s``."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="indunet-chain-live", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                if failing:
-                    log.info("chain live link recovered")
-                failing = False
-            except Exception as exc:  # retried next round; logged once per outage
-                self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                if not failing:
-                    log.exception("chain live link failed; retrying every %s s", self.interval_s)
-                failing = True
-            self._stop.wait(self.interval_s)
-
-    def stop(self) -> None:
-        """Stop the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
 
 
 def start_chain_live(app: Any, historian: Any, settings: Any, **kw: Any) -> ChainLive:

@@ -34,6 +34,7 @@ from indunet.plant.alarms import (
     load_rules,
 )
 from indunet.plant.notify import WebhookSender
+from indunet.plant.rounds import Rounds
 from indunet.store.tables import SqlPort
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ DERIVED_WINDOW_MS = 8 * 3_600_000
 DERIVED_EVERY_MS = 60_000
 
 
-class AlarmService:
+class AlarmService(Rounds):
     """Evaluate alarm rules on the historian's new points, once per ``interval_s``, in a thread.
 
     Rules are the config rules (``settings.plant.alarms``) plus those stored through the API.
@@ -279,6 +280,9 @@ class AlarmService:
     event row (the app's event bus). Operator actions (`acknowledge`, `shelve`, …) may come from
     any thread; the engine is guarded by one lock.
     """
+
+    thread_name = "indunet-alarms"
+    work = "alarm evaluation"
 
     def __init__(
         self,
@@ -318,13 +322,9 @@ class AlarmService:
         self._derived_due_ms = -(2**62)
         self._plant_store: Any = None
         self.derived_errors = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_rounds()
         self._last_saved_ms = 0
         self._unsaved: list[AlarmEvent] = []
-        self.rounds = 0
-        self.errors = 0
-        self.last_error: str | None = None
         self.sender = WebhookSender(settings.plant.webhooks)
         self.rule_sources: dict[str, str] = {}
         rules = self._load_all_rules()
@@ -642,32 +642,11 @@ class AlarmService:
         if self._thread is not None:
             return
         self.sender.start()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="indunet-alarms", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                if failing:
-                    log.info("alarm evaluation recovered")
-                failing = False
-            except Exception as exc:  # a round that fails is retried; log once per outage
-                self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                if not failing:
-                    log.exception("alarm evaluation failed; retrying every %s s", self.interval_s)
-                failing = True
-            self._stop.wait(self.interval_s)
+        super().start()
 
     def stop(self) -> None:
         """Stop the thread, save the snapshot (with pending webhooks) and stop the sender."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
+        super().stop()
         self.sender.stop()
         with self._lock:
             try:
@@ -683,7 +662,7 @@ class AlarmService:
                 "rounds": self.rounds,
                 "errors": self.errors,
                 "last_error": self.last_error,
-                "running": self._thread is not None,
+                "running": self.running,
                 "engine": dict(self.engine.stats),
                 "state_feed_dropped": self.state_feed_dropped,
                 "state_feed_collapsed": self.state_feed_collapsed,
