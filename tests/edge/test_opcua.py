@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from indunet.edge.config import OpcuaDevice, parse_edge_config
-from indunet.edge.opcua import OpcuaReader, browse, starter_config
+from indunet.edge.opcua import WATCHDOG_S, OpcuaReader, browse, starter_config
 from tests.edge.servers import OpcuaSim, free_port
 
 
@@ -42,6 +42,9 @@ def test_subscription_delivers_changes_and_bad_tags_are_named(plc: OpcuaSim) -> 
         reader = OpcuaReader(_device(plc))
         await reader.connect()
         assert reader.mode == "subscribe"
+        # a busy PLC's slow answer to the keep-alive probe must not end the session (asyncua's
+        # default gives up after 1 s; each false loss resubscribed every item)
+        assert reader.client._watchdog_intervall >= WATCHDOG_S >= 5
         problems = " | ".join(reader.problems)
         assert "tag 'ghost' field 'node'" in problems and "does not exist" in problems
         assert "tag 'wrongtype' field 'type'" in problems and "boolean" in problems

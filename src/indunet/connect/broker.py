@@ -62,13 +62,15 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
             "plugins": {f"{__name__}.LocalClientsAuth": {}},
         }
-        self._broker = Broker(config, loop=self._loop)
         started = threading.Event()
         failure: list[BaseException] = []
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
             try:
+                # built in its own thread: amqtt creates futures on the *current* event loop,
+                # which the calling thread may not have (after an asyncio.run there, say)
+                self._broker = Broker(config, loop=self._loop)
                 self._loop.run_until_complete(self._broker.start())
             except BaseException as exc:  # reported to the caller below
                 failure.append(exc)

@@ -126,6 +126,10 @@ async def _secure(client: Any, device: OpcuaDevice) -> None:
         ) from exc
 
 
+#: how often the session is probed, and how long a probe may take, s (asyncua's default: 1)
+WATCHDOG_S = 5.0
+
+
 class _Handler:
     """Collect data changes until the next publish cycle."""
 
@@ -170,7 +174,14 @@ class OpcuaReader:
         from asyncua import Client, ua
 
         await self.close()
-        client = Client(self.device.endpoint, timeout=self.device.timeout_s)
+        # asyncua probes the server every `watchdog_intervall` s and gives up on the session when
+        # one probe takes longer than that (1 s by default): a PLC busy changing 10,000 values
+        # answers later than that, and each false "lost" cost a resubscription of every item
+        client = Client(
+            self.device.endpoint,
+            timeout=self.device.timeout_s,
+            watchdog_intervall=max(WATCHDOG_S, self.device.timeout_s),
+        )
         await _secure(client, self.device)
         try:
             await client.connect()

@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep, app_store, read_json
@@ -129,7 +129,28 @@ def list_dispatch(
     return {"rows": store.dispatch_orders(enterprise or settings.enterprise, run_id=run_id)}
 
 
-@router.post("/dispatch")
+class DispatchOrder(BaseModel):
+    """One dispatch order: who ships what to whom, by when, and where it stands."""
+
+    model_config = ConfigDict(extra="allow")
+
+    order_id: str
+    run_id: str | None = None
+    offer: str
+    request: str
+    item: str | None = None
+    quantity: float
+    supplier: str | None = None
+    requester: str | None = None
+    status: str
+    ship_day: float | None = None
+    arrive_day: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    updated_ms: int | None = None
+
+
+@router.post("/dispatch", response_model=DispatchOrder)
 def dock_one(
     store: DockingDep,
     settings: SettingsDep,
