@@ -118,7 +118,9 @@ def test_only_an_admin_of_this_server_reads_metrics(duck_client, who: str, statu
 
 
 def test_anonymous_metrics_is_refused(duck_client):
-    """Like every path outside /api, an anonymous caller is sent to sign in (never the data)."""
+    """A scraper without a key gets 401 with a Bearer challenge (not the sign-in page's 303)."""
     r = duck_client.get("/metrics", auth=None, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fmetrics"
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert "indunet_" not in r.text
+    page = duck_client.get("/alarms", auth=None, follow_redirects=False)
+    assert page.status_code == 303  # pages still send people to sign in

@@ -24,7 +24,7 @@ from indunet.api.app import create_app
 from indunet.auth.model import Need, Role
 from indunet.auth.policy import ROUTES, rule_for
 from indunet.auth.store import AuthStore
-from indunet.auth.web import CSRF_COOKIE, SESSION_COOKIE
+from indunet.auth.web import CSRF_COOKIE, SESSION_COOKIE, is_page
 from indunet.config import load_settings
 
 SECRET_TAG = "s1/a/l/m/acme_secret_tag"
@@ -173,7 +173,7 @@ def test_every_route_as_every_caller(world, caller: str) -> None:
         if r.status_code >= 500 or denied(r) == allowed:
             wrong.append((e.method, e.path, r.status_code, r.text[:120]))
         if not allowed and caller == "anonymous":
-            page = not e.path.startswith("/api/")
+            page = is_page(e.path)
             if (r.status_code != 401 and not page) or (r.status_code != 303 and page):
                 wrong.append((e.method, e.path, r.status_code, "anonymous: 401, pages: sign in"))
         if caller in ("other_tenant", "chain", "device") and not allowed:

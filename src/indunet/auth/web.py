@@ -276,8 +276,17 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         )
 
 
+#: routes outside /api/ that programs call (Prometheus): refused with 401, never sent to sign in
+MACHINE_PATHS = frozenset({"/metrics"})
+
+
+def is_page(path: str) -> bool:
+    """Return whether a path is a web page (anonymous callers are sent to the sign-in form)."""
+    return not path.startswith("/api/") and path not in MACHINE_PATHS
+
+
 def _deny(request: Request, decision: Decision) -> HTTPException:
-    if decision.status == 401 and not request.url.path.startswith("/api/"):
+    if decision.status == 401 and is_page(request.url.path):
         # a page: send the browser to the sign-in form and back here afterwards
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         login = f"/login?next={quote(target, safe='')}"
