@@ -26,9 +26,11 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 EVIL = f"s1/press/l1/{HOSTILE}"
 T1, T2, P3, TX = f"{M1}/temp_c", f"{M2}/temp_c", f"{M3}/pressure_bar", f"{EVIL}/temp_c"
 EVIL_ID = "temp-high@s1/press/l1/&lt;img src=x onerror=alert(1)&gt;/temp_c"  # as the HTML has it
+# long like the demo's derived alarms: the list must wrap it, never widen the phone page
+LONG_MESSAGE = "Temperature high on this press for the whole shift; check the coolant pump first"
 RULES = [
     {"id": "temp-high", "kind": "high", "pattern": "+/+/+/+/temp_c", "limit": 80.0,
-     "priority": "high", "max_shelve_s": 3600, "message": "Temperature high"},
+     "priority": "high", "max_shelve_s": 3600, "message": LONG_MESSAGE},
     {"id": "press-low", "kind": "low", "pattern": "+/+/+/+/pressure_bar", "limit": 2.0,
      "priority": "urgent", "message": "Pressure low <check pump>"},
 ]  # fmt: skip
