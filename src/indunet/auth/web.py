@@ -87,19 +87,27 @@ def login_throttle(request: Request) -> LoginThrottle:
     return throttle
 
 
+def _presented_key(request: Request) -> tuple[str, bool] | None:
+    """Return the request's (API or device key, is it a device key), or None without a key.
+
+    An ``Authorization`` header that is not ``Bearer`` gives an empty key, which no key matches:
+    such a request is anonymous, and its session cookie is not looked at either.
+    """
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        return (token.strip() if scheme.lower() == "bearer" else ""), False
+    device = request.headers.get("x-device-key")
+    return None if device is None else (device.strip(), True)
+
+
 def _resolve(request: Request) -> Principal | None:
     """Find the principal of a request (blocking: DB lookups)."""
     store = auth_store(request)
     now = _now_ms()
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        return store.principal_for_key(token.strip(), device=False, now_ms=now)
-    device = request.headers.get("x-device-key")
-    if device is not None:
-        return store.principal_for_key(device.strip(), device=True, now_ms=now)
+    key = _presented_key(request)
+    if key is not None:
+        return store.principal_for_key(key[0], device=key[1], now_ms=now)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         return store.principal_for_session(cookie, now_ms=now)
@@ -111,16 +119,10 @@ def _cached_key(request: Request, fresh_for: float = 0.0) -> Principal | None:
     store = getattr(request.app.state, "auth_store", None)
     if store is None or store.sql.historian is not request.app.state.historian:
         return None
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        return store.cached_principal(token.strip(), device=False, fresh_for=fresh_for)
-    device = request.headers.get("x-device-key")
-    if device is None:
+    key = _presented_key(request)
+    if key is None:
         return None
-    return store.cached_principal(device.strip(), device=True, fresh_for=fresh_for)
+    return store.cached_principal(key[0], device=key[1], fresh_for=fresh_for)
 
 
 async def current_principal(request: Request) -> Principal | None:
@@ -140,17 +142,13 @@ async def current_principal(request: Request) -> Principal | None:
 _REFRESH_AHEAD_S = 1.0
 
 
-def _verify_key_again(request: Request, credential: tuple[str, str]) -> None:
+def _verify_key_again(request: Request) -> None:
     """Check a cached key against the database again (renewing or forgetting its entry)."""
-    name, value = credential
-    store = auth_store(request)
-    now = _now_ms()
-    if name == "authorization":
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() == "bearer":
-            store.principal_for_key(token.strip(), device=False, now_ms=now, use_cache=False)
-    elif name == "x-device-key":
-        store.principal_for_key(value.strip(), device=True, now_ms=now, use_cache=False)
+    key = _presented_key(request)
+    if key is not None:
+        auth_store(request).principal_for_key(
+            key[0], device=key[1], now_ms=_now_ms(), use_cache=False
+        )
 
 
 def _refresh_in_background(request: Request) -> None:
@@ -164,9 +162,7 @@ def _refresh_in_background(request: Request) -> None:
         refreshing = state._auth_refreshing = {}
     if credential is None or credential in refreshing:
         return
-    task = asyncio.get_running_loop().create_task(
-        run_in_threadpool(_verify_key_again, request, credential)
-    )
+    task = asyncio.get_running_loop().create_task(run_in_threadpool(_verify_key_again, request))
     refreshing[credential] = task  # also keeps a reference until it is done
 
     def done(t: asyncio.Task[Any]) -> None:
