@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 
 from indunet.errors import DataError
-from indunet.model import Quality
 from indunet.plant.config import CounterConfig, MachineConfig, PlantConfig
 from indunet.plant.counters import CounterDeltas, counter_deltas
 from indunet.plant.energy import (
@@ -31,6 +30,7 @@ from indunet.plant.oee import OeeElements, machine_oee, rollup, unassigned_stops
 from indunet.plant.shifts import ShiftWindow, day_windows, planned_busy, shift_windows
 from indunet.plant.states import STATE_NAMES, StateTimeline, current_to_kw
 from indunet.plant.store import PlantStore
+from indunet.plant.watch import usable_values
 from indunet.store.base import Historian
 
 __all__ = [
@@ -170,14 +170,10 @@ def _counter(
         return None  # the counter tag has no data yet
     prev = None
     if before.num_rows:
-        q = before.column("quality").to_numpy(zero_copy_only=False)
-        v = before.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-        good = np.flatnonzero((q < Quality.BAD) & np.isfinite(v))
+        _, v = usable_values(before)
+        good = np.flatnonzero(np.isfinite(v))
         prev = float(v[good[-1]]) if len(good) else None
-    ts = table.column("ts").to_numpy().astype(np.int64)
-    v = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-    q = table.column("quality").to_numpy(zero_copy_only=False)
-    v = np.where(q >= Quality.BAD, np.nan, v)
+    ts, v = usable_values(table)
     deltas = counter_deltas(ts, v, counter, machine=machine.id, previous=prev)
     warnings.extend(a.message for a in deltas.anomalies if a.is_warning)
     return deltas
@@ -274,23 +270,18 @@ def _pieces(reads: _Reads, m: MachineConfig, start_ms: int, end_ms: int) -> Ener
         t = reads.table(tag, start_ms - COUNTER_LOOKBACK_MS, end_ms + 1)
         if t is None:
             return energy_from_power(np.zeros(0, np.int64), np.zeros(0), max_gap_ms=1)
-        q = t.column("quality").to_numpy(zero_copy_only=False)
-        ts = t.column("ts").to_numpy().astype(np.int64)
-        v = t.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-        ok = (q < Quality.BAD) & np.isfinite(v)
+        ts, v = usable_values(t)
+        ok = np.isfinite(v)
         return energy_from_meter(
             ts[ok], v[ok], rollover_kwh=m.meter_rollover_kwh, machine=m.id, field_name=tag
         )
     if m.power_tag is None:
         raise DataError(f"machine {m.id} has neither power_tag nor meter_tag; no energy")
     t = reads.table(f"{m.id}/{m.power_tag}", start_ms - 60_000, end_ms + 60_000)
-    if t is None or not t.num_rows:
+    if t is None:
         ts, v = np.zeros(0, np.int64), np.zeros(0)
     else:
-        ts = t.column("ts").to_numpy().astype(np.int64)
-        v = t.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-        q = t.column("quality").to_numpy(zero_copy_only=False)
-        v = np.where(q >= Quality.BAD, np.nan, v)
+        ts, v = usable_values(t)
     if m.power_unit == "W":
         v = v / 1000.0
     elif m.power_unit == "A":

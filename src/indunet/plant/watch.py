@@ -31,7 +31,7 @@ from indunet.plant.states import STATE_NAMES, StateTimeline, StateTracker, detec
 from indunet.plant.store import PlantStore
 from indunet.store.base import Historian
 
-__all__ = ["PlantWatcher", "StateChange", "power_points", "recompute_range"]
+__all__ = ["PlantWatcher", "StateChange", "power_points", "recompute_range", "usable_values"]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,15 @@ def power_points(
         lo = int(t.column("ts")[-1].as_py()) + 1
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0)
-    table = pa.concat_tables(parts)
-    ts = table.column("ts").to_numpy()
+    return usable_values(pa.concat_tables(parts))
+
+
+def usable_values(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Return a series' (ts, value) arrays with NaN where the quality is bad."""
+    ts = table.column("ts").to_numpy().astype(np.int64)
     v = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
     q = table.column("quality").to_numpy(zero_copy_only=False)
-    v = np.where(q >= Quality.BAD, np.nan, v)
-    return ts.astype(np.int64), v
+    return ts, np.where(q >= Quality.BAD, np.nan, v)
 
 
 def historian_has_tag(historian: Historian, enterprise: str, tag: str) -> bool:
