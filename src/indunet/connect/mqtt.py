@@ -457,27 +457,17 @@ class MqttIngest:
                     except Exception as exc:  # a decoder bug must not stop the ingest
                         self._internal_error(p, "sparkplug", topic, payload, exc)
                     continue
-                if topic.startswith(_AUDIT_PREFIX):
-                    try:
-                        p.commands.append(parse_audit_message(topic, payload))
-                    except DataError as exc:
-                        ref = _text(ref)
-                        letters.append(
-                            (
-                                _topic_enterprise(topic, AUDIT_ROOT),
-                                DeadLetter(
-                                    "mqtt", f"{ref}: {exc}", ref, _payload_text(payload, limit)
-                                ),
-                            )
-                        )
-                    continue
+                audit = topic.startswith(_AUDIT_PREFIX)  # an edge agent's write result
                 try:
+                    if audit:
+                        p.commands.append(parse_audit_message(topic, payload))
+                        continue
                     enterprise, errors = decode_into(topic, payload, now_ms, builders, ref)
                 except DataError as exc:
                     ref = _text(ref)
                     letters.append(
                         (
-                            _topic_enterprise(topic),
+                            _topic_enterprise(topic, AUDIT_ROOT if audit else ROOT),
                             DeadLetter("mqtt", f"{ref}: {exc}", ref, _payload_text(payload, limit)),
                         )
                     )
