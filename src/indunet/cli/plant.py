@@ -1,0 +1,558 @@
+"""`indunet plant …`: business records, alarms, machine states, OEE and energy."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from indunet.cli.common import (
+    DataDir,
+    Db,
+    Enterprise,
+    Json,
+    _iso,
+    _open,
+    _print_rows,
+    _settings,
+    _time,
+    app,
+    guarded,
+)
+from indunet.config import Settings
+from indunet.errors import DataError
+
+plant_app = typer.Typer(
+    help="Plant analytics and the business data beside it (inventory, orders, shipments).",
+    no_args_is_help=True,
+)
+app.add_typer(plant_app, name="plant")
+BUSINESS_KINDS = (
+    "items, inventory, purchase_orders, sales_orders, production_orders, shipments, "
+    "customer_equipment"
+)
+
+
+def _business(settings: Settings):
+    from indunet.business.store import BusinessStore
+
+    historian = _open(settings)
+    return historian, BusinessStore(historian)
+
+
+@plant_app.command("import")
+@guarded
+def plant_import(
+    kind: Annotated[str, typer.Argument(help=f"What the file holds: {BUSINESS_KINDS}.")],
+    path: Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz), Excel (.xlsx) or JSON file.")],
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA zone of times without an offset (default UTC).")
+    ] = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Import an ERP or warehouse export; refused rows are listed and kept as dead letters."""
+    from indunet.business.files import read_rows
+    from indunet.business.records import BusinessKind
+
+    try:
+        business_kind = BusinessKind(kind)
+    except ValueError:
+        raise DataError(f"unknown kind {kind!r}; use one of {BUSINESS_KINDS}") from None
+    rows, warnings, first_row = read_rows(path, business_kind)
+    settings = _settings(data_dir, db, enterprise)
+    historian, store = _business(settings)
+    try:
+        report = store.load(
+            settings.enterprise,
+            business_kind,
+            rows,
+            source=path.name,
+            now_ms=int(time.time() * 1000),
+            tz=timezone,
+            warnings=warnings,
+            first_row=first_row,
+        )
+    finally:
+        historian.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        for refused in report.refused[:50]:
+            typer.echo(f"refused: {refused['ref']}: {refused['reason']}", err=True)
+        typer.echo(
+            f"stored {report.stored} {business_kind.value} rows, refused {len(report.refused)}"
+        )
+    if report.refused and not report.stored:
+        raise typer.Exit(2)
+
+
+def _business_view(
+    kind: str, data_dir: Path | None, db: str | None, enterprise: str | None
+) -> list[dict[str, Any]]:
+    settings = _settings(data_dir, db, enterprise)
+    historian, store = _business(settings)
+    try:
+        return store.view(settings.enterprise, kind, now_ms=int(time.time() * 1000))
+    finally:
+        historian.close()
+
+
+def _with_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Show epoch-ms fields as UTC times for people."""
+    return [
+        {
+            k: _iso(v) if isinstance(v, int) and (k.endswith("_at") or k in {"as_of", "eta"}) else v
+            for k, v in r.items()
+        }
+        for r in rows
+    ]
+
+
+@plant_app.command("inventory")
+@guarded
+def plant_inventory(
+    below_cover: Annotated[bool, typer.Option(help="Only items below their cover.")] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show the newest stock per item and warehouse with its days of cover."""
+    rows = _business_view("inventory", data_dir, db, enterprise)
+    if below_cover:
+        rows = [r for r in rows if r["below_cover"]]
+    _print_rows(rows if as_json else _with_times(rows), as_json)
+
+
+@plant_app.command("orders")
+@guarded
+def plant_orders(
+    kind: Annotated[
+        str, typer.Option(help="purchase (incoming materials), sales or production.")
+    ] = "purchase",
+    late: Annotated[bool, typer.Option(help="Only late orders.")] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show orders with progress and lateness."""
+    if kind not in {"purchase", "sales", "production"}:
+        raise DataError(f"--kind {kind!r}: use purchase, sales or production")
+    rows = _business_view(f"{kind}_orders", data_dir, db, enterprise)
+    if late:
+        rows = [r for r in rows if r["late"]]
+    _print_rows(rows if as_json else _with_times(rows), as_json)
+
+
+@plant_app.command("shipments")
+@guarded
+def plant_shipments(
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show shipments and vehicles: planned, on the road, arrived, late."""
+    rows = _business_view("shipments", data_dir, db, enterprise)
+    _print_rows(rows if as_json else _with_times(rows), as_json)
+
+
+# ---------------------------------------------------------------------------- plant: alarms
+def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any = None) -> Any:
+    """Start the alarm service when rules exist (config, API, or the demo's); else None."""
+    from indunet.api.routes.alarms import start_alarm_service
+    from indunet.plant.alarm_service import AlarmStore
+
+    extra: dict[str, Any] = {}
+    if demo_plants is not None:
+        from indunet.sim.alarm_rules import demo_alarm_rules, demo_known_tags
+
+        extra = {"extra_rules": demo_alarm_rules(), "known_tags": demo_known_tags(demo_plants)}
+    elif not settings.plant.alarms and not AlarmStore(historian).rule_docs(settings.enterprise):
+        return None
+    service = start_alarm_service(app, historian, settings, **extra)
+    watcher = getattr(app.state, "plant_watcher", None)
+    if watcher is not None:  # machine states from the plant watcher feed state-duration rules
+        service.attach(watcher)
+    typer.echo(f"alarms: {len(service.rules())} rules evaluated every {service.interval_s:g} s")
+    return service
+
+
+def _alarm_action(settings: Settings, act: Callable[[Any], list[dict[str, Any]]]) -> list[dict]:
+    """Apply an operator action to the stored alarm snapshot (no running service needed)."""
+    from indunet.plant.alarm_service import AlarmService
+    from indunet.plant.alarms import AlarmActionError
+
+    historian = _open(settings)
+    try:
+        return act(AlarmService(historian, settings))
+    except AlarmActionError as exc:
+        raise DataError(str(exc)) from exc
+    finally:
+        historian.close()
+
+
+@plant_app.command("alarms")
+@guarded
+def plant_alarms(
+    active: Annotated[
+        bool, typer.Option("--active", help="Only alarms whose condition holds now.")
+    ] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """List alarms not in the normal state (unack, acked, returned, shelved, …), newest first."""
+    settings = _settings(data_dir, db, enterprise)
+    alarms = _alarm_action(settings, lambda s: [a.to_dict() for a in s.alarms()])
+    if active:
+        alarms = [a for a in alarms if a["active"]]
+    alarms.sort(key=lambda a: -(a["raised_ms"] or 0))
+    if as_json:
+        _print_rows(alarms, True)
+        return
+    cols = ("alarm_id", "state", "priority", "value", "raised_ms", "acked_by", "shelved_until_ms")
+    _print_rows(
+        [
+            {c: _iso(a[c]) if c.endswith("_ms") and a[c] is not None else a[c] for c in cols}
+            for a in alarms
+        ],
+        False,
+    )
+
+
+@plant_app.command("ack")
+@guarded
+def plant_ack(
+    alarm_id: Annotated[str, typer.Argument(help="RULE@TAG, as `indunet plant alarms` shows.")],
+    by: Annotated[str, typer.Option("--by", help="Operator name.")],
+    comment: Annotated[str | None, typer.Option(help="Why, or what was done.")] = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Acknowledge an alarm (stored; a running service picks it up at its next start)."""
+    settings = _settings(data_dir, db, enterprise)
+    events = _alarm_action(settings, lambda s: s.acknowledge(alarm_id, by=by, comment=comment))
+    _print_rows(events if as_json else _with_times(events), as_json)
+
+
+@plant_app.command("shelve")
+@guarded
+def plant_shelve(
+    alarm_id: Annotated[str, typer.Argument(help="RULE@TAG, as `indunet plant alarms` shows.")],
+    until: Annotated[str, typer.Option("--until", help="End: epoch ms or RFC 3339.")],
+    by: Annotated[str, typer.Option("--by", help="Operator name.")],
+    reason: Annotated[str | None, typer.Option(help="Why it is shelved.")] = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Shelve an alarm until a time (at most the rule's max_shelve_s ahead)."""
+    until_ms = _time(until, 0, "--until")
+    settings = _settings(data_dir, db, enterprise)
+    events = _alarm_action(
+        settings, lambda s: s.shelve(alarm_id, until_ms=until_ms, by=by, comment=reason)
+    )
+    _print_rows(events if as_json else _with_times(events), as_json)
+
+
+# ---------------------------------------------------------------------------- plant: analytics
+def _start_plant_watcher(app: Any, historian: Any, settings: Settings, history_h: int = 168) -> Any:
+    """Start the plant watcher when machines are configured (file or API); else None."""
+    from indunet.plant.watch import PlantWatcher
+
+    watcher = PlantWatcher(historian, settings, history_ms=history_h * 3_600_000)
+    if not watcher.plant.machines:
+        return None
+    watcher.start()
+    app.state.plant_watcher = watcher
+    typer.echo(f"plant: watching {len(watcher.plant.machines)} machines every 2 s")
+    return watcher
+
+
+def _plant_session(data_dir: Path | None, db: str | None, enterprise: str | None):
+    from indunet.plant.store import PlantStore
+
+    settings = _settings(data_dir, db, enterprise)
+    historian = _open(settings)
+    try:
+        store = PlantStore(historian, settings.plant)
+        return settings, historian, store, store.effective(settings.enterprise)
+    except BaseException:
+        historian.close()
+        raise
+
+
+def _plant_range(start: str | None, end: str | None) -> tuple[int, int]:
+    hi = _time(end, int(time.time() * 1000), "--end")
+    lo = _time(start, hi - 86_400_000, "--start")
+    if hi <= lo:
+        raise DataError(f"--end ({_iso(hi)}) must be after --start ({_iso(lo)})")
+    return lo, hi
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+Start = Annotated[str | None, typer.Option(help="Epoch ms or RFC 3339 (default: end - 24 h).")]
+End = Annotated[str | None, typer.Option(help="Epoch ms or RFC 3339 (default: now).")]
+
+
+@plant_app.command("machines")
+@guarded
+def plant_machines(
+    prefix: Annotated[str | None, typer.Option(help="Only machines under this path.")] = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """List the configured machines with their newest stored state."""
+    from indunet.plant.report import scope_machines
+
+    settings, historian, store, plant = _plant_session(data_dir, db, enterprise)
+    try:
+        sources = store.machine_sources(settings.enterprise)
+        rows = []
+        for m in scope_machines(plant, prefix) if plant.machines else []:
+            last = store.last_segment(settings.enterprise, m.id)
+            rows.append(
+                {
+                    "id": m.id,
+                    "line": m.line,
+                    "source": sources.get(m.id, "file"),
+                    "power_tag": m.power_tag,
+                    "last_state": last[2] if last else None,
+                    "since": (last[0] if as_json else _iso(last[0])) if last else None,
+                }
+            )
+    finally:
+        historian.close()
+    _print_rows(rows, as_json)
+
+
+@plant_app.command("states")
+@guarded
+def plant_states(
+    machine: Annotated[str, typer.Argument(help="Machine id site/area/line/machine.")],
+    start: Start = None,
+    end: End = None,
+    recompute: Annotated[
+        bool, typer.Option(help="Recompute the range from the historian first, and store it.")
+    ] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show a machine's stored state timeline (optionally recomputed from power data)."""
+    from indunet.plant.watch import recompute_range
+
+    lo, hi = _plant_range(start, end)
+    settings, historian, store, plant = _plant_session(data_dir, db, enterprise)
+    try:
+        cfg = plant.machine(machine.strip("/"))
+        if recompute:
+            recompute_range(store, historian, settings.enterprise, cfg, lo, hi)
+        tl = store.timeline(settings.enterprise, cfg.id, lo, hi)
+    finally:
+        historian.close()
+    names = ("off", "idle", "running", "offline")
+    rows = [
+        {
+            "start": int(s) if as_json else _iso(int(s)),
+            "end": int(e) if as_json else _iso(int(e)),
+            "state": names[st],
+            "reason": r,
+            "minutes": round((int(e) - int(s)) / 60_000, 2),
+        }
+        for s, e, st, r in zip(tl.start_ms, tl.end_ms, tl.state, tl.reasons(), strict=True)
+    ]
+    _print_rows(rows, as_json, {"machine": cfg.id, "ms_by_state": tl.ms_by_state()})
+
+
+@plant_app.command("oee")
+@guarded
+def plant_oee(
+    scope: Annotated[str, typer.Argument(help="Machine, line, area or site prefix ('' = all).")],
+    start: Start = None,
+    end: End = None,
+    by: Annotated[str, typer.Option(help="Group by none, shift or day.")] = "none",
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show OEE (ISO 22400-2) with its time elements and counts, per group and in total."""
+    from indunet.plant.report import oee_report
+
+    lo, hi = _plant_range(start, end)
+    settings, historian, store, plant = _plant_session(data_dir, db, enterprise)
+    try:
+        ent = settings.enterprise
+        result = oee_report(store, historian, plant, ent, scope, lo, hi, by=by)
+    finally:
+        historian.close()
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+        return
+    rows = [{"group": g["label"], **_oee_cols(g)} for g in result["groups"]]
+    rows.append({"group": "total", **_oee_cols(result["total"])})
+    _print_rows(rows, False)
+    for warning in result["total"]["warnings"][:20]:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def _oee_cols(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "planned_h": round(e["pbt_ms"] / 3_600_000, 2),
+        "running_h": round(e["apt_ms"] / 3_600_000, 2),
+        "produced": e["produced"],
+        "good": e["good"],
+        "A": _pct(e["availability"]),
+        "P": _pct(e["performance"]),
+        "Q": _pct(e["quality"]),
+        "OEE": _pct(e["oee"]),
+    }
+
+
+@plant_app.command("energy")
+@guarded
+def plant_energy(
+    scope: Annotated[str, typer.Argument(help="Machine, line, area or site prefix ('' = all).")],
+    start: Start = None,
+    end: End = None,
+    bucket: Annotated[str, typer.Option(help="hour, day or shift.")] = "hour",
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Show kWh per bucket, idle/off energy, kWh per good part and CO2."""
+    from indunet.plant.report import energy_report
+
+    lo, hi = _plant_range(start, end)
+    settings, historian, store, plant = _plant_session(data_dir, db, enterprise)
+    try:
+        ent = settings.enterprise
+        result = energy_report(store, historian, plant, ent, scope, lo, hi, bucket=bucket)
+    finally:
+        historian.close()
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+        return
+    rows = [
+        {
+            "bucket": b["label"] or _iso(b["start_ms"]),
+            "kwh": round(b["kwh"], 3),
+            "idle_kwh": round(b["idle_kwh"], 3),
+            "off_kwh": round(b["off_kwh"], 3),
+            "kwh_per_good_part": "-"
+            if b["kwh_per_good_part"] is None
+            else round(b["kwh_per_good_part"], 4),
+            "co2_kg": round(b["co2_kg"], 3),
+        }
+        for b in result["buckets"]
+    ]
+    t = result["total"]
+    rows.append(
+        {
+            "bucket": "total",
+            "kwh": round(t["kwh"], 3),
+            "idle_kwh": round(t["idle_kwh"], 3),
+            "off_kwh": round(t["off_kwh"], 3),
+            "kwh_per_good_part": "-"
+            if t["kwh_per_good_part"] is None
+            else round(t["kwh_per_good_part"], 4),
+            "co2_kg": round(t["co2_kg"], 3),
+        }
+    )
+    _print_rows(rows, False)
+
+
+@plant_app.command("learn-thresholds")
+@guarded
+def plant_learn_thresholds(
+    machine: Annotated[str, typer.Argument(help="Machine id site/area/line/machine.")],
+    start: Annotated[
+        str | None, typer.Option(help="Epoch ms or RFC 3339 (default: end - 7 days).")
+    ] = None,
+    end: End = None,
+    tag: Annotated[
+        str | None, typer.Option(help="Power tag when the machine is not configured yet.")
+    ] = None,
+    min_dwell_s: Annotated[float, typer.Option(min=0, help="Minimum dwell to propose.")] = 0.0,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Propose off/idle/running thresholds from the power history, as a TOML snippet."""
+    from indunet.plant.config import MachineConfig
+    from indunet.plant.states import learn_thresholds
+    from indunet.plant.watch import power_points
+
+    hi = _time(end, int(time.time() * 1000), "--end")
+    lo = _time(start, hi - 7 * 86_400_000, "--start")
+    if hi <= lo:
+        raise DataError(f"--end ({_iso(hi)}) must be after --start ({_iso(lo)})")
+    settings, historian, _, plant = _plant_session(data_dir, db, enterprise)
+    try:
+        machine = machine.strip("/")
+        try:
+            cfg = plant.machine(machine)
+            if tag is not None:
+                cfg = cfg.model_copy(update={"power_tag": tag})
+        except DataError:
+            if tag is None:
+                raise DataError(
+                    f"machine {machine!r} is not configured; name its power tag with --tag"
+                ) from None
+            cfg = MachineConfig(id=machine, power_tag=tag)
+        ts, v = power_points(historian, settings.enterprise, cfg, lo, hi)
+    finally:
+        historian.close()
+    if not len(ts):
+        raise DataError(
+            f"{cfg.id}/{cfg.power_tag}: no power data between {_iso(lo)} and {_iso(hi)}"
+        )
+    proposal = learn_thresholds(v, min_dwell_s=min_dwell_s, machine=cfg.id)
+    th = proposal.thresholds
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "machine": cfg.id,
+                    "samples": len(ts),
+                    "thresholds": th.model_dump(),
+                    "centres": proposal.centres,
+                    "shares": proposal.shares,
+                    "note": proposal.note,
+                }
+            )
+        )
+        return
+    typer.echo(f"# {proposal.note}; {len(ts)} samples, cluster centres {proposal.centres}")
+    typer.echo("[[plant.machines]]")
+    typer.echo(f'id = "{cfg.id}"')
+    typer.echo(f'power_tag = "{cfg.power_tag}"')
+    typer.echo(f'power_unit = "{cfg.power_unit}"')
+    typer.echo(
+        f"thresholds = {{ off_below = {th.off_below:.6g}, running_above = {th.running_above:.6g}, "
+        f"hysteresis = {th.hysteresis:.6g}, min_dwell_s = {th.min_dwell_s:g} }}"
+    )

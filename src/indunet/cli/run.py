@@ -1,0 +1,474 @@
+"""Start the platform: `serve`, `demo` and `simulate`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from indunet.cli.common import DataDir, Db, Enterprise, _open, app, guarded
+from indunet.cli.plant import _start_alarms, _start_plant_watcher
+from indunet.cli.region import _region_today
+from indunet.config import Settings, load_settings
+from indunet.errors import ConfigError
+
+
+@app.command()
+@guarded
+def serve(
+    data_dir: DataDir = None,
+    db: Db = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt-url",
+            help="Ingest indunet/v1/# from this broker, mqtt[s]://user:pass@host:port.",
+        ),
+    ] = None,
+    mqtt_client_id: Annotated[
+        str, typer.Option("--mqtt-client-id", help="Client id of the persistent MQTT session.")
+    ] = "indunet-ingest",
+    sparkplug_groups: Annotated[
+        str | None,
+        typer.Option(
+            "--sparkplug-groups",
+            help="Host only these Sparkplug groups (comma list); shards Sparkplug hosting by group "
+            "id across workers. Default: all groups.",
+        ),
+    ] = None,
+    mqtt_shared_group: Annotated[
+        str | None,
+        typer.Option(
+            "--shared-group",
+            "--mqtt-shared-group",
+            help="Share the subscription ($share/GROUP/…) among several ingest workers.",
+        ),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="MQTT user name (or in the URL).")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="INDUNET_MQTT_PASSWORD",
+            help="MQTT password; better in INDUNET_MQTT_PASSWORD than on the command line.",
+        ),
+    ] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Connect with TLS (as mqtts://).")] = False,
+) -> None:
+    """Run the HTTP API on the historian, and MQTT ingest when --mqtt-url is given."""
+    import uvicorn
+
+    from indunet.api.app import create_app
+
+    settings = load_settings(data_dir=data_dir, db=db, host=host, port=port)
+    historian = _open(settings)
+    ingest = None
+    if mqtt_url:
+        from indunet.connect.mqtt import MqttIngest, with_credentials
+
+        ingest = MqttIngest(
+            historian,
+            with_credentials(mqtt_url, username, password, tls),
+            client_id=mqtt_client_id,
+            max_future_s=settings.max_future_s,
+            shared_group=mqtt_shared_group,
+            sparkplug_groups=None
+            if sparkplug_groups is None
+            else [g.strip() for g in sparkplug_groups.split(",") if g.strip()],
+            payload_limit=settings.deadletter_payload_bytes,
+        )
+        ingest.start()
+        typer.echo(f"ingesting {ingest.topic} from {ingest.host}:{ingest.port}")
+    typer.echo(f"indunet serving on http://{settings.host}:{settings.port} ({historian.backend})")
+    alarm_service = watcher = None
+    try:
+        app = create_app(settings, historian)
+        app.state.mqtt = ingest
+        watcher = _start_plant_watcher(app, historian, settings)  # when machines are configured
+        alarm_service = _start_alarms(app, historian, settings)  # when rules are configured
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,  # open event streams (SSE) must not block a stop
+        )
+    finally:
+        if alarm_service:
+            alarm_service.stop()
+        if watcher:
+            watcher.stop()
+        if ingest:
+            ingest.stop()
+        historian.close()
+
+
+def _demo_login(historian: Any, enterprise: str) -> dict[str, str]:
+    """Create (or reset) the demo user with a random password, and a device key for ingest."""
+    import secrets
+
+    from indunet.auth.store import AuthStore
+
+    store = AuthStore(historian)
+    password = secrets.token_urlsafe(12)
+    now = int(time.time() * 1000)
+    if store.user("demo") is None:
+        store.add_user("demo", password, now_ms=now)
+    else:
+        store.set_password("demo", password)
+    store.grant("demo", enterprise, "admin")
+    store.grant("demo", "*", "chain")  # the regional monitor's aggregates too
+    device = store.create_key(enterprise, "operator", name="demo ingest", device=True, now_ms=now)
+    return {"user": "demo", "password": password, "device_key": device.secret}
+
+
+@app.command()
+@guarded
+def demo(
+    data_dir: DataDir = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option("--mqtt-url", help="Use this broker instead of the embedded one."),
+    ] = None,
+    sites: Annotated[int, typer.Option(min=1, max=100, help="Simulated sites.")] = 3,
+    machines: Annotated[int, typer.Option(min=1, max=10_000, help="Simulated machines.")] = 30,
+    hours: Annotated[
+        int, typer.Option(min=0, max=24 * 30, help="Hours of back-filled history.")
+    ] = 24,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
+    nation: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Enterprises of the simulated nation for the regional monitor (0: none)."
+        ),
+    ] = 20_000,
+    edge: Annotated[
+        bool,
+        typer.Option(
+            "--edge/--no-edge",
+            help="Also simulate an old press with a clip-on Modbus meter and a servo press PLC "
+            "(OPC UA), read by the edge agent.",
+        ),
+    ] = True,
+) -> None:
+    """Run the whole platform on embedded defaults: broker, simulated plants, ingest, API."""
+    import logging
+    import secrets
+    import signal
+    import tempfile
+    import threading
+
+    import pyarrow.compute as pc
+    import uvicorn
+
+    from indunet.api.app import create_app
+    from indunet.connect.broker import EmbeddedBroker
+    from indunet.connect.mqtt import MqttIngest
+    from indunet.sim.live import PlantSim, build_plants
+    from indunet.sim.plant import SimMachine, simulate
+    from indunet.sim.plant_config import demo_plant_config
+    from indunet.sim.publish import SimPublisher
+
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="indunet-demo-"))
+    settings = load_settings(data_dir=data_dir, port=port)
+    _check_port(settings.host, settings.port)
+    plants = build_plants(sites, machines, seed)
+    plant_config = demo_plant_config(plants)
+    command_secret = secrets.token_hex(16)  # shared by the platform and the demo's edge agent
+    if edge:
+        from indunet.sim.edge_devices import old_press_machine
+
+        plant_config = plant_config.model_copy(
+            update={
+                "machines": [*plant_config.machines, old_press_machine()],
+                "command_secret": command_secret,
+            }
+        )
+    settings = settings.model_copy(update={"plant": plant_config})
+    historian = _open(settings)
+    login = _demo_login(historian, settings.enterprise)  # a demo user and an ingest device key
+    from indunet.sim.business import load_demo_business  # stock, orders, trucks, sold machines
+
+    load_demo_business(
+        historian, settings.enterprise, [m.path for m in plants], now_ms=int(time.time() * 1000)
+    )
+    from indunet.sim.chain_demo import load_demo_chain  # the national chain, Hubei scenario
+
+    load_demo_chain(historian, settings.enterprise)
+    from indunet.sim.docking_demo import load_docking_demo  # the mask shortage on /docking
+
+    load_docking_demo(historian, settings.enterprise, now_ms=int(time.time() * 1000))
+    # history of the same machines, so their charts and OEE have a past: power and part and scrap
+    # counters (not temperature: the batch model's would not join the live one smoothly)
+    if hours:
+        end = int(time.time() * 1000) // 1000 * 1000
+        past = tuple(SimMachine(m.path, m.rated_kw * 0.08, m.rated_kw, m.cycle_s) for m in plants)
+        batch = simulate(past, end - hours * 3_600_000, end, 10_000, enterprise=settings.enterprise)
+        batch.table = batch.table.filter(
+            pc.match_substring_regex(
+                batch.table.column("tag"), r"/(power_kw|parts_total|scrap_total)$"
+            )
+        )
+        historian.write(batch, source="demo")
+    broker = None
+    ingest = publisher = alarm_service = watcher = edge_demo = None
+    nation_loader: threading.Thread | None = None
+    chain_live = None  # the supply chain follows the plant and the regional monitor
+    url = f"http://{settings.host}:{settings.port}/"
+    server: uvicorn.Server | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        # Ctrl+C or SIGTERM: before the server runs, stop at once; once it runs, shut it down
+        # gracefully (uvicorn hands the signal back here when it is done)
+        if server is None:
+            raise KeyboardInterrupt
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    try:
+        if mqtt_url is None:
+            broker = EmbeddedBroker()
+            broker.start()
+            mqtt_url = broker.url
+        ingest = MqttIngest(
+            historian,
+            mqtt_url,
+            client_id="indunet-demo-ingest",
+            mqtt_version=4 if broker else 5,
+            max_future_s=settings.max_future_s,
+        )
+        publisher = SimPublisher(PlantSim(plants, seed), mqtt_url, settings.enterprise)
+        ingest.start()
+        publisher.start()
+        if edge:
+            from indunet.sim.edge_devices import EdgeDemo
+
+            edge_demo = EdgeDemo(
+                mqtt_url, settings.enterprise, Path(data_dir) / "edge", command_secret
+            ).start()
+        app = create_app(settings, historian)
+        app.state.mqtt = ingest
+        watcher = _start_plant_watcher(app, historian, settings, history_h=max(hours, 1))
+        alarm_service = _start_alarms(app, historian, settings, demo_plants=plants)
+        from indunet.chain.live import start_chain_live
+
+        chain_live = start_chain_live(app, historian, settings)  # chain alerts every minute
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                timeout_graceful_shutdown=5,
+            )
+        )
+
+        def announce() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                typer.echo(
+                    f"indunet demo is running: {machines} simulated machines on {sites} sites, "
+                    f"one message per machine per second\n"
+                    f"  open {url}\n"
+                    f"    Overview: each site's machines, OEE vs target, energy, alarms, orders, "
+                    f"stock and shipments; click a site for its areas, lines and machines\n"
+                    f"    a machine: live values, state timeline, OEE losses, stops to explain, "
+                    f"alarms to acknowledge, a zoomable chart per tag\n"
+                    f"    also Alarms, Energy, Business, Data, Region (a simulated nation, "
+                    f"2020), Chain (Hubei stops 4 weeks), Docking (the mask shortage)\n"
+                    f"  sign in as user {login['user']} with password {login['password']}\n"
+                    f"  API docs {url}docs (API: Authorization: Bearer <key from "
+                    f"'indunet keys create'>)\n"
+                    f"  HTTP ingest: POST {url}api/v1/ingest with header X-Device-Key: "
+                    f"{login['device_key']}\n"
+                    + (
+                        "  an old press with only a clip-on meter (Modbus) and a servo press "
+                        "PLC (OPC UA) come in through the edge agent: line-01 of site-01;\n"
+                        "    an operator sets the press speed with POST /api/v1/commands "
+                        '{"machine": "site-01/press-shop/line-01/servo-press", '
+                        '"tag": "setpoint_spm", "value": 40}\n'
+                        if edge
+                        else ""
+                    )
+                    + f"  data {data_dir} (DuckDB), MQTT broker {mqtt_url}\n"
+                    f"Ctrl+C stops everything."
+                )
+
+        threading.Thread(target=announce, name="demo-announce", daemon=True).start()
+        if nation:
+            nation_loader = threading.Thread(
+                target=_load_demo_nation, args=(app, nation), name="demo-nation", daemon=True
+            )
+            nation_loader.start()
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if nation_loader is not None:
+            # let the nation finish loading: exiting under its DuckDB work aborts the process
+            nation_loader.join()
+        if chain_live:
+            chain_live.stop()
+        if alarm_service:
+            alarm_service.stop()
+        if watcher:
+            watcher.stop()
+        if publisher:
+            publisher.stop()
+        if edge_demo:
+            edge_demo.stop()
+        if ingest:
+            ingest.stop()
+        if broker:
+            # amqtt logs its cancelled broadcast loop as an error with a traceback on a normal stop
+            logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+            broker.stop()
+        historian.close()
+    typer.echo("indunet demo stopped.")
+
+
+def _load_demo_nation(app: Any, enterprises: int) -> None:
+    """Simulate a nation through the 2020 shutdown and load it for the regional monitor's API."""
+    from datetime import date
+
+    from indunet.region.simulate import simulate_nation, write_nation
+    from indunet.region.store import open_region_store
+
+    settings: Settings = app.state.settings
+    out = settings.data_dir / "nation"
+    app.state.region_loading = True  # the /region pages say "still loading" meanwhile
+    try:
+        first, last = date(2019, 12, 1), date(2020, 4, 30)
+        write_nation(simulate_nation(enterprises, seed=2020), first, last, out)
+        store = open_region_store(settings.region, settings.data_dir)
+        store.import_registry(out / "registry.parquet", effective=first)
+        store.import_readings(out / "readings", today=max(last, _region_today(settings)))
+    except Exception as exc:  # the demo goes on without the regional data
+        typer.echo(f"regional demo data could not be loaded: {exc}", err=True)
+        return
+    finally:
+        app.state.region_loading = False
+    if getattr(app.state, "region_store", None) is None:
+        app.state.region_store = store
+    else:
+        store.close()
+    typer.echo(
+        f"  regional monitor: {enterprises} simulated enterprises, Dec 2019 - Apr 2020; try "
+        f"/region?date=2020-03-05 (page) or /api/v1/region/rate?date=2020-03-05&by=province"
+    )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse to start when the HTTP port is already taken (clear message, exit code 2)."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"port {port} on {host} is in use ({exc.strerror}); stop what uses it or choose "
+                "another with --port"
+            ) from exc
+
+
+@app.command()
+@guarded
+def simulate(
+    mqtt_url: Annotated[str, typer.Option("--mqtt-url", help="Broker to publish to.")],
+    sites: Annotated[int, typer.Option(min=1, max=1000, help="Simulated sites.")] = 3,
+    machines: Annotated[int, typer.Option(min=1, max=100_000, help="Simulated machines.")] = 60,
+    rate: Annotated[
+        float, typer.Option(min=0.01, max=1000, help="Payloads per machine per second.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same plants.")] = 7,
+    enterprise: Enterprise = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0, help="Stop after this many seconds (default: Ctrl+C).")
+    ] = None,
+    sparkplug: Annotated[
+        bool,
+        typer.Option(
+            "--sparkplug", help="Act as Sparkplug B edge nodes (one per site, machines as devices)."
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Sparkplug group id (default: the enterprise).")
+    ] = None,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            "--replay",
+            help="Replay a real dataset instead: steel_industry, cnc_mill_tool_wear or "
+            "metropt3_air_compressor.",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(min=0, help="Replay speed, × real time; 0 = as fast as possible.")
+    ] = 1.0,
+    keep_time: Annotated[
+        bool, typer.Option("--keep-time", help="Replay with the original timestamps.")
+    ] = False,
+    datasets: Annotated[
+        Path,
+        typer.Option("--datasets", help="Folder holding the datasets (for --replay)."),
+    ] = Path("../shared/datasets"),
+    limit: Annotated[int | None, typer.Option(min=1, help="Replay at most this many rows.")] = None,
+) -> None:
+    """Publish simulated plants (JSON contract QoS 1, or Sparkplug B) or replay a dataset.
+
+    Machines go off, idle, setup, running and breakdown for durations drawn from distributions;
+    they report power, an energy meter, part counters (total, good, scrap), temperature and
+    their state. See docs/simulator.md.
+    """
+    from indunet.sim.live import PlantSim, build_plants
+    from indunet.sim.publish import ReplayPublisher, SimPublisher, SparkplugSimPublisher
+
+    settings = load_settings(enterprise=enterprise)
+    if replay is not None:
+        from indunet.sim.replay import read_dataset
+
+        if sparkplug:
+            raise ConfigError("--replay publishes the JSON contract; drop --sparkplug")
+        rows = read_dataset(replay, datasets, limit)
+        replayer = ReplayPublisher(
+            rows, mqtt_url, settings.enterprise, speed=speed, keep_time=keep_time
+        )
+        typer.echo(f"replaying {len(rows)} rows of {replay} to {mqtt_url} at speed {speed:g}")
+        try:
+            replayer.run()
+        except KeyboardInterrupt:
+            replayer.stop()
+        typer.echo(f"published {replayer.sent} messages, {replayer.acked} acknowledged")
+        return
+    sim = PlantSim(build_plants(sites, machines, seed), seed)
+    publisher: SimPublisher | SparkplugSimPublisher
+    if sparkplug:
+        publisher = SparkplugSimPublisher(sim, mqtt_url, group or settings.enterprise, rate)
+    else:
+        publisher = SimPublisher(sim, mqtt_url, settings.enterprise, rate)
+    publisher.start()
+    kind = "Sparkplug B" if sparkplug else "JSON"
+    typer.echo(
+        f"simulating {machines} machines on {sites} sites to {mqtt_url} ({kind}); Ctrl+C stops"
+    )
+    try:
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        publisher.stop()
+    typer.echo(f"published {publisher.sent} messages")
