@@ -42,7 +42,8 @@ def test_wrap_at_modulus():
 def test_counter_going_backwards_is_flagged_and_not_counted():
     cfg = CounterConfig(tag="parts", resets=False)
     res = counter_deltas(TS[:5], np.array([10, 20, 15, 25, 30.0]), cfg, machine="m", row_offset=100)
-    assert res.delta.tolist() == [0, 10, 0, 10, 5]
+    # nothing is counted until the counter passes its high-water mark (20) again
+    assert res.delta.tolist() == [0, 10, 0, 5, 5]
     (a,) = res.anomalies
     assert (a.row, a.kind, a.field, a.ts_ms) == (102, "backwards", "parts", 2000)
     assert "m parts row 102: counter went backwards from 20 to 15" in a.message
@@ -90,3 +91,67 @@ def test_chunked_deltas_equal_whole(steps, cuts, resets):
     joined = np.concatenate(parts)
     assert joined.tolist() == whole.delta.tolist()
     assert rows == [(a.row, a.kind) for a in whole.anomalies]
+
+
+def test_small_drop_is_not_a_reset_and_nothing_is_counted_twice():
+    # a re-sent old value in the middle of a run: counting resumes above the mark, once
+    res = counter_deltas(TS[:6], np.array([100, 101, 95, 96, 102, 103.0]), CounterConfig(tag="p"))
+    assert res.delta.tolist() == [0, 1, 0, 0, 1, 1]
+    assert kinds(res) == [(2, "backwards"), (3, "backwards")]
+    assert "went backwards from 101 to 95" in res.anomalies[0].message
+
+
+def test_two_sources_interleaved_count_the_envelope_not_the_zigzag():
+    # two copies of a counter a few parts apart (a back-fill over live data): not doubled
+    a = np.arange(1000, 1100, 2.0)
+    b = a + 5
+    zig = np.ravel(np.column_stack([a, b]))
+    ts = np.arange(len(zig), dtype=np.int64) * 1000
+    res = counter_deltas(ts, zig, CounterConfig(tag="p"))
+    assert res.total == zig.max() - zig[0]
+    assert (res.delta >= 0).all()
+
+
+def test_reset_to_near_zero_only():
+    cfg = CounterConfig(tag="p")
+    # 5000 -> 300 is a drop to 6 % of the mark: a reset; 5000 -> 4000 is not
+    res = counter_deltas(TS[:4], np.array([4990, 5000, 300, 310.0]), cfg)
+    assert res.delta.tolist() == [0, 10, 300, 10] and kinds(res) == [(2, "reset")]
+    res = counter_deltas(TS[:4], np.array([4990, 5000, 4000, 5010.0]), cfg)
+    assert res.delta.tolist() == [0, 10, 0, 10] and kinds(res) == [(2, "backwards")]
+    # a small counter reset to 1 is still a reset
+    res = counter_deltas(TS[:3], np.array([4, 5, 1.0]), cfg)
+    assert res.delta.tolist() == [0, 1, 1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    runs=st.lists(st.lists(st.integers(0, 20), min_size=1, max_size=15), min_size=1, max_size=5),
+    seed=st.integers(0, 2**16),
+)
+def test_true_count_survives_resets_and_resent_values(runs, seed):
+    """A counter reset to 0 between runs, with some readings re-sent later (out of order).
+
+    Stored in time order with (tag, ts) idempotent, the count equals the parts truly made.
+    """
+    rng = np.random.default_rng(seed)
+    values, truth = [], 0
+    for run in runs:
+        total = 0
+        values.append(0.0)  # reset to zero
+        for made in run:
+            total += made
+            values.append(float(total))
+        truth += total
+    v = np.array(values)
+    ts = np.arange(len(v), dtype=np.int64) * 1000
+    res = counter_deltas(ts, v, CounterConfig(tag="p", reset_below=0.0))
+    assert res.total == truth
+    # a stale copy of an earlier reading shows up between two readings of one run: not counted
+    if len(v) > 3:
+        i = int(rng.integers(2, len(v) - 1))
+        if v[i - 1] > 1 and v[i] >= v[i - 1]:
+            stale = min(float(rng.integers(2, 4)), v[i - 1])
+            ts2 = np.concatenate([ts[:i] * 2, [ts[i - 1] * 2 + 1], ts[i:] * 2])
+            v2 = np.concatenate([v[:i], [max(v[i - 1] - stale, 2.0)], v[i:]])
+            assert counter_deltas(ts2, v2, CounterConfig(tag="p", reset_below=0.0)).total == truth

@@ -65,7 +65,14 @@ class CounterConfig(_Model):
     """A part counter tag: it may reset to zero (e.g. at shift start) or wrap at a modulus."""
 
     tag: str
-    resets: bool = Field(True, description="A drop to a lower value is a reset, not an error.")
+    resets: bool = Field(True, description="A drop to near zero is a reset, not an error.")
+    reset_below: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="A drop to at most this share of the counter's high-water mark (or to 0 "
+        "or 1) is a reset; a smaller drop is a counter going backwards and counts nothing.",
+    )
     wrap_at: int | None = Field(None, gt=0, description="Counter modulus, e.g. 65536.")
     max_step: int | None = Field(None, gt=0, description="Larger jumps are flagged as anomalies.")
 

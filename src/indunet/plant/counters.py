@@ -1,14 +1,20 @@
 """Part counters → parts per sample, with resets, wrap-around and flagged anomalies.
 
-A delta at row ``i`` is the parts made in ``(ts[i-1], ts[i]]``. Rules for a drop:
+A delta at row ``i`` is the parts made in ``(ts[i-1], ts[i]]``. Counting follows the counter's
+high-water mark (its highest reading since the last reset or wrap); a reading below it is a
+drop:
 
-* with ``wrap_at`` and a drop of more than half the modulus: a wrap, ``v + wrap_at - prev``;
-* otherwise, with ``resets = true``: a reset to zero, counting ``v`` parts since;
-* otherwise: the counter went backwards; nothing is counted for that row and counting goes
-  on from the new value. Every such row is reported with its row number and tag.
+* with ``wrap_at`` and a drop of more than half the modulus: a wrap, ``v + wrap_at - mark``;
+* otherwise, with ``resets = true`` and a drop to near zero (at most ``reset_below`` × the mark,
+  or to 0 or 1): a reset, counting ``v`` parts since it;
+* otherwise the counter went backwards (an old value re-sent, a second source, a glitch):
+  nothing is counted until it passes the mark again, so nothing is counted twice. Each reading
+  below the mark is reported with its row number and tag.
 
-Missing (NaN) and negative readings are reported and skipped; jumps above ``max_step`` are
-counted but reported.
+The result depends only on the stored readings in time order, not on the order they arrived
+in, and is never negative. Missing (NaN) and negative readings are reported and skipped; jumps
+above ``max_step`` are counted but reported. ``last_value`` is the high-water mark at the end,
+to continue with the next chunk.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ class CounterDeltas:
     ts_ms: np.ndarray
     delta: np.ndarray
     anomalies: list[CounterAnomaly] = field(default_factory=list)
-    last_value: float | None = None  # to continue with the next chunk
+    last_value: float | None = None  # the high-water mark, to continue with the next chunk
 
     @property
     def total(self) -> float:
@@ -129,38 +135,22 @@ def counter_deltas(
         anomalies.sort(key=lambda a: a.row)
         return CounterDeltas(ts, delta, anomalies, previous)
     gv = v[gi]
-    prev = np.empty(len(gi))
-    prev[1:] = gv[:-1]
-    prev[0] = gv[0] if previous is None else previous
-    d = gv - prev
-    drop = d < 0
-    if drop.any():
-        is_wrap = np.zeros(len(gi), bool)
-        if config.wrap_at is not None:
-            is_wrap = drop & (prev - gv > config.wrap_at / 2)
-            d[is_wrap] = gv[is_wrap] + config.wrap_at - prev[is_wrap]
-        rest = drop & ~is_wrap
-        if config.resets:
-            d[rest] = gv[rest]
-        else:
-            d[rest] = 0.0
-        for j in np.flatnonzero(is_wrap):
-            flag(
-                gi[[j]],
-                "wrap",
-                f"counter wrapped from {prev[j]:g} to {gv[j]:g} at {config.wrap_at}; "
-                f"counted {d[j]:g}",
+    d, hwm, events = _count(gv, previous, config)
+    for j, kind, before in events:
+        if kind == "wrap":
+            text = (
+                f"counter wrapped from {before:g} to {gv[j]:g} at {config.wrap_at}; "
+                f"counted {d[j]:g}"
             )
-        for j in np.flatnonzero(rest):
-            if config.resets:
-                flag(gi[[j]], "reset", f"counter reset from {prev[j]:g} to {gv[j]:g}")
-            else:
-                flag(
-                    gi[[j]],
-                    "backwards",
-                    f"counter went backwards from {prev[j]:g} to {gv[j]:g}; nothing counted "
-                    "(set resets = true if it is reset on purpose)",
-                )
+        elif kind == "reset":
+            text = f"counter reset from {before:g} to {gv[j]:g}"
+        else:
+            text = (
+                f"counter went backwards from {before:g} to {gv[j]:g}; nothing counted until it "
+                f"passes {before:g} again"
+                + ("" if config.resets else " (set resets = true if it is reset on purpose)")
+            )
+        flag(gi[[j]], kind, text)
     if config.max_step is not None:
         for j in np.flatnonzero(d > config.max_step):
             flag(
@@ -170,4 +160,54 @@ def counter_deltas(
             )
     delta[gi] = d
     anomalies.sort(key=lambda a: a.row)
-    return CounterDeltas(ts, delta, anomalies, float(gv[-1]))
+    return CounterDeltas(ts, delta, anomalies, hwm)
+
+
+def _count(
+    values: np.ndarray, previous: float | None, config: CounterConfig
+) -> tuple[np.ndarray, float, list[tuple[int, str, float]]]:
+    """Return parts per reading, the high-water mark at the end, and (row, kind, from) events.
+
+    Between resets and wraps the count is the rise of the running maximum (the high-water
+    mark), so a reading below it — a re-sent old value, a second source, a glitch — counts
+    nothing and the parts are not counted twice when the counter climbs back. Each segment
+    costs one vectorised pass; only resets and wraps start a new one.
+    """
+    n = len(values)
+    d = np.zeros(n)
+    events: list[tuple[int, str, float]] = []
+    high = float(values[0]) if previous is None else float(previous)
+    s = 0
+    while s < n:
+        seg = values[s:]
+        run = np.maximum.accumulate(np.concatenate([[high], seg]))
+        before = run[:-1]  # the high-water mark before each reading
+        below = np.flatnonzero(seg < before)
+        cut = None
+        if len(below):
+            hv, vv = before[below], seg[below]
+            wrap = np.zeros(len(below), bool)
+            if config.wrap_at is not None:
+                wrap = hv - vv > config.wrap_at / 2
+            reset = config.resets & (vv <= np.maximum(config.reset_below * hv, 1.0))
+            stop = np.flatnonzero(wrap | reset)
+            if len(stop):
+                cut = int(below[stop[0]])
+            dips = below if cut is None else below[below < cut]
+            events += [(s + int(k), "backwards", float(before[k])) for k in dips]
+        stop_at = n - s if cut is None else cut
+        d[s : s + stop_at] = np.diff(run[: stop_at + 1])
+        if cut is None:
+            high = float(run[-1])
+            break
+        j = s + cut
+        h, v = float(before[cut]), float(values[j])
+        if config.wrap_at is not None and h - v > config.wrap_at / 2:
+            d[j] = v + config.wrap_at - h
+            events.append((j, "wrap", h))
+        else:
+            d[j] = v
+            events.append((j, "reset", h))
+        high, s = v, j + 1
+    events.sort()
+    return d, high, events

@@ -169,14 +169,29 @@ def _counter(
     if before is None or table is None:
         return None  # the counter tag has no data yet
     prev = None
-    if before.num_rows:
-        _, v = usable_values(before)
-        good = np.flatnonzero(np.isfinite(v))
-        prev = float(v[good[-1]]) if len(good) else None
+    if before.num_rows:  # the high-water mark of the hour before: a dip across start counts once
+        bts, bv = usable_values(before)
+        prev = counter_deltas(bts, bv, counter, machine=machine.id).last_value
     ts, v = usable_values(table)
     deltas = counter_deltas(ts, v, counter, machine=machine.id, previous=prev)
-    warnings.extend(a.message for a in deltas.anomalies if a.is_warning)
+    warnings.extend(counter_warnings(deltas))
     return deltas
+
+
+def counter_warnings(deltas: CounterDeltas, first: int = 3) -> list[str]:
+    """Return a counter's warning sentences, the first few of each kind and a count of the rest."""
+    out: list[str] = []
+    for kind, group in itertools.groupby(
+        sorted((a for a in deltas.anomalies if a.is_warning), key=lambda a: a.kind),
+        key=lambda a: a.kind,
+    ):
+        items = list(group)
+        out += [a.message for a in items[:first]]
+        if len(items) > first:
+            out.append(
+                f"{items[0].message.split(' row ')[0]}: {len(items) - first} more {kind} rows"
+            )
+    return out
 
 
 def _busy_cache(plant: PlantConfig) -> Callable[[MachineConfig, int, int], np.ndarray]:
