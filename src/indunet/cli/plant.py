@@ -284,14 +284,29 @@ def _start_plant_watcher(app: Any, historian: Any, settings: Settings, history_h
     return watcher
 
 
-def _plant_session(data_dir: Path | None, db: str | None, enterprise: str | None):
+def _plant_session(
+    data_dir: Path | None, db: str | None, enterprise: str | None, *, follow: bool = True
+):
     from indunet.plant.store import PlantStore
 
     settings = _settings(data_dir, db, enterprise)
     historian = _open(settings)
     try:
         store = PlantStore(historian, settings.plant)
-        return settings, historian, store, store.effective(settings.enterprise)
+        plant = store.effective(settings.enterprise)
+        if follow:  # derived data follows what was written since (an import, say)
+            from indunet.plant.follow import bring_up_to_date
+
+            done = bring_up_to_date(
+                store,
+                historian,
+                settings.enterprise,
+                plant.machines,
+                now_ms=int(time.time() * 1000),
+            )
+            for problem in done.errors:
+                typer.echo(f"warning: state timeline not brought up to date: {problem}", err=True)
+        return settings, historian, store, plant
     except BaseException:
         historian.close()
         raise

@@ -150,11 +150,17 @@ class PlantStore:
 
     # ------------------------------------------------------------------ state segments
     def save_segments(self, enterprise: str, machine: str, timeline: StateTimeline) -> int:
-        """Store closed segments (stored stop reasons of their range are applied)."""
+        """Store closed segments; they replace whatever was stored over their span.
+
+        So a stored timeline can never hold overlapping rows, whoever wrote before (a watcher
+        resuming after a restart, a recompute, a CLI repair). Stored stop reasons of the range
+        are applied.
+        """
         if not len(timeline):
             return 0
-        timeline = self._with_reasons(enterprise, machine, timeline)
-        return self.sql.upsert("plant_states", _rows(enterprise, machine, timeline), _KEY)
+        return self.replace_segments(
+            enterprise, machine, int(timeline.start_ms[0]), int(timeline.end_ms[-1]), timeline
+        )
 
     def replace_segments(
         self, enterprise: str, machine: str, start_ms: int, end_ms: int, timeline: StateTimeline

@@ -148,6 +148,7 @@ class PlantWatcher:
         self.errors = 0
         self._machines: dict[str, _Machine] = {}
         self._plant: PlantConfig = self.store.effective(self.enterprise)
+        self._follow()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,6 +188,7 @@ class PlantWatcher:
         """Re-read the machine configs (after one was added or changed through the API)."""
         with self._lock:
             self._plant = self.store.effective(self.enterprise)
+            self._follow()
             for machine_id, watched in list(self._machines.items()):
                 try:
                     now = self._plant.machine(machine_id)
@@ -201,15 +203,58 @@ class PlantWatcher:
         now = int(self.clock() * 1000) if now_ms is None else now_ms
         with self._lock:
             stored = 0
+            read_from: dict[str, int | None] = {}
             for machine in self._plant.machines:
                 if machine.thresholds is None or machine.power_tag is None:
                     continue
+                read_from[machine.id] = self._read_before(machine, now)
                 try:
                     stored += self._tick_machine(machine, now)
                 except DataError as exc:
                     self.errors += 1
                     log.warning("plant watcher: %s", exc)
+            self.follow(now, read_from)
             return stored
+
+    def _read_before(self, machine: MachineConfig, now: int) -> int | None:
+        """Return the newest timestamp a machine's tracker has read (or resumes after)."""
+        watched = self._machines.get(machine.id)
+        if watched is not None and watched.tracker.last_ts is not None:
+            return watched.tracker.last_ts
+        last = self.store.last_segment(self.enterprise, machine.id)
+        return last[1] - 1 if last is not None else now - self.history_ms - 1
+
+    def _follow(self) -> None:
+        """Have the historian journal every write of the machines' power tags."""
+        self.historian.follow_tags(
+            self.enterprise,
+            [f"{m.id}/{m.power_tag}" for m in self._plant.machines if m.power_tag is not None],
+        )
+
+    def follow(self, now: int, read_from: dict[str, int | None]) -> None:
+        """Recompute stored timelines for late, re-sent or imported data (the change journal).
+
+        Called after the trackers read: a change newer than where a tracker stood before its
+        read was read by it; an older one is late, and its range is recomputed (a tracker whose
+        open part it touches starts over from the stored timeline on the next tick).
+        """
+        from indunet.plant.follow import follow_raw_changes
+
+        done = follow_raw_changes(
+            self.store,
+            self.historian,
+            self.enterprise,
+            self._plant.machines,
+            now_ms=now,
+            read_up_to=lambda m: read_from.get(m),
+        )
+        for machine in done.restarted:
+            self._machines.pop(machine, None)
+        for problem in done.errors:
+            self.errors += 1
+            log.warning("plant watcher: %s", problem)
+        if done.recomputed:
+            log.info("plant watcher: late data recomputed for %s", ", ".join(done.recomputed))
 
     def _watched(self, machine: MachineConfig, now: int) -> tuple[_Machine, int]:
         """Return the machine's tracker and the time to read from (resuming if new)."""

@@ -122,6 +122,27 @@ def build_tree(paths: list[str]) -> dict[str, Any]:
     return tree
 
 
+def change_ranges(rows: pa.Table, now_ms: int) -> pa.Table:
+    """Return per tag of stored rows (sorted by tag, then time) the range written, for the journal.
+
+    Columns tag_id, lo, hi, written_ms: what `Historian.raw_changes` hands to derived data
+    (state timelines) so it follows every write, whatever route it came by.
+    """
+    ids = rows.column("tag_id").to_numpy()
+    ts = rows.column("ts").to_numpy()
+    edge = np.flatnonzero(np.diff(ids) != 0)
+    first = np.concatenate([[0], edge + 1])
+    last = np.append(edge, len(ids) - 1)
+    return pa.table(
+        {
+            "tag_id": pa.array(ids[first], pa.int32()),
+            "lo": pa.array(ts[first], pa.int64()),
+            "hi": pa.array(ts[last], pa.int64()),
+            "written_ms": pa.array(np.full(len(first), now_ms), pa.int64()),
+        }
+    )
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -478,6 +499,56 @@ class Historian(ABC):
             "AND hour_ms >= $2 AND hour_ms < $3 ORDER BY hour_ms",
             [tag_id, start_ms, end_ms],
         )
+
+    # ------------------------------------------------------------------ change journal
+    def follow_tags(self, enterprise: str, paths: list[str]) -> None:
+        """Journal every later write of these tags (created as numeric tags when new)."""
+        if not paths:
+            return
+        paths = sorted(set(paths))
+        resolved = self.resolve(enterprise, {p: DataType.NUMBER for p in paths})
+        ids = sorted({resolved[p][0] for p in paths})
+        self._query(
+            "INSERT INTO followed_tags SELECT unnest(CAST($1 AS INTEGER[])) "
+            "ON CONFLICT (tag_id) DO NOTHING RETURNING tag_id",
+            [ids],
+        )
+
+    def raw_changes(self, enterprise: str, tags: list[str] | None = None) -> pa.Table:
+        """Return the journal of writes not yet taken by derived data: id, tag, lo, hi.
+
+        Every stored batch adds one row per tag with the time range it wrote, in the same
+        transaction as the points; `forget_raw_changes` removes what was taken. ``tags`` limits
+        the answer to those paths.
+        """
+        sql = (
+            "SELECT c.id, t.path AS tag, c.lo, c.hi FROM raw_changes c JOIN tags t "
+            "ON t.id = c.tag_id WHERE t.enterprise = $1"
+        )
+        params: list[Any] = [enterprise]
+        if tags is not None:
+            sql += " AND t.path IN (SELECT unnest(CAST($2 AS TEXT[])))"
+            params.append(sorted(set(tags)))
+        return self._query(sql + " ORDER BY c.id", params)
+
+    def forget_raw_changes(
+        self, enterprise: str, upto_id: int, *, tags: list[str] | None = None, older_ms: int = 0
+    ) -> int:
+        """Drop journal rows up to ``upto_id`` (of ``tags`` only, when given).
+
+        Rows of any enterprise written before ``older_ms`` go too: nothing waits for them.
+        """
+        sql = (
+            "DELETE FROM raw_changes WHERE (id <= $1 AND tag_id IN (SELECT id FROM tags "
+            "WHERE enterprise = $2"
+        )
+        params: list[Any] = [upto_id, enterprise]
+        if tags is not None:
+            sql += " AND path IN (SELECT unnest(CAST($3 AS TEXT[])))"
+            params.append(sorted(set(tags)))
+        params.append(older_ms)
+        sql += f")) OR written_ms < ${len(params)} RETURNING id"
+        return self._query(sql, params).num_rows
 
     def count(self, enterprise: str | None = None) -> int:
         """Return how many raw points are stored (for one enterprise, or all)."""

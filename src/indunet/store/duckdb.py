@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from indunet.errors import ConfigError, StorageLocked, StorageUnavailable
 from indunet.model import DataType, DeadLetter
-from indunet.store.base import HOUR_MS, Historian, TagSpec
+from indunet.store.base import HOUR_MS, Historian, TagSpec, _now_ms, change_ranges
 
 if TYPE_CHECKING:
     from indunet.config import RetentionRule, Settings
@@ -60,6 +60,15 @@ CREATE TABLE IF NOT EXISTS rollups_hourly (
     first_ts BIGINT, first_value DOUBLE, last_ts BIGINT, last_value DOUBLE,
     PRIMARY KEY (tag_id, hour_ms)
 );
+CREATE SEQUENCE IF NOT EXISTS raw_change_ids START 1;
+CREATE TABLE IF NOT EXISTS raw_changes (
+    id BIGINT PRIMARY KEY DEFAULT nextval('raw_change_ids'),
+    tag_id INTEGER NOT NULL,
+    lo BIGINT NOT NULL,
+    hi BIGINT NOT NULL,
+    written_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS followed_tags (tag_id INTEGER PRIMARY KEY);
 CREATE SEQUENCE IF NOT EXISTS deadletter_ids START 1;
 CREATE TABLE IF NOT EXISTS deadletters (
     id BIGINT PRIMARY KEY DEFAULT nextval('deadletter_ids'),
@@ -216,6 +225,12 @@ class DuckDBHistorian(Historian):
                         [lo, hi],
                     )
                 con.execute("INSERT INTO points SELECT * FROM staged")
+                con.register("changed", change_ranges(rows, _now_ms()))
+                con.execute(
+                    "INSERT INTO raw_changes (tag_id, lo, hi, written_ms) SELECT * FROM changed "
+                    "WHERE tag_id IN (SELECT tag_id FROM followed_tags)"
+                )
+                con.unregister("changed")
                 con.register("newest", _newest(rows))
                 con.execute(
                     "INSERT INTO latest SELECT * FROM newest "

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 
 from indunet.errors import ConfigError, StorageUnavailable
 from indunet.model import DataType, DeadLetter
-from indunet.store.base import DAY_MS, HOUR_MS, Historian, TagSpec
+from indunet.store.base import DAY_MS, HOUR_MS, Historian, TagSpec, _now_ms, change_ranges
 
 if TYPE_CHECKING:
     from indunet.config import RetentionRule, Settings
@@ -66,6 +66,14 @@ CREATE TABLE IF NOT EXISTS {s}.rollups_hourly (
     first_ts BIGINT, first_value DOUBLE PRECISION, last_ts BIGINT, last_value DOUBLE PRECISION,
     PRIMARY KEY (tag_id, hour_ms)
 );
+CREATE TABLE IF NOT EXISTS {s}.raw_changes (
+    id BIGSERIAL PRIMARY KEY,
+    tag_id INTEGER NOT NULL,
+    lo BIGINT NOT NULL,
+    hi BIGINT NOT NULL,
+    written_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.followed_tags (tag_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS {s}.deadletters (
     id BIGSERIAL PRIMARY KEY,
     received_ms BIGINT NOT NULL,
@@ -256,6 +264,13 @@ class PostgresHistorian(Historian):
                     else:
                         self._upsert_points(cur, rows)
                     self._upsert_latest(cur, rows, tag_ids)
+                    changed = change_ranges(rows, _now_ms())
+                    cur.execute(
+                        "INSERT INTO raw_changes (tag_id, lo, hi, written_ms) SELECT * FROM "
+                        "unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[]) AS c(t) "
+                        "WHERE t IN (SELECT tag_id FROM followed_tags)",
+                        [changed.column(c).to_pylist() for c in changed.column_names],
+                    )
                     self._insert_letters(letters, enterprise)
             except psycopg.OperationalError as exc:
                 raise StorageUnavailable(
