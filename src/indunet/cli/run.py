@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,15 +110,32 @@ def serve(
         historian.close()
 
 
-def _demo_login(historian: Any, enterprise: str) -> dict[str, str]:
-    """Create (or reset) the demo user with a random password, and a device key for ingest."""
+def _demo_login(historian: Any, enterprise: str, data_dir: Path) -> dict[str, str]:
+    """Return the demo user's password and an ingest device key, the same on every restart.
+
+    They are kept in ``demo-login.json`` (mode 600) in the data dir; when the file is missing or
+    no longer matches (a user reset the password, revoked the key), fresh ones are made.
+    """
     import secrets
 
     from indunet.auth.store import AuthStore
 
     store = AuthStore(historian)
-    password = secrets.token_urlsafe(12)
+    kept = data_dir / "demo-login.json"
     now = int(time.time() * 1000)
+    try:
+        login = json.loads(kept.read_text())
+        key_id = str(login["device_key"]).split("_")[1]
+        key = store.key(key_id)
+        if (
+            store.check_password("demo", str(login["password"]))
+            and key is not None
+            and key["revoked_ms"] is None
+        ):
+            return {k: str(login[k]) for k in ("user", "password", "device_key")}
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    password = secrets.token_urlsafe(12)
     if store.user("demo") is None:
         store.add_user("demo", password, now_ms=now)
     else:
@@ -125,7 +143,11 @@ def _demo_login(historian: Any, enterprise: str) -> dict[str, str]:
     store.grant("demo", enterprise, "admin")
     store.grant("demo", "*", "chain")  # the regional monitor's aggregates too
     device = store.create_key(enterprise, "operator", name="demo ingest", device=True, now_ms=now)
-    return {"user": "demo", "password": password, "device_key": device.secret}
+    login = {"user": "demo", "password": password, "device_key": device.secret}
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.touch(mode=0o600)
+    kept.write_text(json.dumps(login))
+    return login
 
 
 @app.command()
@@ -165,14 +187,13 @@ def demo(
     import tempfile
     import threading
 
-    import pyarrow.compute as pc
     import uvicorn
 
     from indunet.api.app import create_app
     from indunet.connect.broker import EmbeddedBroker
     from indunet.connect.mqtt import MqttIngest
+    from indunet.sim.backfill import backfill_history, carry_on_counters
     from indunet.sim.live import PlantSim, build_plants
-    from indunet.sim.plant import SimMachine, simulate
     from indunet.sim.plant_config import demo_plant_config
     from indunet.sim.publish import SimPublisher
 
@@ -194,7 +215,8 @@ def demo(
         )
     settings = settings.model_copy(update={"plant": plant_config})
     historian = _open(settings)
-    login = _demo_login(historian, settings.enterprise)  # a demo user and an ingest device key
+    # a demo user and an ingest device key, kept across restarts on the same data dir
+    login = _demo_login(historian, settings.enterprise, Path(data_dir))
     from indunet.sim.business import load_demo_business  # stock, orders, trucks, sold machines
 
     load_demo_business(
@@ -206,18 +228,13 @@ def demo(
     from indunet.sim.docking_demo import load_docking_demo  # the mask shortage on /docking
 
     load_docking_demo(historian, settings.enterprise, now_ms=int(time.time() * 1000))
-    # history of the same machines, so their charts and OEE have a past: power and part and scrap
-    # counters (not temperature: the batch model's would not join the live one smoothly)
+    # history of the same machines, so their charts and OEE have a past: only what is missing
+    # (a restart on a kept data dir fills the gap since it stopped and rewrites nothing)
     if hours:
-        end = int(time.time() * 1000) // 1000 * 1000
-        past = tuple(SimMachine(m.path, m.rated_kw * 0.08, m.rated_kw, m.cycle_s) for m in plants)
-        batch = simulate(past, end - hours * 3_600_000, end, 10_000, enterprise=settings.enterprise)
-        batch.table = batch.table.filter(
-            pc.match_substring_regex(
-                batch.table.column("tag"), r"/(power_kw|parts_total|scrap_total)$"
-            )
+        backfill_history(
+            historian, settings.enterprise, plants, hours=hours, now_ms=int(time.time() * 1000)
         )
-        historian.write(batch, source="demo")
+    carry_on_counters(historian, settings.enterprise, plants)  # counters never fall back
     broker = None
     ingest = publisher = alarm_service = watcher = edge_demo = None
     nation_loader: threading.Thread | None = None
