@@ -98,3 +98,45 @@ def test_learn_thresholds_prints_a_toml_snippet(run):
 def test_bad_input_exits_2_with_a_reason(run, args, text):
     r = run(*args, expect=2)
     assert text in r.output
+
+
+def test_csv_import_then_oee_needs_no_manual_step(run, tmp_path):
+    """The issue's reproduction: import a machine's CSV, then `plant oee` straight away."""
+    m2 = "s1/press/l1/m2"
+    (tmp_path / "indunet.toml").write_text(TOML + TOML.replace(M1, m2).split("[plant.sites")[0])
+    lines = ["ts,tag,value"]
+    for i in range(0, 1800):  # 10 min off, 20 min running at 8 kW, a part every 12 s
+        kw = 0.0 if i < 600 else 8.0
+        lines.append(f"{T0 + i * 1000},{m2}/power_kw,{kw}")
+        if i % 10 == 0:
+            lines.append(f"{T0 + i * 1000},{m2}/parts_total,{max(i - 600, 0) // 12}")
+    path = tmp_path / "m2.csv"
+    path.write_text("\n".join(lines) + "\n")
+    run("import", "csv", path, "--long")
+    end = T0 + 1_800_000
+    oee = json.loads(run("plant", "oee", m2, "--start", T0, "--end", end, "--json").stdout)
+    t = oee["total"]
+    assert t["apt_ms"] == pytest.approx(1_199_000, abs=2_000)  # running from the 600th second
+    assert 0 < t["availability"] <= 1 and 0 < t["performance"] <= 1
+    assert t["availability"] == pytest.approx(2 / 3, abs=0.01)
+    assert not any("offline" in w for w in t["warnings"])
+
+
+def test_check_and_repair_exit_codes(run, tmp_path):
+    end = T0 + 3_000_000
+    r = run("check", "--start", T0, "--end", end, "--json")
+    assert json.loads(r.stdout) == {"clean": True, "findings": []}
+    run("plant", "states", M1, "--start", T0, "--end", end)  # brings the timeline up to date
+    from indunet.config import load_settings
+
+    h = open_historian(load_settings(data_dir=tmp_path / "data"))
+    h._query(  # two writers' segments over each other, as an old release could leave them
+        "INSERT INTO plant_states VALUES ('demo', $1, $2, $3, 'idle', NULL) RETURNING start_ms",
+        [M1, T0 + 100_000, T0 + 700_000],
+    )
+    h.close()
+    r = run("check", "--start", T0, "--end", end, expect=1)
+    assert "timeline_overlap" in r.stdout and M1 in r.stdout
+    rows = json.loads(run("plant", "repair", M1, "--json").stdout)["rows"]
+    assert rows[0]["machine"] == M1 and rows[0]["segments"] >= 4
+    assert json.loads(run("check", "--start", T0, "--end", end, "--json").stdout)["clean"]

@@ -361,6 +361,64 @@ def plant_machines(
     _print_rows(rows, as_json)
 
 
+@plant_app.command("repair")
+@guarded
+def plant_repair(
+    scope: Annotated[
+        str, typer.Argument(help="Machine, line, area or site prefix ('' = all).")
+    ] = "",
+    start: Annotated[
+        str | None, typer.Option(help="Epoch ms or RFC 3339 (default: the first power sample).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Epoch ms or RFC 3339 (default: the newest power sample).")
+    ] = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Rebuild derived data (state timelines) from raw data; stop reasons are kept."""
+    from indunet.plant.report import scope_machines
+    from indunet.plant.watch import recompute_range
+
+    settings, historian, store, plant = _plant_session(data_dir, db, enterprise, follow=False)
+    rows = []
+    try:
+        ent = settings.enterprise
+        for m in scope_machines(plant, scope):
+            if m.power_tag is None or m.thresholds is None:
+                rows.append({"machine": m.id, "segments": 0, "note": "no power_tag or thresholds"})
+                continue
+            tag = f"{m.id}/{m.power_tag}"
+            newest = historian.latest(ent, tag)
+            if not newest.num_rows:
+                rows.append({"machine": m.id, "segments": 0, "note": "no power data"})
+                continue
+            hi = _time(end, int(newest.column("ts")[0].as_py()) + 1, "--end")
+            first = historian.series(ent, tag, 0, hi, limit=1)
+            default_lo = int(first.column("ts")[0].as_py()) if first.num_rows else hi - 1
+            lo = _time(start, default_lo, "--start")
+            if hi <= lo:
+                raise DataError(f"--end ({hi}) must be after --start ({lo})")
+            if start is None:  # a full rebuild: nothing stored outside the data survives
+                store.sql.execute(
+                    "DELETE FROM plant_states WHERE enterprise = $1 AND machine = $2",
+                    [ent, m.id],
+                )
+            tl = recompute_range(store, historian, ent, m, lo, hi)
+            rows.append({"machine": m.id, "segments": len(tl), "note": ""})
+        historian.follow_tags(
+            ent, [f"{m.id}/{m.power_tag}" for m in plant.machines if m.power_tag is not None]
+        )
+        journal = historian.raw_changes(ent)
+        if journal.num_rows:
+            historian.forget_raw_changes(ent, int(max(journal.column("id").to_pylist())))
+    finally:
+        historian.close()
+    _print_rows(rows, as_json)
+
+
 @plant_app.command("states")
 @guarded
 def plant_states(
@@ -571,3 +629,47 @@ def plant_learn_thresholds(
         f"thresholds = {{ off_below = {th.off_below:.6g}, running_above = {th.running_above:.6g}, "
         f"hysteresis = {th.hysteresis:.6g}, min_dwell_s = {th.min_dwell_s:g} }}"
     )
+
+
+@app.command("check")
+@guarded
+def check(
+    start: Start = None,
+    end: End = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Check data integrity; exit 0 when clean, 1 with the list of findings.
+
+    Overlapping or missing timeline rows, counters that went backwards, OEE elements outside
+    [0, 1] (over the range, default the last 24 h), tags silent past their expected interval,
+    derived data behind raw data.
+    """
+    from indunet.plant.integrity import check_plant
+
+    lo, hi = _plant_range(start, end)
+    settings, historian, store, plant = _plant_session(data_dir, db, enterprise, follow=False)
+    try:
+        found = check_plant(
+            store,
+            historian,
+            plant,
+            settings.enterprise,
+            start_ms=lo,
+            end_ms=hi,
+            now_ms=int(time.time() * 1000),
+        )
+    finally:
+        historian.close()
+    if as_json:
+        typer.echo(json.dumps({"clean": not found, "findings": [f.as_dict() for f in found]}))
+    elif not found:
+        typer.echo("clean: no integrity problem found")
+    else:
+        for f in found:
+            typer.echo(f"{f.check}  {f.subject}  {f.message}")
+        typer.echo(f"{len(found)} problem(s) found", err=True)
+    if found:
+        raise typer.Exit(1)

@@ -125,6 +125,10 @@ def follow_raw_changes(
             if stored_end is None or hi + pad > stored_end:
                 done.restarted.append(m.id)  # the tail is the tracker's: it starts over
             end = min(end, stored_end) if stored_end is not None else start
+        else:  # no tracker: stop at the newest sample (the silence after it is offline anyway)
+            newest = historian.latest(enterprise, f"{m.id}/{m.power_tag}")
+            if newest.num_rows:
+                end = min(end, int(newest.column("ts")[0].as_py()) + 1)
         if end <= start:
             continue
         try:

@@ -26,6 +26,7 @@ from indunet.plant.energy import (
     energy_from_power,
     energy_summary,
 )
+from indunet.plant.follow import pending_changes
 from indunet.plant.oee import OeeElements, machine_oee, rollup, unassigned_stops
 from indunet.plant.shifts import ShiftWindow, day_windows, planned_busy, shift_windows
 from indunet.plant.states import STATE_NAMES, StateTimeline, current_to_kw
@@ -261,6 +262,20 @@ def oee_report(
                 groups[key] = groups[key] + g if key in groups else g
                 group_span[key] = (w.start_ms, w.end_ms)
     total_e = OeeElements.total(per_machine.values())
+    behind = pending_changes(historian, enterprise, machines, start_ms, end_ms)
+    if behind:
+        total_e = OeeElements(
+            **{
+                **total_e.__dict__,
+                "warnings": (
+                    *total_e.warnings,
+                    f"state timelines of {', '.join(behind[:5])}"
+                    + (f" and {len(behind) - 5} more" if len(behind) > 5 else "")
+                    + " are being brought up to date with data written just now; ask again in "
+                    "a few seconds (or run `indunet plant repair`)",
+                ),
+            }
+        )
     out: dict[str, Any] = {
         "scope": scope,
         "start_ms": start_ms,

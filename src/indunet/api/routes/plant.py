@@ -269,6 +269,30 @@ def oee(
     )
 
 
+@router.get("/check")
+def check(
+    store: StoreDep,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    start: str | None = None,
+    end: str | None = None,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Check data integrity: timelines, counters, OEE within [0, 1], silent tags, derived data.
+
+    ``clean`` is true when nothing was found; counters and OEE are checked over the range
+    (default the last day).
+    """
+    from indunet.plant.integrity import check_plant
+
+    ent = enterprise or settings.enterprise
+    lo, hi = _range(start, end, settings)
+    found = check_plant(
+        store, historian, _plant(store, ent), ent, start_ms=lo, end_ms=hi, now_ms=_now()
+    )
+    return {"clean": not found, "findings": [f.as_dict() for f in found]}
+
+
 @router.get("/energy")
 def energy(
     request: Request,
@@ -368,4 +392,3 @@ def command_results(
         except DataError as exc:
             raise HTTPException(422, f"machine: {exc}") from exc
     return CommandLog(historian).recent(enterprise or settings.enterprise, machine, limit)
-
