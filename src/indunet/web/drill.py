@@ -145,9 +145,7 @@ def day_start_ms(zone: ZoneInfo, now_ms: int) -> int:
 
 def elements_from_dict(doc: Mapping[str, Any]) -> OeeElements:
     """Return `OeeElements` from the report's JSON form (``OeeElements.as_dict``)."""
-    names = OeeElements.__dataclass_fields__
-    kw = {k: v for k, v in doc.items() if k in names and k != "warnings"}
-    return OeeElements(**kw, warnings=tuple(doc.get("warnings", ())))
+    return OeeElements.from_dict(doc)
 
 
 def _alarm_scope(source: str) -> str:
