@@ -59,6 +59,7 @@ DRILL_POLL_S = 15
 DRILL_CACHE_S = 10.0
 _CACHE_MAX = 256
 _DERIVED = "derived/oee/"
+_DATA_QUALITY = "derived/data_quality/"
 DAY_MS = 86_400_000
 Level = Literal["site", "area", "line"]
 _LEVEL_NAMES: tuple[Level, ...] = ("site", "area", "line")
@@ -149,7 +150,10 @@ def elements_from_dict(doc: Mapping[str, Any]) -> OeeElements:
 
 
 def _alarm_scope(source: str) -> str:
-    return source[len(_DERIVED) :] if source.startswith(_DERIVED) else source
+    for prefix in (_DERIVED, _DATA_QUALITY):
+        if source.startswith(prefix):
+            return source[len(prefix) :]
+    return source
 
 
 def _under(path: str, prefix: str) -> bool:

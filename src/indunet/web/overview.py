@@ -32,7 +32,7 @@ from indunet.api.deps import HistorianDep, SettingsDep, app_store
 from indunet.api.routes.plant import get_plant_store
 from indunet.business.records import BusinessKind
 from indunet.business.store import BusinessStore
-from indunet.plant.alarm_service import DERIVED_OEE, AlarmStore
+from indunet.plant.alarm_service import DATA_QUALITY, DERIVED_OEE, AlarmStore
 from indunet.plant.config import PlantConfig
 from indunet.plant.oee import OeeElements
 from indunet.plant.store import PlantStore
@@ -236,6 +236,8 @@ def alarm_site(source: str) -> str:
     """Return the site an alarm's source tag is on ("" for enterprise-wide derived sources)."""
     if source.startswith(DERIVED_OEE):
         source = source[len(DERIVED_OEE) :]
+    elif source.startswith(DATA_QUALITY):
+        source = source[len(DATA_QUALITY) :]
     elif source.startswith("derived/"):
         return ""  # e.g. derived/chain/…: not a tag of a plant site
     return source.split("/", 1)[0]
