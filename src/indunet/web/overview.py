@@ -172,6 +172,13 @@ class SiteCard:
         return f"A {p(self.availability)} · P {p(self.performance)} · Q {p(self.quality)} %"
 
     @property
+    def oee_until_text(self) -> str:
+        """Return up to when the OEE figures count (UTC clock time), or ""."""
+        if self.oee_until_ms is None:
+            return ""
+        return datetime.fromtimestamp(self.oee_until_ms / 1000, UTC).strftime("%H:%M:%S UTC")
+
+    @property
     def target_text(self) -> str:
         """Return the OEE target as a percentage."""
         return _pct(self.oee_target)
