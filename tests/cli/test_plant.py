@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -79,6 +80,34 @@ def test_learn_thresholds_prints_a_toml_snippet(run):
     assert j["note"].startswith("three levels")
 
 
+def test_a_too_slow_ideal_cycle_is_flagged_and_learn_cycle_proposes_the_real_one(
+    run, settings_factory
+):
+    t1 = T0 + 86_400_000  # a day later: 3 h running at a 4 s cycle (configured: 10 s)
+    h = open_historian(settings_factory())
+    ts, v = power_profile(t1, [(3 * 3600, 8.0), (600, 0.0)])
+    write(h, f"{M1}/power_kw", ts, v)
+    cts = np.arange(t1, t1 + 3 * 3_600_000, 5_000, dtype=np.int64)
+    write(h, f"{M1}/parts_total", cts, 1000 + np.floor((cts - t1) / 4_000))
+    h.close()
+    end = t1 + 3 * 3_600_000 + 600_000
+    run("plant", "states", M1, "--start", t1, "--end", end, "--recompute")
+    oee = json.loads(run("plant", "oee", M1, "--start", t1, "--end", end, "--json").stdout)
+    t = oee["total"]
+    assert t["performance"] == pytest.approx(2.5, rel=0.01) and t["plausible"] is False
+    [finding] = t["implausible"]
+    assert finding["machine"] == M1 and finding["figure"] == "performance"
+    assert "ideal cycle time is set too slow" in finding["cause"]
+    assert any(w.startswith(f"{M1}: performance 25") for w in t["warnings"]), t["warnings"]
+    r = run("plant", "oee", M1, "--start", t1, "--end", end)
+    assert "warning: " + M1 in r.stderr and "learn-cycle" in r.stderr
+    j = json.loads(run("plant", "learn-cycle", M1, "--start", t1, "--end", end, "--json").stdout)
+    assert j["ideal_cycle_s"] == pytest.approx(4.0, rel=0.04) and j["current_s"] == 10.0
+    assert j["machine"] == M1 and j["product"] == "p" and j["windows"] >= 10
+    snippet = run("plant", "learn-cycle", M1, "--start", t1, "--end", end).stdout
+    assert f'id = "{M1}"' in snippet and 'ideal_cycle_s = { "p" = 4' in snippet
+
+
 @pytest.mark.parametrize(
     ("args", "text"),
     [
@@ -93,6 +122,10 @@ def test_learn_thresholds_prints_a_toml_snippet(run):
             ("plant", "learn-thresholds", M1, "--start", T0 - 10**7, "--end", T0 - 10**6),
             "no power data",
         ),
+        (("plant", "learn-cycle", M1, "--start", T0 - 10**7, "--end", T0 - 10**6), "no counter"),
+        (("plant", "learn-cycle", M1, "--start", T0, "--end", T0 + 3_000_000), "no stored states"),
+        (("plant", "learn-cycle", "s1/press/l1/m5"), "not in the plant configuration"),
+        (("plant", "learn-cycle", M1, "--percentile", "100"), "percentile"),
     ],
 )
 def test_bad_input_exits_2_with_a_reason(run, args, text):

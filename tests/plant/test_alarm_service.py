@@ -337,11 +337,73 @@ def test_oee_below_target_from_derived_values(make_settings) -> None:
         recompute_range(store, historian, E, settings.plant.machines[0], start, now)
         service = AlarmService(historian, settings, clock=Clock(now))
         events = service.run_once(now)
-        raised = {(r["rule_id"], r["source"]) for r in events if r["kind"] == "raised"}
+        raised = {
+            (r["rule_id"], r["source"])
+            for r in events
+            if r["kind"] == "raised" and r["rule_id"] != "data_quality"  # see the test below
+        }
         # the line (25 % < 50 %) is raised; the machine (25 % > 10 %) is not
         assert raised == {("line-oee", "derived/oee/s1/press/l1")}
         line = next(r for r in events if r["rule_id"] == "line-oee")
         assert line["value"] == pytest.approx(0.25, abs=0.02)
         assert service.run_once(now + 1000) == []  # computed once a minute, not every round
+    finally:
+        historian.close()
+
+
+def test_implausible_oee_raises_a_data_quality_alarm_naming_the_machine(make_settings) -> None:
+    from indunet.plant.store import PlantStore
+    from indunet.plant.watch import recompute_range
+
+    slow, fine = "s1/press/l1/m1", "s1/press/l1/m2"
+    hour = 3_600_000
+    now = int(time.time() * 1000) // hour * hour
+
+    def machine(mid: str, cycle: float) -> dict:
+        return {
+            "id": mid,
+            "power_tag": "power_kw",
+            "thresholds": {"off_below": 1.0, "running_above": 10.0},
+            "expected_interval_s": 60.0,
+            "offline_after_intervals": 3,
+            "total_counter": {"tag": "parts_total"},
+            "ideal_cycle_s": {"p": cycle},
+            "default_product": "p",
+        }
+
+    calendar = {"timezone": "UTC", "shifts": [{"name": "all", "start": "00:00", "end": "00:00"}]}
+    # both make a part a minute while running; m1's ideal cycle says 3 minutes: P ≈ 300 %
+    settings = make_settings(
+        machines=[machine(slow, 180.0), machine(fine, 60.0)],
+        sites={"s1": {"calendar": calendar}},
+        alarms=[],
+    )
+    historian = open_historian(settings)
+    try:
+        start = now - 4 * hour
+        rows = []
+        for minute in range(4 * 60):
+            t = start + minute * 60_000
+            for m in (slow, fine):
+                rows += [(f"{m}/power_kw", t, 20.0), (f"{m}/parts_total", t, float(minute // 2))]
+        historian.write(batch(rows), source="test")
+        store = PlantStore(historian, settings.plant)
+        for m in settings.plant.machines:
+            recompute_range(store, historian, E, m, start, now)
+        service = AlarmService(historian, settings, clock=Clock(now))
+        assert service.rule_sources["data_quality"] == "builtin"
+        events = service.run_once(now)
+        raised = [r for r in events if r["kind"] == "raised"]
+        assert [(r["rule_id"], r["source"]) for r in raised] == [
+            ("data_quality", f"derived/data_quality/{slow}")
+        ]
+        assert raised[0]["value"] == 1.0 and "learn-cycle" in raised[0]["message"]
+        [alarm] = service.alarms()
+        assert alarm.source.endswith(slow) and str(alarm.state) == "unack"
+        with pytest.raises(DataError, match="built in"):
+            service.delete_rule("data_quality")
+        with pytest.raises(AlarmRuleError, match="data_quality"):
+            service.add_rules([{"id": "data_quality", "kind": "high", "tag": f"{slow}/power_kw",
+                                "limit": 1.0}])  # fmt: skip
     finally:
         historian.close()

@@ -10,9 +10,11 @@ from indunet.plant.store import PlantStore
 from indunet.plant.today import (
     HOUR_MS,
     HourlyCache,
-    counter_increase,
+    SiteOee,
+    SiteOeeCache,
     day_start_ms,
     read_hourly,
+    site_oee,
     site_today,
     state_now,
 )
@@ -27,21 +29,6 @@ NOW = START + 3 * HOUR_MS + 1_800_000  # 03:30
 def test_day_start_is_local_midnight():
     assert day_start_ms("UTC", NOW) == START
     assert day_start_ms("Asia/Shanghai", NOW) == START - 8 * HOUR_MS  # 08:00 local, same day
-
-
-def test_counter_rise_counts_resets_inside_and_between_hours():
-    rows = {
-        "first_value": np.array([90.0, 100.0, 5.0, 50.0]),
-        "last_value": np.array([100.0, 30.0, 40.0, 60.0]),
-        "vmin": np.array([90.0, 0.0, 5.0, 50.0]),
-        "vmax": np.array([100.0, 150.0, 40.0, 60.0]),
-    }
-    same = np.array([False, True, True, True])
-    keep = np.array([False, True, True, True])  # the first hour is yesterday's
-    rise = counter_increase(rows, same, keep)
-    # hour 2: 100→150, reset, 0→30 = 80; hour 3: after 30 it restarted at 5 (reset) = 5 + 35;
-    # hour 4: 40→50 between hours, then 10 inside
-    assert rise.tolist() == [0.0, 80.0, 40.0, 20.0]
 
 
 def _plant_data(historian):
@@ -70,11 +57,10 @@ def test_site_figures_match_the_reports(historian):
     assert site.states == {"running": 0, "idle": 0, "off": 1, "offline": 1, "unknown": 0}
     oee = oee_report(store, historian, cfg, "demo", "s1", START, NOW)["total"]
     energy = energy_report(store, historian, cfg, "demo", "s1", START, NOW)["total"]
-    assert site.pbt_ms == oee["pbt_ms"] and site.apt_ms == oee["apt_ms"]
-    assert site.availability == pytest.approx(oee["availability"])
-    assert site.produced == pytest.approx(oee["produced"], abs=2)
-    assert site.good == pytest.approx(oee["good"], abs=2)
-    assert site.oee == pytest.approx(oee["oee"], rel=0.01)
+    # OEE is the report's own (one code path), not an approximation
+    found = site_oee(store, historian, cfg, "demo", "s1", NOW)
+    assert (found.start_ms, found.end_ms) == (START, NOW)
+    assert found.elements is not None and found.elements.as_dict() == oee
     assert site.kwh == pytest.approx(energy["kwh"], rel=0.01)
     assert site.kwh == pytest.approx(2 * 10 + 1.5 * 2 - 10 / 60 * 2 + 3.5 * 0.5, rel=0.01)
     # a later call reads only the points since the last one (one query), same figures
@@ -82,20 +68,34 @@ def test_site_figures_match_the_reports(historian):
     [again] = site_today(store, historian, cfg, "demo", NOW + 5000, hourly=cache).values()
     assert cache.queries == before + 1
     assert again.kwh == pytest.approx(site.kwh, rel=1e-3)
-    assert again.produced == pytest.approx(site.produced)
     site_today(store, historian, cfg, "demo", NOW + 5000, hourly=cache)
     assert cache.queries == before + 1  # nothing new: no query
 
 
-def test_watcher_state_wins_and_its_open_run_counts(historian):
+def test_watcher_state_wins(historian):
     cfg, store = _plant_data(historian)
     later = NOW + 120_000  # stored segments end at NOW; the watcher says running since before
     [site] = site_today(
         store, historian, cfg, "demo", later, current=lambda m: ("running", NOW - 60_000)
     ).values()
     assert site.states["running"] == 2
-    [plain] = site_today(store, historian, cfg, "demo", later).values()
-    assert site.apt_ms == plain.apt_ms + 2 * 120_000  # only the not yet stored part is added
+
+
+def test_site_oee_cache_serves_then_refreshes_in_the_background():
+    calls = []
+
+    def compute() -> SiteOee:
+        calls.append(1)
+        return SiteOee("s1", START, START + len(calls), None)
+
+    cache = SiteOeeCache(ttl_ms=0)
+    assert cache.get("demo", "s1", START, compute).end_ms == START + 1  # computed, waited
+    assert cache.get("demo", "s1", START, compute).end_ms == START + 1  # stale: served
+    cache.drain()
+    assert cache.get("demo", "s1", START, compute).end_ms == START + 2  # refreshed behind
+    cache.drain()
+    # a new day is computed while the caller waits
+    assert cache.get("demo", "s1", START + 86_400_000, compute).start_ms == START
 
 
 def test_hourly_cache_merges_new_points_like_a_fresh_read(historian):

@@ -199,8 +199,8 @@ def test_oee_today_against_the_target(make_client):
     ])  # fmt: skip
     s1 = cards(c.get("/").text)["s1"]
     assert s1.startswith(' oee-bad"')  # 40 % is more than 10 points under the target
-    assert '<b class="kpi">40 %</b> <span class="muted">target 65 %</span>' in s1
-    assert "A 50 · P 80 · Q 100 %" in s1
+    assert '<b class="kpi">40.0 %</b> <span class="muted">target 65 %</span>' in s1
+    assert "A 50.0 · P 80.0 · Q 100.0 %" in s1
 
 
 def test_open_alarms_by_priority_and_not_for_another_tenant(make_client):

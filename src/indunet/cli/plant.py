@@ -558,6 +558,71 @@ def plant_energy(
     _print_rows(rows, False)
 
 
+@plant_app.command("learn-cycle")
+@guarded
+def plant_learn_cycle(
+    machine: Annotated[str, typer.Argument(help="Machine id site/area/line/machine.")],
+    start: Annotated[
+        str | None, typer.Option(help="Epoch ms or RFC 3339 (default: end - 7 days).")
+    ] = None,
+    end: End = None,
+    percentile: Annotated[
+        float, typer.Option(min=50, max=99.9, help="Percentile of the running rate.")
+    ] = 95.0,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Propose an ideal cycle time from the part counter and the running time (TOML snippet)."""
+    import numpy as np
+
+    from indunet.plant.counters import counter_deltas
+    from indunet.plant.cycles import learn_cycle
+    from indunet.plant.states import MachineState
+    from indunet.plant.watch import usable_values
+
+    hi = _time(end, int(time.time() * 1000), "--end")
+    lo = _time(start, hi - 7 * 86_400_000, "--start")
+    if hi <= lo:
+        raise DataError(f"--end ({_iso(hi)}) must be after --start ({_iso(lo)})")
+    settings, historian, store, plant = _plant_session(data_dir, db, enterprise)
+    try:
+        cfg = plant.machine(machine.strip("/"))
+        if cfg.total_counter is None:
+            raise DataError(f"machine {cfg.id} has no total_counter; nothing to learn from")
+        tag = f"{cfg.id}/{cfg.total_counter.tag}"
+        table = historian.series_many(settings.enterprise, [tag], lo, hi).get(tag)
+        tl = store.timelines(settings.enterprise, cfg.id, lo, hi).get(cfg.id)
+    finally:
+        historian.close()
+    if table is None or not table.num_rows:
+        raise DataError(f"{tag}: no counter data between {_iso(lo)} and {_iso(hi)}")
+    if tl is None or not len(tl):
+        raise DataError(
+            f"{cfg.id}: no stored states between {_iso(lo)} and {_iso(hi)}; "
+            f"run indunet plant states {cfg.id} --recompute"
+        )
+    ts, v = usable_values(table)
+    good = np.isfinite(v)
+    deltas = counter_deltas(ts[good], v[good], cfg.total_counter, machine=cfg.id)
+    run = tl.state == MachineState.RUNNING
+    running = np.stack([np.maximum(tl.start_ms[run], lo), np.minimum(tl.end_ms[run], hi)], 1)
+    proposal = learn_cycle(
+        deltas.ts_ms, deltas.delta, running, percentile=percentile, machine=cfg.id
+    )
+    product = cfg.default_product or "part"
+    current = cfg.ideal_cycle()
+    if as_json:
+        typer.echo(json.dumps({**proposal.as_dict(), "product": product, "current_s": current}))
+        return
+    now = "not set" if current is None else f"{current:g} s"
+    typer.echo(f"# {proposal.note}; configured now: {now}")
+    typer.echo("[[plant.machines]]")
+    typer.echo(f'id = "{cfg.id}"')
+    typer.echo(f'ideal_cycle_s = {{ "{product}" = {proposal.ideal_cycle_s:g} }}')
+
+
 @plant_app.command("learn-thresholds")
 @guarded
 def plant_learn_thresholds(

@@ -41,7 +41,16 @@ if TYPE_CHECKING:
     from indunet.config import Settings
     from indunet.store.base import Historian
 
-__all__ = ["AlarmNotFound", "AlarmService", "AlarmStore", "event_row"]
+__all__ = [
+    "DATA_QUALITY",
+    "DATA_QUALITY_RULE",
+    "AlarmNotFound",
+    "AlarmService",
+    "AlarmStore",
+    "data_quality_rule",
+    "data_quality_tags",
+    "event_row",
+]
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +280,41 @@ def derived_oee_tags(plant: Any) -> dict[str, str]:
 DERIVED_WINDOW_MS = 8 * 3_600_000
 DERIVED_EVERY_MS = 60_000
 
+DATA_QUALITY = "derived/data_quality/"
+#: the built-in rule raising a data-quality alarm for a machine with implausible OEE figures
+DATA_QUALITY_RULE = "data_quality"
+
+
+def data_quality_tags(plant: Any) -> dict[str, str]:
+    """Return ``derived/data_quality/<machine id>`` of every machine with a part counter.
+
+    Its value, once a minute, is how many of the machine's OEE figures over the last
+    ``DERIVED_WINDOW_MS`` cannot be true (`indunet.plant.oee.plausibility`): 0 when plausible.
+    """
+    return {f"{DATA_QUALITY}{m.id}": m.id for m in plant.machines if m.total_counter is not None}
+
+
+def data_quality_rule() -> AlarmRule:
+    """Return the built-in data-quality rule: an alarm per machine with implausible OEE."""
+    return load_rules(
+        [
+            {
+                "id": DATA_QUALITY_RULE,
+                "kind": "high",
+                "pattern": f"{DATA_QUALITY}+/+/+/+",
+                "limit": 0.5,
+                "priority": "medium",
+                "message": (
+                    "data quality: this machine's OEE figures cannot be true (a figure outside "
+                    "0-100 %): its ideal cycle time is set too slow (propose one with indunet "
+                    "plant learn-cycle), parts are counted twice, parts were counted without "
+                    "running time, or scrap exceeds produced; the cause is in the warnings of "
+                    "GET /api/v1/oee for the machine"
+                ),
+            }
+        ]
+    )[0]
+
 
 class AlarmService(Rounds):
     """Evaluate alarm rules on the historian's new points, once per ``interval_s``, in a thread.
@@ -343,6 +387,7 @@ class AlarmService(Rounds):
         tags = {t.path for t in self.historian.tags(self.enterprise, limit=10_000_000)}
         tags |= {f"{m.id}/state" for m in self.settings.plant.machines}
         tags |= set(derived_oee_tags(self.settings.plant))
+        tags |= set(data_quality_tags(self.settings.plant))
         return tags | self._extra_tags
 
     def _load_all_rules(self, api_docs: list[dict[str, Any]] | None = None) -> list[AlarmRule]:
@@ -351,6 +396,9 @@ class AlarmService(Rounds):
         rules = load_rules([*config, *docs], known_tags=self.known_tags())
         config_ids = {r.id for r in rules[: len(config)]}
         self.rule_sources = {r.id: "config" if r.id in config_ids else "api" for r in rules}
+        if data_quality_tags(self.settings.plant) and DATA_QUALITY_RULE not in self.rule_sources:
+            rules.append(data_quality_rule())  # built in; a rule of that id replaces it
+            self.rule_sources[DATA_QUALITY_RULE] = "builtin"
         return rules
 
     def rules(self) -> list[AlarmRule]:
@@ -367,7 +415,7 @@ class AlarmService(Rounds):
             raise AlarmRuleError(["alarm rules must be a rule object or a non-empty list of them"])
         new = load_rules(docs, known_tags=self.known_tags())  # every problem at once
         with self._lock:
-            config = [i for i, s in self.rule_sources.items() if s == "config"]
+            config = [i for i, s in self.rule_sources.items() if s in ("config", "builtin")]
             clash = [r.id for r in new if r.id in config]
             if clash:
                 raise AlarmRuleError(
@@ -392,6 +440,8 @@ class AlarmService(Rounds):
                 raise DataError(
                     f"alarm rule {rule_id!r} is defined in indunet.toml; remove it there"
                 )
+            if self.rule_sources.get(rule_id) == "builtin":
+                raise DataError(f"alarm rule {rule_id!r} is built in; shelve its alarms instead")
             if not self.store.delete_rule(self.enterprise, rule_id):
                 raise AlarmNotFound(f"alarm rule {rule_id!r} does not exist")
             self._swap(self._load_all_rules())
@@ -540,7 +590,9 @@ class AlarmService(Rounds):
         plant = self._plant_store.effective(self.enterprise)
         tags = derived_oee_tags(plant)
         watched = [t for t in tags if any(r.watches(t) for r in self.engine.rules)]
-        if not watched:
+        quality = data_quality_tags(plant)
+        checked = [t for t in quality if any(r.watches(t) for r in self.engine.rules)]
+        if not watched and not checked:
             return None
         try:  # one report: machines, their lines and sites come from the same sums
             report = oee_report(
@@ -564,6 +616,11 @@ class AlarmService(Rounds):
             if oee is not None:  # no planned time: no OEE, nothing to judge
                 names.append(tag)
                 values.append(float(oee))
+        for tag in checked:  # how many of the machine's figures cannot be true (0: plausible)
+            doc = report["machines"].get(quality[tag])
+            if doc is not None:
+                names.append(tag)
+                values.append(float(len(doc.get("implausible", ()))))
         if not names:
             return None
         return pa.table(

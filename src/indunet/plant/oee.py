@@ -34,6 +34,7 @@ from indunet.uns import MachinePath
 
 __all__ = [
     "UNASSIGNED",
+    "Implausible",
     "OeeElements",
     "ShiftOee",
     "StopAssignment",
@@ -41,6 +42,7 @@ __all__ = [
     "machine_oee",
     "oee_by_shift",
     "overlap_ms",
+    "plausibility",
     "rollup",
     "unassigned_stops",
 ]
@@ -54,6 +56,26 @@ def _add_maps(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float
     for k, v in b.items():
         out[k] = out.get(k, 0) + v
     return out
+
+
+#: a ratio this far above 1 (or below 0) is implausible; below it is rounding
+PLAUSIBLE_SLACK = 1e-6
+_RATIOS = ("availability", "performance", "quality", "oee")
+
+
+@dataclass(frozen=True, slots=True)
+class Implausible:
+    """A machine's OEE figure that cannot be true (outside [0, 1]), with its likely cause."""
+
+    machine: str
+    figure: str  # availability, performance, quality or oee
+    value: float | None  # the machine's figure (None when it has no denominator)
+    cause: str
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the finding as plain values (for JSON)."""
+        return {"machine": self.machine, "figure": self.figure, "value": self.value,
+                "cause": self.cause}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,8 @@ class OeeElements:
     produced_without_ideal: float = 0.0
     machines: int = 1
     warnings: tuple[str, ...] = ()
+    #: the implausible figures of the machines summed here (`plausibility`)
+    implausible: tuple[Implausible, ...] = ()
 
     def __add__(self, other: OeeElements) -> OeeElements:
         if not isinstance(other, OeeElements):
@@ -91,6 +115,7 @@ class OeeElements:
             produced_without_ideal=self.produced_without_ideal + other.produced_without_ideal,
             machines=self.machines + other.machines,
             warnings=self.warnings + other.warnings,
+            implausible=self.implausible + other.implausible,
         )
 
     @classmethod
@@ -133,6 +158,36 @@ class OeeElements:
             return None
         return a * p * q
 
+    @property
+    def plausible(self) -> bool:
+        """Tell whether every ratio lies in [0, 1] and no machine summed here is implausible."""
+        if self.implausible:
+            return False
+        for name in _RATIOS:
+            x = getattr(self, name)
+            if x is not None and not -PLAUSIBLE_SLACK <= x <= 1 + PLAUSIBLE_SLACK:
+                return False
+        return True
+
+    @property
+    def implausible_text(self) -> str:
+        """Return the causes of the implausible figures, one per line (for a tooltip)."""
+        lines = [f"{f.machine}: {f.cause}" for f in self.implausible[:10]]
+        if len(self.implausible) > 10:
+            lines.append(f"and {len(self.implausible) - 10} more")
+        if not lines and not self.plausible:
+            lines.append("a figure lies outside [0, 1]")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, object]) -> OeeElements:
+        """Return elements from their JSON form (`as_dict`; ratios are derived again)."""
+        names = cls.__dataclass_fields__
+        kw = {k: v for k, v in doc.items() if k in names and k not in ("warnings", "implausible")}
+        found = tuple(Implausible(**f) for f in doc.get("implausible", ()))  # type: ignore[union-attr]
+        warnings = tuple(doc.get("warnings", ()))  # type: ignore[arg-type]
+        return cls(**kw, warnings=warnings, implausible=found)  # type: ignore[arg-type]
+
     def as_dict(self) -> dict[str, object]:
         """Return the elements and ratios as plain values (for JSON)."""
         return {
@@ -153,6 +208,8 @@ class OeeElements:
             "quality": self.quality,
             "oee": self.oee,
             "warnings": list(self.warnings),
+            "plausible": self.plausible,
+            "implausible": [f.as_dict() for f in self.implausible],
         }
 
 
@@ -254,11 +311,10 @@ def machine_oee(
             f"{machine}: scrap {scrap_q:g} exceeds produced {produced:g}; check scrap_counter"
         )
         good = 0.0
-    if apt_ms and ideal_ms > apt_ms * 1.000001:
-        warnings.append(
-            f"{machine}: performance {ideal_ms / apt_ms:.0%} is above 100 %; the ideal cycle "
-            "time is probably too long"
-        )
+    found = plausibility(
+        machine, apt_ms=apt_ms, produced=produced, scrap=scrap_q, ideal_ms=ideal_ms
+    )
+    warnings.extend(f"{machine}: {f.cause}" for f in found if f.figure != "quality")
     return OeeElements(
         pbt_ms=pbt_ms,
         apt_ms=apt_ms,
@@ -272,7 +328,63 @@ def machine_oee(
         ideal_ms=ideal_ms,
         produced_without_ideal=without_ideal,
         warnings=tuple(warnings),
+        implausible=found,
     )
+
+
+def plausibility(
+    machine: str, *, apt_ms: int, produced: float, scrap: float, ideal_ms: float
+) -> tuple[Implausible, ...]:
+    """Return a machine's figures that cannot be true, each with its likely cause.
+
+    * performance above 100 %: the parts need less running time than the ideal cycle time
+      allows — the ideal cycle time is set too slow, or parts are counted twice;
+    * parts counted in planned time without any running time (performance has no denominator,
+      but the parts would lift its line's and site's performance): the state timeline is
+      missing or its thresholds are wrong;
+    * scrap above produced (quality below 0 before clipping): the scrap counter counts
+      something else.
+    """
+    out: list[Implausible] = []
+    if apt_ms > 0 and ideal_ms > apt_ms * (1 + PLAUSIBLE_SLACK):
+        p = ideal_ms / apt_ms
+        ideal_s = ideal_ms / produced / 1000 if produced else float("nan")
+        actual_s = apt_ms / produced / 1000 if produced else float("nan")
+        out.append(
+            Implausible(
+                machine,
+                "performance",
+                p,
+                f"performance {p:.0%} is above 100 %: {produced:g} parts in "
+                f"{apt_ms / 3_600_000:.2f} h of running time is one part every {actual_s:.3g} s, "
+                f"faster than the ideal cycle time of {ideal_s:.3g} s; the ideal cycle time is "
+                f"set too slow (propose one: indunet plant learn-cycle {machine}) or parts are "
+                "counted twice",
+            )
+        )
+    elif apt_ms <= 0 and ideal_ms > 0:
+        out.append(
+            Implausible(
+                machine,
+                "performance",
+                None,
+                f"{produced:g} parts counted in planned time without any running time: the "
+                "state timeline is missing or wrong (thresholds; rebuild it with "
+                f"indunet plant states {machine} --recompute)",
+            )
+        )
+    if scrap > produced * (1 + PLAUSIBLE_SLACK) and scrap > 0:
+        q = (produced - scrap) / produced if produced else None
+        out.append(
+            Implausible(
+                machine,
+                "quality",
+                q,
+                f"scrap {scrap:g} exceeds produced {produced:g}: the scrap counter counts "
+                "other parts or units (check scrap_counter)",
+            )
+        )
+    return tuple(out)
 
 
 @dataclass(frozen=True)

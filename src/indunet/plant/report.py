@@ -111,6 +111,8 @@ class _Reads:
         machines: list[MachineConfig],
         start_ms: int,
         end_ms: int,
+        *,
+        energy: bool = True,
     ) -> None:
         self.historian = historian
         self.enterprise = enterprise
@@ -119,7 +121,7 @@ class _Reads:
         self.groups: list[list[str]] = []
         self.group_of: dict[str, int] = {}
         for i in range(0, len(machines), self.GROUP):
-            tags = [t for m in machines[i : i + self.GROUP] for t in _machine_tags(m)]
+            tags = [t for m in machines[i : i + self.GROUP] for t in _machine_tags(m, energy)]
             for tag in tags:
                 self.group_of[tag] = len(self.groups)
             self.groups.append(tags)
@@ -144,8 +146,10 @@ class _Reads:
         return full.slice(int(a), int(b - a))
 
 
-def _machine_tags(m: MachineConfig) -> list[str]:
+def _machine_tags(m: MachineConfig, energy: bool = True) -> list[str]:
     tags = [f"{m.id}/{c.tag}" for c in (m.total_counter, m.scrap_counter) if c is not None]
+    if not energy:  # OEE needs the counters only
+        return tags
     if m.meter_tag is not None:
         tags.append(f"{m.id}/{m.meter_tag}")
     elif m.power_tag is not None:
@@ -241,7 +245,7 @@ def oee_report(
     machines = scope_machines(plant, scope)
     timelines = _timelines(store, enterprise, scope, machines, start_ms, end_ms, open_part)
     busy = _busy_cache(plant)
-    reads = _Reads(historian, enterprise, machines, start_ms, end_ms)
+    reads = _Reads(historian, enterprise, machines, start_ms, end_ms, energy=False)
     per_machine: dict[str, OeeElements] = {}
     groups: dict[tuple[int, str], OeeElements] = {}
     group_span: dict[tuple[int, str], tuple[int, int]] = {}

@@ -1,27 +1,24 @@
-"""Today's figures per site for the overview, in few queries: states now, OEE and energy.
-
-The JSON reports (`indunet.plant.report`) read raw points per machine, which is right for a
-chosen range but costs seconds for hundreds of machines. The overview only needs "since local
-midnight", so this module reads:
+"""Today's figures per site for the overview, in few queries: states now, energy, OEE.
 
 * the newest value of every tag (`Historian.latest`, one query) for each machine's state now,
   unless a running `PlantWatcher` knows it;
-* hourly aggregates of every tag since the earliest site midnight (one query over raw points;
-  closed hours are kept by `HourlyCache`, so later calls read only the open hour) for energy
-  (mean kW × covered time per hour) and part counters (first/last per hour, with resets);
-* the stored state segments (the plant store's ``plant_states``, one query) plus the watcher's
-  open state, for availability within the planned busy time of each site's shift calendar.
-
-OEE per site is Σ(ideal cycle × good parts) ÷ Σ planned busy time — sums, never averaged
-ratios; it equals A × P × Q of ISO 22400-2. Hourly aggregates make these approximations of the
-report's figures: a machine's parts of the day are scaled by the share of its running time that
-lay in planned busy time (the report counts parts by timestamp), and a data gap inside an hour
-is not removed from that hour's energy. bench/web_overview.py compares both.
+* hourly aggregates of the power tags since the earliest site midnight (one query over raw
+  points; closed hours are kept by `HourlyCache`, so later calls read only the open hour) for
+  energy (mean kW × covered time per hour);
+* OEE since the site's local midnight from the one code path every view uses,
+  `indunet.plant.report.oee_report` (ISO 22400-2, DESIGN.md §4) with the site as scope, so the
+  overview, the site/area/line/machine pages, the API and the CLI show the same figures for the
+  same range. It reads every machine's counters, which costs too much per request on a big
+  plant: `SiteOeeCache` keeps each site's result for a short time and refreshes it in the
+  background, so a request never waits for it after the first one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,9 +30,7 @@ import pyarrow.compute as pc
 
 from indunet.model import Quality
 from indunet.plant.config import MachineConfig, PlantConfig
-from indunet.plant.oee import overlap_ms
-from indunet.plant.shifts import intersect, planned_busy
-from indunet.plant.states import STATE_NAMES
+from indunet.plant.oee import OeeElements
 from indunet.plant.store import PlantStore
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
@@ -44,15 +39,18 @@ __all__ = [
     "HOUR_MS",
     "STATES",
     "HourlyCache",
+    "SiteOee",
+    "SiteOeeCache",
     "SiteToday",
-    "counter_increase",
     "day_start_ms",
     "hourly_kwh",
     "read_hourly",
-    "read_running",
+    "site_oee",
     "site_today",
     "state_now",
 ]
+
+log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 #: the states a machine can be in now, as the overview counts them
@@ -63,46 +61,14 @@ CurrentState = Callable[[str], tuple[str, int] | None]
 
 @dataclass
 class SiteToday:
-    """A site's machines by state now and its OEE time elements and energy since midnight."""
+    """A site's machines by state now and its energy since midnight."""
 
     site: str
     day_start_ms: int
     machines: int = 0
     states: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
-    pbt_ms: int = 0
-    apt_ms: int = 0
-    produced: float = 0.0
-    good: float = 0.0
-    ideal_ms: float = 0.0
-    ideal_good_ms: float = 0.0
     kwh: float = 0.0
-    has_timelines: bool = False
-    has_counters: bool = False
     has_power: bool = False
-
-    @property
-    def availability(self) -> float | None:
-        """Return APT ÷ PBT, or None without planned time or state history."""
-        return self.apt_ms / self.pbt_ms if self.pbt_ms and self.has_timelines else None
-
-    @property
-    def performance(self) -> float | None:
-        """Return ideal time of the parts made ÷ APT, or None."""
-        if not self.apt_ms or not self.has_counters:
-            return None
-        return self.ideal_ms / self.apt_ms
-
-    @property
-    def quality(self) -> float | None:
-        """Return good ÷ produced parts, or None when nothing was made."""
-        return self.good / self.produced if self.produced else None
-
-    @property
-    def oee(self) -> float | None:
-        """Return Σ ideal time of good parts ÷ Σ planned busy time (A × P × Q), or None."""
-        if self.availability is None or not self.has_counters:
-            return None
-        return self.ideal_good_ms / self.pbt_ms
 
 
 def day_start_ms(timezone: str, now_ms: int) -> int:
@@ -198,7 +164,6 @@ class HourlyCache:
     Closed hours (``grace_ms`` past their end, so late points inside the grace are seen) are
     read once and kept. The open hours are read from where the last call stopped and merged in,
     so a call scans only the points written since; when an hour closes it is read again whole.
-    Calendars' planned busy time of the day is kept too (``busy``).
     """
 
     def __init__(self, grace_ms: int = 120_000) -> None:
@@ -206,7 +171,6 @@ class HourlyCache:
         self._closed: dict[tuple[str, int], pa.Table] = {}
         #: per enterprise: (first open hour, read up to ms, aggregates of [first open hour, …))
         self._open: dict[str, tuple[int, int, pa.Table]] = {}
-        self.busy: dict[tuple[str, int], np.ndarray] = {}
         self.queries = 0
 
     def _read(self, historian: Historian, enterprise: str, start_ms: int, end_ms: int) -> pa.Table:
@@ -245,18 +209,6 @@ class HourlyCache:
         return table.sort_by([("tag", "ascending"), ("hour_ms", "ascending")])
 
 
-def read_running(store: PlantStore, enterprise: str, start_ms: int, end_ms: int) -> pa.Table:
-    """Return the stored state segments overlapping a range: machine, start, end, running.
-
-    One query over the plant store's ``plant_states`` table, for all machines at once.
-    """
-    return store.sql.query(
-        "SELECT machine, start_ms, end_ms, state = 'running' AS running FROM plant_states "
-        "WHERE enterprise = $1 AND end_ms > $2 AND start_ms < $3 ORDER BY machine, start_ms",
-        [enterprise, start_ms, end_ms],
-    )
-
-
 def hourly_kwh(
     rows: Mapping[str, np.ndarray], start_ms: np.ndarray | int, end_ms: int
 ) -> np.ndarray:
@@ -276,47 +228,20 @@ def hourly_kwh(
     return np.where(np.isfinite(mean), mean * span_h, 0.0)
 
 
-def counter_increase(
-    rows: Mapping[str, np.ndarray], same_tag: np.ndarray, keep: np.ndarray
-) -> np.ndarray:
-    """Return how much a resetting part counter rose in each kept hourly aggregate.
-
-    Inside an hour the rise is last − first, or (max − first) + (last − min) when it dropped
-    (a reset). Before it, the rise from the previous aggregate's last value is first − that,
-    or first after a reset; ``same_tag`` says whether the previous row is of the same tag
-    (else nothing is counted across). Rows not in ``keep`` count 0.
-    """
-    first, last = rows["first_value"], rows["last_value"]
-    vmin, vmax = rows["vmin"], rows["vmax"]
-    inside = np.where(vmin < first, (vmax - first) + (last - vmin), last - first)
-    before = np.concatenate([[np.nan], last[:-1]])
-    before = np.where(same_tag, before, np.nan)
-    between = np.where(first >= before, first - before, first)
-    between = np.where(np.isnan(before), 0.0, between)
-    rise = np.clip(np.nan_to_num(inside), 0, None) + np.clip(np.nan_to_num(between), 0, None)
-    return np.where(keep, rise, 0.0)
+_COLS = ("hour_ms", "vsum", "vcount", "first_ts", "last_ts")
 
 
-_COLS = ("hour_ms", "vmin", "vmax", "vsum", "vcount", "first_ts", "first_value", "last_ts",
-         "last_value")  # fmt: skip
-
-
-def _per_tag(
-    table: pa.Table, day_start: Mapping[str, int], now_ms: int
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Return per tag the kWh (of power tags in kW) and the counter rise since its day start."""
+def _kwh_per_tag(table: pa.Table, day_start: Mapping[str, int], now_ms: int) -> dict[str, float]:
+    """Return per tag the kWh (of power tags in kW) since its day start."""
     if not table.num_rows:
-        return {}, {}
+        return {}
     codes = table.column("tag").combine_chunks().dictionary_encode()
     names = codes.dictionary.to_pylist()
     idx = codes.indices.to_numpy(zero_copy_only=False)
     rows = {c: table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in _COLS}
     starts = np.array([day_start.get(n, now_ms) for n in names], np.float64)[idx]
-    same = np.concatenate([[False], idx[1:] == idx[:-1]])
-    keep = rows["hour_ms"] + HOUR_MS > starts
     kwh = np.bincount(idx, hourly_kwh(rows, starts, now_ms), len(names))
-    rise = np.bincount(idx, counter_increase(rows, same, keep), len(names))
-    return dict(zip(names, kwh.tolist(), strict=True)), dict(zip(names, rise.tolist(), strict=True))
+    return dict(zip(names, kwh.tolist(), strict=True))
 
 
 def site_today(
@@ -330,13 +255,14 @@ def site_today(
     current: CurrentState | None = None,
     hourly: HourlyCache | None = None,
 ) -> dict[str, SiteToday]:
-    """Return each configured site's figures: machines by state now, OEE elements, kWh today.
+    """Return each configured site's machines by state now and kWh today.
 
     ``latest`` is `Historian.latest` of the enterprise (read here when None); ``current`` is a
     running watcher's `PlantWatcher.current` (its states win over the latest readings);
-    ``hourly`` keeps closed hours' aggregates and calendars between calls. Stored segments
-    come from ``store``'s table (``plant_states``) in one query.
+    ``hourly`` keeps closed hours' aggregates between calls. OEE is not here: it comes from
+    `oee_report` (`SiteOeeCache`), the one code path of every view.
     """
+    del store  # states now come from the watcher or the newest readings
     machines = list(plant.machines)
     site_of = [m.id.split("/", 1)[0] for m in machines]  # ids are validated site/area/line/m
     calendars = {name: plant.site(name).calendar for name in set(site_of)}
@@ -356,100 +282,134 @@ def site_today(
         newest = {r["tag"]: r for r in latest.filter(mask).to_pylist()}
     earliest = min(s.day_start_ms for s in sites.values())
     table = hourly.read(historian, enterprise, earliest - HOUR_MS, now_ms + 1)
-    tag_start = {}
-    for m, name in zip(machines, site_of, strict=True):
-        for t in (m.power_tag, m.total_counter and m.total_counter.tag,
-                  m.scrap_counter and m.scrap_counter.tag):  # fmt: skip
-            if t:
-                tag_start[f"{m.id}/{t}"] = sites[name].day_start_ms
-    kwh_by_tag, rise_by_tag = _per_tag(table, tag_start, now_ms)
-    # planned busy time since midnight, per site (or per machine with its own downtime)
-    busy_key: list[str] = []
-    busy_of: dict[str, np.ndarray] = {}
+    tag_start = {
+        tag: sites[name].day_start_ms
+        for m, name in zip(machines, site_of, strict=True)
+        if (tag := power_tags.get(m.id)) is not None
+    }
+    kwh_by_tag = _kwh_per_tag(table, tag_start, now_ms)
     for m, name in zip(machines, site_of, strict=True):
         s = sites[name]
-        cal = calendars[name]
-        key = m.id if any(d.machines for d in cal.planned_downtime) else name
-        busy_key.append(key)
-        if key not in busy_of:
-            day = (key, s.day_start_ms)
-            if day not in hourly.busy:
-                for old in [k for k in hourly.busy if k[0] == key]:
-                    del hourly.busy[old]
-                hourly.busy[day] = planned_busy(
-                    cal, s.day_start_ms, s.day_start_ms + 86_400_000, machine=m.id
-                )
-            busy_of[key] = intersect(hourly.busy[day], np.array([[s.day_start_ms, now_ms]]))
-        s.pbt_ms += int((busy_of[key][:, 1] - busy_of[key][:, 0]).sum())
-    # running segments: stored ones, then the watcher's open state up to now
-    segs = read_running(store, enterprise, earliest, now_ms + 1)
-    index = {m.id: i for i, m in enumerate(machines)}
-    who = np.array([index.get(x, -1) for x in segs.column("machine").to_pylist()], np.int64)
-    lo = segs.column("start_ms").to_numpy().astype(np.int64)
-    hi = segs.column("end_ms").to_numpy().astype(np.int64)
-    run = segs.column("running").to_numpy(zero_copy_only=False).astype(bool)
-    last_end = np.full(len(machines), -(2**62), np.int64)
-    known = who >= 0
-    np.maximum.at(last_end, who[known], hi[known])
-    has_segments = np.zeros(len(machines), bool)
-    has_segments[who[known]] = True
-    tails = []
-    for i, (m, name) in enumerate(zip(machines, site_of, strict=True)):
-        s = sites[name]
+        s.machines += 1
         live = current(m.id) if current is not None else None
         state = live[0] if live is not None else None
         if state is None:
             state = state_now(m, newest.get(power_tags.get(m.id, "")), now_ms)
         s.states[state if state in s.states else "unknown"] += 1
-        if live is not None and live[0] in STATE_NAMES:
-            has_segments[i] = True
-            open_from = max(live[1], int(last_end[i]), s.day_start_ms)
-            if open_from < now_ms and live[0] == "running":
-                tails.append((i, open_from, now_ms))
-    if tails:
-        t_who, t_lo, t_hi = (np.array(c, np.int64) for c in zip(*tails, strict=True))
-        who = np.concatenate([who, t_who])
-        lo, hi = np.concatenate([lo, t_lo]), np.concatenate([hi, t_hi])
-        run = np.concatenate([run, np.ones(len(tails), bool)])
-    keep = run & (who >= 0)
-    who, lo, hi = who[keep], lo[keep], hi[keep]
-    starts = np.array([sites[n].day_start_ms for n in site_of], np.int64)
-    lo, hi = np.maximum(lo, starts[who]), np.minimum(hi, now_ms)
-    ok = hi > lo
-    who, lo, hi = who[ok], lo[ok], hi[ok]
-    apt = np.zeros(len(machines), np.int64)
-    ran = np.bincount(who, hi - lo, len(machines)).astype(np.int64)
-    keys = np.array([busy_key[i] for i in who.tolist()], dtype=object)
-    for key, busy in busy_of.items():
-        sel = keys == key
-        if sel.any() and len(busy):
-            apt += np.bincount(who[sel], overlap_ms(lo[sel], hi[sel], busy), len(machines)).astype(
-                np.int64
-            )
-    for i, (m, name) in enumerate(zip(machines, site_of, strict=True)):
-        s = sites[name]
-        s.machines += 1
-        s.has_timelines |= bool(has_segments[i])
-        s.apt_ms += int(apt[i])
-        # of the parts made today, the share made in planned busy time (parts need running)
-        share = apt[i] / ran[i] if ran[i] else 1.0
-        if m.total_counter is not None:
-            made = rise_by_tag.get(f"{m.id}/{m.total_counter.tag}")
-            if made is not None:
-                bad = 0.0
-                if m.scrap_counter is not None:
-                    bad = rise_by_tag.get(f"{m.id}/{m.scrap_counter.tag}", 0.0)
-                made, bad = made * share, bad * share
-                s.has_counters = True
-                s.produced += made
-                s.good += max(made - bad, 0.0)
-                cycle = m.ideal_cycle()
-                if cycle is not None:
-                    s.ideal_ms += made * cycle * 1000
-                    s.ideal_good_ms += max(made - bad, 0.0) * cycle * 1000
         if m.power_tag is not None and m.power_unit != "A":
             kwh = kwh_by_tag.get(f"{m.id}/{m.power_tag}")
             if kwh is not None:
                 s.has_power = True
                 s.kwh += kwh / 1000.0 if m.power_unit == "W" else kwh
     return sites
+
+
+@dataclass(frozen=True, slots=True)
+class SiteOee:
+    """A site's OEE elements from `oee_report` over ``[start_ms, end_ms)`` (today so far)."""
+
+    site: str
+    start_ms: int
+    end_ms: int
+    elements: OeeElements | None  # None: the report refused (e.g. no machine configured)
+    note: str = ""
+    compute_ms: float = 0.0
+
+
+def site_oee(
+    store: PlantStore,
+    historian: Historian,
+    plant: PlantConfig,
+    enterprise: str,
+    site: str,
+    now_ms: int,
+    *,
+    open_part: Callable[[str], Any] | None = None,
+) -> SiteOee:
+    """Return a site's OEE since its local midnight, from `oee_report` (the one code path)."""
+    from indunet.errors import DataError
+    from indunet.plant.report import oee_report
+
+    started = time.perf_counter()
+    start = day_start_ms(plant.site(site).calendar.timezone, now_ms)
+    end = max(now_ms, start + 1)
+    try:
+        doc = oee_report(store, historian, plant, enterprise, site, start, end, open_part=open_part)
+    except DataError as exc:
+        return SiteOee(site, start, end, None, str(exc))
+    took = (time.perf_counter() - started) * 1000
+    return SiteOee(site, start, end, OeeElements.from_dict(doc["total"]), compute_ms=took)
+
+
+class SiteOeeCache:
+    """Each site's `SiteOee`, fresh for ``ttl_ms``; older ones are served while one refreshes.
+
+    A site without a result for its current day is computed while the caller waits (the first
+    request, or the first after local midnight). A result older than ``ttl_ms`` is returned as
+    it is and the stale sites are computed again by one background thread, one site after the
+    other (a site's report reads all its machines' counters: on a 2-core server several at
+    once would only slow the requests down).
+    """
+
+    def __init__(self, ttl_ms: int = 30_000) -> None:
+        self.ttl_ms = ttl_ms
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, SiteOee]] = {}
+        self._thread: threading.Thread | None = None
+        self._queue: dict[tuple[str, str], Callable[[], SiteOee]] = {}
+        self.computed = self.refreshes = 0
+
+    def get(
+        self, enterprise: str, site: str, day_start: int, compute: Callable[[], SiteOee]
+    ) -> SiteOee:
+        """Return the site's OEE of the day starting at ``day_start`` (computing if needed)."""
+        key = (enterprise, site)
+        with self._lock:
+            entry = self._entries.get(key)
+        now = time.monotonic() * 1000
+        if entry is None or entry[1].start_ms != day_start:
+            result = compute()
+            with self._lock:
+                self._entries[key] = (time.monotonic() * 1000, result)
+                self.computed += 1
+            return result
+        if now - entry[0] >= self.ttl_ms:
+            self._schedule(key, compute)
+        return entry[1]
+
+    def _schedule(self, key: tuple[str, str], compute: Callable[[], SiteOee]) -> None:
+        with self._lock:
+            self._queue[key] = compute
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, daemon=True, name="site-oee")
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._thread = None
+                    return
+                key = next(iter(self._queue))
+                compute = self._queue.pop(key)
+            try:
+                result = compute()
+            except Exception:  # the old figures stay; the next request asks again
+                log.exception("OEE refresh of %s failed", key)
+                continue
+            with self._lock:
+                self._entries[key] = (time.monotonic() * 1000, result)
+                self.refreshes += 1
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Wait for the background refresh (tests, benchmarks, shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def clear(self) -> None:
+        """Forget every site's figures."""
+        self.drain()
+        with self._lock:
+            self._entries.clear()

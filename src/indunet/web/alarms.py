@@ -28,7 +28,13 @@ from indunet.auth.web import PrincipalDep
 from indunet.config import Settings
 from indunet.errors import DataError
 from indunet.model import DataType
-from indunet.plant.alarm_service import DERIVED_OEE, AlarmNotFound, AlarmService, AlarmStore
+from indunet.plant.alarm_service import (
+    DATA_QUALITY,
+    DERIVED_OEE,
+    AlarmNotFound,
+    AlarmService,
+    AlarmStore,
+)
 from indunet.plant.alarms import Alarm, AlarmActionError, AlarmRuleError, AlarmState, Priority
 from indunet.uns import MachinePath, check_segment
 from indunet.web.data import MAX_LIMIT, MAX_OFFSET, Pager
@@ -92,8 +98,11 @@ def _render(request: Request, name: str, context: dict, status_code: int = 200) 
 
 # ------------------------------------------------------------------------------ the view
 def asset_of(source: str) -> str:
-    """Return the plant path an alarm source belongs to (a derived OEE tag's scope)."""
-    return source.removeprefix(DERIVED_OEE) if source.startswith(DERIVED_OEE) else source
+    """Return the plant path an alarm source belongs to (a derived OEE or data-quality tag's)."""
+    for prefix in (DERIVED_OEE, DATA_QUALITY):
+        if source.startswith(prefix):
+            return source.removeprefix(prefix)
+    return source
 
 
 def machine_of(source: str) -> MachinePath | None:

@@ -59,6 +59,7 @@ DRILL_POLL_S = 15
 DRILL_CACHE_S = 10.0
 _CACHE_MAX = 256
 _DERIVED = "derived/oee/"
+_DATA_QUALITY = "derived/data_quality/"
 DAY_MS = 86_400_000
 Level = Literal["site", "area", "line"]
 _LEVEL_NAMES: tuple[Level, ...] = ("site", "area", "line")
@@ -145,13 +146,14 @@ def day_start_ms(zone: ZoneInfo, now_ms: int) -> int:
 
 def elements_from_dict(doc: Mapping[str, Any]) -> OeeElements:
     """Return `OeeElements` from the report's JSON form (``OeeElements.as_dict``)."""
-    names = OeeElements.__dataclass_fields__
-    kw = {k: v for k, v in doc.items() if k in names and k != "warnings"}
-    return OeeElements(**kw, warnings=tuple(doc.get("warnings", ())))
+    return OeeElements.from_dict(doc)
 
 
 def _alarm_scope(source: str) -> str:
-    return source[len(_DERIVED) :] if source.startswith(_DERIVED) else source
+    for prefix in (_DERIVED, _DATA_QUALITY):
+        if source.startswith(prefix):
+            return source[len(prefix) :]
+    return source
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -32,10 +32,20 @@ from indunet.api.deps import HistorianDep, SettingsDep, app_store
 from indunet.api.routes.plant import get_plant_store
 from indunet.business.records import BusinessKind
 from indunet.business.store import BusinessStore
-from indunet.plant.alarm_service import DERIVED_OEE, AlarmStore
+from indunet.plant.alarm_service import DATA_QUALITY, DERIVED_OEE, AlarmStore
 from indunet.plant.config import PlantConfig
+from indunet.plant.oee import OeeElements
 from indunet.plant.store import PlantStore
-from indunet.plant.today import STATES, HourlyCache, SiteToday, site_today
+from indunet.plant.today import (
+    STATES,
+    HourlyCache,
+    SiteOee,
+    SiteOeeCache,
+    SiteToday,
+    day_start_ms,
+    site_oee,
+    site_today,
+)
 from indunet.store import Historian
 from indunet.web.plant_tree import DEFAULT_STALE_MS
 
@@ -77,6 +87,10 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.0f} %"
 
 
+def _pct1(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.1f} %"
+
+
 def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 else f"{x:,.1f}"
 
@@ -95,6 +109,9 @@ class SiteCard:
     quality: float | None = None
     oee_target: float = DEFAULT_OEE_TARGET
     oee_note: str = ""
+    #: the OEE elements (from `oee_report`, the one code path) and up to when they count
+    oee_elements: OeeElements | None = None
+    oee_until_ms: int | None = None
     kwh: float | None = None
     alarms: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRIORITIES, 0))
     orders: int = 0
@@ -120,8 +137,20 @@ class SiteCard:
         return sum(self.alarms.values())
 
     @property
+    def plausible(self) -> bool:
+        """Tell whether the OEE figures can be true (all in [0, 1], no implausible machine)."""
+        return self.oee_elements is None or self.oee_elements.plausible
+
+    @property
+    def implausible_text(self) -> str:
+        """Return the likely causes of implausible figures (a tooltip), or ""."""
+        return "" if self.plausible else self.oee_elements.implausible_text  # type: ignore[union-attr]
+
+    @property
     def oee_status(self) -> str:
-        """Return good (at or above target), warn (within 10 points), bad, or none."""
+        """Return implausible, good (at or above target), warn (within 10 points), bad, none."""
+        if not self.plausible:
+            return "implausible"  # never shown as good
         if self.oee is None:
             return "none"
         if self.oee >= self.oee_target:
@@ -130,17 +159,24 @@ class SiteCard:
 
     @property
     def oee_text(self) -> str:
-        """Return the OEE as a percentage, or a dash."""
-        return _pct(self.oee)
+        """Return the OEE as a percentage (one decimal, as the drill-down pages), or a dash."""
+        return _pct1(self.oee)
 
     @property
     def apq_text(self) -> str:
         """Return availability, performance and quality in percent: ``A 90 · P 85 · Q 99 %``."""
 
         def p(x: float | None) -> str:
-            return "—" if x is None else f"{x * 100:.0f}"
+            return "—" if x is None else f"{x * 100:.1f}"
 
         return f"A {p(self.availability)} · P {p(self.performance)} · Q {p(self.quality)} %"
+
+    @property
+    def oee_until_text(self) -> str:
+        """Return up to when the OEE figures count (UTC clock time), or ""."""
+        if self.oee_until_ms is None:
+            return ""
+        return datetime.fromtimestamp(self.oee_until_ms / 1000, UTC).strftime("%H:%M:%S UTC")
 
     @property
     def target_text(self) -> str:
@@ -207,6 +243,8 @@ def alarm_site(source: str) -> str:
     """Return the site an alarm's source tag is on ("" for enterprise-wide derived sources)."""
     if source.startswith(DERIVED_OEE):
         source = source[len(DERIVED_OEE) :]
+    elif source.startswith(DATA_QUALITY):
+        source = source[len(DATA_QUALITY) :]
     elif source.startswith("derived/"):
         return ""  # e.g. derived/chain/…: not a tag of a plant site
     return source.split("/", 1)[0]
@@ -305,6 +343,19 @@ def _business_parts(
     return found
 
 
+def _oee_note(e: OeeElements | None, note: str) -> str:
+    """Say why a site has no OEE today."""
+    if e is None:
+        return note or "no OEE"
+    if not e.pbt_ms:
+        return "no planned shift time yet today"
+    if not e.apt_ms and e.stop_ms.get("offline", 0) >= e.pbt_ms:
+        return "no state history yet"
+    if e.produced_without_ideal:
+        return "no ideal cycle time"
+    return "no part counters" if not e.produced else "no OEE"
+
+
 def _site_url(name: str) -> str:
     return "/site/" + quote(name, safe="")
 
@@ -321,10 +372,16 @@ def build_overview(
     current: Any = None,
     hourly: HourlyCache | None = None,
     business_memo: dict[str, Any] | None = None,
+    oee_cache: SiteOeeCache | None = None,
+    open_part: Any = None,
 ) -> Overview:
     """Compute the overview: machine figures, alarms (None: unknown) and business figures.
 
     ``hourly`` and ``business_memo`` keep what does not change between calls (`OverviewCache`).
+    Each site's OEE since its local midnight is `oee_report`'s (`site_oee`), the figures every
+    other view shows; ``oee_cache`` serves it for a short time and refreshes it in the
+    background (without one it is computed now). ``open_part`` is a running watcher's
+    ``open_segment``.
     """
     started = time.perf_counter()
     latest = historian.latest(enterprise)
@@ -335,26 +392,34 @@ def build_overview(
     cards: dict[str, SiteCard] = {}
     for name, t in today.items():
         target = getattr(plant.site(name), "oee_target", None)
+
+        def compute(name: str = name) -> SiteOee:
+            return site_oee(
+                plant_store, historian, plant, enterprise, name, now_ms, open_part=open_part
+            )
+
+        if oee_cache is None:
+            found = compute()
+        else:
+            day = day_start_ms(plant.site(name).calendar.timezone, now_ms)
+            found = oee_cache.get(enterprise, name, day, compute)
+        e = found.elements
         c = SiteCard(
             name,
             _site_url(name),
             machines=t.machines,
             states=dict(t.states),
-            oee=t.oee,
-            availability=t.availability,
-            performance=t.performance,
-            quality=t.quality,
+            oee=e.oee if e is not None else None,
+            availability=e.availability if e is not None else None,
+            performance=e.performance if e is not None else None,
+            quality=e.quality if e is not None else None,
             oee_target=DEFAULT_OEE_TARGET if target is None else float(target),
             kwh=t.kwh if t.has_power else None,
+            oee_elements=e,
+            oee_until_ms=found.end_ms,
         )
-        if t.oee is None:
-            c.oee_note = (
-                "no planned shift time yet today"
-                if not t.pbt_ms
-                else "no state history yet"
-                if not t.has_timelines
-                else "no part counters"
-            )
+        if c.oee is None or (e is not None and e.pbt_ms and not e.apt_ms):
+            c.oee_note = _oee_note(e, found.note)
         cards[name] = c
     # machines that publish but are not configured: counted by the freshness of their data
     configured = {m.id for m in plant.machines}
@@ -406,6 +471,7 @@ class OverviewCache:
         self.ttl_ms = ttl_ms
         self.max_age_ms = max_age_ms
         self.hourly = HourlyCache()
+        self.oee = SiteOeeCache()  # each site's OEE today, refreshed in the background
         self.business: dict[str, Any] = {}  # business figures until records change
         self._lock = threading.Lock()  # guards the entries and the refresh threads
         self._compute_lock = threading.Lock()  # one computation at a time (one historian)
@@ -456,9 +522,10 @@ class OverviewCache:
             threads = list(self._refreshing.values())
         for thread in threads:
             thread.join(timeout)
+        self.oee.drain(timeout)
 
     def clear(self) -> None:
-        """Forget the computed overviews (not the hourly aggregates)."""
+        """Forget the computed overviews (not the hourly aggregates nor the sites' OEE)."""
         self.drain()
         with self._lock:
             self._entries.clear()
@@ -490,9 +557,8 @@ def _overview(request: Request, historian: Historian, enterprise: str) -> tuple[
         plant_store = get_plant_store(request, historian)
         business = app_store(request, historian, "business", BusinessStore)
         watcher = getattr(request.app.state, "plant_watcher", None)
-        current = (
-            watcher.current if watcher is not None and watcher.enterprise == enterprise else None
-        )
+        ours = watcher is not None and watcher.enterprise == enterprise
+        current = watcher.current if ours else None
         return build_overview(
             historian,
             plant_store,
@@ -504,6 +570,8 @@ def _overview(request: Request, historian: Historian, enterprise: str) -> tuple[
             current=current,
             hourly=hourly,
             business_memo=cache.business,
+            oee_cache=cache.oee,
+            open_part=watcher.open_segment if ours else None,
         )
 
     cache = _cache(request)

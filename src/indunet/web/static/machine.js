@@ -332,6 +332,20 @@
       self.line.textContent = "OEE " + pct(t.oee) + " = A " + pct(t.availability) + " × P " +
         pct(t.performance) + " × Q " + pct(t.quality) +
         (out.partial ? " · performance unknown: set the machine's ideal_cycle_s" : "");
+      // a figure outside [0, 1] is never shown as good: flag it with its likely cause
+      var old = self.line.parentNode.querySelector(".implausible");
+      if (old) old.remove();
+      if (t.plausible === false) {
+        var causes = (t.implausible || []).map(function (f) { return f.cause; });
+        var flag = document.createElement("span");
+        flag.className = "implausible";
+        flag.setAttribute("role", "note");
+        flag.textContent = "⚠ implausible";
+        flag.title = causes.join("\n") || "a figure lies outside [0, 1]";
+        flag.setAttribute("aria-label", "implausible: " + flag.title);
+        self.line.parentNode.insertBefore(flag, self.line.nextSibling);
+        self.el.dataset.implausible = "1";
+      }
     }).catch(function (err) {
       self.chart.setOption({ title: message("could not load: " + err.message) });
     });
