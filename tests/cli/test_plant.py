@@ -123,7 +123,6 @@ def test_a_too_slow_ideal_cycle_is_flagged_and_learn_cycle_proposes_the_real_one
             "no power data",
         ),
         (("plant", "learn-cycle", M1, "--start", T0 - 10**7, "--end", T0 - 10**6), "no counter"),
-        (("plant", "learn-cycle", M1, "--start", T0, "--end", T0 + 3_000_000), "no stored states"),
         (("plant", "learn-cycle", "s1/press/l1/m5"), "not in the plant configuration"),
         (("plant", "learn-cycle", M1, "--percentile", "100"), "percentile"),
     ],
