@@ -35,6 +35,7 @@ from urllib.parse import quote, unquote, urlsplit
 from indunet.connect.codec import mqtt_packets as mp
 from indunet.connect.codec.sparkplug import (
     NAMESPACE,
+    ONLINE_TAG,
     SparkplugHost,
     SparkplugMapping,
     encode_command,
@@ -43,7 +44,8 @@ from indunet.connect.codec.sparkplug import (
 from indunet.connect.codec.uns_json import ROOT, UnsJsonDecoder
 from indunet.errors import ConfigError, DataError, TemporaryError
 from indunet.ingest.batch import BatchBuilder
-from indunet.model import DeadLetter
+from indunet.ingest.values import Value
+from indunet.model import DataType, DeadLetter
 from indunet.plant.command_log import AUDIT_ROOT, CommandLog, CommandResult, parse_audit_message
 from indunet.store import Historian
 from indunet.uns import check_segment
@@ -53,6 +55,8 @@ __all__ = ["MqttIngest", "MqttIngestStats", "parse_mqtt_url"]
 _AUDIT_PREFIX = AUDIT_ROOT + "/"
 log = logging.getLogger(__name__)
 _RECV_BYTES = 1 << 18
+_ONLINE = Value(1.0, None, DataType.BOOLEAN)
+_OFFLINE = Value(0.0, None, DataType.BOOLEAN)
 _BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not text: tab, LF, CR allowed
 
 
@@ -114,7 +118,7 @@ class _Pending:
     builders: dict[str, BatchBuilder] = field(default_factory=dict)
     letters: list[tuple[str | None, DeadLetter]] = field(default_factory=list)
     acks: dict[int, list[int]] = field(default_factory=dict)  # connection number -> QoS 1 ids
-    stale: list[tuple[str, str]] = field(default_factory=list)
+    stale: list[tuple[str, str, int]] = field(default_factory=list)  # enterprise, machine, ts
     commands: list[CommandResult] = field(default_factory=list)  # edge agents' audit records
     count: int = 0  # messages
     since: float = 0.0
@@ -556,7 +560,16 @@ class MqttIngest:
                 p.letters.append(
                     (enterprise, DeadLetter("sparkplug", f"{ref}: {reason}", ref, text))
                 )
-        p.stale.extend((enterprise, machine) for machine in outcome.stale)
+        if outcome.born or outcome.stale:
+            now = _now_ms()
+            born_ts = outcome.born_ts or now
+            for machine in outcome.born:
+                builder = p.builders.get(enterprise)
+                if builder is None:
+                    builder = p.builders[enterprise] = BatchBuilder(enterprise)
+                builder.add(f"{machine}/{ONLINE_TAG}", born_ts, _ONLINE, ref)
+            dead_ts = outcome.stale_ts or now
+            p.stale.extend((enterprise, machine, dead_ts) for machine in outcome.stale)
         if outcome.rebirth:
             now = time.monotonic()
             if now - self._last_rebirth.get(outcome.rebirth, -1e9) >= self.rebirth_interval_s:
@@ -649,8 +662,11 @@ class MqttIngest:
             self._command_log.add(taken.commands)
             taken.commands = []
         while taken.stale:  # after the batch: data that arrived before the death is older
-            enterprise, machine = taken.stale[0]
+            enterprise, machine, ts = taken.stale[0]
             self.historian.mark_stale(enterprise, machine)
+            offline = BatchBuilder(enterprise)  # then the time it went offline, not stale
+            offline.add(f"{machine}/{ONLINE_TAG}", ts, _OFFLINE, "sparkplug death")
+            self.historian.write(offline.take(), source="mqtt")
             taken.stale.pop(0)
 
 
@@ -661,7 +677,7 @@ class _Taken:
     batches: list
     letters: list[tuple[str | None, list[DeadLetter]]]
     acks: dict[int, list[int]]
-    stale: list[tuple[str, str]]
+    stale: list[tuple[str, str, int]]
     count: int
     commands: list[CommandResult]
 

@@ -368,4 +368,3 @@ def command_results(
         except DataError as exc:
             raise HTTPException(422, f"machine: {exc}") from exc
     return CommandLog(historian).recent(enterprise or settings.enterprise, machine, limit)
-

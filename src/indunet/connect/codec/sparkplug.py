@@ -23,6 +23,7 @@ from indunet.uns import check_segment
 
 __all__ = [
     "NAMESPACE",
+    "ONLINE_TAG",
     "DecodeOutcome",
     "Numbers",
     "SparkplugHost",
@@ -41,6 +42,8 @@ MAX_PAYLOAD = 1024 * 1024
 COMPRESSED_UUID = "SPBV1.0_COMPRESSED"
 #: integers beyond this lose digits as a float: they are kept exactly as text beside the float
 EXACT_LIMIT = 1 << 53
+#: a boolean tag under each node's and device's machine: 1 from its birth, 0 from its death
+ONLINE_TAG = "sparkplug.online"
 _SIGNED = {1: 8, 2: 16, 3: 32, 4: 64}
 _UNSIGNED = {5, 6, 7, 8}
 _FLOATS = {9, 10}
@@ -161,7 +164,11 @@ class DecodeOutcome:
     errors: list[str] = field(default_factory=list)  # parts refused, with reasons
     rebirth: tuple[str, str] | None = None  # (group, node) to send a Rebirth request to
     stale: list[str] = field(default_factory=list)  # machine paths whose tags went stale
+    #: when they went offline: the DDEATH's timestamp; 0 for the host's time (NDEATH)
     stale_ts: int = 0
+    #: machine paths that came online with this birth, and its timestamp (0: none given)
+    born: list[str] = field(default_factory=list)
+    born_ts: int = 0
     enterprise: str = ""  # the enterprise the edge node's data belongs to
     #: float and double metrics, kept in columns (no `Value` per point); not in ``points``
     numbers: Numbers = field(default_factory=Numbers)
@@ -336,6 +343,9 @@ class SparkplugHost:
             outcome.errors.append(f"DDATA from {group}/{node}/{device} before its DBIRTH")
             return outcome
         birth = kind in ("NBIRTH", "DBIRTH")
+        if birth:
+            outcome.born.append(self.mapping.machine(group, node, device))
+            outcome.born_ts = message.timestamp if message.HasField("timestamp") else 0
         self._metrics(group, node, device, state, message, birth, outcome)
         return outcome
 
@@ -373,7 +383,7 @@ class SparkplugHost:
             self.mapping.machine(group, node, d) for d in sorted(state.devices_online)
         )
         state.devices_online = set()
-        outcome.stale_ts = message.timestamp if message.HasField("timestamp") else 0
+        outcome.stale_ts = 0  # Sparkplug 3.0: NDEATH takes the host's time (it is the will's)
         return outcome
 
     def _check_seq(
