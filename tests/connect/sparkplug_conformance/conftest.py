@@ -86,12 +86,13 @@ def start_host(
     clean: bool = True,
     groups: list[str] | None = None,
     host_id: str | None = None,
+    observer_v5: bool = True,
 ) -> Host:
     """Start a host (clean session, as Sparkplug 3.0 asks) and wait for its STATE birth."""
     host_id = host_id or f"h{uuid.uuid4().hex[:10]}"
     enterprise = f"e{uuid.uuid4().hex[:8]}"
     proxy = RecordingProxy(broker)
-    observer = Observer(broker, [f"spBv1.0/STATE/{host_id}"])
+    observer = Observer(broker, [f"spBv1.0/STATE/{host_id}"], v5=observer_v5)
     ingest = MqttIngest(
         historian,
         proxy.url,

@@ -401,13 +401,13 @@ class Observer:
     """A client recording (topic, payload, retain) of what the broker delivers (MQTT 5,
     retain as published, so a live message shows the retain flag its publisher set)."""
 
-    def __init__(self, broker_url: str, topics: list[str]) -> None:
+    def __init__(self, broker_url: str, topics: list[str], *, v5: bool = True) -> None:
         host, port, *_ = parse_mqtt_url(broker_url)
         self.messages: list[tuple[str, bytes, bool]] = []
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"obs-{uuid.uuid4().hex[:8]}",
-            protocol=paho.MQTTv5,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
         )
         self.client.on_message = lambda c, u, m: self.messages.append(
             (m.topic, m.payload, m.retain)
@@ -416,7 +416,7 @@ class Observer:
         self.client.on_subscribe = lambda *a: ready.set()
         self.client.connect(host, port)
         self.client.loop_start()
-        opts = SubscribeOptions(qos=1, retainAsPublished=True)
+        opts = SubscribeOptions(qos=1, retainAsPublished=True) if v5 else 1
         self.client.subscribe([(t, opts) for t in topics])
         assert ready.wait(10)
 
