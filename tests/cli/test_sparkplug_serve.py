@@ -210,3 +210,27 @@ def test_check_host_id():
     for bad in ("a/b", "a+", "#", " x"):
         with pytest.raises((ConfigError, DataError)):
             check_host_id(bad)
+
+
+def test_deadletters_prints_one_line_per_letter_whatever_the_payload(settings_factory):
+    from indunet.model import DeadLetter
+
+    settings = settings_factory()
+    historian = open_historian(settings)
+    try:  # a letter stored before binary payloads were encoded: raw control characters
+        historian.add_dead_letters(
+            [DeadLetter("sparkplug", "bad\nreason", "spBv1.0/g/NDATA/n", "\x08\x00\x1b[31m\x7f")],
+            "demo",
+        )
+    finally:
+        historian.close()
+    out = CliRunner().invoke(app, ["deadletters", "--data-dir", str(settings.data_dir)])
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.strip().splitlines()
+    assert (
+        len(lines) == 2 and "\\x08\\x00\\x1b[31m\\x7f" in lines[1] and "bad\\x0areason" in lines[1]
+    )
+    as_json = CliRunner().invoke(
+        app, ["deadletters", "--json", "--data-dir", str(settings.data_dir)]
+    )
+    assert json.loads(as_json.stdout)["rows"][0]["payload"] == "\x08\x00\x1b[31m\x7f"  # as stored

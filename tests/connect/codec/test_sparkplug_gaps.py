@@ -188,3 +188,23 @@ def test_encode_command_checks_names_and_values(host):
         encode_command(host, G, "unknown", None, {"Count": 1}, T)
     with pytest.raises(DataError, match="not online"):
         encode_command(host, G, N, "no-such-device", {"Count": 1}, T)
+
+
+# ---------------------------------------------------------------------------- dead letters
+@pytest.mark.parametrize(
+    ("raw", "limit", "want"),
+    [
+        (b'{"value": 1}', 100, '{"value": 1}'),
+        (b"temp\tC\n", 100, "temp\tC\n"),  # tab and newline are text
+        ("温度 ok".encode(), 100, "温度 ok"),
+        ("温度".encode(), 4, "温"),  # the limit cut a character in two: drop the half
+        (b"\x08\x01\x12\x05hello", 100, "base64:CAESBWhlbGxv"),  # protobuf: binary
+        (b"\xff\xfe\xfd", 100, "base64://79"),  # not UTF-8
+        (b"a\x00b", 100, "base64:YQBi"),  # NUL: binary even though it decodes
+        (b"\xff" * 10, 4, "base64://///w=="),  # binary, cut at the limit
+    ],
+)
+def test_dead_letter_payloads_are_text_or_base64(raw, limit, want):
+    from indunet.connect.mqtt import _payload_text
+
+    assert _payload_text(raw, limit) == want
