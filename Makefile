@@ -22,10 +22,18 @@ $(CHROMIUM):
 	  || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
 	else echo "chromium missing and apt-get unusable: browser tests will fail"; fi
 
+# the Sparkplug interop test drives Eclipse Tahu's JavaScript edge node (npm, pinned by the lock)
+TAHU := tests/peers/tahu
+TAHU_STAMP := $(TAHU)/node_modules/.installed-stamp
+$(TAHU_STAMP): $(TAHU)/package.json $(TAHU)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(TAHU) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && touch node_modules/.installed-stamp; \
+	else echo "node/npm missing: the Tahu interop test will skip (and fail under CI)"; fi
+
 demo: $(STAMP)  ## run the platform on embedded defaults with simulated plants
 	$(VENV)/bin/indunet demo
 
-test: $(STAMP) $(CHROMIUM)  ## lint and run the full test suite (PostgreSQL on 127.0.0.1:5432)
+test: $(STAMP) $(CHROMIUM) $(TAHU_STAMP)  ## lint and run the full test suite (PostgreSQL on 127.0.0.1:5432)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/python -m pytest -q
 
@@ -37,4 +45,4 @@ bench: $(STAMP)  ## historian benchmarks (see bench/README.md)
 	$(VENV)/bin/python bench/historian.py
 
 clean:
-	rm -rf $(VENV) indunet-data .pytest_cache
+	rm -rf $(VENV) indunet-data .pytest_cache $(TAHU)/node_modules

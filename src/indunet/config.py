@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from indunet.auth.settings import AuthSettings
+from indunet.connect.settings import SparkplugSettings
 from indunet.errors import ConfigError
 from indunet.plant.config import PlantConfig
 from indunet.region.settings import RegionSettings
@@ -68,6 +69,10 @@ class Settings(BaseSettings):
     )
     auth: AuthSettings = Field(
         default_factory=AuthSettings, description="Sessions, login rate limits ([auth])."
+    )
+    sparkplug: SparkplugSettings = Field(
+        default_factory=SparkplugSettings,
+        description="Sparkplug B host id, session and group -> enterprise/site ([sparkplug]).",
     )
 
     @field_validator("db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,7 @@ from indunet.cli.common import (
 )
 from indunet.errors import ConfigError, DataError
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 import_app = typer.Typer(help="Import machine data from files.", no_args_is_help=True)
 query_app = typer.Typer(help="Read data out of the historian.", no_args_is_help=True)
 historian_app = typer.Typer(
@@ -188,7 +190,7 @@ def query_series(
     as_json: Json = False,
 ) -> None:
     """Print a tag's raw, bucketed or downsampled points."""
-    from indunet.store.base import AGGREGATES
+    from indunet.store.base import AGGREGATES, exact_integers
 
     settings = _settings(data_dir, db, enterprise)
     end_ms = _time(end, int(time.time() * 1000), "--end")
@@ -209,7 +211,8 @@ def query_series(
             table = historian.series(settings.enterprise, tag, start_ms, end_ms, limit=limit)
     finally:
         historian.close()
-    _print_rows(table.to_pylist(), as_json, {"tag": tag, "start_ms": start_ms, "end_ms": end_ms})
+    extra = {"tag": tag, "start_ms": start_ms, "end_ms": end_ms}
+    _print_rows(exact_integers(table.to_pylist()), as_json, extra)
 
 
 @query_app.command("latest")
@@ -222,10 +225,12 @@ def query_latest(
     as_json: Json = False,
 ) -> None:
     """Print the newest value of every tag under a prefix."""
+    from indunet.store.base import exact_integers
+
     settings = _settings(data_dir, db, enterprise)
     historian = _open(settings)
     try:
-        rows = historian.latest(settings.enterprise, prefix).to_pylist()
+        rows = exact_integers(historian.latest(settings.enterprise, prefix).to_pylist())
     finally:
         historian.close()
     if not as_json:
@@ -313,7 +318,17 @@ def deadletters(
         rows = historian.dead_letters(settings.enterprise, limit=limit, source=source)
     finally:
         historian.close()
+    if not as_json:  # one line per letter: control characters (old binary payloads) escaped
+        for r in rows:
+            for key in ("reason", "ref", "payload"):
+                if isinstance(r.get(key), str):
+                    r[key] = _printable(r[key])
     _print_rows(rows, as_json)
+
+
+def _printable(text: str) -> str:
+    """Return ``text`` with control characters as ``\\xNN`` escapes (a table stays a table)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # ---------------------------------------------------------------------------- upkeep

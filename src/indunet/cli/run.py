@@ -16,6 +16,23 @@ from indunet.config import Settings, load_settings
 from indunet.errors import ConfigError
 
 
+def mqtt_ingest(historian: Any, url: str, settings: Settings, **options: Any) -> Any:
+    """Return an `MqttIngest` on ``url`` with the settings' Sparkplug host id and mapping."""
+    from indunet.connect.mqtt import MqttIngest
+
+    sp = settings.sparkplug
+    return MqttIngest(
+        historian,
+        url,
+        max_future_s=settings.max_future_s,
+        payload_limit=settings.deadletter_payload_bytes,
+        sparkplug=sp.mapping(settings.enterprise),
+        host_id=sp.host_id,
+        clean_start=sp.clean_session,
+        **options,
+    )
+
+
 @app.command()
 @guarded
 def serve(
@@ -24,15 +41,23 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
     mqtt_url: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--mqtt-url",
-            help="Ingest indunet/v1/# from this broker, mqtt[s]://user:pass@host:port.",
+            help="Ingest indunet/v1/# from this broker, mqtt[s]://user:pass@host:port; repeat "
+            "it to host Sparkplug on several brokers (a STATE on each).",
         ),
     ] = None,
     mqtt_client_id: Annotated[
         str, typer.Option("--mqtt-client-id", help="Client id of the persistent MQTT session.")
     ] = "indunet-ingest",
+    sparkplug_host_id: Annotated[
+        str | None,
+        typer.Option(
+            "--sparkplug-host-id",
+            help="Sparkplug host id (STATE on spBv1.0/STATE/ID); default: sparkplug.host_id.",
+        ),
+    ] = None,
     sparkplug_groups: Annotated[
         str | None,
         typer.Option(
@@ -68,24 +93,35 @@ def serve(
     from indunet.api.app import create_app
 
     settings = load_settings(data_dir=data_dir, db=db, host=host, port=port)
-    historian = _open(settings)
-    ingest = None
-    if mqtt_url:
-        from indunet.connect.mqtt import MqttIngest, with_credentials
+    if sparkplug_host_id is not None:
+        from indunet.connect.mqtt import check_host_id
 
-        ingest = MqttIngest(
-            historian,
-            with_credentials(mqtt_url, username, password, tls),
-            client_id=mqtt_client_id,
-            max_future_s=settings.max_future_s,
-            shared_group=mqtt_shared_group,
-            sparkplug_groups=None
-            if sparkplug_groups is None
-            else [g.strip() for g in sparkplug_groups.split(",") if g.strip()],
-            payload_limit=settings.deadletter_payload_bytes,
-        )
-        ingest.start()
-        typer.echo(f"ingesting {ingest.topic} from {ingest.host}:{ingest.port}")
+        settings.sparkplug.host_id = check_host_id(sparkplug_host_id)
+    historian = _open(settings)
+    ingests: list[Any] = []
+    try:
+        for url in mqtt_url or []:  # one host connection per broker, each with its own STATE
+            from indunet.connect.mqtt import with_credentials
+
+            ingest = mqtt_ingest(
+                historian,
+                with_credentials(url, username, password, tls),
+                settings,
+                client_id=mqtt_client_id,
+                shared_group=mqtt_shared_group,
+                sparkplug_groups=None
+                if sparkplug_groups is None
+                else [g.strip() for g in sparkplug_groups.split(",") if g.strip()],
+            )
+            ingest.start()
+            ingests.append(ingest)
+            typer.echo(f"ingesting {ingest.topic} from {ingest.host}:{ingest.port}")
+    except BaseException:
+        for ingest in ingests:
+            ingest.stop()
+        historian.close()
+        raise
+    ingest = ingests[0] if ingests else None
     typer.echo(f"indunet serving on http://{settings.host}:{settings.port} ({historian.backend})")
     alarm_service = watcher = None
     try:
@@ -105,7 +141,7 @@ def serve(
             alarm_service.stop()
         if watcher:
             watcher.stop()
-        if ingest:
+        for ingest in ingests:
             ingest.stop()
         historian.close()
 
@@ -191,7 +227,6 @@ def demo(
 
     from indunet.api.app import create_app
     from indunet.connect.broker import EmbeddedBroker
-    from indunet.connect.mqtt import MqttIngest
     from indunet.sim.backfill import backfill_history, carry_on_counters
     from indunet.sim.live import PlantSim, build_plants
     from indunet.sim.plant_config import demo_plant_config
@@ -256,12 +291,12 @@ def demo(
             broker = EmbeddedBroker()
             broker.start()
             mqtt_url = broker.url
-        ingest = MqttIngest(
+        ingest = mqtt_ingest(
             historian,
             mqtt_url,
+            settings,
             client_id="indunet-demo-ingest",
             mqtt_version=4 if broker else 5,
-            max_future_s=settings.max_future_s,
         )
         publisher = SimPublisher(PlantSim(plants, seed), mqtt_url, settings.enterprise)
         ingest.start()

@@ -19,9 +19,11 @@ the Sparkplug host STATE (also as its will) and rebirth requests.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
+import re
 import select
 import socket
 import ssl
@@ -33,14 +35,17 @@ from urllib.parse import quote, unquote, urlsplit
 from indunet.connect.codec import mqtt_packets as mp
 from indunet.connect.codec.sparkplug import (
     NAMESPACE,
+    ONLINE_TAG,
     SparkplugHost,
     SparkplugMapping,
+    encode_command,
     encode_rebirth,
 )
 from indunet.connect.codec.uns_json import ROOT, UnsJsonDecoder
 from indunet.errors import ConfigError, DataError, TemporaryError
 from indunet.ingest.batch import BatchBuilder
-from indunet.model import DeadLetter
+from indunet.ingest.values import Value
+from indunet.model import DataType, DeadLetter
 from indunet.plant.command_log import AUDIT_ROOT, CommandLog, CommandResult, parse_audit_message
 from indunet.store import Historian
 from indunet.uns import check_segment
@@ -50,6 +55,9 @@ __all__ = ["MqttIngest", "MqttIngestStats", "parse_mqtt_url"]
 _AUDIT_PREFIX = AUDIT_ROOT + "/"
 log = logging.getLogger(__name__)
 _RECV_BYTES = 1 << 18
+_ONLINE = Value(1.0, None, DataType.BOOLEAN)
+_OFFLINE = Value(0.0, None, DataType.BOOLEAN)
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not text: tab, LF, CR allowed
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
@@ -110,7 +118,7 @@ class _Pending:
     builders: dict[str, BatchBuilder] = field(default_factory=dict)
     letters: list[tuple[str | None, DeadLetter]] = field(default_factory=list)
     acks: dict[int, list[int]] = field(default_factory=dict)  # connection number -> QoS 1 ids
-    stale: list[tuple[str, str]] = field(default_factory=list)
+    stale: list[tuple[str, str, int]] = field(default_factory=list)  # enterprise, machine, ts
     commands: list[CommandResult] = field(default_factory=list)  # edge agents' audit records
     count: int = 0  # messages
     since: float = 0.0
@@ -144,6 +152,7 @@ class MqttIngest:
         keepalive_s: int = 30,
         reconnect_s: tuple[float, float] = (0.5, 30.0),
         command_results: bool = True,
+        clean_start: bool = False,
     ) -> None:
         self.historian = historian
         self.host, self.port, self.tls, self.username, self.password = parse_mqtt_url(url)
@@ -155,20 +164,23 @@ class MqttIngest:
         self.payload_limit = payload_limit
         json_topic = f"{ROOT}/#"
         self.topics = [f"$share/{shared_group}/{json_topic}" if shared_group else json_topic]
+        check_host_id(host_id)
+        self.state_topic = f"{NAMESPACE}/STATE/{host_id}"
         # Sparkplug state is per edge node: never share it; shard hosts by group id instead
         if sparkplug_groups is None:
-            self.topics.append(f"{NAMESPACE}/#")
+            self.topics.append(f"{NAMESPACE}/#")  # holds the host's own STATE topic
         else:
             for group in sparkplug_groups:
                 check_segment(group, "Sparkplug group")
                 self.topics.append(f"{NAMESPACE}/{group}/#")
+            self.topics.append(self.state_topic)
         if command_results:  # edge agents' write results (never shared: they are few)
             self.topics.append(f"{AUDIT_ROOT}/#")
         self.topic = ", ".join(self.topics)
         self._command_log: CommandLog | None = None
         self.json = UnsJsonDecoder(self.max_future_ms)
         self.sparkplug = SparkplugHost(sparkplug or SparkplugMapping())
-        self.state_topic = f"{NAMESPACE}/STATE/{host_id}"
+        self._will_ts = 0  # the STATE timestamp of the current connection's will and birth
         self.rebirth_interval_s = rebirth_interval_s
         self._last_rebirth: dict[tuple[str, str], float] = {}
         self.stats = MqttIngestStats()
@@ -183,7 +195,10 @@ class MqttIngest:
         if not 0 < keepalive_s <= 65535:
             raise ConfigError(f"MQTT keepalive must be 1-65535 s, got {keepalive_s}")
         self.mqtt_version = mqtt_version
-        self.session_expiry_s = session_expiry_s
+        # Sparkplug 3.0 wants a host on a clean session; the JSON ingest's at-least-once wants
+        # a persistent one (the default): clean_start trades the latter for the former
+        self.clean_start = clean_start
+        self.session_expiry_s = 0 if clean_start else session_expiry_s
         self.keepalive_s = keepalive_s
         self.reconnect_s = reconnect_s
         self._sock: socket.socket | None = None
@@ -218,8 +233,8 @@ class MqttIngest:
             self._cond.notify_all()
         if self._flusher:
             self._flusher.join(timeout=30)
-        if self.stats.connected:
-            done = self._publish(self.state_topic, _state(False), qos=1, retain=True)
+        if self.stats.connected:  # the death certificate, stamped now, then DISCONNECT
+            done = self._publish(self.state_topic, _state(False, _now_ms()), qos=1, retain=True)
             if done is not None:
                 done.wait(5)
             self._closing.set()  # the broker closes the socket on DISCONNECT: no reconnect
@@ -253,13 +268,15 @@ class MqttIngest:
             if self.tls:
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(None)
-            will = mp.Will(self.state_topic, _state(False).encode(), qos=1, retain=True)
+            # one timestamp for this connection's will and the birth that follows it
+            will_ts = max(_now_ms(), self._will_ts + 1)
+            will = mp.Will(self.state_topic, _state(False, will_ts).encode(), qos=1, retain=True)
             sock.sendall(
                 mp.encode_connect(
                     self.client_id,
                     version=self.mqtt_version,
                     keepalive=self.keepalive_s,
-                    clean_start=False,
+                    clean_start=self.clean_start,
                     username=self.username,
                     password=self.password,
                     will=will,
@@ -271,6 +288,7 @@ class MqttIngest:
             raise
         with self._send_lock:
             self._sock = sock
+            self._will_ts = will_ts
             self._epoch += 1
             self._last_send = time.monotonic()
         return sock
@@ -374,8 +392,7 @@ class MqttIngest:
             mp.encode_subscribe(
                 self._sub_mid, [(t, 1) for t in self.topics], version=self.mqtt_version
             )
-        )
-        self._publish(self.state_topic, _state(True), qos=1, retain=True)
+        )  # the STATE birth follows the SUBACK (Sparkplug: subscribe first, then be online)
 
     def _on_suback(self, body: bytes) -> None:
         _, codes = mp.parse_suback(body, self.mqtt_version)
@@ -386,6 +403,11 @@ class MqttIngest:
                 f"broker refused the subscription to {self.topic}: 0x{failed[0]:02x}"
             )
             log.warning("%s", self.stats.last_error)
+        self._publish_birth()
+
+    def _publish_birth(self) -> None:
+        """Publish the host's STATE birth: online, with the timestamp of the connection's will."""
+        self._publish(self.state_topic, _state(True, self._will_ts), qos=1, retain=True)
 
     def _mid(self) -> int:
         self._next_mid = self._next_mid % 65535 + 1
@@ -495,9 +517,10 @@ class MqttIngest:
         log.exception("could not decode a message on %r", topic[:200])
         ref = _text(topic[:300])
         reason = f"{ref}: indunet could not decode it ({type(exc).__name__}: {str(exc)[:200]})"
-        enterprise = (
-            self.sparkplug.mapping.enterprise if source == "sparkplug" else _topic_enterprise(topic)
-        )
+        if source == "sparkplug":
+            enterprise = self.sparkplug.enterprise_of(topic)
+        else:
+            enterprise = _topic_enterprise(topic)
         p.letters.append(
             (
                 enterprise,
@@ -507,14 +530,20 @@ class MqttIngest:
 
     def _sparkplug(self, topic: str, payload: bytes, p: _Pending, ref: str) -> None:
         """Decode a Sparkplug message into the pending batch; answer gaps with a rebirth."""
-        enterprise = self.sparkplug.mapping.enterprise
+        if topic == self.state_topic:
+            # someone declared this host dead while it runs (not its own death on stop): it is not
+            if _says_offline(payload) and not self._stop.is_set():
+                self._publish_birth()
+            return
         try:
             outcome = self.sparkplug.handle(topic, payload)
         except DataError as exc:
+            enterprise = self.sparkplug.enterprise_of(topic)
             ref = _text(ref)
             text = _payload_text(payload, self.payload_limit)
             p.letters.append((enterprise, DeadLetter("sparkplug", f"{ref}: {exc}", ref, text)))
             return
+        enterprise = outcome.enterprise or self.sparkplug.mapping.enterprise
         if outcome.points or outcome.numbers:
             builder = p.builders.get(enterprise)
             if builder is None:
@@ -531,16 +560,40 @@ class MqttIngest:
                 p.letters.append(
                     (enterprise, DeadLetter("sparkplug", f"{ref}: {reason}", ref, text))
                 )
-        p.stale.extend((enterprise, machine) for machine in outcome.stale)
+        if outcome.born or outcome.stale:
+            now = _now_ms()
+            born_ts = outcome.born_ts or now
+            for machine in outcome.born:
+                builder = p.builders.get(enterprise)
+                if builder is None:
+                    builder = p.builders[enterprise] = BatchBuilder(enterprise)
+                builder.add(f"{machine}/{ONLINE_TAG}", born_ts, _ONLINE, ref)
+            dead_ts = outcome.stale_ts or now
+            p.stale.extend((enterprise, machine, dead_ts) for machine in outcome.stale)
         if outcome.rebirth:
             now = time.monotonic()
             if now - self._last_rebirth.get(outcome.rebirth, -1e9) >= self.rebirth_interval_s:
                 self._last_rebirth[outcome.rebirth] = now
                 group, node = outcome.rebirth
-                self._publish(
-                    f"{NAMESPACE}/{group}/NCMD/{node}", encode_rebirth(int(time.time() * 1000))
-                )
+                self._publish(f"{NAMESPACE}/{group}/NCMD/{node}", encode_rebirth(_now_ms()))
                 self.stats.rebirths_requested += 1
+
+    def send_command(
+        self, group: str, node: str, values: dict[str, object], device: str | None = None
+    ) -> bool:
+        """Write metrics of an edge node (NCMD) or of one of its devices (DCMD).
+
+        Each name must be in the node's (device's) birth and each value fit its datatype
+        (`DataError` otherwise). Sent at QoS 0, not retained, stamped now, without seq
+        (Sparkplug 3.0); returns whether it went out on a live connection.
+        """
+        with self._cond:  # the receive thread changes the births under this lock
+            payload = encode_command(self.sparkplug, group, node, device, values, _now_ms())
+        kind = "DCMD" if device else "NCMD"
+        topic = f"{NAMESPACE}/{group}/{kind}/{node}" + (f"/{device}" if device else "")
+        return self._send(
+            mp.encode_publish(topic, payload, qos=0, retain=False, version=self.mqtt_version)
+        )
 
     # ------------------------------------------------------------------ batch writer
     def _due(self) -> bool:
@@ -609,8 +662,11 @@ class MqttIngest:
             self._command_log.add(taken.commands)
             taken.commands = []
         while taken.stale:  # after the batch: data that arrived before the death is older
-            enterprise, machine = taken.stale[0]
+            enterprise, machine, ts = taken.stale[0]
             self.historian.mark_stale(enterprise, machine)
+            offline = BatchBuilder(enterprise)  # then the time it went offline, not stale
+            offline.add(f"{machine}/{ONLINE_TAG}", ts, _OFFLINE, "sparkplug death")
+            self.historian.write(offline.take(), source="mqtt")
             taken.stale.pop(0)
 
 
@@ -621,7 +677,7 @@ class _Taken:
     batches: list
     letters: list[tuple[str | None, list[DeadLetter]]]
     acks: dict[int, list[int]]
-    stale: list[tuple[str, str]]
+    stale: list[tuple[str, str, int]]
     count: int
     commands: list[CommandResult]
 
@@ -657,9 +713,30 @@ def _shut(sock: socket.socket) -> None:
     sock.close()
 
 
-def _state(online: bool) -> str:
+def check_host_id(host_id: str) -> str:
+    """Return a Sparkplug host id after checking it is one topic level (no ``/ + #``)."""
+    check_segment(host_id, "Sparkplug host id")
+    if host_id != host_id.strip() or any(c in host_id for c in "/+#"):
+        raise ConfigError(f"Sparkplug host id {host_id!r} must be one topic level without / + #")
+    return host_id
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _state(online: bool, timestamp: int) -> str:
     """Return a Sparkplug 3.0 host STATE payload."""
-    return json.dumps({"online": online, "timestamp": int(time.time() * 1000)})
+    return json.dumps({"online": online, "timestamp": timestamp})
+
+
+def _says_offline(payload: bytes) -> bool:
+    """Return whether a STATE payload says ``online: false`` (anything unreadable: no)."""
+    try:
+        state = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(state, dict) and state.get("online") is False
 
 
 def _text(text: str) -> str:
@@ -668,4 +745,14 @@ def _text(text: str) -> str:
 
 
 def _payload_text(payload: bytes, limit: int) -> str:
-    return payload[:limit].decode("utf-8", "replace")
+    """Return a payload as text for its dead letter: UTF-8 as is, binary as ``base64:…``."""
+    head = payload[:limit]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not (len(head) < len(payload) and exc.start >= len(head) - 3):
+            return "base64:" + base64.b64encode(head).decode("ascii")
+        text = head[: exc.start].decode("utf-8")  # the limit cut a character in two
+    if _BINARY.search(text):
+        return "base64:" + base64.b64encode(head).decode("ascii")
+    return text

@@ -37,6 +37,7 @@ __all__ = [
     "TagInfo",
     "TagSpec",
     "build_tree",
+    "exact_integers",
     "open_historian",
 ]
 
@@ -317,7 +318,10 @@ class Historian(ABC):
         ids = ids_by_dict[idx]
         codes = codes_by_dict[idx]
         ts = table.column("ts").to_numpy()
-        is_text = table.column("text").is_valid().to_numpy(zero_copy_only=False)
+        # a row with a value and a text is an exact integer beyond 2^53 (see `exact_integers`)
+        is_text = pc.and_(
+            table.column("text").is_valid(), table.column("value").is_null()
+        ).to_numpy(zero_copy_only=False)
         values = table.column("value").to_numpy(zero_copy_only=False)
         bad = (codes == 2) != is_text
         bad |= (codes == 1) & ~is_text & ~np.isin(values, (0.0, 1.0))
@@ -582,6 +586,25 @@ class Historian(ABC):
                         rolled.append((tag_id, now_ms - rule.rollup_days * DAY_MS))
                     break
         return raw, rolled
+
+
+def exact_integers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give rows of exact integers beyond 2^53 their exact value; return ``rows`` (changed).
+
+    Such an integer (a Sparkplug Int64/UInt64 counter or id) is stored as its float in
+    ``value`` (for aggregates and charts) and its decimal digits in ``text``; a numeric row
+    never has a text otherwise. Readers that hand out raw points (API, CLI) call this so the
+    value they return is the int that was sent.
+    """
+    for r in rows:
+        text = r.get("text")
+        if text is not None and r.get("value") is not None:
+            try:
+                r["value"] = int(text)
+            except ValueError:
+                continue
+            r["text"] = None
+    return rows
 
 
 def _infer(table: pa.Table, idx: np.ndarray, code: int) -> DataType:

@@ -25,6 +25,7 @@ from indunet.api.deps import (
     parse_time_param,
 )
 from indunet.store import Historian
+from indunet.store.base import exact_integers
 from indunet.uns import parse_prefix
 
 router = APIRouter(tags=["series"])
@@ -101,7 +102,7 @@ def series(
         "tag": tag,
         "start_ms": start_ms,
         "end_ms": end_ms,
-        "rows": table.to_pylist(),
+        "rows": exact_integers(table.to_pylist()),
         "truncated": table.num_rows >= limit,
     }
 
@@ -255,10 +256,10 @@ class LatestCache:
 
 
 def _encode(prefix: str, rows: list[dict[str, Any]]) -> bytes:
-    for r in rows:
+    for r in exact_integers(rows):
         r["time"] = iso(r["ts"])
         v = r["value"]
-        if v is not None and not math.isfinite(v):
+        if isinstance(v, float) and not math.isfinite(v):
             r["value"] = None
     return orjson.dumps({"prefix": prefix, "rows": rows})
 
@@ -276,7 +277,7 @@ class LatestRow(BaseModel):
 
     tag: str
     ts: int = Field(description="epoch ms")
-    value: float | None
+    value: int | float | None = Field(description="an int beyond 2^53 is exact (Int64/UInt64)")
     text: str | None
     quality: int = Field(description="0 good, 1 uncertain, 2 bad, 3 stale")
     time: str = Field(description="``ts`` as RFC 3339 UTC")

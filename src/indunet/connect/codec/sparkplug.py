@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -22,10 +23,14 @@ from indunet.uns import check_segment
 
 __all__ = [
     "NAMESPACE",
+    "ONLINE_TAG",
     "DecodeOutcome",
     "Numbers",
     "SparkplugHost",
     "SparkplugMapping",
+    "SparkplugRoute",
+    "decompress",
+    "encode_command",
     "encode_rebirth",
 ]
 
@@ -33,6 +38,12 @@ NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
 BD_SEQ = "bdSeq"
 MAX_PAYLOAD = 1024 * 1024
+#: the ``uuid`` Eclipse Tahu sets on a payload whose ``body`` is another, compressed payload
+COMPRESSED_UUID = "SPBV1.0_COMPRESSED"
+#: integers beyond this lose digits as a float: they are kept exactly as text beside the float
+EXACT_LIMIT = 1 << 53
+#: a boolean tag under each node's and device's machine: 1 from its birth, 0 from its death
+ONLINE_TAG = "sparkplug.online"
 _SIGNED = {1: 8, 2: 16, 3: 32, 4: 64}
 _UNSIGNED = {5, 6, 7, 8}
 _FLOATS = {9, 10}
@@ -52,22 +63,61 @@ _SANITIZE = re.compile(r"[/#+\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
-class SparkplugMapping:
-    """Where Sparkplug things land in the namespace (``{group}``, ``{node}``, ``{device}``).
+class SparkplugRoute:
+    """Where one group's (or one of its edge nodes') data lands: enterprise and site.
 
-    Default: enterprise from the settings; a device's metrics under
-    ``group/node/devices/device``, the node's own metrics under ``group/node/node/node``;
+    ``node`` None covers every node of the group; a route naming the node wins over it. An
+    empty ``enterprise`` or ``site`` keeps the default (the settings' enterprise, the group id).
+    """
+
+    group: str
+    node: str | None = None
+    enterprise: str | None = None
+    site: str | None = None
+
+    def __post_init__(self) -> None:
+        check_segment(self.group, "Sparkplug group")
+        if self.node is not None:
+            check_segment(self.node, "Sparkplug edge node")
+        if self.enterprise is not None:
+            check_segment(self.enterprise, "enterprise")
+        if self.site is not None:
+            check_segment(self.site, "site")
+
+
+@dataclass(frozen=True, slots=True)
+class SparkplugMapping:
+    """Where Sparkplug things land in the namespace: ``{site} {group} {node} {device}``.
+
+    Default: enterprise from the settings and site = group id, unless a `SparkplugRoute` of
+    the group (or of the edge node) says otherwise; a device's metrics under
+    ``site/node/devices/device``, the node's own metrics under ``site/node/node/node``;
     a metric name's ``/`` folders become ``.`` in the tag name.
     """
 
     enterprise: str = "demo"
-    device_machine: str = "{group}/{node}/devices/{device}"
-    node_machine: str = "{group}/{node}/node/{node}"
+    device_machine: str = "{site}/{node}/devices/{device}"
+    node_machine: str = "{site}/{node}/node/{node}"
+    routes: tuple[SparkplugRoute, ...] = ()
+
+    def route(self, group: str, node: str) -> tuple[str, str]:
+        """Return the (enterprise, site) of an edge node."""
+        chosen = None
+        for r in self.routes:
+            if r.group == group and r.node == node:
+                chosen = r
+                break
+            if r.group == group and r.node is None and chosen is None:
+                chosen = r
+        if chosen is None:
+            return self.enterprise, group
+        return chosen.enterprise or self.enterprise, chosen.site or group
 
     def machine(self, group: str, node: str, device: str | None) -> str:
         """Return the machine path (site/area/line/machine) of a node or device."""
         template = self.device_machine if device else self.node_machine
-        path = template.format(group=group, node=node, device=device or "")
+        site = self.route(group, node)[1]
+        path = template.format(group=group, node=node, device=device or "", site=site)
         parts = path.split("/")
         if len(parts) != 4:
             raise DataError(f"Sparkplug mapping gives {path!r}, not site/area/line/machine")
@@ -80,6 +130,7 @@ class SparkplugMapping:
 class _Node:
     """What the host knows about one edge node since its last birth."""
 
+    enterprise: str = ""
     bd_seq: int | None = None
     seq: int | None = None
     online: bool = False
@@ -113,7 +164,12 @@ class DecodeOutcome:
     errors: list[str] = field(default_factory=list)  # parts refused, with reasons
     rebirth: tuple[str, str] | None = None  # (group, node) to send a Rebirth request to
     stale: list[str] = field(default_factory=list)  # machine paths whose tags went stale
+    #: when they went offline: the DDEATH's timestamp; 0 for the host's time (NDEATH)
     stale_ts: int = 0
+    #: machine paths that came online with this birth, and its timestamp (0: none given)
+    born: list[str] = field(default_factory=list)
+    born_ts: int = 0
+    enterprise: str = ""  # the enterprise the edge node's data belongs to
     #: float and double metrics, kept in columns (no `Value` per point); not in ``points``
     numbers: Numbers = field(default_factory=Numbers)
 
@@ -146,9 +202,9 @@ def _convert(raw: object, dtype: int) -> Value:
         number = int(raw) & ((1 << bits) - 1)  # type: ignore[call-overload]
         if number >= 1 << (bits - 1):
             number -= 1 << bits
-        return Value(float(number), None, DataType.NUMBER)
+        return _integer(number)
     if dtype in _UNSIGNED or dtype == _DATETIME:
-        return Value(float(int(raw)), None, DataType.NUMBER)  # type: ignore[call-overload]
+        return _integer(int(raw))  # type: ignore[call-overload]
     if dtype in _FLOATS:
         if not isinstance(raw, float | int) or not math.isfinite(raw):
             raise DataError(f"value {str(raw)[:40]!r} is not a finite number")
@@ -162,6 +218,51 @@ def _convert(raw: object, dtype: int) -> Value:
     raise DataError(f"datatype {_NAMES.get(dtype, dtype)} is not supported")
 
 
+def _integer(number: int) -> Value:
+    """Return an integer as a number; beyond 2^53 its exact digits ride along as text."""
+    if -EXACT_LIMIT <= number <= EXACT_LIMIT:
+        return Value(float(number), None, DataType.NUMBER)
+    return Value(float(number), str(number), DataType.NUMBER)
+
+
+def decompress(message: pb.Payload) -> pb.Payload:
+    """Return the inner payload of a compressed one (Tahu's ``compress``), else ``message``.
+
+    The outer payload names the algorithm (GZIP or DEFLATE) in an ``algorithm`` metric and
+    carries the compressed inner payload in ``body``; the inner payload may not be larger than
+    `MAX_PAYLOAD` (a compression bomb is refused, not inflated).
+    """
+    algorithm = None
+    for metric in message.metrics:
+        if metric.name == "algorithm":
+            algorithm = metric.string_value.upper()
+    if message.uuid != COMPRESSED_UUID and algorithm is None:
+        return message
+    if not message.HasField("body"):
+        raise DataError("compressed payload has no body")
+    if algorithm is None:
+        algorithm = "DEFLATE"  # Tahu's default when the metric is missing
+    if algorithm not in ("GZIP", "DEFLATE"):
+        raise DataError(f"compression algorithm {algorithm[:20]!r} is not GZIP or DEFLATE")
+    wbits = 31 if algorithm == "GZIP" else 15  # DEFLATE: the zlib format Tahu writes
+    try:
+        inflater = zlib.decompressobj(wbits)
+        raw = inflater.decompress(message.body, MAX_PAYLOAD + 1)
+    except zlib.error as exc:
+        raise DataError(f"compressed payload does not inflate with {algorithm} ({exc})") from exc
+    if len(raw) > MAX_PAYLOAD or inflater.unconsumed_tail:
+        raise DataError(f"compressed payload inflates beyond the {MAX_PAYLOAD} byte limit")
+    if not inflater.eof:
+        raise DataError(f"compressed payload is cut short ({algorithm})")
+    try:
+        inner = pb.Payload.FromString(raw)
+    except (DecodeError, ValueError) as exc:
+        raise DataError(f"compressed body is not a Sparkplug B protobuf ({exc})") from exc
+    if inner.uuid == COMPRESSED_UUID:
+        raise DataError("compressed payload holds another compressed payload")
+    return inner
+
+
 def _tag_name(name: str) -> str:
     return check_segment(_SANITIZE.sub(".", name), "tag")
 
@@ -172,6 +273,16 @@ class SparkplugHost:
     def __init__(self, mapping: SparkplugMapping) -> None:
         self.mapping = mapping
         self.nodes: dict[tuple[str, str], _Node] = {}
+
+    def enterprise_of(self, topic: str) -> str:
+        """Return the enterprise a Sparkplug topic's edge node maps to (for its dead letters)."""
+        parts = topic.split("/")
+        if len(parts) >= 4 and parts[0] == NAMESPACE and parts[2] != "STATE":
+            try:
+                return self.mapping.route(parts[1], parts[3])[0]
+            except DataError:
+                pass
+        return self.mapping.enterprise
 
     def handle(self, topic: str, payload: bytes) -> DecodeOutcome:
         """Decode one message; raise `DataError` when nothing of it can be used."""
@@ -196,10 +307,15 @@ class SparkplugHost:
             message = pb.Payload.FromString(payload)
         except (DecodeError, ValueError) as exc:
             raise DataError(f"payload is not a Sparkplug B protobuf ({exc})") from exc
-        state = self.nodes.setdefault((group, node), _Node())
+        message = decompress(message)
+        state = self.nodes.get((group, node))
+        if state is None:
+            state = self.nodes[(group, node)] = _Node(self.mapping.route(group, node)[0])
         if kind == "NDEATH":
-            return self._node_death(group, node, state, message)
-        outcome = DecodeOutcome()
+            outcome = self._node_death(group, node, state, message)
+            outcome.enterprise = state.enterprise
+            return outcome
+        outcome = DecodeOutcome(enterprise=state.enterprise)
         if kind == "NBIRTH":
             self._node_birth(state, message)
         elif not state.online:
@@ -227,6 +343,9 @@ class SparkplugHost:
             outcome.errors.append(f"DDATA from {group}/{node}/{device} before its DBIRTH")
             return outcome
         birth = kind in ("NBIRTH", "DBIRTH")
+        if birth:
+            outcome.born.append(self.mapping.machine(group, node, device))
+            outcome.born_ts = message.timestamp if message.HasField("timestamp") else 0
         self._metrics(group, node, device, state, message, birth, outcome)
         return outcome
 
@@ -264,7 +383,7 @@ class SparkplugHost:
             self.mapping.machine(group, node, d) for d in sorted(state.devices_online)
         )
         state.devices_online = set()
-        outcome.stale_ts = message.timestamp if message.HasField("timestamp") else 0
+        outcome.stale_ts = 0  # Sparkplug 3.0: NDEATH takes the host's time (it is the will's)
         return outcome
 
     def _check_seq(
@@ -395,3 +514,76 @@ def encode_rebirth(now_ms: int) -> bytes:
     metric.datatype = _BOOL
     metric.boolean_value = True
     return message.SerializeToString()
+
+
+def encode_command(
+    host: SparkplugHost,
+    group: str,
+    node: str,
+    device: str | None,
+    values: dict[str, object],
+    now_ms: int,
+) -> bytes:
+    """Return an NCMD (``device`` None) or DCMD payload writing ``values`` (name -> value).
+
+    Each name must be in the node's (or device's) birth and each value fit the datatype the
+    birth gave it; anything else raises `DataError` naming it. The payload carries the time it
+    is sent and no seq (Sparkplug 3.0 commands have none).
+    """
+    if not values:
+        raise DataError("a command needs at least one metric to write")
+    state = host.nodes.get((group, node))
+    where = f"{group}/{node}" + (f"/{device}" if device else "")
+    if state is None or not state.online or (device and device not in state.devices_online):
+        raise DataError(f"{where} is not online (no birth since its last death)")
+    types = state.types.get(device, {})
+    message = pb.Payload()
+    message.timestamp = now_ms
+    for name, value in values.items():
+        dtype = types.get(name)
+        if dtype is None:
+            raise DataError(f"metric {name[:100]!r} is not in the birth of {where}")
+        metric = message.metrics.add()
+        metric.name = name
+        metric.datatype = dtype
+        metric.timestamp = now_ms
+        _set_value(metric, dtype, value, name)
+    return message.SerializeToString()
+
+
+def _set_value(metric: pb.Payload.Metric, dtype: int, value: object, name: str) -> None:
+    """Put ``value`` into the metric's field for ``dtype``, or raise `DataError`."""
+    label = pb.DataType.Name(dtype) if dtype in pb.DataType.values() else str(dtype)
+    wrong = DataError(f"value {str(value)[:40]!r} does not fit metric {name[:100]!r} ({label})")
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if dtype in _SIGNED or dtype in _UNSIGNED or dtype == _DATETIME:
+        bits = _SIGNED.get(dtype) or {5: 8, 6: 16, 7: 32, 8: 64}.get(dtype, 64)
+        if not is_int:
+            raise wrong
+        assert isinstance(value, int)
+        low = -(1 << (bits - 1)) if dtype in _SIGNED else 0
+        high = (1 << (bits - 1)) - 1 if dtype in _SIGNED else (1 << bits) - 1
+        if not low <= value <= high:
+            raise wrong
+        raw = value & ((1 << bits) - 1)  # two's complement, as Tahu encodes
+        if bits == 64:
+            metric.long_value = raw
+        else:
+            metric.int_value = raw
+    elif dtype in _FLOATS:
+        if not (is_int or isinstance(value, float)) or not math.isfinite(value):  # type: ignore[arg-type]
+            raise wrong
+        if dtype == 9:
+            metric.float_value = float(value)  # type: ignore[arg-type]
+        else:
+            metric.double_value = float(value)  # type: ignore[arg-type]
+    elif dtype == _BOOL:
+        if not isinstance(value, bool):
+            raise wrong
+        metric.boolean_value = value
+    elif dtype in _TEXTS:
+        if not isinstance(value, str):
+            raise wrong
+        metric.string_value = value
+    else:
+        raise wrong
