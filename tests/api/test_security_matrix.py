@@ -40,6 +40,7 @@ PATH_VALUES = {
     "scenario": "sc1",
     "rule_id": "rule1",
     "key_id": "0123456789abcdef",
+    "invitation_id": "0123456789abcdef01234567",
     "site": "s1",
     "area": "a",
     "line": "l",

@@ -57,6 +57,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/users/{name}/grant"): _A,
     ("DELETE", "/api/v1/users/{name}/grant"): _A,
     ("POST", "/api/v1/users/{name}/disable"): _A,
+    ("POST", "/api/v1/invitations"): _A,  # a user of any enterprise joins only by accepting
+    ("GET", "/api/v1/invitations"): _A,
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): _A,
+    ("GET", "/api/v1/auth/invitations"): _ME,  # the signed-in user's own invitations
+    ("POST", "/api/v1/auth/invitations/{invitation_id}/accept"): _ME,
+    ("DELETE", "/api/v1/auth/invitations/{invitation_id}"): _ME,
     ("GET", "/api/v1/keys"): _A,
     ("POST", "/api/v1/keys"): _A,
     ("DELETE", "/api/v1/keys/{key_id}"): _A,
