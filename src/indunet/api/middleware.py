@@ -128,7 +128,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(request, exc.status_code, exc.detail, exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            from indunet.api.hardening import allowed_methods
+
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request.scope))}
+        return error_response(request, exc.status_code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

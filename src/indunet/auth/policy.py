@@ -90,9 +90,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/dock/dispatch"): _O,  # dock one request with one ranked offer
     ("POST", "/api/v1/dock/dispatch/{order_id}/{action}"): _O,
     ("GET", "/api/v1/dock/dispatch/{order_id}/audit"): _V,
-    ("POST", "/api/v1/dock/{kind}"): _O,
-    ("GET", "/api/v1/dock/{kind}"): _V,
-    ("DELETE", "/api/v1/dock/{kind}/{entry_id}"): _O,
+    ("POST", "/api/v1/dock/{kind:dockkind}"): _O,
+    ("GET", "/api/v1/dock/{kind:dockkind}"): _V,
+    ("DELETE", "/api/v1/dock/{kind:dockkind}/{entry_id}"): _O,
     # an enterprise's supply network (the chain leader's own data)
     ("PUT", "/api/v1/chain/networks/{name}"): _A,
     ("GET", "/api/v1/chain/networks"): _V,

@@ -483,7 +483,6 @@ class ChainLive(Rounds):
             return self._views.get(network)
 
 
-
 def start_chain_live(app: Any, historian: Any, settings: Any, **kw: Any) -> ChainLive:
     """Start the live link for the app: plant watcher states, regional monitor, alarm service."""
     watcher = getattr(app.state, "plant_watcher", None)

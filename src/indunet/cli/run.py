@@ -98,6 +98,8 @@ def serve(
             port=settings.port,
             log_level="warning",
             timeout_graceful_shutdown=5,  # open event streams (SSE) must not block a stop
+            proxy_headers=False,  # X-Forwarded-For: only from auth.trusted_proxies (auth.web)
+            server_header=False,
         )
     finally:
         if alarm_service:
@@ -269,6 +271,8 @@ def demo(
                 port=settings.port,
                 log_level="warning",
                 timeout_graceful_shutdown=5,
+                proxy_headers=False,  # X-Forwarded-For: only from auth.trusted_proxies
+                server_header=False,
             )
         )
 
