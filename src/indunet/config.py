@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     ingest_max_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    http_max_body_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="Body limit of every HTTP route that is not a bulk upload (login included).",
+    )
     max_future_s: int = Field(
         86_400, ge=0, description="Reject timestamps further than this in the future."
     )

@@ -40,6 +40,7 @@ PATH_VALUES = {
     "scenario": "sc1",
     "rule_id": "rule1",
     "key_id": "0123456789abcdef",
+    "invitation_id": "0123456789abcdef01234567",
     "site": "s1",
     "area": "a",
     "line": "l",
@@ -352,3 +353,214 @@ def test_admin_routes_manage_only_their_tenant(world) -> None:
     assert r.status_code == 201
     assert "newbie" not in client.get("/api/v1/users", headers=h["other_tenant"]).text
     assert client.delete(f"/api/v1/keys/{key_id}", headers=h["admin"]).json()["revoked"]
+
+
+# --------------------------------------------------------------------------------------------
+# The marker matrix: plant unique markers in every tenant-owned table of one tenant, call every
+# route as the other tenant's admin (with its default, its own ?enterprise= and the first
+# tenant's ids and names in the path and query), and assert no answer holds them. Status codes
+# alone let a leak through (issue 15, F2: 200 with another tenant's machines).
+#
+# Two markers per tenant: MARK names things a caller may guess and put in a URL (sites, machine
+# paths, network and rule names), so an answer may echo it back when the URL holds it; BODY is
+# only ever stored content (descriptions, items, messages, reasons, key names, user names) and
+# no answer to another tenant may hold it, whatever the URL.
+
+MARK = {"acme": "mkacme9q7z", "globex": "mkglobex4x2w"}  # acme is the server's enterprise
+BODY = {"acme": "ctacme5v8p", "globex": "ctglobex3n6k"}
+
+
+def _plant_markers(client: TestClient, app: FastAPI, enterprise: str, key: str) -> dict:
+    """Write ``enterprise``'s markers into every table it owns; return its ids for probing."""
+    from indunet.model import DeadLetter
+    from indunet.plant.alarm_service import AlarmStore
+    from indunet.plant.alarms import load_rules
+    from indunet.plant.command_log import CommandLog, CommandResult
+    from indunet.store.tables import SqlPort
+    from tests.chain.networks import MIXED, doc
+
+    m, c = MARK[enterprise], BODY[enterprise]
+    h = {"Authorization": f"Bearer {key}"}
+    q = {"enterprise": enterprise}
+    now = int(time.time() * 1000)
+    machine = f"{m}/a/l/m"
+    ids: dict[str, str] = {"machine": machine, "site": m, "tag": f"{machine}/{m}_kw"}
+
+    def ok(r) -> dict:
+        assert r.status_code < 300, (r.request.url, r.text)
+        return r.json()
+
+    ok(
+        client.post(
+            "/api/v1/ingest",
+            params=q,
+            headers=h,
+            json=[
+                {"tag": ids["tag"], "ts": now - 5000, "value": 1.0},
+                {"tag": f"{machine}/{c}_kw", "ts": now - 5000, "value": 2.0},
+            ],
+        )
+    )
+    ok(
+        client.post(
+            "/api/v1/tags",
+            params=q,
+            headers=h,
+            json=[{"tag": ids["tag"], "unit": "kW", "description": c}],
+        )
+    )
+    ok(
+        client.put(
+            f"/api/v1/machines/{machine}", params=q, headers=h, json={"power_tag": f"{c}_kw"}
+        )
+    )
+    row = {"item": c, "warehouse": c, "quantity": 5, "as_of": now}
+    ok(client.post("/api/v1/business/inventory", params=q, headers=h, json=[row]))
+    ok(
+        client.post(
+            "/api/v1/dock/requests",
+            params=q,
+            headers=h,
+            json=[{"id": f"{c}r", "item": c, "quantity": 5, "unmet_penalty": 9}],
+        )
+    )
+    ok(
+        client.post(
+            "/api/v1/dock/offers",
+            params=q,
+            headers=h,
+            json=[{"id": f"{c}o", "item": c, "quantity": 9}],
+        )
+    )
+    ids["run_id"] = ok(client.post("/api/v1/dock/runs", params=q, headers=h, json={}))["run_id"]
+    ids["name"] = m
+    network = doc(MIXED)
+    for node in network["nodes"]:
+        node["region"] = c
+    ok(client.put(f"/api/v1/chain/networks/{m}", params=q, headers=h, json=network))
+    ids["key_id"] = ok(client.post("/api/v1/keys", params=q, headers=h, json={"name": c}))["key_id"]
+    ok(client.post("/api/v1/users", params=q, headers=h, json={"name": c, "password": PASSWORD}))
+    inv = ok(client.post("/api/v1/invitations", params=q, headers=h, json={"user": f"{c}x"}))
+    ids["invitation_id"] = inv["invitation_id"]
+    rule = {"id": f"{m}rule", "kind": "high", "tag": ids["tag"], "limit": 3, "message": c}
+    if enterprise == app.state.settings.enterprise:
+        ok(client.post("/api/v1/alarm-rules", headers=h, json=rule))
+    else:  # alarm rules are the server's plant's: another tenant's come from the store
+        AlarmStore(app.state.historian).put_rules(enterprise, load_rules([rule]), now)
+    ids["rule_id"] = rule["id"]
+    historian = app.state.historian
+    historian.add_dead_letters([DeadLetter("mqtt", f"bad {c}", c, c)], enterprise=enterprise)
+    result = CommandResult(
+        enterprise, f"{c}c", f"{c}_kw", now, machine, c, c, "operator", "1", "2", "ok", c
+    )
+    CommandLog(historian).add([result])
+    sql = SqlPort(historian)
+    sql.execute(
+        "INSERT INTO plant_states VALUES ($1, $2, $3, $4, 'idle', $5)",
+        [enterprise, machine, now - 60_000, now - 30_000, c],
+    )
+    sql.execute(
+        "INSERT INTO plant_reasons VALUES ($1, $2, $3, $4, $5, $6)",
+        [enterprise, machine, now - 60_000, now - 30_000, c, now],
+    )
+    sql.execute(
+        "INSERT INTO plant_alarm_events VALUES ($1, 1, $2, 'raise', $3, $4, $5, 'unack', "
+        "'high', 4.0, $6, $6, $6, 0, $2)",
+        [enterprise, now - 1000, f"{m}rule@{ids['tag']}", f"{m}rule", ids["tag"], c],
+    )
+    return ids
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Two tenants, each with its markers in every table it owns; acme also has a file plant."""
+    from indunet.plant.config import PlantConfig
+
+    tmp: Path = tmp_path_factory.mktemp("markers")
+    m, c = MARK["acme"], BODY["acme"]
+    plant = PlantConfig.model_validate(
+        {
+            "machines": [{"id": f"{m}/f/l/m", "power_tag": f"{c}_file_kw", "rated_kw": 7.5}],
+            "sites": {m: {"oee_target": 0.8}},
+            "reasons": {"reasons": [{"code": f"{c}jam", "label": c}]},
+        }
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        mp.delenv("INDUNET_CONFIG", raising=False)
+        settings = load_settings(data_dir=tmp / "data", enterprise="acme", plant=plant)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        store = AuthStore(app.state.historian)
+        keys = {e: store.create_key(e, "admin", now_ms=0).secret for e in MARK}
+        ids = {e: _plant_markers(client, app, e, keys[e]) for e in MARK}
+        yield {"app": app, "client": client, "keys": keys, "ids": ids}
+
+
+SEEN_BY_OWNER = [
+    "/api/v1/machines",
+    "/api/v1/latest",
+    "/api/v1/tags",
+    "/api/v1/deadletters",
+    "/api/v1/inventory",
+    "/api/v1/dock/requests",
+    "/api/v1/chain/networks",
+    "/api/v1/keys",
+    "/api/v1/users",
+    "/api/v1/invitations",
+    "/api/v1/commands",
+]
+
+
+@pytest.mark.parametrize("owner", sorted(MARK))
+def test_markers_are_seen_by_their_owner(planted, owner: str) -> None:
+    """The probe can fail: each tenant's own listings do show its markers."""
+    client, key = planted["client"], planted["keys"][owner]
+    for url in SEEN_BY_OWNER:
+        r = client.get(url, headers={"Authorization": f"Bearer {key}"})
+        found = MARK[owner] in r.text or BODY[owner] in r.text
+        assert r.status_code == 200 and found, (owner, url, r.text[:200])
+
+
+def _leaks(r, owner: str) -> bool:
+    """Return whether an answer holds the owner's data (its name marker only if not asked)."""
+    text = r.text + str(r.headers)
+    if BODY[owner] in text:
+        return True
+    return MARK[owner] in text and MARK[owner] not in str(r.request.url)
+
+
+@pytest.mark.parametrize(("owner", "caller"), [("acme", "globex"), ("globex", "acme")])
+def test_no_answer_to_another_tenant_holds_the_marker(planted, owner: str, caller: str) -> None:
+    """Every route, as the other tenant's admin: no answer holds the owner's markers."""
+    client, app = planted["client"], planted["app"]
+    mark, ids = MARK[owner], planted["ids"][owner]
+    headers = {"Authorization": f"Bearer {planted['keys'][caller]}"}
+    probes = {k: ids[k] for k in ("tag", "machine", "site")}
+    probes.update(prefix=mark, scope=mark, search=mark, name=mark)
+    leaks = []
+    calls = 0
+    for rc in iter_route_contexts(app.routes):
+        if rc.path is None or not rc.methods or rc.path == "/api/v1/auth/logout":
+            continue
+        values = {**PATH_VALUES, **ids, "path": ids["machine"], "area": "a", "line": "l"}
+        values["machine"] = "m"
+        if rc.path.startswith("/api/v1/dock/"):
+            values["kind"] = "requests"
+        url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda x, v=values: v[x.group(1)], rc.path)
+        for method in sorted(rc.methods - {"HEAD"}):
+            for params in (None, {"enterprise": caller}, {"enterprise": caller, **probes}):
+                extra = {"Last-Event-ID": "garbage"} if rc.path == "/api/v1/events" else {}
+                r = client.request(
+                    method,
+                    url,
+                    params=params,
+                    headers={**headers, **extra},
+                    json={} if method in ("POST", "PUT") else None,
+                    follow_redirects=False,
+                )
+                calls += 1
+                if r.status_code >= 500 or _leaks(r, owner):
+                    leaks.append((method, url, params, r.status_code, r.text[:160]))
+    assert not leaks, "\n".join(map(str, leaks))
+    assert calls > 300

@@ -22,8 +22,22 @@ def test_machine_configs_file_union_api(historian):
     with pytest.raises(DataError, match=r"field thresholds\.running_above"):
         store.put_machine("demo", {"thresholds": {"off_below": 1}}, now_ms=3, path=M2)
     with pytest.raises(DataError, match="site 's2' has no"):
-        store.put_machine("demo", {}, now_ms=3, path="s2/a/l/m")
+        store.put_machine("demo", {"power_tag": "p"}, now_ms=3, path="s2/a/l/m")
+    with pytest.raises(DataError, match="missing field power_tag or meter_tag"):
+        store.put_machine("demo", {}, now_ms=3, path=M2)
     assert store.effective("demo").machine(M2).rated_kw == 3  # refused docs change nothing
+
+
+def test_the_file_config_belongs_to_its_owner_only(historian):
+    """Another tenant sees none of the file's machines, sites or reasons, and uses its own."""
+    store = PlantStore(historian, plant(M1), owner="demo")
+    assert [m.id for m in store.effective("demo").machines] == [M1]
+    other = store.effective("globex")
+    assert other.machines == [] and other.sites == {} and other.reasons.reasons == []
+    store.put_machine("globex", {"power_tag": "p"}, now_ms=1, path="bsite/a/l/m")
+    assert [m.id for m in store.effective("globex").machines] == ["bsite/a/l/m"]
+    assert store.machine_sources("globex") == {"bsite/a/l/m": "api"}
+    assert [m.id for m in store.effective("demo").machines] == [M1]
 
 
 def test_segments_replace_range_keeps_the_outside_and_reasons(historian):

@@ -244,7 +244,7 @@ def _pages_fit(live, browser) -> None:
         if path == "/business":  # items below cover and late orders are highlighted
             assert page.locator("tr.attention").count() == 6 + 4  # due before now: P0–P3
         if path == "/energy":  # the bar chart is drawn from the rendered numbers
-            page.wait_for_function("document.querySelector('#energy-chart canvas') !== null")
+            page.wait_for_function("() => document.querySelector('#energy-chart canvas') !== null")
             assert page.locator(".energy-table tr.lvl-machine").count() == 2
             assert float(page.locator(".total-kwh").inner_text()) > 10  # 2 h of 8/2 + 6 kW
         page.evaluate("document.documentElement.dataset.theme = 'dark'")

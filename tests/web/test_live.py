@@ -27,7 +27,9 @@ def test_values_update_live_without_reload_or_polling(live, browser) -> None:
 
     page.route("**/parts/**", no_fragment)
     sign_in(page, live.url + "/plant", "ann", "plant-manager-pw")
-    page.wait_for_function("window.indunetLive && window.indunetLive.connected", timeout=15_000)
+    page.wait_for_function(
+        "() => window.indunetLive && window.indunetLive.connected", timeout=15_000
+    )
     assert page.evaluate("document.querySelectorAll('[data-live-tag]').length") >= 5
     value = page.locator(f'[data-live-tag="{M2}/power_kw"]')
     assert value.inner_text() == "2.5"
@@ -66,7 +68,7 @@ def test_values_update_live_without_reload_or_polling(live, browser) -> None:
     assert value.is_visible()  # the page stays readable under the banner
     assert page.evaluate("window.indunetLive.connected") is False
     page.unroute("**/api/v1/events**")
-    page.wait_for_function("window.indunetLive.connected", timeout=20_000)
+    page.wait_for_function("() => window.indunetLive.connected", timeout=20_000)
     page.locator("p.link-lost").wait_for(state="hidden", timeout=5_000)
     ingest(http, [{"tag": f"{M2}/power_kw", "ts": now_ms(), "value": 12.25}])
     value.filter(has_text="12.25").wait_for(timeout=10_000)

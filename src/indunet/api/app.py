@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from indunet import __version__
 from indunet.api import events, live
 from indunet.api import metrics as api_metrics
+from indunet.api.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware
 from indunet.api.middleware import RequestIdMiddleware, api_openapi, install_error_handlers
 from indunet.api.routes import alarms as alarm_routes
 from indunet.api.routes import auth as auth_routes
@@ -20,13 +21,13 @@ from indunet.auth.web import authorise
 from indunet.config import Settings
 from indunet.store import Historian, open_historian
 from indunet.web import alarms as alarm_page
+from indunet.web import api_docs, pages
 from indunet.web import business as business_page
 from indunet.web import chain as chain_page
 from indunet.web import data as data_page
 from indunet.web import docking as docking_page
 from indunet.web import energy as energy_page
 from indunet.web import overview as overview_page
-from indunet.web import pages
 from indunet.web import region as region_pages
 
 __all__ = ["create_app"]
@@ -57,6 +58,8 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
         version=__version__,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # /docs and /redoc come from vendored assets (indunet.web.api_docs)
+        redoc_url=None,
     )
     app.state.settings = settings
     guarded = [Depends(authorise)]  # route table: indunet.auth.policy.ROUTES
@@ -75,11 +78,18 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     for web in (alarm_page, energy_page, business_page, data_page):  # alarms, energy, …
         app.include_router(web.router, dependencies=guarded)
     app.include_router(auth_routes.pages_router, dependencies=guarded)  # /login
+    app.include_router(api_docs.router, dependencies=guarded)  # /docs, /redoc (offline)
     app.mount("/static", pages.static_files(), name="static")
 
     # errors, request ids, metrics, readiness: indunet.api.middleware / indunet.api.metrics
     install_error_handlers(app)  # {"detail", "status", "request_id"} for every 4xx/5xx
     app.state.metrics = api_metrics.Metrics(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        bulk_bytes=settings.ingest_max_bytes,
+        other_bytes=settings.http_max_body_bytes,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)  # CSP with a nonce, no framing, nosniff, …
     app.add_middleware(api_metrics.HttpMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: the id is set before anything runs
     app.include_router(api_metrics.router, dependencies=guarded)  # /metrics, /ready

@@ -108,16 +108,36 @@ def error_response(
     return JSONResponse(body, status_code=status, headers={**(headers or {}), "X-Request-ID": rid})
 
 
+_LOC_CHARS = 64
+
+
+def validation_detail(errors: Any) -> list[dict[str, Any]]:
+    """Return validation errors without the caller's input (never echo a body back).
+
+    Each error keeps ``type``, ``loc`` (names cut to 64 characters) and ``msg``.
+    """
+    out = []
+    for e in list(errors)[:50]:
+        loc = [p[:_LOC_CHARS] if isinstance(p, str) else p for p in e.get("loc", ())]
+        out.append({"type": e.get("type"), "loc": loc, "msg": str(e.get("msg", ""))[:300]})
+    return out
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map HTTP errors, validation errors, indunet errors and crashes to `ErrorBody`."""
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(request, exc.status_code, exc.detail, exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            from indunet.api.hardening import allowed_methods
+
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request.scope))}
+        return error_response(request, exc.status_code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(request, 422, exc.errors())
+        return error_response(request, 422, validation_detail(exc.errors()))
 
     @app.exception_handler(DataError)
     async def _data_error(request: Request, exc: DataError) -> Response:

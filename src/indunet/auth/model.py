@@ -80,6 +80,7 @@ class Principal:
     grants: tuple[Grant, ...]
     session_id: str | None = None
     csrf_token: str | None = field(default=None, repr=False)
+    home: str | None = None  # the default enterprise stored with a user or key
 
     @property
     def chain_operator(self) -> bool:
@@ -93,7 +94,14 @@ class Principal:
 
     @property
     def default_enterprise(self) -> str | None:
-        """Return the enterprise used when a request names none (the first granted)."""
+        """Return the enterprise used when a request names none.
+
+        That is the principal's stored default (``home``, set when the user or key was made)
+        while it is granted; nobody else's grant can change it. Without a stored default
+        (principals built by hand), the first granted enterprise.
+        """
+        if self.home is not None:
+            return self.home if self.grant_for(self.home) is not None else None
         names = self.enterprises
         return names[0] if names else None
 

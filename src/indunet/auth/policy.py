@@ -57,6 +57,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/users/{name}/grant"): _A,
     ("DELETE", "/api/v1/users/{name}/grant"): _A,
     ("POST", "/api/v1/users/{name}/disable"): _A,
+    ("POST", "/api/v1/invitations"): _A,  # a user of any enterprise joins only by accepting
+    ("GET", "/api/v1/invitations"): _A,
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): _A,
+    ("GET", "/api/v1/auth/invitations"): _ME,  # the signed-in user's own invitations
+    ("POST", "/api/v1/auth/invitations/{invitation_id}/accept"): _ME,
+    ("DELETE", "/api/v1/auth/invitations/{invitation_id}"): _ME,
     ("GET", "/api/v1/keys"): _A,
     ("POST", "/api/v1/keys"): _A,
     ("DELETE", "/api/v1/keys/{key_id}"): _A,
@@ -84,9 +90,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/dock/dispatch"): _O,  # dock one request with one ranked offer
     ("POST", "/api/v1/dock/dispatch/{order_id}/{action}"): _O,
     ("GET", "/api/v1/dock/dispatch/{order_id}/audit"): _V,
-    ("POST", "/api/v1/dock/{kind}"): _O,
-    ("GET", "/api/v1/dock/{kind}"): _V,
-    ("DELETE", "/api/v1/dock/{kind}/{entry_id}"): _O,
+    ("POST", "/api/v1/dock/{kind:dockkind}"): _O,
+    ("GET", "/api/v1/dock/{kind:dockkind}"): _V,
+    ("DELETE", "/api/v1/dock/{kind:dockkind}/{entry_id}"): _O,
     # an enterprise's supply network (the chain leader's own data)
     ("PUT", "/api/v1/chain/networks/{name}"): _A,
     ("GET", "/api/v1/chain/networks"): _V,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["AuthSettings"]
 
@@ -25,6 +27,21 @@ class AuthSettings(BaseModel):
     login_window_s: int = Field(900, gt=0, description="Failures older than this are forgotten.")
     backoff_base_s: float = Field(1.0, gt=0, description="First lock-out; doubles per failure.")
     backoff_max_s: float = Field(900.0, gt=0, description="Longest lock-out.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is "
+        "believed; from anyone else the header is ignored (login rate limits count the peer).",
+    )
     secure_cookies: bool | None = Field(
         None, description="Force the Secure cookie flag; default: only when served over https."
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or CIDR") from exc
+        return value

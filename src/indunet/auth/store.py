@@ -24,7 +24,7 @@ from indunet.errors import DataError
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
 
-__all__ = ["AuthStore", "IssuedKey", "KeyKind", "NewSession", "check_name"]
+__all__ = ["AuthStore", "IssuedKey", "KeyKind", "NewSession", "check_name", "check_password"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS auth_users (
@@ -57,8 +57,72 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
   csrf_token TEXT NOT NULL,
   created_ms BIGINT NOT NULL,
   expires_ms BIGINT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS auth_invitations (
+  invitation_id TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL,
+  enterprise TEXT NOT NULL,
+  role TEXT NOT NULL,
+  site TEXT,
+  invited_by TEXT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL
+);
+ALTER TABLE auth_users ADD COLUMN IF NOT EXISTS default_enterprise TEXT;
+ALTER TABLE auth_grants ADD COLUMN IF NOT EXISTS disabled BOOLEAN DEFAULT FALSE;
+UPDATE auth_users SET default_enterprise = (
+  SELECT min(g.enterprise) FROM auth_grants g
+  WHERE g.user_name = auth_users.name AND g.enterprise <> '*'
+) WHERE default_enterprise IS NULL
 """
+#: an invitation not accepted within this time lapses
+INVITATION_MS = 7 * 86_400_000
+#: passwords refused whatever their length (the most common ones of breach lists, lower case)
+COMMON_PASSWORDS = frozenset(
+    [
+        "1234567890",
+        "12345678910",
+        "0123456789",
+        "1q2w3e4r5t",
+        "1qaz2wsx3edc",
+        "123qweasdzxc",
+        "qwertyuiop",
+        "qwerty1234",
+        "qwerty12345",
+        "password12",
+        "password123",
+        "password1234",
+        "passw0rd123",
+        "iloveyou12",
+        "administrator",
+        "admin12345",
+        "admin123456",
+        "welcome123",
+        "letmein123",
+        "changeme123",
+        "abc1234567",
+        "abcdefghij",
+        "abcd123456",
+        "football123",
+        "baseball123",
+        "sunshine123",
+        "princess123",
+        "superman123",
+        "trustno1234",
+        "monkey1234",
+        "dragon1234",
+        "master1234",
+        "987654321a",
+        "1234567890a",
+        "a1234567890",
+        "zaq12wsxcde",
+        "5201314520",
+        "woaini1314",
+        "qazwsxedcr",
+        "11111111111",
+        "00000000000",
+    ]
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _KEY = re.compile(r"^(ik|idk)_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
@@ -120,21 +184,34 @@ class AuthStore:
         self._key_cache = _KEY_CACHES.setdefault(historian, {})
 
     # users and grants -------------------------------------------------------------------
-    def add_user(self, name: str, password: str, *, now_ms: int) -> None:
-        """Create a user; DataError if the name is taken or the password is too short."""
+    def add_user(
+        self, name: str, password: str, *, now_ms: int, enterprise: str | None = None
+    ) -> None:
+        """Create a user whose default enterprise is ``enterprise`` (else their first grant).
+
+        DataError if the name is taken in any letter case or the password is weak.
+        """
         check_name("user name", name)
-        _check_password(password)
-        if self.sql.rows("SELECT name FROM auth_users WHERE name = $1", [name]):
+        check_password(password, name)
+        if self.name_taken(name):
             raise DataError(f"user {name!r} already exists")
+        if enterprise is not None:
+            self._check_enterprise(enterprise)
         self.sql.execute(
-            "INSERT INTO auth_users (name, password_hash, disabled, created_ms) "
-            "VALUES ($1, $2, FALSE, $3)",
-            [name, self.hasher.hash(password), now_ms],
+            "INSERT INTO auth_users (name, password_hash, disabled, created_ms, "
+            "default_enterprise) VALUES ($1, $2, FALSE, $3, $4)",
+            [name, self.hasher.hash(password), now_ms, enterprise],
+        )
+
+    def name_taken(self, name: str) -> bool:
+        """Return whether a user has this name in any letter case."""
+        return bool(
+            self.sql.rows("SELECT name FROM auth_users WHERE lower(name) = lower($1)", [name])
         )
 
     def set_password(self, name: str, password: str) -> None:
         """Replace a user's password (their sessions end)."""
-        _check_password(password)
+        check_password(password, name)
         self._require_user(name)
         with self.sql.transaction():
             self.sql.execute(
@@ -144,14 +221,23 @@ class AuthStore:
             self.sql.execute("DELETE FROM auth_sessions WHERE user_name = $1", [name])
 
     def user(self, name: str) -> dict[str, Any] | None:
-        """Return a user's name, disabled flag and grants, or None."""
+        """Return a user's name, disabled flag, default enterprise and every grant, or None.
+
+        Each grant carries its own ``disabled`` flag (an enterprise's admin disables a user
+        there only).
+        """
         rows = self.sql.rows(
-            "SELECT name, disabled, created_ms FROM auth_users WHERE name = $1", [name]
+            "SELECT name, disabled, created_ms, default_enterprise FROM auth_users WHERE name = $1",
+            [name],
         )
         if not rows:
             return None
         out = rows[0]
-        out["grants"] = [_grant_dict(g) for g in self.grants(name)]
+        out["grants"] = self.sql.rows(
+            "SELECT enterprise, role, site, COALESCE(disabled, FALSE) AS disabled "
+            "FROM auth_grants WHERE user_name = $1 ORDER BY enterprise",
+            [name],
+        )
         return out
 
     def users(self, enterprise: str | None = None) -> list[dict[str, Any]]:
@@ -168,13 +254,34 @@ class AuthStore:
             ]
         return [u for n in names if (u := self.user(n)) is not None]
 
+    def _check_enterprise(self, enterprise: str) -> None:
+        """Refuse an enterprise name that differs only in letter case from a known one."""
+        check_name("enterprise", enterprise)
+        clash = self.sql.rows(
+            "SELECT enterprise FROM auth_grants WHERE lower(enterprise) = lower($1) "
+            "AND enterprise <> $1 UNION SELECT enterprise FROM auth_keys "
+            "WHERE lower(enterprise) = lower($1) AND enterprise <> $1 "
+            "UNION SELECT default_enterprise FROM auth_users "
+            "WHERE lower(default_enterprise) = lower($1) AND default_enterprise <> $1",
+            [enterprise],
+        )
+        if clash:
+            raise DataError(
+                f"enterprise {enterprise!r} differs only in letter case from "
+                f"{clash[0]['enterprise']!r}: enterprise names are unique regardless of case"
+            )
+
     def grant(self, name: str, enterprise: str, role: str, site: str | None = None) -> None:
-        """Give ``name`` a role in ``enterprise`` (replacing any), or ``role='chain'``."""
+        """Give ``name`` a role in ``enterprise`` (replacing any, enabled), or ``role='chain'``.
+
+        A user without a default enterprise gets this one; a default once set never changes
+        by a grant (only `set_default_enterprise`, i.e. the server's administrator).
+        """
         self._require_user(name)
         if role == "chain":
             enterprise, site = CHAIN_SCOPE, None
         else:
-            check_name("enterprise", enterprise)
+            self._check_enterprise(enterprise)
             role = Role.parse(role).name if isinstance(role, str) else role
             if site is not None:
                 check_name("site", site)
@@ -184,10 +291,29 @@ class AuthStore:
                 [name, enterprise],
             )
             self.sql.execute(
-                "INSERT INTO auth_grants (user_name, enterprise, role, site) "
-                "VALUES ($1, $2, $3, $4)",
+                "INSERT INTO auth_grants (user_name, enterprise, role, site, disabled) "
+                "VALUES ($1, $2, $3, $4, FALSE)",
                 [name, enterprise, role, site],
             )
+            if enterprise != CHAIN_SCOPE:
+                self.sql.execute(
+                    "UPDATE auth_users SET default_enterprise = $2 "
+                    "WHERE name = $1 AND default_enterprise IS NULL",
+                    [name, enterprise],
+                )
+
+    def set_default_enterprise(self, name: str, enterprise: str) -> None:
+        """Set the enterprise a user's requests go to when they name none (server admin only)."""
+        self._require_user(name)
+        self._check_enterprise(enterprise)
+        self.sql.execute(
+            "UPDATE auth_users SET default_enterprise = $2 WHERE name = $1", [name, enterprise]
+        )
+
+    def default_enterprise(self, name: str) -> str | None:
+        """Return a user's default enterprise (set at creation), or None."""
+        rows = self.sql.rows("SELECT default_enterprise FROM auth_users WHERE name = $1", [name])
+        return rows[0]["default_enterprise"] if rows else None
 
     def revoke_grant(self, name: str, enterprise: str) -> bool:
         """Remove ``name``'s grant in ``enterprise``; return whether one existed."""
@@ -200,11 +326,23 @@ class AuthStore:
         )
         return bool(found)
 
+    def disable_grant(self, name: str, enterprise: str, disabled: bool = True) -> bool:
+        """Disable (or enable) ``name`` in ``enterprise`` only; return whether they had a grant."""
+        found = self.sql.rows(
+            "SELECT user_name FROM auth_grants WHERE user_name = $1 AND enterprise = $2",
+            [name, enterprise],
+        )
+        self.sql.execute(
+            "UPDATE auth_grants SET disabled = $3 WHERE user_name = $1 AND enterprise = $2",
+            [name, enterprise, disabled],
+        )
+        return bool(found)
+
     def grants(self, name: str) -> tuple[Grant, ...]:
-        """Return a user's grants."""
+        """Return a user's enabled grants."""
         rows = self.sql.rows(
             "SELECT enterprise, role, site FROM auth_grants WHERE user_name = $1 "
-            "ORDER BY enterprise",
+            "AND NOT COALESCE(disabled, FALSE) ORDER BY enterprise",
             [name],
         )
         return tuple(
@@ -213,7 +351,7 @@ class AuthStore:
         )
 
     def set_disabled(self, name: str, disabled: bool) -> None:
-        """Disable (or enable) a user; disabling ends their sessions."""
+        """Disable (or enable) a user everywhere; disabling ends their sessions (server admin)."""
         self._require_user(name)
         with self.sql.transaction():
             self.sql.execute(
@@ -221,6 +359,85 @@ class AuthStore:
             )
             if disabled:
                 self.sql.execute("DELETE FROM auth_sessions WHERE user_name = $1", [name])
+
+    # invitations ------------------------------------------------------------------------
+    def invite(
+        self,
+        name: str,
+        enterprise: str,
+        role: str,
+        site: str | None,
+        *,
+        invited_by: str,
+        now_ms: int,
+    ) -> str:
+        """Record an invitation of user ``name`` to ``enterprise``; return its id.
+
+        Nothing is checked about ``name`` (an invitation to a name nobody has is never
+        accepted), so inviting tells the inviter nothing about which names exist.
+        """
+        self._check_enterprise(enterprise)
+        role = Role.parse(role).name
+        if site is not None:
+            check_name("site", site)
+        invitation_id = secrets.token_hex(12)
+        with self.sql.transaction():
+            self.sql.execute("DELETE FROM auth_invitations WHERE expires_ms <= $1", [now_ms])
+            self.sql.execute(
+                "INSERT INTO auth_invitations (invitation_id, user_name, enterprise, role, site, "
+                "invited_by, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                [
+                    invitation_id,
+                    name[:64],
+                    enterprise,
+                    role,
+                    site,
+                    invited_by[:200],
+                    now_ms,
+                    now_ms + INVITATION_MS,
+                ],
+            )
+        return invitation_id
+
+    def invitations(
+        self, *, now_ms: int, user: str | None = None, enterprise: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the live invitations of a user or of an enterprise, oldest first."""
+        where, params = ["expires_ms > $1"], [now_ms]
+        for column, value in (("user_name", user), ("enterprise", enterprise)):
+            if value is not None:
+                params.append(value)
+                where.append(f"{column} = ${len(params)}")
+        return self.sql.rows(
+            "SELECT invitation_id, user_name, enterprise, role, site, invited_by, created_ms, "
+            f"expires_ms FROM auth_invitations WHERE {' AND '.join(where)} "
+            "ORDER BY created_ms, invitation_id",
+            params,
+        )
+
+    def accept_invitation(self, invitation_id: str, user: str, *, now_ms: int) -> Grant | None:
+        """Turn ``user``'s own live invitation into a grant; None if there is no such one."""
+        found = [
+            i
+            for i in self.invitations(now_ms=now_ms, user=user)
+            if i["invitation_id"] == invitation_id
+        ]
+        if not found:
+            return None
+        inv = found[0]
+        self.grant(user, inv["enterprise"], inv["role"], inv["site"])
+        self.withdraw_invitation(invitation_id)
+        return Grant(inv["enterprise"], Role[inv["role"]], inv["site"])
+
+    def withdraw_invitation(self, invitation_id: str, enterprise: str | None = None) -> bool:
+        """Delete an invitation (of ``enterprise`` when given); return whether it existed."""
+        rows = self.sql.rows(
+            "SELECT enterprise FROM auth_invitations WHERE invitation_id = $1", [invitation_id]
+        )
+        if not rows or (enterprise is not None and rows[0]["enterprise"] != enterprise):
+            return False
+        self.sql.execute("DELETE FROM auth_invitations WHERE invitation_id = $1", [invitation_id])
+        return True
 
     def check_password(self, name: str, password: str) -> bool:
         """Return whether ``password`` is right for an enabled user (constant work either way)."""
@@ -259,7 +476,7 @@ class AuthStore:
                 raise DataError("a device key sends one enterprise's data; it cannot be 'chain'")
             enterprise = CHAIN_SCOPE
         else:
-            check_name("enterprise", enterprise)
+            self._check_enterprise(enterprise)
             role = Role.parse(role).name
         if device:
             role = "device"
@@ -366,12 +583,18 @@ class AuthStore:
             )
         if device:
             principal = Principal(
-                PrincipalKind.device, m.group(2), (Grant(row["enterprise"], Role.viewer),)
+                PrincipalKind.device,
+                m.group(2),
+                (Grant(row["enterprise"], Role.viewer),),
+                home=row["enterprise"],
             )
         else:
             role = None if row["role"] == "chain" else Role[row["role"]]
             principal = Principal(
-                PrincipalKind.api_key, m.group(2), (Grant(row["enterprise"], role),)
+                PrincipalKind.api_key,
+                m.group(2),
+                (Grant(row["enterprise"], role),),
+                home=None if role is None else row["enterprise"],
             )
         if len(self._key_cache) >= _KEY_CACHE_MAX:
             self._key_cache.clear()
@@ -424,23 +647,29 @@ class AuthStore:
             self.grants(name),
             session_id=token,
             csrf_token=rows[0]["csrf_token"],
+            home=self.default_enterprise(name),
         )
 
     def principal_for_user(self, name: str) -> Principal:
         """Return a user's principal (for tools acting as that user)."""
-        return Principal(PrincipalKind.user, name, self.grants(name))
+        return Principal(
+            PrincipalKind.user, name, self.grants(name), home=self.default_enterprise(name)
+        )
 
 
-def _check_password(password: str) -> None:
+def check_password(password: str, user: str | None = None) -> None:
+    """Refuse a weak password (DataError saying why): too short, too long, the user's name,
+    one character repeated, or one of the common passwords of breach lists."""
     if not isinstance(password, str) or len(password) < 10:
         raise DataError("the password must have at least 10 characters")
     if len(password) > 1024:
         raise DataError("the password must have at most 1024 characters")
-
-
-def _grant_dict(g: Grant) -> dict[str, Any]:
-    return {
-        "enterprise": g.enterprise,
-        "role": "chain" if g.chain else (g.role.name if g.role else None),
-        "site": g.site,
-    }
+    folded = password.casefold()
+    if user is not None:
+        letters = re.sub(r"[\W\d_]", "", user.casefold().partition("@")[0])
+        if folded == user.casefold() or (letters and re.sub(r"[\W\d_]", "", folded) == letters):
+            raise DataError("the password must not be the user name (with or without digits)")
+    if len(set(folded)) < 4:
+        raise DataError("the password must use at least 4 different characters")
+    if folded in COMMON_PASSWORDS:
+        raise DataError("the password is one of the most common passwords: choose another")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import threading
 import time
 from typing import Annotated, Any
@@ -348,9 +349,38 @@ def clear_session_cookies(response: Response) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/")
 
 
+def _trusted(address: str, proxies: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
 def client_address(request: Request) -> str:
-    """Return the caller's address for rate limiting."""
-    return request.client.host if request.client else "unknown"
+    """Return the caller's address for rate limiting.
+
+    ``X-Forwarded-For`` counts only when the peer is one of ``auth.trusted_proxies``; then the
+    address is the right-most one in the header that is not itself a trusted proxy (what the
+    outermost trusted proxy saw). From anyone else the header is ignored.
+    """
+    peer = request.client.host if request.client else "unknown"
+    proxies = request.app.state.settings.auth.trusted_proxies
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [
+        h.strip()
+        for value in request.headers.getlist("x-forwarded-for")
+        for h in value.split(",")
+        if h.strip()
+    ]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage from behind the proxy: count the proxy itself
+    return peer
 
 
 def principal_summary(principal: Principal) -> dict[str, Any]:

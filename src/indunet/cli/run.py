@@ -135,6 +135,8 @@ def serve(
             port=settings.port,
             log_level="warning",
             timeout_graceful_shutdown=5,  # open event streams (SSE) must not block a stop
+            proxy_headers=False,  # X-Forwarded-For: only from auth.trusted_proxies (auth.web)
+            server_header=False,
         )
     finally:
         if alarm_service:
@@ -321,6 +323,8 @@ def demo(
                 port=settings.port,
                 log_level="warning",
                 timeout_graceful_shutdown=5,
+                proxy_headers=False,  # X-Forwarded-For: only from auth.trusted_proxies
+                server_header=False,
             )
         )
 

@@ -586,7 +586,9 @@ class AlarmService(Rounds):
         from indunet.plant.store import PlantStore
 
         if self._plant_store is None:
-            self._plant_store = PlantStore(self.historian, self.settings.plant)
+            self._plant_store = PlantStore(
+                self.historian, self.settings.plant, owner=self.settings.enterprise
+            )
         plant = self._plant_store.effective(self.enterprise)
         tags = derived_oee_tags(plant)
         watched = [t for t in tags if any(r.watches(t) for r in self.engine.rules)]

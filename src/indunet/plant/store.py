@@ -77,15 +77,25 @@ def validate_machine_doc(doc: Any, path: str | None = None) -> MachineConfig:
         raise DataError(f"machine config field {where}: {first['msg']}") from exc
     if path is not None and machine.id != path.strip("/"):
         raise DataError(f"machine config field id: {machine.id!r} does not match the path {path!r}")
+    if machine.power_tag is None and machine.meter_tag is None:
+        raise DataError(
+            "machine config: missing field power_tag or meter_tag (the tag the machine's state "
+            "and energy come from)"
+        )
+    if machine.power_unit == "A" and machine.volts is None:
+        raise DataError("machine config: missing field volts (power_unit is A)")
     return machine
 
 
 class PlantStore:
     """Machine configs, state segments and stop reasons in the historian's database."""
 
-    def __init__(self, historian: Historian, config: PlantConfig) -> None:
+    def __init__(self, historian: Historian, config: PlantConfig, owner: str | None = None) -> None:
+        """``config`` is the file's ``[plant]``; with ``owner`` it belongs to that enterprise
+        only (every other tenant starts from an empty plant and sees nothing of it)."""
         self.historian = historian
         self.config = config
+        self.owner = owner
         self.sql = SqlPort(historian)
         self.sql.script(_DDL)
 
@@ -97,7 +107,7 @@ class PlantStore:
         machine = validate_machine_doc(doc, path)
         stored = {m.id: m for m in self._stored_machines(enterprise)}
         stored[machine.id] = machine
-        self._merge(stored)  # the whole plant must still validate (site tables, ids)
+        self._merge(stored, enterprise)  # the whole plant must still validate (site tables, ids)
         self.sql.upsert(
             "plant_machines",
             pa.table(
@@ -127,24 +137,29 @@ class PlantStore:
                 ) from exc
         return out
 
-    def _merge(self, stored: dict[str, MachineConfig]) -> PlantConfig:
-        machines = [stored.pop(m.id, m) for m in self.config.machines]
+    def file_config(self, enterprise: str) -> PlantConfig:
+        """Return the file's plant config if ``enterprise`` owns it, else an empty one."""
+        if self.owner is None or enterprise == self.owner:
+            return self.config
+        return PlantConfig()
+
+    def _merge(self, stored: dict[str, MachineConfig], enterprise: str) -> PlantConfig:
+        base = self.file_config(enterprise)
+        machines = [stored.pop(m.id, m) for m in base.machines]
         machines.extend(stored.values())
         try:
-            return PlantConfig(
-                machines=machines, sites=self.config.sites, reasons=self.config.reasons
-            )
+            return PlantConfig(machines=machines, sites=base.sites, reasons=base.reasons)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise DataError(f"plant config: {first['msg']}") from exc
 
     def effective(self, enterprise: str) -> PlantConfig:
         """Return the plant config in effect: the file's machines, replaced or extended by API."""
-        return self._merge({m.id: m for m in self._stored_machines(enterprise)})
+        return self._merge({m.id: m for m in self._stored_machines(enterprise)}, enterprise)
 
     def machine_sources(self, enterprise: str) -> dict[str, str]:
         """Return where each machine's config comes from: ``file`` or ``api``."""
-        out = {m.id: "file" for m in self.config.machines}
+        out = {m.id: "file" for m in self.file_config(enterprise).machines}
         out.update({m.id: "api" for m in self._stored_machines(enterprise)})
         return out
 
@@ -240,7 +255,7 @@ class PlantStore:
         self, enterprise: str, machine: str, start_ms: int, reason: str, *, now_ms: int
     ) -> dict[str, Any]:
         """Give the stop segment starting at ``start_ms`` a reason from the reason tree."""
-        tree = self.config.reasons
+        tree = self.file_config(enterprise).reasons
         if reason not in tree:
             known = ", ".join(r.code for r in tree.reasons) or "none configured"
             raise DataError(f"reason {reason!r} is not in the reason tree (known: {known})")
@@ -295,8 +310,9 @@ class PlantStore:
 
     def _with_reasons(self, enterprise: str, machine: str, tl: StateTimeline) -> StateTimeline:
         found = self.assignments(enterprise, machine, int(tl.start_ms[0]), int(tl.end_ms[-1]))
-        known = [a for a in found if a.reason in self.config.reasons]
-        return apply_reasons(tl, known, self.config.reasons) if known else tl
+        tree = self.file_config(enterprise).reasons
+        known = [a for a in found if a.reason in tree]
+        return apply_reasons(tl, known, tree) if known else tl
 
 
 _KEY = ("enterprise", "machine", "start_ms")

@@ -139,7 +139,7 @@ class PlantWatcher:
     ) -> None:
         self.historian = historian
         self.enterprise = settings.enterprise
-        self.store = PlantStore(historian, settings.plant)
+        self.store = PlantStore(historian, settings.plant, owner=settings.enterprise)
         self.interval_s = interval_s
         self.history_ms = history_ms
         self.clock = clock

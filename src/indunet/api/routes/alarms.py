@@ -76,7 +76,7 @@ def _call(fn: Callable[[], Any]) -> Any:
     except AlarmNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except AlarmRuleError as exc:
-        raise HTTPException(422, {"message": str(exc), "problems": exc.problems}) from exc
+        raise HTTPException(422, "; ".join(exc.problems)) from exc  # one sentence per rule
     except AlarmActionError as exc:
         raise HTTPException(409, str(exc)) from exc
     except DataError as exc:

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 
 from indunet.api.deps import SettingsDep
 from indunet.api.paging import Offset, page
-from indunet.auth.model import Role
-from indunet.auth.store import AuthStore
+from indunet.auth.model import PrincipalKind
+from indunet.auth.store import AuthStore, check_password
 from indunet.auth.web import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -81,6 +81,7 @@ class GrantOut(BaseModel):
     enterprise: str
     role: str | None
     site: str | None
+    disabled: bool = False
 
 
 class UserOut(BaseModel):
@@ -239,31 +240,63 @@ def list_users(
     out = []
     for user in store.users(enterprise):
         here = [g for g in user["grants"] if g["enterprise"] == enterprise]
-        out.append({"name": user["name"], "disabled": user["disabled"], "grants": here})
+        disabled = bool(user["disabled"]) or any(g["disabled"] for g in here)
+        out.append({"name": user["name"], "disabled": disabled, "grants": here})
     return {
         "enterprise": enterprise,
         "users": page(request, response, out, limit=limit, offset=offset),
     }
 
 
+def _tenant_user_name(name: str, enterprise: str) -> str:
+    """Return the full name of a user an enterprise's admin creates: ``NAME@ENTERPRISE``.
+
+    Names made over the API live in the enterprise's own name space, so whether a name is
+    taken never tells an admin anything about another enterprise's users.
+    """
+    local, at, suffix = name.partition("@")
+    if at and suffix != enterprise:
+        raise HTTPException(
+            422, f"users created in this enterprise are named NAME@{enterprise} (or just NAME)"
+        )
+    return f"{local}@{enterprise}"
+
+
 @router.post("/users", status_code=201)
 def add_user(store: StoreDep, enterprise: TenantDep, body: NewUser) -> dict[str, Any]:
-    """Create a user with a role in this enterprise (409 if the name is taken)."""
-    if store.user(body.name) is not None:
-        raise HTTPException(409, "that user name is taken: choose another")
+    """Create user ``NAME@ENTERPRISE`` with a role in this enterprise, which is also their
+    default enterprise (409 if this enterprise already has that name)."""
+    name = _tenant_user_name(body.name, enterprise)
     try:
-        store.add_user(body.name, body.password, now_ms=_now_ms())
-        store.grant(body.name, enterprise, body.role, body.site)
+        check_password(body.password, name)
+        check_password(body.password, body.name.partition("@")[0])
     except DataError as exc:
         raise _data_error(exc) from exc
-    return {"name": body.name, "enterprise": enterprise, "role": body.role, "site": body.site}
+    if store.name_taken(name):
+        raise HTTPException(409, "this enterprise already has a user of that name")
+    try:
+        store.add_user(name, body.password, now_ms=_now_ms(), enterprise=enterprise)
+        store.grant(name, enterprise, body.role, body.site)
+    except DataError as exc:
+        raise _data_error(exc) from exc
+    return {"name": name, "enterprise": enterprise, "role": body.role, "site": body.site}
+
+
+def _member(store: AuthStore, name: str, enterprise: str) -> bool:
+    """Return whether ``name`` has a grant (enabled or not) in ``enterprise``."""
+    user = store.user(name)
+    return user is not None and any(g["enterprise"] == enterprise for g in user["grants"])
+
+
+_NOT_HERE = "no such user in this enterprise"
 
 
 @router.put("/users/{name}/grant")
 def grant_user(store: StoreDep, enterprise: TenantDep, name: str, body: GrantBody) -> dict:
-    """Give an existing user a role in this enterprise (404 if no such user)."""
-    if store.user(name) is None:
-        raise HTTPException(404, "no such user")
+    """Change the role of a user of this enterprise, and enable them again here (404 for
+    anyone else: a user of another enterprise joins only by accepting an invitation)."""
+    if not _member(store, name, enterprise):
+        raise HTTPException(404, _NOT_HERE)
     try:
         store.grant(name, enterprise, body.role, body.site)
     except DataError as exc:
@@ -275,28 +308,142 @@ def grant_user(store: StoreDep, enterprise: TenantDep, name: str, body: GrantBod
 def revoke_user(store: StoreDep, enterprise: TenantDep, name: str) -> dict:
     """Remove a user's grant in this enterprise (404 if they had none here)."""
     if not store.revoke_grant(name, enterprise):
-        raise HTTPException(404, "no such user in this enterprise")
+        raise HTTPException(404, _NOT_HERE)
     return {"name": name, "enterprise": enterprise, "revoked": True}
 
 
 @router.post("/users/{name}/disable")
-def disable_user(
-    store: StoreDep, enterprise: TenantDep, principal: PrincipalDep, name: str
-) -> dict:
-    """Disable a user of this enterprise; refused if they also belong to an enterprise the
-    caller does not administer (404 if they are not in this enterprise)."""
-    user = store.user(name)
-    if user is None or not any(g["enterprise"] == enterprise for g in user["grants"]):
-        raise HTTPException(404, "no such user in this enterprise")
+def disable_user(store: StoreDep, enterprise: TenantDep, name: str) -> dict:
+    """Disable a user in this enterprise (their grants elsewhere are not this admin's to
+    touch, and the answer does not tell whether they have any); 404 if not a user here.
+    ``PUT /users/{name}/grant`` enables them again."""
+    if not store.disable_grant(name, enterprise):
+        raise HTTPException(404, _NOT_HERE)
+    return {"name": name, "enterprise": enterprise, "disabled": True}
+
+
+class InvitationBody(BaseModel):
+    """An invitation of a user (of any enterprise) to a role in the admin's enterprise."""
+
+    user: str = Field(min_length=1, max_length=64)
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+    site: str | None = Field(None, max_length=64)
+
+
+class InvitationOut(BaseModel):
+    """An invitation to a role in an enterprise, waiting for the invited user."""
+
+    invitation_id: str
+    user_name: str
+    enterprise: str
+    role: str
+    site: str | None
+    invited_by: str
+    created_ms: int
+    expires_ms: int
+
+
+class InvitationList(BaseModel):
+    """Live invitations (of an enterprise, or to the signed-in user)."""
+
+    enterprise: str | None = None
+    invitations: list[InvitationOut]
+
+
+class InvitationDone(BaseModel):
+    """What became of an invitation."""
+
+    invitation_id: str
+    withdrawn: bool = False
+    declined: bool = False
+
+
+class Accepted(BaseModel):
+    """The grant an accepted invitation gave."""
+
+    name: str
+    enterprise: str
+    role: str | None
+    site: str | None
+
+
+@router.post("/invitations", status_code=201, response_model=InvitationOut)
+def invite_user(
+    store: StoreDep, enterprise: TenantDep, principal: PrincipalDep, body: InvitationBody
+) -> dict[str, Any]:
+    """Invite a user to this enterprise; the grant exists once they accept it themselves.
+
+    The answer is the same whether or not the name exists anywhere.
+    """
+    try:
+        invitation_id = store.invite(
+            body.user,
+            enterprise,
+            body.role,
+            body.site,
+            invited_by=principal.name if principal is not None else "anonymous",
+            now_ms=_now_ms(),
+        )
+    except DataError as exc:
+        raise _data_error(exc) from exc
+    found = store.invitations(now_ms=_now_ms(), enterprise=enterprise)
+    return next(i for i in found if i["invitation_id"] == invitation_id)
+
+
+@router.get("/invitations", response_model=InvitationList)
+def list_invitations(store: StoreDep, enterprise: TenantDep) -> dict[str, Any]:
+    """List this enterprise's invitations not yet accepted, declined or lapsed."""
+    return {
+        "enterprise": enterprise,
+        "invitations": store.invitations(now_ms=_now_ms(), enterprise=enterprise),
+    }
+
+
+@router.delete("/invitations/{invitation_id}", response_model=InvitationDone)
+def withdraw_invitation(store: StoreDep, enterprise: TenantDep, invitation_id: str) -> dict:
+    """Withdraw an invitation of this enterprise (404 for other enterprises' too)."""
+    if not store.withdraw_invitation(invitation_id, enterprise):
+        raise HTTPException(404, "no such invitation in this enterprise")
+    return {"invitation_id": invitation_id, "withdrawn": True}
+
+
+def _own_invitations(store: AuthStore, principal: Any) -> list[dict[str, Any]]:
+    if principal is None or principal.kind is not PrincipalKind.user:
+        return []  # keys belong to one enterprise: only users join others
+    return store.invitations(now_ms=_now_ms(), user=principal.name)
+
+
+@router.get("/auth/invitations", response_model=InvitationList)
+def my_invitations(store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """List the invitations to the signed-in user (keys have none)."""
+    return {"invitations": _own_invitations(store, principal)}
+
+
+@router.post("/auth/invitations/{invitation_id}/accept", response_model=Accepted)
+def accept_invitation(store: StoreDep, principal: PrincipalDep, invitation_id: str) -> dict:
+    """Accept an invitation to you: you get its role in its enterprise (your default
+    enterprise stays what it was)."""
+    if not any(i["invitation_id"] == invitation_id for i in _own_invitations(store, principal)):
+        raise HTTPException(404, "no such invitation to you")
     assert principal is not None
-    for g in user["grants"]:
-        mine = principal.grant_for(g["enterprise"])
-        if mine is None or mine.role != Role.admin:
-            raise HTTPException(
-                403, "this user also belongs elsewhere: remove their grant here instead"
-            )
-    store.set_disabled(name, True)
-    return {"name": name, "disabled": True}
+    grant = store.accept_invitation(invitation_id, principal.name, now_ms=_now_ms())
+    if grant is None:
+        raise HTTPException(404, "no such invitation to you")
+    return {
+        "name": principal.name,
+        "enterprise": grant.enterprise,
+        "role": grant.role.name if grant.role else None,
+        "site": grant.site,
+    }
+
+
+@router.delete("/auth/invitations/{invitation_id}", response_model=InvitationDone)
+def decline_invitation(store: StoreDep, principal: PrincipalDep, invitation_id: str) -> dict:
+    """Decline an invitation to you."""
+    if not any(i["invitation_id"] == invitation_id for i in _own_invitations(store, principal)):
+        raise HTTPException(404, "no such invitation to you")
+    store.withdraw_invitation(invitation_id)
+    return {"invitation_id": invitation_id, "declined": True}
 
 
 @router.get("/keys", response_model=KeyList)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from indunet.api.deps import HistorianDep, SettingsDep, app_store, read_json
 from indunet.api.middleware import json_body
@@ -22,6 +23,16 @@ from indunet.errors import DataError
 router = APIRouter(prefix="/dock", tags=["docking"])
 Objective = Literal["cost", "fair"]
 Kind = Literal["requests", "offers", "lanes"]
+
+
+class _KindConvertor(StringConvertor):
+    """A ``{kind:dockkind}`` path segment: only requests, offers or lanes, so that
+    ``/dock/runs`` and ``/dock/dispatch`` with another method answer 405, not 422."""
+
+    regex = "requests|offers|lanes"
+
+
+register_url_convertor("dockkind", _KindConvertor())
 EnterpriseQ = Annotated[str | None, Query(description="Enterprise (tenant)")]
 
 
@@ -242,7 +253,7 @@ def own_plant_status(request: Request, enterprise: str) -> dict[str, LiveStatus]
     }
 
 
-@router.post("/{kind}", openapi_extra=json_body("Requests, offers or lanes", array=True))
+@router.post("/{kind:dockkind}", openapi_extra=json_body("Requests, offers or lanes", array=True))
 async def save_entries(
     kind: Kind,
     request: Request,
@@ -263,7 +274,7 @@ async def save_entries(
     )
 
 
-@router.get("/{kind}")
+@router.get("/{kind:dockkind}")
 def list_entries(
     kind: Kind, store: DockingDep, settings: SettingsDep, enterprise: EnterpriseQ = None
 ) -> dict[str, Any]:
@@ -271,7 +282,7 @@ def list_entries(
     return {"rows": store.entries(enterprise or settings.enterprise, kind[:-1])}
 
 
-@router.delete("/{kind}/{entry_id}")
+@router.delete("/{kind:dockkind}/{entry_id}")
 def delete_entry(
     kind: Kind,
     entry_id: str,

@@ -36,7 +36,8 @@ def get_plant_store(request: Request, historian: HistorianDep) -> PlantStore:
         return watcher.store
     store = getattr(request.app.state, "plant_store", None)
     if store is None or store.historian is not historian:
-        store = PlantStore(historian, request.app.state.settings.plant)
+        settings = request.app.state.settings
+        store = PlantStore(historian, settings.plant, owner=settings.enterprise)
         request.app.state.plant_store = store
     return store
 

@@ -1,0 +1,101 @@
+"""Tenants on the broker: a Mosquitto password file and ACL file from a short tenant list.
+
+Each enterprise's devices and edge agents may write only under ``indunet/v1/{enterprise}/#``
+(and its audit records), read only its own command topics, and use only its own Sparkplug
+groups; the ingest user reads everything and writes commands, rebirth requests and its STATE.
+Passwords are hashed as Mosquitto 2 does (``$7$``: PBKDF2-SHA512, 101 iterations).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from indunet.errors import DataError
+
+__all__ = ["BrokerTenants", "acl_text", "hash_password", "parse_tenants"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")  # no MQTT wildcards, no '/'
+_ITERATIONS = 101
+
+
+@dataclass(frozen=True)
+class BrokerTenants:
+    """The ingest user and, per enterprise, its Sparkplug groups and device/edge users."""
+
+    ingest_user: str
+    enterprises: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+    def users(self) -> list[str]:
+        """Return every broker user, the ingest user first."""
+        return [self.ingest_user, *(u for _, users in self.enterprises.values() for u in users)]
+
+
+def _name(kind: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise DataError(f"{kind} {value!r} is not valid: 1-64 letters, digits, '_', '.', '@', '-'")
+    return value
+
+
+def parse_tenants(doc: dict[str, Any]) -> BrokerTenants:
+    """Validate the tenant document (``[ingest] user``, ``[enterprises.NAME]`` tables)."""
+    ingest = _name("ingest.user", (doc.get("ingest") or {}).get("user", "indunet-ingest"))
+    seen = {ingest: "ingest"}
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for ent, table in (doc.get("enterprises") or {}).items():
+        _name("enterprise", ent)
+        if not isinstance(table, dict):
+            raise DataError(f"enterprises.{ent} must be a table")
+        groups = [
+            _name(f"enterprises.{ent}.sparkplug_groups", g)
+            for g in table.get("sparkplug_groups", [])
+        ]
+        users = [_name(f"enterprises.{ent}.users", u) for u in table.get("users", [])]
+        for u in users:
+            if u in seen:
+                raise DataError(f"user {u!r} is listed twice ({seen[u]} and {ent})")
+            seen[u] = ent
+        out[ent] = (groups, users)
+    owners: dict[str, str] = {}
+    for ent, (groups, _) in out.items():
+        for g in groups:
+            if g in owners:
+                raise DataError(f"sparkplug group {g!r} belongs to {owners[g]} and {ent}")
+            owners[g] = ent
+    return BrokerTenants(ingest, out)
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """Return a Mosquitto 2 password-file hash (``$7$101$salt$hash``) of ``password``."""
+    salt = salt or secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _ITERATIONS)
+    return f"$7${_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def acl_text(tenants: BrokerTenants) -> str:
+    """Return the Mosquitto ACL file: each tenant's users confined to its own topics."""
+    lines = [
+        "# written by `indunet broker acl`: every user may use only the topics listed for it",
+        f"user {tenants.ingest_user}",
+        "topic read indunet/v1/#",
+        "topic read indunet/audit/v1/#",
+        "topic write indunet/cmd/v1/#",
+        "topic readwrite spBv1.0/#",  # data in; rebirth requests (NCMD) and its STATE out
+        "",
+    ]
+    for ent, (groups, users) in sorted(tenants.enterprises.items()):
+        for user in users:
+            lines += [
+                f"user {user}",
+                f"topic write indunet/v1/{ent}/#",
+                f"topic write indunet/audit/v1/{ent}/#",
+                f"topic read indunet/cmd/v1/{ent}/#",
+                *(f"topic readwrite spBv1.0/{g}/#" for g in groups),
+                "topic read spBv1.0/STATE/#",
+                "",
+            ]
+    return "\n".join(lines)
