@@ -182,7 +182,8 @@ def run_soak(
     ]
     samples = int(hours * 3600)
     start = (int(time.time() * 1000) - samples * 1000 - 600_000) // 1000 * 1000
-    truth = run_plant(plant, start, samples, shift_ms=int(hours * 3_600_000 / 3) or 1, seed=seed)
+    shift_ms = min(8 * 3_600_000, max(int(hours * 3_600_000 / 3), 1))  # counters reset at each
+    truth = run_plant(plant, start, samples, shift_ms=shift_ms, seed=seed)
     (workdir / "indunet.toml").write_text(plant_toml(plant))
     result = SoakResult()
     broker = PrivateBroker(workdir)

@@ -59,8 +59,13 @@ def test_meter_rollover_and_backwards_meter():
     assert p.kwh.tolist() == [8, 8, 4, 0]
     assert [(a.row, a.kind) for a in p.anomalies] == [(2, "wrap")]
     p = energy_from_meter(ts, np.array([50, 60, 40, 45, np.nan]), field_name="kwh_total")
-    assert p.kwh.tolist() == [10, 0, 5]
-    assert [(a.row, a.kind) for a in p.anomalies] == [(2, "backwards"), (4, "missing")]
+    # below its high-water mark (60) the meter counts nothing: climbing back is not new energy
+    assert p.kwh.tolist() == [10, 0, 0]
+    assert [(a.row, a.kind) for a in p.anomalies] == [
+        (2, "backwards"),
+        (3, "backwards"),
+        (4, "missing"),
+    ]
     assert "row 2: meter went back from 60 to 40 kWh" in p.anomalies[0].message
     # a meter bridges data gaps: the energy is still counted
     p = energy_from_meter(np.array([0, 10 * H]), np.array([0, 100.0]))

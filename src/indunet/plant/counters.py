@@ -26,7 +26,7 @@ import numpy as np
 from indunet.errors import DataError
 from indunet.plant.config import CounterConfig
 
-__all__ = ["CounterAnomaly", "CounterDeltas", "counter_deltas"]
+__all__ = ["CounterAnomaly", "CounterDeltas", "counter_deltas", "high_water_rise"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,7 @@ def counter_deltas(
         anomalies.sort(key=lambda a: a.row)
         return CounterDeltas(ts, delta, anomalies, previous)
     gv = v[gi]
-    d, hwm, events = _count(gv, previous, config)
+    d, hwm, events = high_water_rise(gv, previous, config)
     for j, kind, before in events:
         if kind == "wrap":
             text = (
@@ -163,7 +163,7 @@ def counter_deltas(
     return CounterDeltas(ts, delta, anomalies, hwm)
 
 
-def _count(
+def high_water_rise(
     values: np.ndarray, previous: float | None, config: CounterConfig
 ) -> tuple[np.ndarray, float, list[tuple[int, str, float]]]:
     """Return parts per reading, the high-water mark at the end, and (row, kind, from) events.

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from indunet.errors import DataError
-from indunet.plant.counters import CounterAnomaly
+from indunet.plant.counters import CounterAnomaly, high_water_rise
 from indunet.plant.shifts import ShiftWindow, to_ms, union
 from indunet.plant.states import STATE_NAMES, StateTimeline
 
@@ -147,19 +148,21 @@ def energy_from_meter(
     if len(good) < 2:
         return _pieces(ts[:0], ts[:0], v[:0], anomalies=anomalies)
     gv, gt = v[good], ts[good]
-    d = np.diff(gv)
-    for j in np.flatnonzero(d < 0):
-        row = int(good[j + 1])
-        drop = gv[j] - gv[j + 1]
-        if rollover_kwh is not None and drop > rollover_kwh / 2:
-            d[j] += rollover_kwh
-            kind, text = "wrap", f"meter rolled over from {gv[j]:g} to {gv[j + 1]:g} kWh"
+    # the meter's high-water mark, as for part counters: a reset is a drop to near zero (a new
+    # meter), a rollover adds the modulus, any other drop counts nothing until it is passed
+    rule = SimpleNamespace(resets=True, reset_below=0.1, wrap_at=rollover_kwh)
+    per_reading, _, events = high_water_rise(gv, None, rule)  # type: ignore[arg-type]
+    d = per_reading[1:]
+    for j, kind, mark in events:
+        row = int(good[j])
+        if kind == "wrap":
+            text = f"meter rolled over from {mark:g} to {gv[j]:g} kWh"
+        elif kind == "reset":
+            text = f"meter restarted from {mark:g} at {gv[j]:g} kWh (replaced?); counted {gv[j]:g}"
         else:
-            d[j] = 0.0
-            kind = "backwards"
             text = (
-                f"meter went back from {gv[j]:g} to {gv[j + 1]:g} kWh; nothing counted "
-                "(meter replaced? set meter_rollover_kwh if it rolls over)"
+                f"meter went back from {mark:g} to {gv[j]:g} kWh; nothing counted until it passes "
+                f"{mark:g} again (set meter_rollover_kwh if it rolls over)"
             )
         anomalies.append(
             CounterAnomaly(

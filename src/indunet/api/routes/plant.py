@@ -270,7 +270,24 @@ def oee(
     )
 
 
-@router.get("/check")
+class CheckFinding(BaseModel):
+    """One integrity problem: which check, about what, why, and since when if known."""
+
+    check: str = Field(description="timeline_overlap, timeline_gap, counter_backwards, "
+                       "oee_out_of_range, tag_silent or derived_behind")  # fmt: skip
+    subject: str = Field(description="the machine or tag")
+    message: str
+    ts_ms: int | None = None
+
+
+class CheckAnswer(BaseModel):
+    """The data-integrity check of an enterprise."""
+
+    clean: bool
+    findings: list[CheckFinding]
+
+
+@router.get("/check", response_model=CheckAnswer)
 def check(
     store: StoreDep,
     historian: HistorianDep,
