@@ -41,13 +41,13 @@ def test_rewritten_past_range_is_followed_by_the_running_watcher(historian):
     # a past range is re-sent with other values: the machine was off, not running, 100-200 s
     sel = (ts >= T0 + 100 * S) & (ts < T0 + 200 * S)
     write(historian, f"{M1}/power_kw", ts[sel], np.zeros(sel.sum()))
-    assert pending_changes(historian, "demo", settings.plant.machines, T0, FAR) == [M1]
+    assert pending_changes(w.store, historian, "demo", settings.plant.machines, T0, FAR) == [M1]
     w.tick(int(ts[-1]) + 1500)
     after = w.store.timeline("demo", M1, T0, FAR)
     assert_no_overlap(after)
     assert segments(after) != before
     assert (T0 + 100 * S, T0 + 200 * S, 0) in segments(after)  # off (code 0) where it was off
-    assert not pending_changes(historian, "demo", settings.plant.machines, T0, FAR)
+    assert not pending_changes(w.store, historian, "demo", settings.plant.machines, T0, FAR)
     # what is stored equals a recompute from all raw data over the stored span
     stored = segments(after)
     assert stored == truth(historian, settings, stored[0][0], stored[-1][1])
@@ -84,12 +84,13 @@ def test_import_without_a_watcher_is_brought_up_to_date(historian):
     # a second import of a later hour goes through the journal this time
     ts2, v2 = power_profile(T0 + 3_600_000, [(100, 8.0)])
     write(historian, f"{M1}/power_kw", ts2, v2)
-    assert pending_changes(historian, "demo", settings.plant.machines, T0, FAR) == [M1]
+    assert historian.raw_changes("demo").num_rows == 1  # journaled, after the stored part
+    assert not pending_changes(store, historian, "demo", settings.plant.machines, T0, FAR)
     bring_up_to_date(store, historian, "demo", settings.plant.machines, now_ms=FAR)
     tl = store.timeline("demo", M1, T0, FAR)
     assert_no_overlap(tl)
     assert segments(tl)[-1][2] == 2 and segments(tl)[-1][1] == int(ts2[-1]) + 1
-    assert not pending_changes(historian, "demo", settings.plant.machines, T0, FAR)
+    assert not historian.raw_changes("demo").num_rows
 
 
 def test_saved_segments_replace_what_they_cover(historian):

@@ -43,7 +43,7 @@ def test_overlap_counter_oee_and_behind_are_found(historian):
         [M1, T0 + 50 * S, T0 + 70 * S],
     )
     write(historian, f"{M1}/parts_total", [T0 + 1_405 * S], [80.0])  # below a mark of 92
-    write(historian, f"{M1}/power_kw", [T0 + 1_600 * S], [8.0])  # not followed yet
+    write(historian, f"{M1}/power_kw", [T0 + 300 * S], [0.0])  # late: not followed yet
     kinds = {f.check for f in run(store, historian, cfg)}
     assert {"timeline_overlap", "counter_backwards", "derived_behind"} <= kinds
     # once repaired, OEE can be read again: performance above 100 % is found

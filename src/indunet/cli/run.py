@@ -192,6 +192,7 @@ def _demo_login(historian: Any, enterprise: str, data_dir: Path) -> dict[str, st
 @guarded
 def demo(
     data_dir: DataDir = None,
+    db: Db = None,
     port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
     mqtt_url: Annotated[
         str | None,
@@ -236,7 +237,7 @@ def demo(
 
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="indunet-demo-"))
-    settings = load_settings(data_dir=data_dir, port=port)
+    settings = load_settings(data_dir=data_dir, port=port, db=db)
     _check_port(settings.host, settings.port)
     plants = build_plants(sites, machines, seed)
     plant_config = demo_plant_config(plants)
@@ -356,7 +357,7 @@ def demo(
                         if edge
                         else ""
                     )
-                    + f"  data {data_dir} (DuckDB), MQTT broker {mqtt_url}\n"
+                    + f"  data {data_dir} ({historian.backend}), MQTT broker {mqtt_url}\n"
                     f"Ctrl+C stops everything."
                 )
 

@@ -52,18 +52,25 @@ def _watched(machines: Iterable[MachineConfig]) -> dict[str, MachineConfig]:
 
 
 def pending_changes(
+    store: PlantStore,
     historian: Historian,
     enterprise: str,
     machines: Iterable[MachineConfig],
     start_ms: int,
     end_ms: int,
 ) -> list[str]:
-    """Return the machines whose power data in ``[start_ms, end_ms)`` awaits its timeline."""
+    """Return the machines whose stored timeline in ``[start_ms, end_ms)`` awaits late data.
+
+    A journal row counts when it reaches back before the machine's newest stored segment: in
+    order data after it is the watcher's live part, not a stored figure gone stale.
+    """
     power = _watched(machines)
     if not power:
         return []
     journal = historian.raw_changes(enterprise, list(power))
-    out = set()
+    if not journal.num_rows:
+        return []
+    earliest: dict[str, int] = {}
     for tag, lo, hi in zip(
         journal.column("tag").to_pylist(),
         journal.column("lo").to_pylist(),
@@ -73,8 +80,19 @@ def pending_changes(
         m = power[tag]
         pad = margin_ms(m)
         if lo - pad < end_ms and hi + pad >= start_ms:
-            out.add(m.id)
-    return sorted(out)
+            earliest[m.id] = min(earliest.get(m.id, lo), lo)
+    if not earliest:
+        return []
+    frontier = {
+        r["machine"]: int(r["last_start"])
+        for r in store.sql.rows(
+            "SELECT machine, max(start_ms) AS last_start FROM plant_states WHERE "
+            "enterprise = $1 AND machine IN (SELECT unnest(CAST($2 AS TEXT[]))) "
+            "GROUP BY machine",
+            [enterprise, sorted(earliest)],
+        )
+    }
+    return sorted(m for m, lo in earliest.items() if m in frontier and lo < frontier[m])
 
 
 def follow_raw_changes(

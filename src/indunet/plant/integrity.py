@@ -170,7 +170,7 @@ def check_plant(
     if not any(f.check == "timeline_overlap" for f in found):  # OEE needs readable timelines
         found += _oee(store, historian, plant, enterprise, start_ms, end_ms)
     found += _silent(historian, enterprise, now_ms)
-    for machine in pending_changes(historian, enterprise, plant.machines, 0, 2**62):
+    for machine in pending_changes(store, historian, enterprise, plant.machines, 0, 2**62):
         found.append(
             Finding(
                 "derived_behind",

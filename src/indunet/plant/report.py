@@ -266,7 +266,7 @@ def oee_report(
                 groups[key] = groups[key] + g if key in groups else g
                 group_span[key] = (w.start_ms, w.end_ms)
     total_e = OeeElements.total(per_machine.values())
-    behind = pending_changes(historian, enterprise, machines, start_ms, end_ms)
+    behind = pending_changes(store, historian, enterprise, machines, start_ms, end_ms)
     if behind:
         total_e = OeeElements(
             **{

@@ -222,3 +222,21 @@ def test_command_results_are_listed_per_tenant_and_machine(client):
     assert [c["command_id"] for c in r.json()] == ["c2"]
     assert client.get("/api/v1/commands", params={"machine": "a/b"}).status_code == 422
     assert client.get("/api/v1/commands", params={"limit": 0}).status_code == 422
+
+
+def test_check_finds_an_implausible_machine_and_an_overlap(plant_client):
+    """GET /check: the stored timelines of the fixture plus one overlapping row written by hand."""
+    c = plant_client
+    r = c.get("/api/v1/check", params={"start": at(6), "end": at(22)})
+    assert r.status_code == 200
+    before = {f["check"] for f in r.json()["findings"]}
+    assert "timeline_overlap" not in before
+    PlantStore(c.app.state.historian, c.app.state.settings.plant).sql.execute(
+        "INSERT INTO plant_states VALUES ('demo', $1, $2, $3, 'idle', NULL)",
+        [M1, at(7), at(8)],
+    )
+    body = c.get("/api/v1/check", params={"start": at(6), "end": at(22)}).json()
+    assert body["clean"] is False
+    overlap = [f for f in body["findings"] if f["check"] == "timeline_overlap"]
+    assert overlap and overlap[0]["subject"] == M1 and "plant repair" in overlap[0]["message"]
+    assert c.get("/api/v1/check", params={"start": at(9), "end": at(8)}).status_code == 422
