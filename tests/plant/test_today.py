@@ -114,6 +114,24 @@ def test_hourly_cache_merges_new_points_like_a_fresh_read(historian):
     assert merged.num_rows == 2 and merged.column("last_value")[1].as_py() == 99.0
 
 
+def test_hourly_cache_follows_late_and_rewritten_points(historian):
+    """Late points in a closed hour and re-written points in the open one reach the cache."""
+    tag = f"{M1}/power_kw"
+    cache = HourlyCache(grace_ms=60_000)
+    historian.change_listeners.append(cache.changed)
+    t = np.arange(START, START + 150 * 60_000, 10_000, dtype=np.int64)
+    write(historian, tag, t, np.full(len(t), 5.0))
+    now = START + 150 * 60_000
+    cache.read(historian, "demo", START, now)
+    # a late point into the first (closed) hour, and the open hour re-written
+    write(historian, tag, [START + 5 * 60_000 + 1], [50.0])
+    t3 = t[t >= START + 130 * 60_000]
+    write(historian, tag, t3, np.full(len(t3), 1.0))
+    got = cache.read(historian, "demo", START, now)
+    assert got.to_pylist() == read_hourly(historian, "demo", START, now).to_pylist()
+    assert got.column("vmax")[0].as_py() == 50.0
+
+
 def test_state_from_the_newest_reading():
     [m] = plant(M1).machines
     assert state_now(m, None, NOW) == "unknown"

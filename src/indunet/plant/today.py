@@ -173,6 +173,19 @@ class HourlyCache:
         self._open: dict[str, tuple[int, int, pa.Table]] = {}
         self.queries = 0
 
+    def changed(self, enterprise: str, lo_ms: int, hi_ms: int) -> None:
+        """Forget what a write into ``[lo_ms, hi_ms]`` made stale (a `Historian` listener).
+
+        Closed hours it touched are read again; when it reaches back before where the open
+        hours were read up to, they are read again whole.
+        """
+        first, last = lo_ms - lo_ms % HOUR_MS, hi_ms - hi_ms % HOUR_MS
+        for key in [k for k in self._closed if k[0] == enterprise and first <= k[1] <= last]:
+            self._closed.pop(key, None)
+        open_part = self._open.get(enterprise)
+        if open_part is not None and lo_ms < open_part[1]:
+            self._open.pop(enterprise, None)
+
     def _read(self, historian: Historian, enterprise: str, start_ms: int, end_ms: int) -> pa.Table:
         self.queries += 1
         return read_hourly(historian, enterprise, start_ms, end_ms)

@@ -157,6 +157,9 @@ class Historian(ABC):
         self.settings = settings
         self._tags = _TagCache()
         self.write_listeners: list[WriteListener] = []  # live events, the latest-values cache
+        #: called after every stored batch with (enterprise, first ts, last ts) of what it wrote:
+        #: caches of derived figures (the overview's hourly aggregates) drop what went stale
+        self.change_listeners: list[Callable[[str, int, int], None]] = []
 
     # ------------------------------------------------------------------ backend primitives
     @abstractmethod
@@ -356,6 +359,10 @@ class Historian(ABC):
         )
         if rows.num_rows:
             self._append(rows, letters, batch.enterprise)
+            if self.change_listeners:
+                lo, hi = pc.min_max(rows.column("ts")).values()
+                for listener in list(self.change_listeners):
+                    listener(batch.enterprise, lo.as_py(), hi.as_py())
             if self.write_listeners:  # the newest point per tag: the last of each tag's run
                 ids = rows.column("tag_id").to_numpy()
                 last = np.flatnonzero(np.append(ids[1:] != ids[:-1], True))

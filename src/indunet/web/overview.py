@@ -535,6 +535,8 @@ def _cache(request: Request) -> OverviewCache:
     cache = getattr(request.app.state, "overview_cache", None)
     if cache is None:
         cache = OverviewCache()
+        # late, re-sent or imported points make cached hours stale: the cache hears of them
+        request.app.state.historian.change_listeners.append(cache.hourly.changed)
         request.app.state.overview_cache = cache
     return cache
 
