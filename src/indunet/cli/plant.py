@@ -171,14 +171,23 @@ def plant_shipments(
 def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any = None) -> Any:
     """Start the alarm service when rules exist (config, API, or the demo's); else None."""
     from indunet.api.routes.alarms import start_alarm_service
+    from indunet.chain.live import chain_alarm_extras
     from indunet.plant.alarm_service import AlarmStore
 
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"extra_rules": [], "known_tags": []}
     if demo_plants is not None:
         from indunet.sim.alarm_rules import demo_alarm_rules, demo_known_tags
 
         extra = {"extra_rules": demo_alarm_rules(), "known_tags": demo_known_tags(demo_plants)}
-    elif not settings.plant.alarms and not AlarmStore(historian).rule_docs(settings.enterprise):
+    chain = chain_alarm_extras(historian, settings.enterprise)
+    if chain["known_tags"]:  # chain alarms built in, so their states survive a restart
+        extra["extra_rules"] = [*extra["extra_rules"], *chain["extra_rules"]]
+        extra["known_tags"] = [*extra["known_tags"], *chain["known_tags"]]
+    if (
+        not extra["extra_rules"]
+        and not settings.plant.alarms
+        and not AlarmStore(historian).rule_docs(settings.enterprise)
+    ):
         return None
     service = start_alarm_service(app, historian, settings, **extra)
     watcher = getattr(app.state, "plant_watcher", None)
