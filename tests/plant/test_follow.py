@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from indunet.plant.follow import bring_up_to_date, pending_changes
+from indunet.errors import DataError
+from indunet.plant.follow import bring_up_to_date, pending_changes, repair_overlaps
 from indunet.plant.states import StateTimeline
 from indunet.plant.store import PlantStore
 from indunet.plant.watch import PlantWatcher, recompute_range
@@ -105,3 +106,30 @@ def test_saved_segments_replace_what_they_cover(historian):
     store.save_segments("demo", M1, tl((50, 150, 0)))  # a writer with other boundaries
     got = store.timeline("demo", M1, 0, 1000)
     assert segments(got) == [(0, 50, 1), (50, 150, 0), (150, 200, 2)]
+
+
+def test_overlapping_rows_left_by_an_old_release_are_rebuilt_when_a_watcher_starts(historian):
+    settings = historian.settings.model_copy(update={"plant": plant(M1)})
+    ts, v = power_profile(T0, [(300, 8.0), (300, 3.0), (300, 0.0)])
+    write(historian, f"{M1}/power_kw", ts, v)
+    store = PlantStore(historian, settings.plant)
+    bring_up_to_date(store, historian, "demo", settings.plant.machines, now_ms=FAR)
+    good = segments(store.timeline("demo", M1, T0, FAR))
+    store.sql.execute(  # what two writers with other boundaries left behind
+        "INSERT INTO plant_states VALUES ('demo', $1, $2, $3, 'offline', NULL)",
+        [M1, T0 + 250 * S, T0 + 420 * S],
+    )
+    try:
+        store.timeline("demo", M1, T0, FAR)
+        raise AssertionError("overlapping rows must not read as a timeline")
+    except DataError:
+        pass
+    w = PlantWatcher(historian, settings, history_ms=3_600_000)
+    w.start()
+    w.stop()
+    after = segments(w.store.timeline("demo", M1, T0, FAR))
+    # as before, but the watcher's first tick may close the last run at its offline point
+    assert after[: len(good) - 1] == good[:-1] and after[len(good) - 1][::2] == good[-1][::2]
+    assert not repair_overlaps(
+        store, historian, "demo", settings.plant.machines, now_ms=FAR
+    ).recomputed

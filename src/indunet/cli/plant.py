@@ -388,6 +388,7 @@ def plant_repair(
     as_json: Json = False,
 ) -> None:
     """Rebuild derived data (state timelines) from raw data; stop reasons are kept."""
+    from indunet.plant.follow import repair_overlaps
     from indunet.plant.report import scope_machines
     from indunet.plant.watch import recompute_range
 
@@ -395,7 +396,10 @@ def plant_repair(
     rows = []
     try:
         ent = settings.enterprise
-        for m in scope_machines(plant, scope):
+        machines = scope_machines(plant, scope)
+        # overlapping rows cannot be read, so not replaced piecewise: their stretch goes first
+        repair_overlaps(store, historian, ent, machines, now_ms=int(time.time() * 1000))
+        for m in machines:
             if m.power_tag is None or m.thresholds is None:
                 rows.append({"machine": m.id, "segments": 0, "note": "no power_tag or thresholds"})
                 continue

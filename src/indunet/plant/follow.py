@@ -23,7 +23,14 @@ from indunet.plant.store import PlantStore
 from indunet.plant.watch import LOOKBACK_MS, recompute_range
 from indunet.store.base import Historian
 
-__all__ = ["Followed", "bring_up_to_date", "follow_raw_changes", "margin_ms", "pending_changes"]
+__all__ = [
+    "Followed",
+    "bring_up_to_date",
+    "follow_raw_changes",
+    "margin_ms",
+    "pending_changes",
+    "repair_overlaps",
+]
 
 #: rows of the journal older than this are dropped whatever their enterprise (no one waits)
 JOURNAL_KEEP_MS = 86_400_000
@@ -213,3 +220,53 @@ def _first_point(
         enterprise, f"{machine.id}/{machine.power_tag}", start_ms, lo + 1, limit=1
     )
     return int(first.column("ts")[0].as_py()) if first.num_rows else lo
+
+
+def repair_overlaps(
+    store: PlantStore,
+    historian: Historian,
+    enterprise: str,
+    machines: Iterable[MachineConfig],
+    *,
+    now_ms: int,
+) -> Followed:
+    """Rebuild, from raw data, the stretches of stored timelines whose rows overlap.
+
+    An older release could leave them after a restart on a kept data dir; a timeline that holds
+    them cannot be read (every page over it answered 422). Runs when a watcher starts.
+    """
+    done = Followed()
+    by_id = {m.id: m for m in machines if m.power_tag is not None and m.thresholds is not None}
+    rows = store.sql.rows(
+        "SELECT machine, min(start_ms) AS lo, max(prev_end) AS hi FROM (SELECT machine, "
+        "start_ms, end_ms, max(end_ms) OVER (PARTITION BY machine ORDER BY start_ms ROWS "
+        "BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM plant_states WHERE "
+        "enterprise = $1) s WHERE prev_end > start_ms GROUP BY machine",
+        [enterprise],
+    )
+    for r in rows:
+        m = by_id.get(r["machine"])
+        if m is None:
+            continue
+        # every row touching the stretch goes, whole; the stretch is computed again
+        lo, hi = int(r["lo"]), int(r["hi"])
+        span = store.sql.rows(
+            "SELECT min(start_ms) AS lo, max(end_ms) AS hi FROM plant_states WHERE enterprise = $1 "
+            "AND machine = $2 AND end_ms > $3 AND start_ms < $4",
+            [enterprise, m.id, lo, hi],
+        )[0]
+        lo, hi = int(span["lo"]), min(int(span["hi"]), now_ms)
+        store.sql.execute(
+            "DELETE FROM plant_states WHERE enterprise = $1 AND machine = $2 AND end_ms > $3 "
+            "AND start_ms < $4",
+            [enterprise, m.id, lo, hi],
+        )
+        if hi <= lo:
+            continue
+        try:
+            recompute_range(store, historian, enterprise, m, lo, hi)
+        except DataError as exc:
+            done.errors.append(f"{m.id}: {exc}")
+            continue
+        done.recomputed.setdefault(m.id, []).append((lo, hi))
+    return done

@@ -158,6 +158,20 @@ class PlantWatcher:
         """Start the background thread (resumes from the stored timelines)."""
         if self._thread is not None:
             return
+        from indunet.plant.follow import repair_overlaps
+
+        mended = repair_overlaps(
+            self.store,
+            self.historian,
+            self.enterprise,
+            self._plant.machines,
+            now_ms=int(self.clock() * 1000),
+        )
+        if mended.recomputed:
+            log.warning(
+                "plant watcher: overlapping stored states rebuilt from raw data for %s",
+                ", ".join(mended.recomputed),
+            )
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="plant-watcher", daemon=True)
         self._thread.start()
