@@ -105,6 +105,7 @@ class DuckDBHistorian(Historian):
         self.path: Path = settings.duckdb_path
         self.read_only = read_only
         self._lock = threading.RLock()
+        self._followed: np.ndarray | None = None  # tag ids whose writes are journaled
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +137,27 @@ class DuckDBHistorian(Historian):
                 raise ConfigError(
                     f"cannot create the historian tables in {self.path}: {exc}"
                 ) from exc
+
+    def _followed_changes(self, rows: pa.Table) -> pa.Table | None:
+        """Return the journal rows of a batch's followed tags, or None when it has none.
+
+        The file is one process's alone (it holds the lock), so the followed set is kept here
+        and most batches cost the journal nothing.
+        """
+        if self._followed is None:
+            got = self.con.execute("SELECT tag_id FROM followed_tags").fetchall()
+            self._followed = np.array(sorted(r[0] for r in got), np.int32)
+        if not len(self._followed):
+            return None
+        changed = change_ranges(rows, _now_ms())
+        keep = np.isin(changed.column("tag_id").to_numpy(), self._followed)
+        return changed.filter(pa.array(keep)) if keep.any() else None
+
+    def follow_tags(self, enterprise: str, paths: list[str]) -> None:
+        """Journal every later write of these tags (see `Historian.follow_tags`)."""
+        super().follow_tags(enterprise, paths)
+        with self._lock:
+            self._followed = None  # read again on the next write
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -225,12 +247,13 @@ class DuckDBHistorian(Historian):
                         [lo, hi],
                     )
                 con.execute("INSERT INTO points SELECT * FROM staged")
-                con.register("changed", change_ranges(rows, _now_ms()))
-                con.execute(
-                    "INSERT INTO raw_changes (tag_id, lo, hi, written_ms) SELECT * FROM changed "
-                    "WHERE tag_id IN (SELECT tag_id FROM followed_tags)"
-                )
-                con.unregister("changed")
+                changed = self._followed_changes(rows)
+                if changed is not None:
+                    con.register("changed", changed)
+                    con.execute(
+                        "INSERT INTO raw_changes (tag_id, lo, hi, written_ms) SELECT * FROM changed"
+                    )
+                    con.unregister("changed")
                 con.register("newest", _newest(rows))
                 con.execute(
                     "INSERT INTO latest SELECT * FROM newest "
