@@ -332,11 +332,14 @@ def _check(
                  f"truth {ref['produced']}/{ref['scrap']}")  # fmt: skip
         if got["apt_ms"] + sum(got["stop_ms"].values()) != got["pbt_ms"]:
             fail(f"{m.id}: APT + stops != PBT")
+        if (got["pbt_ms"], got["apt_ms"]) != (ref["pbt_ms"], ref["apt_ms"]):
+            fail(f"{m.id}: PBT/APT {got['pbt_ms']}/{got['apt_ms']} ms, "
+                 f"truth {ref['pbt_ms']}/{ref['apt_ms']} ms")  # fmt: skip
         for k in ("availability", "performance", "quality"):
             g = got[k]
             if g is None or not 0 <= g <= 1:
                 fail(f"{m.id}: {k} {g} outside [0, 1]")
-            elif abs(g - ref[k]) > 2e-3:  # a sample or two at each end of the range
+            elif abs(g - ref[k]) > 1e-9:
                 fail(f"{m.id}: {k} {g:.5f}, reference {ref[k]:.5f}")
     total = report["total"]
     if total["produced"] != sum(report["machines"][m.id]["produced"] for m in plant):

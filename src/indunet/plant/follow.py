@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
+import pyarrow as pa
 
 from indunet.errors import DataError
 from indunet.plant.config import MachineConfig
@@ -110,22 +110,27 @@ def follow_raw_changes(
     *,
     now_ms: int,
     read_up_to: Callable[[str], int | None] | None = None,
+    journal: pa.Table | None = None,
 ) -> Followed:
     """Bring the machines' stored timelines in step with the journal of raw writes.
 
-    ``read_up_to(machine)`` is a running tracker's newest processed timestamp *before* its
-    last read (None when it had none); a change newer than that was read by the tracker itself.
-    Without it every change is recomputed. Returns what was recomputed and which machines'
-    trackers must restart from the stored timeline.
+    With a running watcher, ``journal`` holds each machine's journal rows taken just *before*
+    its tracker read, and ``read_up_to(machine)`` where that tracker stood then: every row was
+    written before the read, so a change newer than that position was read by the tracker
+    itself, and an older one is late. Without them (the CLI) the whole journal is taken and
+    every change is recomputed. Returns what was recomputed and which machines' trackers must
+    restart from the stored timeline; the rows taken are dropped.
     """
     power = _watched(machines)
     done = Followed()
     if not power:
         return done
-    journal = historian.raw_changes(enterprise, list(power))
+    if journal is None:
+        journal = historian.raw_changes(enterprise, list(power))
     if not journal.num_rows:
+        historian.drop_raw_changes([], older_ms=now_ms - JOURNAL_KEEP_MS)
         return done
-    upto = int(np.max(journal.column("id").to_numpy()))
+    taken = journal.column("id").to_pylist()
     spans: dict[str, list[int]] = {}
     for tag, lo, hi in zip(
         journal.column("tag").to_pylist(),
@@ -133,7 +138,9 @@ def follow_raw_changes(
         journal.column("hi").to_pylist(),
         strict=True,
     ):
-        m = power[tag]
+        m = power.get(tag)
+        if m is None:
+            continue
         seen = read_up_to(m.id) if read_up_to is not None else None
         if seen is not None and lo > seen:
             continue  # in order: the tracker read it
@@ -162,9 +169,7 @@ def follow_raw_changes(
             done.errors.append(f"{m.id}: {exc}")
             continue
         done.recomputed.setdefault(m.id, []).append((start, end))
-    historian.forget_raw_changes(
-        enterprise, upto, tags=list(power), older_ms=now_ms - JOURNAL_KEEP_MS
-    )
+    historian.drop_raw_changes(taken, older_ms=now_ms - JOURNAL_KEEP_MS)
     return done
 
 

@@ -218,16 +218,25 @@ class PlantWatcher:
         with self._lock:
             stored = 0
             read_from: dict[str, int | None] = {}
+            taken: list[pa.Table] = []
             for machine in self._plant.machines:
                 if machine.thresholds is None or machine.power_tag is None:
                     continue
+                # the journal of this machine's power writes, then where its tracker stands,
+                # then the read: every row taken was written before the read
+                taken.append(
+                    self.historian.raw_changes(
+                        self.enterprise, [f"{machine.id}/{machine.power_tag}"]
+                    )
+                )
                 read_from[machine.id] = self._read_before(machine, now)
                 try:
                     stored += self._tick_machine(machine, now)
                 except DataError as exc:
                     self.errors += 1
                     log.warning("plant watcher: %s", exc)
-            self.follow(now, read_from)
+            journal = pa.concat_tables(taken) if taken else None
+            self.follow(now, read_from, journal)
             return stored
 
     def _read_before(self, machine: MachineConfig, now: int) -> int | None:
@@ -245,12 +254,15 @@ class PlantWatcher:
             [f"{m.id}/{m.power_tag}" for m in self._plant.machines if m.power_tag is not None],
         )
 
-    def follow(self, now: int, read_from: dict[str, int | None]) -> None:
+    def follow(
+        self, now: int, read_from: dict[str, int | None], journal: pa.Table | None = None
+    ) -> None:
         """Recompute stored timelines for late, re-sent or imported data (the change journal).
 
-        Called after the trackers read: a change newer than where a tracker stood before its
-        read was read by it; an older one is late, and its range is recomputed (a tracker whose
-        open part it touches starts over from the stored timeline on the next tick).
+        ``journal`` holds the rows taken just before each tracker read: a change newer than
+        where the tracker stood then was read by it; an older one is late, and its range is
+        recomputed (a tracker whose open part it touches starts over from the stored timeline
+        on the next tick). Rows written after a read stay for the next tick.
         """
         from indunet.plant.follow import follow_raw_changes
 
@@ -261,6 +273,7 @@ class PlantWatcher:
             self._plant.machines,
             now_ms=now,
             read_up_to=lambda m: read_from.get(m),
+            journal=journal,
         )
         for machine in done.restarted:
             self._machines.pop(machine, None)

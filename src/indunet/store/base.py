@@ -542,6 +542,14 @@ class Historian(ABC):
             params.append(sorted(set(tags)))
         return self._query(sql + " ORDER BY c.id", params)
 
+    def drop_raw_changes(self, ids: list[int], *, older_ms: int = 0) -> int:
+        """Drop the journal rows taken (by id), and any written before ``older_ms``."""
+        return self._query(
+            "DELETE FROM raw_changes WHERE id IN (SELECT unnest(CAST($1 AS BIGINT[]))) "
+            "OR written_ms < $2 RETURNING id",
+            [sorted(int(i) for i in ids), older_ms],
+        ).num_rows
+
     def forget_raw_changes(
         self, enterprise: str, upto_id: int, *, tags: list[str] | None = None, older_ms: int = 0
     ) -> int:
