@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from indunet.errors import DataError
 from indunet.plant.andon import AndonStore, andon_stats
-from indunet.plant.delivery import Attachment, Mailer, ReportsConfig, submit_document
+from indunet.plant.delivery import AndonConfig, Attachment, Mailer, ReportsConfig, submit_document
 from indunet.plant.report import OpenPart, scope_machines
 from indunet.plant.rounds import Rounds
 from indunet.plant.shift_log import HandoverNotes, ReportArchive
@@ -33,7 +34,7 @@ from indunet.plant.shift_report import (
 from indunet.plant.store import PlantStore
 from indunet.store.base import Historian
 
-__all__ = ["ReportScheduler", "deliver", "make_report"]
+__all__ = ["ReportScheduler", "andon_notifier", "deliver", "make_report"]
 
 log = logging.getLogger(__name__)
 #: a shift that ended longer ago than this when the server starts is not reported by the schedule
@@ -213,3 +214,31 @@ class ReportScheduler(Rounds):
             "errors": self.errors,
             "last_error": self.last_error,
         }
+
+
+def andon_notifier(
+    config: AndonConfig, *, mailer: Mailer | None, webhooks: Any | None
+) -> Callable[[dict[str, Any]], None]:
+    """Return what calls the responsible groups when an Andon call is raised."""
+
+    def notify(call: dict[str, Any]) -> None:
+        where = call["machine"] or call["line"]
+        for group in config.groups:
+            if not group.answers(call["line"], call["reason"]):
+                continue
+            if webhooks is not None and group.webhooks:
+                submit_document(
+                    webhooks, group.webhooks, "andon.raised", {**call, "group": group.name}
+                )
+            if mailer is not None and group.emails:
+                try:
+                    mailer.send(
+                        group.emails,
+                        f"Andon: {call['reason']} at {where}",
+                        f"{call['reason']} called at {where} by {call['raised_by']}.\n"
+                        f"Note: {call['note'] or '-'}\nCall id: {call['call_id']}\n",
+                    )
+                except DataError as exc:  # the call stands; the failure is logged and counted
+                    log.warning("Andon e-mail to group %s failed: %s", group.name, exc)
+
+    return notify
