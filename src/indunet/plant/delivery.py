@@ -185,26 +185,46 @@ class Mailer:
             main, _, sub = a.media_type.split(";")[0].partition("/")
             msg.add_attachment(a.data, maintype=main, subtype=sub, filename=a.name)
         step = "connect"
+        smtp: smtplib.SMTP | None = None
         try:
-            with smtplib.SMTP(c.host, c.port, timeout=c.timeout_s) as smtp:
+            smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
+            smtp.ehlo()
+            if c.starttls:
+                step = "STARTTLS"
+                smtp.starttls(context=ssl.create_default_context(cafile=c.cafile))
                 smtp.ehlo()
-                if c.starttls:
-                    step = "STARTTLS"
-                    context = ssl.create_default_context(cafile=c.cafile)
-                    smtp.starttls(context=context)
-                    smtp.ehlo()
-                if c.username:
-                    step = "login"
-                    smtp.login(c.username, c.secret() or "")
-                step = "send"
-                smtp.send_message(msg)
+            if c.username:
+                step = "login"
+                _login(smtp, c.username, c.secret() or "")
+            step = "send"
+            smtp.send_message(msg)
+            step = "quit"
+            smtp.quit()
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            if smtp is not None:
+                smtp.close()  # no QUIT on a broken session: it would wait for the timeout
+            if step == "quit":  # the message was accepted; only the goodbye failed
+                self.sent += 1
+                return
             self.failed += 1
             self.last_error = f"{step}: {type(exc).__name__}: {exc}"
             raise DataError(
                 f"e-mail to {len(to)} recipient(s) via {c.host}:{c.port} failed at {step}: {exc}"
             ) from exc
         self.sent += 1
+
+
+def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """Sign in with AUTH PLAIN when offered (one try), else let smtplib pick a mechanism.
+
+    smtplib's ``login`` tries every mechanism in turn after a refusal; some servers then wait
+    for the rest of a LOGIN exchange, and a wrong password costs the whole timeout.
+    """
+    if "PLAIN" in smtp.esmtp_features.get("auth", "").upper().split():
+        smtp.user, smtp.password = user, password
+        smtp.auth("PLAIN", smtp.auth_plain)
+    else:
+        smtp.login(user, password)
 
 
 def submit_document(

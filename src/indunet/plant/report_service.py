@@ -172,10 +172,15 @@ class ReportScheduler(Rounds):
         self._init_rounds()
 
     def _last_reported(self, scope: str) -> int:
+        """Return the end of the last archived report of a scope (at most `CATCH_UP_MS` back).
+
+        A scope never reported starts with the first shift ending after the schedule started;
+        after a restart the shifts ended while the server was down are caught up.
+        """
         rows = self.archive.list(self.enterprise, scope=scope.strip("/"), limit=1)
-        last = rows[0]["end_ms"] if rows else None
-        floor = self.started_ms - CATCH_UP_MS
-        return floor if last is None else max(int(last), floor)
+        if not rows:
+            return self.started_ms
+        return max(int(rows[0]["end_ms"]), self.started_ms - CATCH_UP_MS)
 
     def run_once(self, now_ms: int | None = None) -> list[dict[str, Any]]:
         """Report every shift that ended since the last report of each scope; return them."""
