@@ -200,7 +200,7 @@ def calls(
             rows = store.calls(ent, scope=scope, state=state, start_ms=now - round(hours * 3.6e6))
     except DataError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return {"calls": rows, **andon_stats(rows)}
+    return {"calls": rows, "summary": andon_stats(rows)}
 
 
 @router.get("/andon/stats")
