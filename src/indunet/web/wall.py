@@ -18,11 +18,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi import Query as Q
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep
 from indunet.api.routes.plant import StoreDep, _open_part, _watcher
-from indunet.api.routes.shift import andon_store
+from indunet.api.routes.shift import AndonCall, andon_store
 from indunet.auth.display import DISPLAY_COOKIE
 from indunet.errors import DataError
 from indunet.plant.report import oee_report, scope_machines
@@ -162,7 +163,20 @@ def wall_data(
     }
 
 
-@api_router.get("/wall/{path:path}")
+class WallData(BaseModel):
+    """What a wall screen shows."""
+
+    scope: str
+    now_ms: int
+    machines: list[dict[str, Any]] = Field(description="id, line, state, since_ms")
+    andon: list[AndonCall]
+    shift: str | None = Field(description="The running shift's label")
+    oee: dict[str, float | None] | None
+    target: float | None
+    losses: list[dict[str, Any]]
+
+
+@api_router.get("/wall/{path:path}", response_model=WallData)
 async def wall_json(
     path: str,
     request: Request,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Query as Q
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from indunet.api.deps import HistorianDep, SettingsDep
 from indunet.api.routes.plant import StoreDep, _open_part
@@ -57,8 +57,190 @@ def andon_store(request: Request, historian: Any) -> AndonStore:
     return store
 
 
+# answers (typed, for the OpenAPI document) ---------------------------------------------------
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ShiftReport(_Open):
+    """A shift or day report of a site or line (docs/reports.md)."""
+
+    enterprise: str
+    scope: str
+    site: str
+    kind: Literal["shift", "day"]
+    label: str
+    start_ms: int
+    end_ms: int
+    complete: bool
+    generated_ms: int
+    timezone: str
+    oee: dict[str, Any] = Field(description="OEE elements and ratios, as GET /api/v1/oee")
+    oee_target: float | None
+    lines: dict[str, dict[str, Any]]
+    output: dict[str, float | None]
+    top_losses: list[dict[str, Any]]
+    unexplained_stops: dict[str, Any]
+    alarms: dict[str, Any]
+    energy: dict[str, float | None]
+    orders: list[dict[str, Any]]
+    warnings: list[str]
+    handover: list[dict[str, Any]] | None = None
+    andon: dict[str, Any] | None = None
+    delivered: dict[str, Any] | None = None
+
+
+class ReportHeadline(BaseModel):
+    """An archived report without its body."""
+
+    report_id: str
+    scope: str
+    label: str
+    kind: str
+    start_ms: int
+    end_ms: int
+    created_ms: int
+    delivered: dict[str, Any]
+    oee: float | None
+    good: float
+
+
+class ReportList(BaseModel):
+    """Archived reports, newest shift first."""
+
+    reports: list[ReportHeadline]
+
+
+class AndonCall(BaseModel):
+    """One Andon call with its times (ms)."""
+
+    call_id: str
+    site: str
+    line: str
+    machine: str | None
+    reason: str
+    note: str
+    state: Literal["open", "taken", "resolved", "cancelled"]
+    raised_by: str
+    raised_ms: int
+    taken_by: str | None
+    taken_ms: int | None
+    resolved_by: str | None
+    resolved_ms: int | None
+    cause: str | None
+    stop_machine: str | None
+    stop_start_ms: int | None
+    stop_reason: str | None
+    tta_ms: int | None = Field(description="Time to acknowledge (taken − raised)")
+    ttr_ms: int | None = Field(description="Time to resolve (resolved − raised)")
+
+
+class AndonFigures(BaseModel):
+    """Counts, MTTA and MTTR of a set of calls."""
+
+    calls: int
+    open: int
+    taken: int
+    resolved: int
+    mtta_ms: float | None
+    mttr_ms: float | None
+
+
+class AndonStatRow(AndonFigures):
+    """Figures of one line and reason."""
+
+    line: str
+    reason: str
+
+
+class AndonSummary(AndonFigures):
+    """Figures in total and per line and reason."""
+
+    stats: list[AndonStatRow]
+
+
+class CallList(BaseModel):
+    """Calls, newest first, and their figures."""
+
+    calls: list[AndonCall]
+    summary: AndonSummary
+
+
+class AndonStats(AndonSummary):
+    """MTTA / MTTR per line and reason for calls raised in a range."""
+
+    start_ms: int
+    end_ms: int
+
+
+class AuditStep(BaseModel):
+    """One step of a call."""
+
+    ts_ms: int
+    action: str
+    by: str
+    detail: str
+
+
+class CallAudit(BaseModel):
+    """A call and its audit trail."""
+
+    call: AndonCall
+    audit: list[AuditStep]
+
+
+class Note(BaseModel):
+    """A handover note."""
+
+    note_id: str
+    line: str
+    shift: str
+    author: str
+    created_ms: int
+    text: str
+
+
+class NoteList(BaseModel):
+    """Handover notes, oldest first."""
+
+    notes: list[Note]
+
+
+class IssuedDisplayKey(BaseModel):
+    """A new display key; the secret is shown this once."""
+
+    key_id: str
+    secret: str
+    enterprise: str
+    scope: str
+
+
+class DisplayKeyInfo(BaseModel):
+    """A display key without its secret."""
+
+    key_id: str
+    enterprise: str
+    scope: str
+    name: str
+    created_ms: int
+    revoked_ms: int | None
+    last_used_ms: int | None
+
+
+class DisplayKeyList(BaseModel):
+    """The enterprise's display keys."""
+
+    keys: list[DisplayKeyInfo]
+
+
+class Revoked(BaseModel):
+    """The id of the key revoked."""
+
+    revoked: str
+
+
 # reports -------------------------------------------------------------------------------------
-@router.get("/report")
+@router.get("/report", response_model=ShiftReport)
 def report(
     request: Request,
     store: StoreDep,
@@ -93,7 +275,7 @@ def _as(doc: dict[str, Any], fmt: str, html: str | None = None) -> Any:
     return Response(body, media_type=MEDIA[fmt], headers=headers)
 
 
-@router.get("/reports")
+@router.get("/reports", response_model=ReportList)
 def reports(
     historian: HistorianDep,
     settings: SettingsDep,
@@ -106,7 +288,7 @@ def reports(
     return {"reports": ReportArchive(historian).list(ent, scope=scope, limit=limit)}
 
 
-@router.get("/reports/{report_id}")
+@router.get("/reports/{report_id}", response_model=ShiftReport)
 def archived_report(
     report_id: str,
     historian: HistorianDep,
@@ -152,7 +334,7 @@ def _call_in_scope(call: dict[str, Any], scope: str) -> None:
         raise HTTPException(404, f"no Andon call {call['call_id']!r} under {prefix!r}")
 
 
-@router.post("/andon/calls", status_code=201)
+@router.post("/andon/calls", status_code=201, response_model=AndonCall)
 def raise_call(
     body: RaiseCall,
     request: Request,
@@ -177,7 +359,7 @@ def raise_call(
     return call
 
 
-@router.get("/andon/calls")
+@router.get("/andon/calls", response_model=CallList)
 def calls(
     request: Request,
     historian: HistorianDep,
@@ -203,7 +385,7 @@ def calls(
     return {"calls": rows, "summary": andon_stats(rows)}
 
 
-@router.get("/andon/stats")
+@router.get("/andon/stats", response_model=AndonStats)
 def stats(
     request: Request,
     historian: HistorianDep,
@@ -234,7 +416,7 @@ def _act(request: Request, historian: Any, ent: str, call_id: str, scope: str, f
         raise _bad(exc) from exc
 
 
-@router.post("/andon/calls/{call_id}/take")
+@router.post("/andon/calls/{call_id}/take", response_model=AndonCall)
 def take(
     call_id: str,
     request: Request,
@@ -252,7 +434,7 @@ def take(
     )  # fmt: skip
 
 
-@router.post("/andon/calls/{call_id}/resolve")
+@router.post("/andon/calls/{call_id}/resolve", response_model=AndonCall)
 def resolve(
     call_id: str,
     body: ResolveCall,
@@ -283,7 +465,7 @@ def resolve(
     )  # fmt: skip
 
 
-@router.post("/andon/calls/{call_id}/cancel")
+@router.post("/andon/calls/{call_id}/cancel", response_model=AndonCall)
 def cancel(
     call_id: str,
     request: Request,
@@ -301,7 +483,7 @@ def cancel(
     )  # fmt: skip
 
 
-@router.get("/andon/calls/{call_id}/audit")
+@router.get("/andon/calls/{call_id}/audit", response_model=CallAudit)
 def audit(
     call_id: str,
     request: Request,
@@ -328,7 +510,7 @@ class HandoverNote(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
-@router.post("/handover", status_code=201)
+@router.post("/handover", status_code=201, response_model=Note)
 def add_note(
     body: HandoverNote,
     request: Request,
@@ -360,7 +542,7 @@ def add_note(
         raise HTTPException(422, str(exc)) from exc
 
 
-@router.get("/handover")
+@router.get("/handover", response_model=NoteList)
 def notes(
     store: StoreDep,
     historian: HistorianDep,
@@ -384,7 +566,7 @@ class NewDisplayKey(BaseModel):
     name: str = Field("", max_length=200)
 
 
-@router.post("/display-keys", status_code=201)
+@router.post("/display-keys", status_code=201, response_model=IssuedDisplayKey)
 def create_display_key(
     body: NewDisplayKey,
     historian: HistorianDep,
@@ -399,7 +581,7 @@ def create_display_key(
         raise HTTPException(422, str(exc)) from exc
 
 
-@router.get("/display-keys")
+@router.get("/display-keys", response_model=DisplayKeyList)
 def display_keys(
     historian: HistorianDep, settings: SettingsDep, enterprise: EnterpriseQ = None
 ) -> dict[str, Any]:
@@ -407,7 +589,7 @@ def display_keys(
     return {"keys": DisplayKeys(historian).list(enterprise or settings.enterprise)}
 
 
-@router.delete("/display-keys/{key_id}")
+@router.delete("/display-keys/{key_id}", response_model=Revoked)
 def revoke_display_key(
     key_id: str, historian: HistorianDep, settings: SettingsDep, enterprise: EnterpriseQ = None
 ) -> dict[str, Any]:
