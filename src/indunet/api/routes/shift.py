@@ -391,8 +391,10 @@ def stats(
     historian: HistorianDep,
     settings: SettingsDep,
     scope: Annotated[str, Q(description="Site or line; empty = all", max_length=200)] = "",
-    start: Annotated[int | None, Q(description="Epoch ms; default 7 days ago")] = None,
-    end: Annotated[int | None, Q(description="Epoch ms; default now")] = None,
+    start: Annotated[
+        int | None, Q(ge=0, le=2**53, description="Epoch ms; default 7 days ago")
+    ] = None,
+    end: Annotated[int | None, Q(ge=0, le=2**53, description="Epoch ms; default now")] = None,
     enterprise: EnterpriseQ = None,
 ) -> dict[str, Any]:
     """Return calls, MTTA and MTTR per line and reason for calls raised in a range."""

@@ -68,6 +68,14 @@
     fetch("/api/v1/andon/calls" + q({ state: "active" }), { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (d) { render(d.calls || []); }, function () { say("Connection lost; retrying."); });
+    fetch("/api/v1/andon/calls" + q({ hours: "24" }), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        var s = d.summary || {};
+        function min(ms) { return ms === null || ms === undefined ? "–" : (ms / 60000).toFixed(1) + " min"; }
+        document.getElementById("andon-figures").textContent =
+          "Last 24 h: " + (s.calls || 0) + " calls · MTTA " + min(s.mtta_ms) + " · MTTR " + min(s.mttr_ms);
+      }, function () {});
     fetch("/api/v1/handover" + q(), { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (d) {
