@@ -300,3 +300,56 @@ def test_smtp_refuses_wrong_password_and_untrusted_certificate(smtp):
     with pytest.raises(DataError, match="STARTTLS"):  # the self-signed cert is not trusted
         Mailer(SmtpConfig(**base, password=PASSWORD)).send(["a@example.com"], "s", "t")
     assert inbox.messages == []
+
+
+def test_a_restarted_schedule_catches_up_missed_shifts_once(shift_plant):
+    settings, historian = shift_plant
+    store = PlantStore(historian, settings.plant)
+    config = ReportsConfig(scopes=["s1/press/l1"])
+    first = ReportScheduler(historian, store, settings.enterprise, config, started_ms=SHIFT_START)
+    assert len(first.run_once(now_ms=SHIFT_END + 1000)) == 1  # shift a
+    # the server is down from 06:21 to 07:30; shift b (06:20-06:40) ended meanwhile
+    later = SHIFT_END + 70 * 60_000
+    again = ReportScheduler(historian, store, settings.enterprise, config, started_ms=later)
+    made = again.run_once(now_ms=later)
+    assert len(made) == 1
+    labels = [r["label"] for r in ReportArchive(historian).list(settings.enterprise)]
+    assert labels == ["2026-06-01 b", "2026-06-01 a"]
+    assert again.run_once(now_ms=later + 60_000) == []
+
+
+def test_andon_call_notifies_its_group_by_webhook_and_email(smtp, hook, monkeypatch):
+    from indunet.plant.delivery import AndonConfig
+    from indunet.plant.report_service import andon_notifier
+
+    inbox, port, cafile = smtp
+    handler, url = hook
+    mailer = Mailer(
+        SmtpConfig(host="127.0.0.1", port=port, username=USER, password=PASSWORD,
+                   sender="indunet@example.com", cafile=cafile, timeout_s=10)
+    )  # fmt: skip
+    sender = WebhookSender([WebhookTarget(name="ops", url=url, secret=SECRET)])
+    sender.start()
+    groups = AndonConfig.model_validate(
+        {
+            "groups": [
+                {"name": "maint", "reasons": ["maintenance"], "lines": ["s1/press"],
+                 "emails": ["maint@example.com"], "webhooks": ["ops"]},
+                {"name": "logistics", "reasons": ["material"], "emails": ["log@example.com"]},
+            ]
+        }
+    )  # fmt: skip
+    call = {"call_id": "c1", "line": "s1/press/l1", "machine": "s1/press/l1/m1",
+            "reason": "maintenance", "note": "noise", "raised_by": "otto"}  # fmt: skip
+    try:
+        andon_notifier(groups, mailer=mailer, webhooks=sender)(call)
+        assert inbox.event.wait(10) and handler.event.wait(10)
+    finally:
+        sender.stop()
+    (msg, tls, authed), *rest = inbox.messages
+    assert not rest and tls and authed  # only the maintenance group is called
+    assert msg["To"] == "maint@example.com" and "maintenance" in msg["Subject"]
+    body, headers = handler.received[0]
+    verify_signature(SECRET, body, headers[SIGNATURE_HEADER], now_s=time.time())
+    sent = json.loads(body)
+    assert sent["type"] == "andon.raised" and sent["data"]["group"] == "maint"
