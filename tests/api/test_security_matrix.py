@@ -45,6 +45,8 @@ PATH_VALUES = {
     "area": "a",
     "line": "l",
     "machine": "m",
+    "report_id": "0123456789abcdef0123",
+    "call_id": "0123456789abcdef",
 }
 DOCK_KINDS = {"kind": "requests"}
 PASSWORD = "a long enough password"

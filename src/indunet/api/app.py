@@ -17,6 +17,7 @@ from indunet.api.routes import alarms as alarm_routes
 from indunet.api.routes import auth as auth_routes
 from indunet.api.routes import business, chain, deadletters, docking, ingest, region, series, tags
 from indunet.api.routes import plant as plant_routes
+from indunet.api.routes import shift as shift_routes
 from indunet.auth.web import authorise
 from indunet.config import Settings
 from indunet.store import Historian, open_historian
@@ -29,6 +30,7 @@ from indunet.web import docking as docking_page
 from indunet.web import energy as energy_page
 from indunet.web import overview as overview_page
 from indunet.web import region as region_pages
+from indunet.web import wall as wall_pages
 
 __all__ = ["create_app"]
 
@@ -69,6 +71,9 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(plant_routes.router, prefix="/api/v1", dependencies=guarded)  # machines, …
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
         app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)
+    # shift reports, Andon, handover notes, display keys; wall screens' data (issue 19)
+    app.include_router(shift_routes.router, prefix="/api/v1", dependencies=guarded)
+    app.include_router(wall_pages.api_router, prefix="/api/v1", dependencies=guarded)
     app.state.templates = pages.build_templates()
     app.include_router(pages.router, dependencies=guarded)
     app.include_router(overview_page.router, dependencies=guarded)  # / (the CEO view)
@@ -77,6 +82,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(chain_page.router, dependencies=guarded)  # /chain pages
     for web in (alarm_page, energy_page, business_page, data_page):  # alarms, energy, …
         app.include_router(web.router, dependencies=guarded)
+    app.include_router(wall_pages.router, dependencies=guarded)  # /wall, /andon, /reports
     app.include_router(auth_routes.pages_router, dependencies=guarded)  # /login
     app.include_router(api_docs.router, dependencies=guarded)  # /docs, /redoc (offline)
     app.mount("/static", pages.static_files(), name="static")

@@ -55,6 +55,7 @@ class PrincipalKind(StrEnum):
     user = "user"  # password login, session cookie
     api_key = "api_key"  # Authorization: Bearer, for programs
     device = "device"  # X-Device-Key, ingest only
+    display = "display"  # a wall screen's display key: view-only, one scope, wall routes only
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ def decide(
         return Decision(401, "sign in or send an API key (Authorization: Bearer …)")
     if principal.kind is PrincipalKind.device and need is not Need.ingest:
         return Decision(403, "a device key may only send data to /api/v1/ingest")
+    if principal.kind is PrincipalKind.display and need is not Need.viewer:
+        return Decision(403, "a display key only shows wall screens (view-only)")
     if need is Need.signed_in:
         return Decision(200)
     if need is Need.chain:

@@ -163,6 +163,27 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/site/{site}"): _V,  # drill-down pages (web/drill.py)
     ("GET", "/site/{site}/{area}"): _V,
     ("GET", "/site/{site}/{area}/{line}"): _V,
+    # shift reports, Andon, handover notes, wall screens (api/routes/shift.py, web/wall.py)
+    ("GET", "/api/v1/report"): _V,
+    ("GET", "/api/v1/reports"): _V,
+    ("GET", "/api/v1/reports/{report_id}"): _V,
+    ("POST", "/api/v1/andon/calls"): _O,  # ?scope= names the line or machine
+    ("GET", "/api/v1/andon/calls"): _V,
+    ("GET", "/api/v1/andon/stats"): _V,
+    ("POST", "/api/v1/andon/calls/{call_id}/take"): _O,
+    ("POST", "/api/v1/andon/calls/{call_id}/resolve"): _O,
+    ("POST", "/api/v1/andon/calls/{call_id}/cancel"): _O,
+    ("GET", "/api/v1/andon/calls/{call_id}/audit"): _V,
+    ("POST", "/api/v1/handover"): _O,
+    ("GET", "/api/v1/handover"): _V,
+    ("POST", "/api/v1/display-keys"): _A,
+    ("GET", "/api/v1/display-keys"): _A,
+    ("DELETE", "/api/v1/display-keys/{key_id}"): _A,
+    ("GET", "/api/v1/wall/{path:path}"): _V,  # also a display key of the scope (auth/display.py)
+    ("GET", "/wall/{path:path}"): _V,
+    ("GET", "/andon"): _V,  # the phone page; its actions need the operator role
+    ("GET", "/reports"): _V,  # report archive
+    ("GET", "/reports/{report_id}"): _V,
 }
 
 

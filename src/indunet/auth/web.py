@@ -22,7 +22,7 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import iter_route_contexts
 
-from indunet.auth.model import Decision, Need, Principal, decide
+from indunet.auth.model import Decision, Need, Principal, PrincipalKind, decide
 from indunet.auth.policy import Rule, rule_for
 from indunet.auth.store import AuthStore
 from indunet.auth.throttle import LoginThrottle
@@ -112,7 +112,23 @@ def _resolve(request: Request) -> Principal | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         return store.principal_for_session(cookie, now_ms=now)
+    display = _display_token(request)
+    if display:  # a wall screen (indunet.auth.display)
+        from indunet.auth.display import DisplayKeys
+
+        return DisplayKeys(request.app.state.historian).principal(display, now_ms=now)
     return None
+
+
+def _display_token(request: Request) -> str | None:
+    """Return a wall screen's display key: its cookie, or ``?display_key=`` on a wall page."""
+    from indunet.auth.display import DISPLAY_COOKIE
+
+    if request.url.path.startswith("/wall/"):
+        given = request.query_params.get("display_key")
+        if given:
+            return given
+    return request.cookies.get(DISPLAY_COOKIE)
 
 
 def _cached_key(request: Request, fresh_for: float = 0.0) -> Principal | None:
@@ -181,7 +197,10 @@ def _credential(request: Request) -> tuple[str, str] | None:
         if value is not None:
             return name, value
     cookie = request.cookies.get(SESSION_COOKIE)
-    return ("cookie", cookie) if cookie else None
+    if cookie:
+        return ("cookie", cookie)
+    display = _display_token(request)
+    return ("display", display) if display else None
 
 
 async def _resolve_once(request: Request) -> Principal | None:
@@ -312,6 +331,11 @@ async def authorise(request: Request) -> None:
         target = request.query_params.get("enterprise") or None
     else:
         target = None
+    if principal is not None and principal.kind is PrincipalKind.display:
+        from indunet.auth.display import is_wall_path
+
+        if not is_wall_path(path or ""):
+            raise HTTPException(403, "a display key only shows wall screens")
     decision = decide(rule.need, principal, enterprise=target, asset_names=_asset_names(request))
     if not decision.allowed:
         raise _deny(request, decision)

@@ -751,3 +751,87 @@ def check(
         typer.echo(f"{len(found)} problem(s) found", err=True)
     if found:
         raise typer.Exit(1)
+
+
+@plant_app.command("report")
+@guarded
+def plant_report(
+    scope: Annotated[str, typer.Argument(help="Site or line (site/area/line).")],
+    shift: Annotated[
+        str,
+        typer.Option(
+            "--shift", help="last, current, 'YYYY-MM-DD name' (a shift) or 'YYYY-MM-DD' (a day)."
+        ),
+    ] = "last",
+    fmt: Annotated[str, typer.Option("--format", help="html, xlsx, csv or json.")] = "html",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file (default: standard output).")
+    ] = None,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="Also keep it in the report archive.")
+    ] = False,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+) -> None:
+    """Make the shift (or day) report of a site or line: OEE vs target, losses, energy, notes."""
+    from indunet.plant.report_service import make_report
+    from indunet.plant.shift_log import ReportArchive
+    from indunet.plant.shift_report import FORMATS, render, render_html
+
+    if fmt not in (*FORMATS, "json"):
+        raise DataError(f"--format {fmt!r} is not one of html, xlsx, csv, json")
+    if fmt == "xlsx" and out is None:
+        raise DataError("--format xlsx is binary: name a file with --out")
+    settings, historian, store, _ = _plant_session(data_dir, db, enterprise)
+    try:
+        now = int(time.time() * 1000)
+        doc = make_report(historian, store, settings.enterprise, scope, shift, now_ms=now)
+        if archive:
+            ReportArchive(historian).put(doc, render_html(doc), now_ms=now)
+    finally:
+        historian.close()
+    body = json.dumps(doc, default=str).encode() if fmt == "json" else render(doc, fmt)
+    if out is not None:
+        out.write_bytes(body)
+        typer.echo(f"{doc['kind']} report {doc['scope']} {doc['label']}: {out}", err=True)
+    else:
+        typer.echo(body.decode())
+
+
+def _start_reports(app: Any, historian: Any, settings: Settings) -> Any:
+    """Start the shift-report schedule and Andon notification when configured; else None."""
+    from indunet.plant.delivery import Mailer
+    from indunet.plant.notify import WebhookSender
+    from indunet.plant.report_service import ReportScheduler, andon_notifier
+    from indunet.plant.store import PlantStore
+
+    cfg = settings.plant
+    mailer = Mailer(cfg.smtp) if cfg.smtp is not None else None
+    sender = None
+    if cfg.webhooks:
+        sender = WebhookSender(cfg.webhooks)
+        sender.start()
+    app.state.report_webhooks = sender
+    if cfg.andon.groups:
+        app.state.andon_notify = andon_notifier(cfg.andon, mailer=mailer, webhooks=sender)
+    if not cfg.reports.scopes:
+        return None
+    watcher = getattr(app.state, "plant_watcher", None)
+    if watcher is not None:
+        store = watcher.store
+    else:
+        store = PlantStore(historian, cfg, owner=settings.enterprise)
+    scheduler = ReportScheduler(
+        historian,
+        store,
+        settings.enterprise,
+        cfg.reports,
+        mailer=mailer,
+        webhooks=sender,
+        open_part=watcher.open_segment if watcher is not None else None,
+    )
+    scheduler.start()
+    app.state.report_scheduler = scheduler
+    typer.echo(f"reports: {len(cfg.reports.scopes)} scopes reported at each shift's end")
+    return scheduler

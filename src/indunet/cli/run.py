@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from indunet.cli.common import DataDir, Db, Enterprise, _open, app, guarded
-from indunet.cli.plant import _start_alarms, _start_plant_watcher
+from indunet.cli.plant import _start_alarms, _start_plant_watcher, _start_reports
 from indunet.cli.region import _region_today
 from indunet.config import Settings, load_settings
 from indunet.errors import ConfigError
@@ -123,12 +123,13 @@ def serve(
         raise
     ingest = ingests[0] if ingests else None
     typer.echo(f"indunet serving on http://{settings.host}:{settings.port} ({historian.backend})")
-    alarm_service = watcher = None
+    alarm_service = watcher = reports = app = None
     try:
         app = create_app(settings, historian)
         app.state.mqtt = ingest
         watcher = _start_plant_watcher(app, historian, settings)  # when machines are configured
         alarm_service = _start_alarms(app, historian, settings)  # when rules are configured
+        reports = _start_reports(app, historian, settings)  # shift reports, Andon notification
         uvicorn.run(
             app,
             host=settings.host,
@@ -139,6 +140,11 @@ def serve(
             server_header=False,
         )
     finally:
+        if reports:
+            reports.stop()
+        sender = getattr(getattr(app, "state", None), "report_webhooks", None)
+        if sender is not None:
+            sender.stop()
         if alarm_service:
             alarm_service.stop()
         if watcher:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from indunet.errors import DataError
 from indunet.plant.alarms import AlarmRule, AlarmRuleError, load_rules
+from indunet.plant.delivery import AndonConfig, ReportsConfig, SmtpConfig
 from indunet.plant.notify import WebhookTarget
 from indunet.uns import MachinePath, check_segment
 
@@ -368,6 +369,11 @@ class PlantConfig(_Model):
     webhooks: list[WebhookTarget] = Field(
         default_factory=list, description="Where alarm events are posted ([[plant.webhooks]])."
     )
+    smtp: SmtpConfig | None = Field(None, description="Mail relay for reports and Andon calls.")
+    reports: ReportsConfig = Field(
+        default_factory=ReportsConfig, description="Shift reports at each shift's end."
+    )
+    andon: AndonConfig = Field(default_factory=AndonConfig, description="Andon groups.")
 
     @field_validator("alarms", mode="before")
     @classmethod

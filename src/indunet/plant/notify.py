@@ -323,6 +323,13 @@ class WebhookSender:
             self._cv.notify()
         return n
 
+    def put(self, delivery: Delivery) -> bool:
+        """Queue one ready-made delivery (any signed JSON document, e.g. a shift report)."""
+        with self._cv:
+            ok = self.outbox.put(delivery)
+            self._cv.notify()
+        return ok
+
     def start(self) -> None:
         """Start the delivery thread."""
         if self._thread is not None:
