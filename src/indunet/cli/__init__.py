@@ -13,7 +13,7 @@ from indunet.cli.common import app
 
 __all__ = ["app", "main"]
 
-GROUPS = ("run", "data", "plant", "dock", "chain", "region", "edge", "users")
+GROUPS = ("run", "data", "plant", "dock", "chain", "region", "edge", "broker", "users")
 for _group in GROUPS:
     importlib.import_module(f"indunet.cli.{_group}")
 
