@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from indunet.cli.common import DataDir, Db, Enterprise, _open, app, guarded
 from indunet.cli.plant import _start_alarms, _start_plant_watcher
 from indunet.cli.region import _region_today
 from indunet.config import Settings, load_settings
-from indunet.errors import ConfigError
+from indunet.errors import ConfigError, TemporaryError
 
 
 @app.command()
@@ -62,12 +63,21 @@ def serve(
     tls: Annotated[bool, typer.Option("--tls", help="Connect with TLS (as mqtts://).")] = False,
 ) -> None:
     """Run the HTTP API on the historian, and MQTT ingest when --mqtt-url is given."""
+    import logging
+
     import uvicorn
 
     from indunet.api.app import create_app
+    from indunet.store import open_historian
 
+    # one line per event: our INFO (connected, back after an outage), the libraries' WARNING
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("indunet").setLevel(logging.INFO)
     settings = load_settings(data_dir=data_dir, db=db, host=host, port=port)
-    historian = _open(settings)
+    # a plant's boot order is not ours: a database that is not up yet is waited for (/ready 503)
+    historian = open_historian(settings, wait=True)
     ingest = None
     if mqtt_url:
         from indunet.connect.mqtt import MqttIngest, with_credentials
@@ -83,15 +93,32 @@ def serve(
             else [g.strip() for g in sparkplug_groups.split(",") if g.strip()],
             payload_limit=settings.deadletter_payload_bytes,
         )
-        ingest.start()
+        ingest.start(wait=True)  # a broker that is not up yet is waited for, too
         typer.echo(f"ingesting {ingest.topic} from {ingest.host}:{ingest.port}")
     typer.echo(f"indunet serving on http://{settings.host}:{settings.port} ({historian.backend})")
-    alarm_service = watcher = None
+    running: list[Any] = []  # the plant watcher and the alarm service, once started
+    stopping = threading.Event()
+    starter: threading.Thread | None = None
+
+    def start_analytics() -> None:
+        """Start what needs the database at start-up, as soon as it answers."""
+        while not stopping.is_set():
+            try:
+                historian.tags(settings.enterprise, "", limit=1)  # the /ready probe
+                break
+            except TemporaryError:
+                stopping.wait(0.5)
+        if stopping.is_set():
+            return
+        # when machines are configured / when alarm rules are configured
+        running.append(_start_plant_watcher(app, historian, settings))
+        running.append(_start_alarms(app, historian, settings))
+
     try:
         app = create_app(settings, historian)
         app.state.mqtt = ingest
-        watcher = _start_plant_watcher(app, historian, settings)  # when machines are configured
-        alarm_service = _start_alarms(app, historian, settings)  # when rules are configured
+        starter = threading.Thread(target=start_analytics, name="start-analytics", daemon=True)
+        starter.start()
         uvicorn.run(
             app,
             host=settings.host,
@@ -100,10 +127,12 @@ def serve(
             timeout_graceful_shutdown=5,  # open event streams (SSE) must not block a stop
         )
     finally:
-        if alarm_service:
-            alarm_service.stop()
-        if watcher:
-            watcher.stop()
+        stopping.set()
+        if starter is not None:
+            starter.join(timeout=30)
+        for service in reversed(running):  # the alarm service first, then the watcher
+            if service:
+                service.stop()
         if ingest:
             ingest.stop()
         historian.close()

@@ -142,8 +142,9 @@ class MqttIngest:
         mqtt_version: int = 5,
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive_s: int = 30,
-        reconnect_s: tuple[float, float] = (0.5, 30.0),
+        reconnect_s: tuple[float, float] = (0.5, 5.0),
         command_results: bool = True,
+        retry_max_s: float = 1.0,
     ) -> None:
         self.historian = historian
         self.host, self.port, self.tls, self.username, self.password = parse_mqtt_url(url)
@@ -186,6 +187,7 @@ class MqttIngest:
         self.session_expiry_s = session_expiry_s
         self.keepalive_s = keepalive_s
         self.reconnect_s = reconnect_s
+        self.retry_max_s = retry_max_s  # longest wait between attempts at a failed write
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._epoch = 0  # connection number: packet ids of older connections are not acked
@@ -195,15 +197,23 @@ class MqttIngest:
         self._puback_waits: dict[int, threading.Event] = {}
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Connect (persistent session) and start the receiver and the batch writer."""
+    def start(self, *, wait: bool = False) -> None:
+        """Connect (persistent session) and start the receiver and the batch writer.
+
+        With ``wait``, a broker that is not up yet is waited for (reconnect with backoff).
+        """
+        sock: socket.socket | None
         try:
             sock = self._open()
         except OSError as exc:
-            raise TemporaryError(
-                f"MQTT broker {self.host}:{self.port} is not reachable; check it runs",
-                detail=str(exc),
-            ) from exc
+            if not wait:
+                raise TemporaryError(
+                    f"MQTT broker {self.host}:{self.port} is not reachable; check it runs",
+                    detail=str(exc),
+                ) from exc
+            self.stats.last_error = f"MQTT broker {self.host}:{self.port}: {exc}"
+            log.warning("MQTT broker %s:%s is not up yet, waiting for it", self.host, self.port)
+            sock = None
         self._flusher = threading.Thread(target=self._flush_loop, name="mqtt-flush", daemon=True)
         self._flusher.start()
         self._receiver = threading.Thread(
@@ -368,6 +378,7 @@ class MqttIngest:
             raise ConnectionRefusedError(self.stats.last_error)
         self.stats.connected = True
         self.stats.connections += 1
+        self.stats.last_error = None  # recovered
         log.info("connected to MQTT broker %s:%s", self.host, self.port)
         self._sub_mid = self._mid()
         self._send(
@@ -554,7 +565,8 @@ class MqttIngest:
         )
 
     def _flush_loop(self) -> None:
-        backoff = 0.5
+        backoff = 0.1
+        failing = 0  # failed attempts at the current batch
         taken: _Taken | None = None
         while True:
             if taken is None:
@@ -570,19 +582,23 @@ class MqttIngest:
             except Exception as exc:  # the writer must outlive any failure
                 # not acknowledged: keep the batch and retry it; new messages wait behind it
                 # (the broker stops sending once its in-flight window is full: backpressure)
+                # retried at most `retry_max_s` apart, so writing resumes soon after the
+                # database is back; an outage is logged once (by the historian's health)
                 self.stats.write_failures += 1
                 self.stats.last_error = str(exc)
-                if isinstance(exc, TemporaryError):
-                    log.warning("historian write failed, retrying in %.1f s: %s", backoff, exc)
-                else:
-                    log.exception(
-                        "historian write failed unexpectedly; retrying in %.1f s", backoff
-                    )
+                failing += 1
+                if not isinstance(exc, TemporaryError):
+                    log.exception("historian write failed unexpectedly; retrying")
+                elif failing == 1 and getattr(self.historian, "health", None) is None:
+                    log.warning("historian write failed, retrying: %s", exc)
                 if self._stop.wait(backoff):
                     return  # stopping: unacknowledged messages stay with the broker
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, self.retry_max_s)
                 continue
-            backoff = 0.5
+            if failing:
+                self.stats.last_error = None  # recovered
+                failing = 0
+            backoff = 0.1
             for epoch, mids in taken.acks.items():
                 # ids of an older connection are void: the broker redelivers those messages
                 if mids:
