@@ -37,17 +37,19 @@ from indunet.connect.codec.sparkplug import (
     SparkplugMapping,
     encode_rebirth,
 )
+from indunet.connect.codec.tag_meta import META_ROOT, parse_tag_meta
 from indunet.connect.codec.uns_json import ROOT, UnsJsonDecoder
 from indunet.errors import ConfigError, DataError, TemporaryError
 from indunet.ingest.batch import BatchBuilder
 from indunet.model import DeadLetter
 from indunet.plant.command_log import AUDIT_ROOT, CommandLog, CommandResult, parse_audit_message
-from indunet.store import Historian
+from indunet.store import Historian, TagSpec
 from indunet.uns import check_segment
 
 __all__ = ["MqttIngest", "MqttIngestStats", "parse_mqtt_url"]
 
 _AUDIT_PREFIX = AUDIT_ROOT + "/"
+_META_PREFIX = META_ROOT + "/"
 log = logging.getLogger(__name__)
 _RECV_BYTES = 1 << 18
 
@@ -112,6 +114,7 @@ class _Pending:
     acks: dict[int, list[int]] = field(default_factory=dict)  # connection number -> QoS 1 ids
     stale: list[tuple[str, str]] = field(default_factory=list)
     commands: list[CommandResult] = field(default_factory=list)  # edge agents' audit records
+    meta: list[tuple[str, list[TagSpec]]] = field(default_factory=list)  # tag metadata
     count: int = 0  # messages
     since: float = 0.0
 
@@ -165,6 +168,7 @@ class MqttIngest:
                 self.topics.append(f"{NAMESPACE}/{group}/#")
         if command_results:  # edge agents' write results (never shared: they are few)
             self.topics.append(f"{AUDIT_ROOT}/#")
+        self.topics.append(f"{META_ROOT}/#")  # tag metadata (units …): few, never shared
         self.topic = ", ".join(self.topics)
         self._command_log: CommandLog | None = None
         self.json = UnsJsonDecoder(self.max_future_ms)
@@ -468,6 +472,9 @@ class MqttIngest:
                     except Exception as exc:  # a decoder bug must not stop the ingest
                         self._internal_error(p, "sparkplug", topic, payload, exc)
                     continue
+                if topic.startswith(_META_PREFIX):
+                    self._tag_meta(topic, payload, p, ref)
+                    continue
                 audit = topic.startswith(_AUDIT_PREFIX)  # an edge agent's write result
                 try:
                     if audit:
@@ -498,6 +505,29 @@ class MqttIngest:
             self.stats.received += len(packets)
             if p.count >= self.max_unacked or p.points() >= self.max_points:
                 self._cond.notify_all()
+
+    def _tag_meta(self, topic: str, payload: bytes, p: _Pending, ref: str) -> None:
+        """Queue a metadata message's tags for declaring; dead-letter what is refused."""
+        text = _text(ref)
+        try:
+            enterprise, tags, refused = parse_tag_meta(topic, payload)
+        except DataError as exc:
+            letter = DeadLetter(
+                "meta", f"{text}: {exc}", text, _payload_text(payload, self.payload_limit)
+            )
+            p.letters.append((_topic_enterprise(topic, META_ROOT), letter))
+            return
+        for reason in refused:
+            letter = DeadLetter(
+                "meta", f"{text}: {reason}", text, _payload_text(payload, self.payload_limit)
+            )
+            p.letters.append((enterprise, letter))
+        if tags:
+            specs = [
+                TagSpec(t.path, t.data_type, t.unit, t.description, t.expected_interval_ms, "meta")
+                for t in tags
+            ]
+            p.meta.append((enterprise, specs))
 
     def _internal_error(
         self, p: _Pending, source: str, topic: str, payload: bytes, exc: Exception
@@ -607,8 +637,18 @@ class MqttIngest:
             self.stats.batches += 1
             taken = None
 
+    def _declare(self, enterprise: str, specs: list[TagSpec]) -> None:
+        for reason in _declare_or_refuse(self.historian, enterprise, specs):
+            ref = f"{META_ROOT}/{enterprise}"
+            self.historian.add_dead_letters([DeadLetter("meta", reason, ref, "")], enterprise)
+            self.stats.dead_letters += 1
+
     def _write(self, taken: _Taken) -> None:
         """Write what is left of ``taken``; each part is dropped from it once committed."""
+        while taken.meta:  # first: a tag created by the data below gets its unit at once
+            enterprise, specs = taken.meta[0]
+            self._declare(enterprise, specs)
+            taken.meta.pop(0)
         while taken.batches:
             result = self.historian.write(taken.batches[0], source="mqtt")
             taken.batches.pop(0)
@@ -630,6 +670,22 @@ class MqttIngest:
             taken.stale.pop(0)
 
 
+def _declare_or_refuse(historian: Historian, enterprise: str, specs: list[TagSpec]) -> list[str]:
+    """Declare tags; return why each refused one was refused (a data type it cannot change to)."""
+    try:
+        historian.declare_tags(enterprise, specs)
+        return []
+    except DataError:
+        pass
+    refused = []
+    for spec in specs:  # one by one, to keep the good ones
+        try:
+            historian.declare_tags(enterprise, [spec])
+        except DataError as exc:
+            refused.append(str(exc))
+    return refused
+
+
 @dataclass(slots=True)
 class _Taken:
     """A frozen batch on its way to the historian, and the messages it acknowledges."""
@@ -640,6 +696,7 @@ class _Taken:
     stale: list[tuple[str, str]]
     count: int
     commands: list[CommandResult]
+    meta: list[tuple[str, list[TagSpec]]]
 
     @classmethod
     def of(cls, pending: _Pending) -> _Taken:
@@ -653,6 +710,7 @@ class _Taken:
             pending.stale,
             pending.count,
             pending.commands,
+            pending.meta,
         )
 
 
