@@ -19,12 +19,19 @@ from typing import Any
 
 import orjson
 
+from indunet.connect.codec.tag_meta import encode_tag_meta, meta_topic
 from indunet.edge.buffer import EdgeBuffer, now_ms
 from indunet.edge.commands import CommandDesk, decode_dcmd
 from indunet.edge.config import EdgeConfig, ModbusDevice, OpcuaDevice
 from indunet.edge.modbus import ModbusReader
 from indunet.edge.opcua import OpcuaReader
-from indunet.edge.publish import COMMAND_ROOT, Forwarder, SparkplugEdgeNode, make_encoder
+from indunet.edge.publish import (
+    COMMAND_ROOT,
+    Forwarder,
+    SparkplugEdgeNode,
+    make_encoder,
+    tag_kinds,
+)
 from indunet.edge.reading import Reading, TagValue
 from indunet.errors import ConfigError, IndunetError
 
@@ -95,6 +102,7 @@ class _DeviceTask:
                 self.health.connected = True
                 self.health.problems = list(getattr(self.reader, "problems", []))
                 self.health.mode = getattr(self.reader, "mode", "poll")
+                self.agent.announce(self.device, getattr(self.reader, "units", {}))
                 if down_logged:
                     log.info("%s is back", self.reader.where)
                 down_logged = False
@@ -206,6 +214,27 @@ class EdgeAgent:
         self.dropped = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands_done: list[Any] = []
+        self._announced: dict[str, bytes] = {}  # device -> last metadata payload sent
+
+    def announce(self, device: ModbusDevice | OpcuaDevice, server_units: dict[str, str]) -> None:
+        """Send the device's tag metadata (unit, description, data type) through the buffer,
+        when it changed: the historian's tags get the units the config and the server name."""
+        kinds = tag_kinds(device)
+        payload = encode_tag_meta(
+            {
+                t.name: {
+                    "unit": t.unit or server_units.get(t.name),
+                    "description": t.description,
+                    "data_type": kinds.get(t.name, "number"),
+                }
+                for t in device.tags
+            }
+        )
+        if self._announced.get(device.name) == payload:
+            return
+        self._announced[device.name] = payload
+        topic = meta_topic(self.cfg.broker.enterprise, device.machine)
+        self.buffer.put([("raw", topic, now_ms(), payload)])
 
     def _io(self, device: str) -> Any:
         task = self.tasks.get(device)

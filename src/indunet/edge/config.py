@@ -137,7 +137,8 @@ class CommandConfig(_Strict):
 
 class _Tag(_Strict):
     name: str
-    unit: str = ""
+    unit: str = Field("", max_length=32)
+    description: str = Field("", max_length=1000)
     deadband: float = Field(0.0, ge=0)
     writable: bool = False
     min: float | None = None

@@ -163,6 +163,7 @@ class OpcuaReader:
         self.requests = 0
         self._handler: _Handler | None = None
         self._sub: Any = None
+        self.units: dict[str, str] = {}  # tag -> unit from the server (EngineeringUnits)
 
     @property
     def where(self) -> str:
@@ -203,6 +204,7 @@ class OpcuaReader:
             raise ConfigError(f"{self.where} cannot open a session: {exc}") from exc
         self.client = client
         await self._resolve()
+        self.units = await self._engineering_units()
         if not self.nodes:
             raise ConfigError(
                 f"{self.where}: none of its tags can be read: {'; '.join(self.problems)}"
@@ -252,6 +254,49 @@ class OpcuaReader:
         for p in self.problems:
             log.warning("%s: %s", self.where, p)
         _ = ua
+
+    async def _engineering_units(self) -> dict[str, str]:
+        """Return the server's unit (EngineeringUnits property, DisplayName) of each number tag
+        without a unit in the config; a server without the property gives none."""
+        from asyncua import ua
+
+        wanted = [
+            n for n, t in self.tags.items() if n in self.nodes and t.type == "number" and not t.unit
+        ]
+        units: dict[str, str] = {}
+        for start in range(0, len(wanted), _BATCH):
+            names = wanted[start : start + _BATCH]
+            paths = []
+            for name in names:
+                element = ua.RelativePathElement()
+                element.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HasProperty)
+                element.IsInverse = False  # asyncua defaults to True
+                element.IncludeSubtypes = True
+                element.TargetName = ua.QualifiedName("EngineeringUnits", 0)
+                path = ua.BrowsePath()
+                path.StartingNode = self.nodes[name].nodeid
+                path.RelativePath = ua.RelativePath(Elements=[element])
+                paths.append(path)
+            try:
+                found = await self.client.uaclient.translate_browsepaths_to_nodeids(paths)
+                self.requests += 1
+                pairs = [
+                    (name, r.Targets[0].TargetId)
+                    for name, r in zip(names, found, strict=True)
+                    if r.StatusCode.is_good() and r.Targets
+                ]
+                if not pairs:
+                    continue
+                values = await self._read([self.client.get_node(nid) for _, nid in pairs])
+            except Exception as exc:  # optional metadata: never a reason to fail the device
+                log.debug("%s: no EngineeringUnits (%s)", self.where, exc)
+                continue
+            for (name, _), dv in zip(pairs, values, strict=True):
+                eu = dv.Value.Value if dv.Value is not None else None
+                text = getattr(getattr(eu, "DisplayName", None), "Text", None)
+                if isinstance(text, str) and text.strip():
+                    units[name] = text.strip()[:32]
+        return units
 
     async def _read(self, nodes: Sequence[Any]) -> list[Any]:
         from asyncua import ua
