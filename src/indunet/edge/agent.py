@@ -88,7 +88,13 @@ class _DeviceTask:
         )
         self.health = DeviceHealth(device.name, device.machine, device.protocol)
         self.last: dict[str, TagValue] = {}
-        self.deadbands = {t.name: t.deadband for t in device.tags}
+        # the agent's own report-by-exception uses absolute deadbands (a percent one is the
+        # OPC UA server's to apply: it knows the range)
+        self.deadbands = {
+            t.name: t.deadband
+            for t in device.tags
+            if getattr(t, "deadband_type", "absolute") == "absolute"
+        }
         self._health_at = 0.0
         self.io_ready = False
 
@@ -171,15 +177,17 @@ class _DeviceTask:
                 await asyncio.wait_for(stop.wait(), delay)
 
     def _store(self, ts: int, good: list[Reading]) -> None:
+        """Buffer the good readings, one row per instant (a subscription delivers each change
+        at its own source time; a poll cycle has one time)."""
         rbe = self.agent.cfg.publisher.rbe
-        values: dict[str, TagValue] = {}
+        rows: dict[int, dict[str, TagValue]] = {}
         for r in good:
             if rbe and not changed(self.last.get(r.tag), r.value, self.deadbands.get(r.tag, 0.0)):  # type: ignore[arg-type]
                 continue
-            values[r.tag] = r.value  # type: ignore[assignment]
+            rows.setdefault(r.ts_ms, {})[r.tag] = r.value  # type: ignore[assignment]
             self.last[r.tag] = r.value  # type: ignore[assignment]
-        if values:
-            self.agent.enqueue(self.device.name, ts, values)
+        if rows:
+            self.agent.enqueue_rows(self.device.name, sorted(rows.items()))
 
     def _emit_health(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -242,7 +250,11 @@ class EdgeAgent:
 
     def enqueue(self, device: str, ts: int, values: dict[str, TagValue]) -> None:
         """Put one device's readings of one instant into the buffer."""
-        dropped = self.buffer.put([("data", device, ts, orjson.dumps(values))])
+        self.enqueue_rows(device, [(ts, values)])
+
+    def enqueue_rows(self, device: str, rows: list[tuple[int, dict[str, TagValue]]]) -> None:
+        """Put one device's readings of several instants into the buffer (one write)."""
+        dropped = self.buffer.put([("data", device, ts, orjson.dumps(v)) for ts, v in rows])
         if dropped:
             if not self.dropped:
                 log.warning(

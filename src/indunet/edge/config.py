@@ -201,6 +201,13 @@ class OpcuaTag(_Tag):
     node: str = ""
     path: str = ""  # e.g. "0:Objects/2:Press/2:Speed"
     type: Literal["number", "boolean", "string"] = "number"
+    # subscriptions: how often the server samples this item (default: the device's sampling_ms)
+    sampling_ms: int | None = Field(None, ge=0)
+    # `deadband` is applied by the server: absolute (in the tag's unit) or percent of its
+    # EURange (the server must know the range)
+    deadband_type: Literal["absolute", "percent"] = "absolute"
+    # samples the server keeps between two publishes (default: enough for every sample)
+    queue_size: int | None = Field(None, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _where(self) -> OpcuaTag:
@@ -280,6 +287,11 @@ class OpcuaDevice(_Device):
     password: str = ""
     mode: Literal["subscribe", "poll"] = "subscribe"
     sampling_ms: int = Field(1000, ge=0)
+    # subscriptions: how often the server sends what changed (default: sampling_ms, ≥ 50)
+    publish_ms: int | None = Field(None, ge=10)
+    # "every": every change with the server's SourceTimestamp; "newest": only each item's
+    # newest value per poll_ms cycle, stamped with the cycle time (less traffic, fewer points)
+    changes: Literal["every", "newest"] = "every"
     tags: list[OpcuaTag] = Field(default_factory=list)
 
     @field_validator("endpoint")
