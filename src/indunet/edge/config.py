@@ -93,6 +93,9 @@ class PublisherConfig(_Strict):
     health_s: float = Field(10.0, gt=0)
     #: publish a tag only when it changed by more than its deadband (default: on for sparkplug)
     report_by_exception: bool | None = None
+    #: after a lost connection, send again what the broker acknowledged in the last seconds
+    #: before it: a broker killed before it saved them would otherwise lose them (docs/mqtt.md)
+    resend_s: float = Field(2.0, ge=0, le=60)
 
     @property
     def rbe(self) -> bool:
