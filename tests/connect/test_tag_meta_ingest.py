@@ -80,3 +80,36 @@ def test_metadata_messages_declare_units_and_bad_ones_are_dead_lettered(
     assert any("cannot become string" in r for r in reasons), reasons
     assert {d["source"] for d in historian.dead_letters(enterprise)} == {"meta"}
     historian.close()
+
+
+def test_sparkplug_birth_properties_reach_the_tags(settings_factory, enterprise):
+    from indunet.connect.codec.sparkplug import SparkplugMapping
+    from tests.connect.codec.test_tag_meta import _birth_with_properties
+
+    group = f"g{uuid.uuid4().hex[:8]}"
+    historian = open_historian(settings_factory())
+    ingest = MqttIngest(
+        historian,
+        BROKER,
+        session_expiry_s=60,
+        client_id=f"ing-{enterprise}",
+        sparkplug_groups=[group],
+        sparkplug=SparkplugMapping(enterprise=enterprise),
+    )
+    ingest.start()
+    try:
+        assert _wait(lambda: ingest.stats.subscribed)
+        _publish(
+            [
+                (f"spBv1.0/{group}/NBIRTH/n", _birth_with_properties("NBIRTH", 0, [])),
+                (
+                    f"spBv1.0/{group}/DBIRTH/n/d",
+                    _birth_with_properties("DBIRTH", 1, [("Power", 10, 3.5, {"engUnit": "kW"})]),
+                ),
+            ]
+        )
+        tag = f"{group}/n/devices/d/Power"
+        assert _wait(lambda: _units(historian, enterprise).get(tag, (None,))[0] == "kW")
+    finally:
+        ingest.stop()
+        historian.close()

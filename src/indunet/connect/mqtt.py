@@ -573,6 +573,9 @@ class MqttIngest:
                     (enterprise, DeadLetter("sparkplug", f"{ref}: {reason}", ref, text))
                 )
         p.stale.extend((enterprise, machine) for machine in outcome.stale)
+        if outcome.meta:  # units and descriptions from BIRTH metric properties
+            specs = [TagSpec(t, k, u, d, None, "sparkplug") for t, u, d, k in outcome.meta]
+            p.meta.append((enterprise, specs))
         if outcome.rebirth:
             now = time.monotonic()
             if now - self._last_rebirth.get(outcome.rebirth, -1e9) >= self.rebirth_interval_s:

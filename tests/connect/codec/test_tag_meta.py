@@ -102,3 +102,57 @@ def test_a_bad_tag_is_refused_and_the_others_kept(fields, words):
 def test_bad_tag_names_are_refused(name):
     _, tags, refused = parse_tag_meta(TOPIC, json.dumps({"tags": {name: {}}}).encode())
     assert tags == [] and len(refused) == 1
+
+
+# ---------------------------------------------------------------------------- Sparkplug
+def _birth_with_properties(kind: str, seq: int, metrics) -> bytes:
+    from indunet.connect.codec.sparkplug import pb
+
+    msg = pb.Payload()
+    msg.timestamp, msg.seq = 1_700_000_000_000, seq
+    if kind == "NBIRTH":
+        m = msg.metrics.add()
+        m.name, m.datatype, m.long_value = "bdSeq", 4, 1
+    for name, dtype, value, props in metrics:
+        m = msg.metrics.add()
+        m.name, m.datatype = name, dtype
+        if dtype == 11:
+            m.boolean_value = value
+        else:
+            m.double_value = value
+        for key, text in props.items():
+            m.properties.keys.append(key)
+            pv = m.properties.values.add()
+            pv.type = 12
+            if text is None:
+                pv.int_value = 7  # not a string: ignored
+            else:
+                pv.string_value = text
+    return msg.SerializeToString()
+
+
+def test_sparkplug_birth_properties_give_units_and_descriptions():
+    from indunet.connect.codec.sparkplug import SparkplugHost, SparkplugMapping
+
+    host = SparkplugHost(SparkplugMapping(enterprise="acme"))
+    host.handle("spBv1.0/g/NBIRTH/n", _birth_with_properties("NBIRTH", 0, []))
+    out = host.handle(
+        "spBv1.0/g/DBIRTH/n/d",
+        _birth_with_properties(
+            "DBIRTH",
+            1,
+            [
+                ("Power", 10, 3.5, {"engUnit": "kW", "Documentation": "Spindle power"}),
+                ("Temp", 10, 41.0, {"EngUnits": "°C"}),
+                ("Running", 11, True, {"description": "Drive on"}),
+                ("Plain", 10, 1.0, {}),
+                ("Odd", 10, 1.0, {"engUnit": None, "unit": "   "}),  # not text, blank
+            ],
+        ),
+    )
+    assert sorted(out.meta) == [
+        ("g/n/devices/d/Power", "kW", "Spindle power", DataType.NUMBER),
+        ("g/n/devices/d/Running", None, "Drive on", DataType.BOOLEAN),
+        ("g/n/devices/d/Temp", "°C", None, DataType.NUMBER),
+    ]
+    assert not out.errors
