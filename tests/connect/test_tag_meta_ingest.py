@@ -51,7 +51,7 @@ def test_metadata_messages_declare_units_and_bad_ones_are_dead_lettered(
                 ),
                 (f"indunet/v1/{enterprise}/{M}", json.dumps({"ts": T0, "power_w": 5}).encode()),
                 (f"indunet/v1/{enterprise}/{M}", json.dumps({"ts": T0, "temp_c": 41.5}).encode()),
-                (f"indunet/meta/v1/{enterprise}/{M}", b"{broken"),
+                (topic, b"{broken"),
             ]
         )
         assert _wait(lambda: len(historian.dead_letters(enterprise)) >= 2)

@@ -37,7 +37,7 @@ from indunet.connect.codec.sparkplug import (
     SparkplugMapping,
     encode_rebirth,
 )
-from indunet.connect.codec.tag_meta import META_ROOT, parse_tag_meta
+from indunet.connect.codec.tag_meta import is_meta_topic, parse_tag_meta
 from indunet.connect.codec.uns_json import ROOT, UnsJsonDecoder
 from indunet.errors import ConfigError, DataError, TemporaryError
 from indunet.ingest.batch import BatchBuilder
@@ -49,7 +49,6 @@ from indunet.uns import check_segment
 __all__ = ["MqttIngest", "MqttIngestStats", "parse_mqtt_url"]
 
 _AUDIT_PREFIX = AUDIT_ROOT + "/"
-_META_PREFIX = META_ROOT + "/"
 log = logging.getLogger(__name__)
 _RECV_BYTES = 1 << 18
 
@@ -168,7 +167,6 @@ class MqttIngest:
                 self.topics.append(f"{NAMESPACE}/{group}/#")
         if command_results:  # edge agents' write results (never shared: they are few)
             self.topics.append(f"{AUDIT_ROOT}/#")
-        self.topics.append(f"{META_ROOT}/#")  # tag metadata (units …): few, never shared
         self.topic = ", ".join(self.topics)
         self._command_log: CommandLog | None = None
         self.json = UnsJsonDecoder(self.max_future_ms)
@@ -472,7 +470,7 @@ class MqttIngest:
                     except Exception as exc:  # a decoder bug must not stop the ingest
                         self._internal_error(p, "sparkplug", topic, payload, exc)
                     continue
-                if topic.startswith(_META_PREFIX):
+                if is_meta_topic(topic):  # tag metadata (units …) on the JSON tree
                     self._tag_meta(topic, payload, p, ref)
                     continue
                 audit = topic.startswith(_AUDIT_PREFIX)  # an edge agent's write result
@@ -515,7 +513,7 @@ class MqttIngest:
             letter = DeadLetter(
                 "meta", f"{text}: {exc}", text, _payload_text(payload, self.payload_limit)
             )
-            p.letters.append((_topic_enterprise(topic, META_ROOT), letter))
+            p.letters.append((_topic_enterprise(topic), letter))
             return
         for reason in refused:
             letter = DeadLetter(
@@ -642,7 +640,7 @@ class MqttIngest:
 
     def _declare(self, enterprise: str, specs: list[TagSpec]) -> None:
         for reason in _declare_or_refuse(self.historian, enterprise, specs):
-            ref = f"{META_ROOT}/{enterprise}"
+            ref = f"{ROOT}/{enterprise}"
             self.historian.add_dead_letters([DeadLetter("meta", reason, ref, "")], enterprise)
             self.stats.dead_letters += 1
 

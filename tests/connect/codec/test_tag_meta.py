@@ -45,11 +45,13 @@ def test_unicode_units_are_kept():
 @pytest.mark.parametrize(
     ("topic", "words"),
     [
-        ("indunet/meta/v1/acme/s1/press/l1", "metadata topic must be"),
-        ("indunet/meta/v1/acme/s1/press/l1/m1/extra", "metadata topic must be"),
+        ("indunet/v1/acme/s1/press/l1/$meta", "metadata topic must be"),
+        ("indunet/v1/acme/s1/press/l1/m1/x/$meta", "metadata topic must be"),
         ("indunet/v1/acme/s1/press/l1/m1", "metadata topic must be"),
-        ("indunet/meta/v1//s1/press/l1/m1", "enterprise name is empty"),
-        ("indunet/meta/v1/acme/s1/../l1/m1", "not allowed"),
+        ("indunet/v2/acme/s1/press/l1/m1/$meta", "metadata topic must be"),
+        ("indunet/v1/acme/s1/press/l1/m1/meta", "metadata topic must be"),
+        ("indunet/v1//s1/press/l1/m1/$meta", "enterprise name is empty"),
+        ("indunet/v1/acme/s1/../l1/m1/$meta", "not allowed"),
     ],
 )
 def test_bad_topics_are_refused(topic, words):

@@ -1,6 +1,6 @@
 """The tag metadata contract: a machine's tags with unit, description and data type.
 
-``indunet/meta/v1/{enterprise}/{site}/{area}/{line}/{machine}`` carries, at QoS 1::
+``indunet/v1/{enterprise}/{site}/{area}/{line}/{machine}/$meta`` carries, at QoS 1::
 
     {"tags": {"power_w": {"unit": "W", "description": "Active power", "data_type": "number"},
               "running": {"data_type": "boolean"}}}
@@ -9,7 +9,10 @@ Every field of a tag is optional; a message states each named tag's metadata who
 left out is cleared). The historian declares the tags (`Historian.declare_tags`), exactly as
 ``indunet declare`` / ``POST /api/v1/tags`` do. Publishers (the edge agent) send it when they
 start and whenever a device's metadata changes (an OPC UA server's EngineeringUnits read at
-connect); sending it again is harmless. Pure: topic and bytes in, `TagMeta` out.
+connect); sending it again is harmless. It rides on the JSON topic tree, so every ingest that
+takes the machine's data (a shared subscription included) takes its metadata, with no
+subscription of its own. ``$meta`` is therefore not a tag name. Pure: topic and bytes in,
+`TagMeta` out.
 """
 
 from __future__ import annotations
@@ -21,9 +24,18 @@ from indunet.errors import DataError
 from indunet.model import DataType
 from indunet.uns import MachinePath, check_segment
 
-__all__ = ["META_ROOT", "TagMeta", "encode_tag_meta", "meta_topic", "parse_tag_meta"]
+__all__ = [
+    "META_LEVEL",
+    "TagMeta",
+    "encode_tag_meta",
+    "is_meta_topic",
+    "meta_topic",
+    "parse_tag_meta",
+]
 
-META_ROOT = "indunet/meta/v1"
+ROOT = "indunet/v1"  # the JSON contract's root (codec.uns_json.ROOT)
+META_LEVEL = "$meta"
+_SUFFIX = "/" + META_LEVEL
 MAX_PAYLOAD = 256 * 1024
 MAX_TAGS = 10_000
 MAX_UNIT = 32  # as POST /api/v1/tags
@@ -44,7 +56,12 @@ class TagMeta:
 
 def meta_topic(enterprise: str, machine: str) -> str:
     """Return the metadata topic of a machine (``site/area/line/machine``)."""
-    return f"{META_ROOT}/{enterprise}/{machine}"
+    return f"{ROOT}/{enterprise}/{machine}{_SUFFIX}"
+
+
+def is_meta_topic(topic: str) -> bool:
+    """Return whether a topic of the JSON tree is a metadata topic (cheap: for the hot path)."""
+    return topic.endswith(_SUFFIX)
 
 
 def encode_tag_meta(tags: dict[str, dict[str, object]]) -> bytes:
@@ -103,14 +120,14 @@ def parse_tag_meta(topic: str, payload: bytes) -> tuple[str, list[TagMeta], list
     Raises `DataError` when the whole message is unusable (topic, size, JSON, shape).
     """
     parts = topic.split("/")
-    depth = META_ROOT.count("/") + 1
-    if parts[:depth] != META_ROOT.split("/") or len(parts) != depth + 5:
+    depth = ROOT.count("/") + 1
+    if parts[:depth] != ROOT.split("/") or len(parts) != depth + 6 or parts[-1] != META_LEVEL:
         raise DataError(
-            f"metadata topic must be {META_ROOT}/{{enterprise}}/{{site}}/{{area}}/{{line}}/"
-            "{machine}"
+            f"metadata topic must be {ROOT}/{{enterprise}}/{{site}}/{{area}}/{{line}}/"
+            f"{{machine}}/{META_LEVEL}"
         )
     enterprise = check_segment(parts[depth], "enterprise")
-    machine = MachinePath.parse("/".join(parts[depth + 1 :]))
+    machine = MachinePath.parse("/".join(parts[depth + 1 : -1]))
     if len(payload) > MAX_PAYLOAD:
         raise DataError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
     try:
