@@ -219,3 +219,42 @@ def test_serve_waits_for_postgresql_and_resumes_within_2_s_of_its_return(
     # logged once per outage, not once per retry
     assert text.count("is unavailable, waiting for it") == 2, text[-3000:]
     assert text.count("is back after") == 2, text[-3000:]
+
+
+def test_serve_waits_for_a_broker_that_is_not_up_yet(tmp_path):
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("the mosquitto binary is needed")
+    (tmp_path / "broker").mkdir()
+    broker = PrivateMosquitto(tmp_path / "broker")  # its port is chosen, nothing listens yet
+    http = free_port()
+    log = (tmp_path / "serve.log").open("w+")
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "indunet.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(http),
+            "--mqtt-url",
+            broker.url,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert _until(lambda: _get(http, "/health") is not None, 30), Path(log.name).read_text()
+        ready = _get(http, "/ready")
+        assert ready.status_code == 503 and "not connected to the broker" in ready.text
+        assert _get(http, "/health").json()["dependencies"]["mqtt"]["state"] == "down"
+        broker.start()
+        assert _until(lambda: _get(http, "/ready").status_code == 200, 15)
+        mqtt = _get(http, "/health").json()["dependencies"]["mqtt"]
+        assert mqtt == {"state": "up", "last_error": None}
+    finally:
+        serve.terminate()
+        serve.wait(15)
+        broker.stop()
+    assert Path(log.name).read_text().count("is not up yet, waiting for it") == 1
