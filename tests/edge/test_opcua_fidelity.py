@@ -182,3 +182,51 @@ def test_every_change_reaches_the_historian_with_its_source_timestamp(
         runner.join(15)
         ingest.stop()
         historian.close()
+
+
+def test_changes_become_readings_with_the_right_time_and_quality():
+    from types import SimpleNamespace
+
+    from asyncua import ua
+
+    plc = SimpleNamespace(endpoint="opc.tcp://127.0.0.1:1/none")  # no server needed
+
+    from indunet.edge.opcua import Change
+
+    cfg = parse_edge_config(
+        {
+            "broker": {"url": "mqtt://127.0.0.1:1", "enterprise": "e"},
+            "devices": [_device(plc, tag={"type": "number"})],
+        }
+    )
+    reader = OpcuaReader(cfg.devices[0])
+    good = ua.StatusCode(ua.StatusCodes.Good)
+    changes = [
+        Change("speed", 1.0, T0_MS + 1, T0_MS + 9, good),  # source time wins
+        Change("speed", 2.0, None, T0_MS + 20, good),  # no source time: the server's
+        Change("speed", 3.0, None, None, None),  # neither: the cycle's
+        Change(
+            "speed",
+            4.0,
+            T0_MS + 40,
+            T0_MS + 41,
+            ua.StatusCode(ua.StatusCodes.UncertainLastUsableValue),
+        ),
+        Change(
+            "speed", None, T0_MS + 50, T0_MS + 51, ua.StatusCode(ua.StatusCodes.BadSensorFailure)
+        ),
+        Change("speed", "text", T0_MS + 60, None, good),  # not what the config says
+    ]
+    out = reader._readings(changes, cycle_ms=T0_MS + 999)
+    assert [(r.value, r.ts_ms, r.quality) for r in out] == [
+        (1.0, T0_MS + 1, Quality.GOOD),
+        (2.0, T0_MS + 20, Quality.GOOD),
+        (3.0, T0_MS + 999, Quality.GOOD),
+        (4.0, T0_MS + 40, Quality.UNCERTAIN),
+        (None, T0_MS + 50, Quality.BAD),
+        (None, T0_MS + 60, Quality.BAD),
+    ]
+    assert out[0].server_ts_ms == T0_MS + 9
+    assert out[3].error == "UncertainLastUsableValue" and not out[3].good
+    assert out[4].error == "BadSensorFailure"
+    assert "holds a string" in out[5].error
