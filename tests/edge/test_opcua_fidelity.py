@@ -230,3 +230,29 @@ def test_changes_become_readings_with_the_right_time_and_quality():
     assert out[3].error == "UncertainLastUsableValue" and not out[3].good
     assert out[4].error == "BadSensorFailure"
     assert "holds a string" in out[5].error
+
+
+def test_an_items_absolute_deadband_is_applied_by_the_server(plc, tmp_path):
+    cfg = _config(plc, tmp_path, publish_ms=100, tag={"deadband": 5})
+    node = plc.nodes["speed"]
+
+    def write(value: float) -> None:
+        asyncio.run_coroutine_threadsafe(node.write_value(value), plc.loop).result(5)
+
+    async def go() -> list:
+        write(0.0)
+        reader = OpcuaReader(cfg.devices[0])
+        await reader.connect()
+        await asyncio.sleep(0.3)
+        reader._handler.changes.clear()
+        for value in (10.0, 12.0, 20.0, 21.0, 30.0, 26.0):
+            write(value)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        readings = await reader.read_cycle()
+        await reader.close()
+        return readings
+
+    readings = asyncio.run(go())
+    # each reported value differs from the last *reported* one by more than 5
+    assert [r.value for r in readings] == [10.0, 20.0, 30.0]
