@@ -100,14 +100,17 @@ def serve(
     stopping = threading.Event()
     starter: threading.Thread | None = None
 
+    def answers() -> bool:
+        try:
+            historian.tags(settings.enterprise, "", limit=1)  # the /ready probe
+        except TemporaryError:
+            return False
+        return True
+
     def start_analytics() -> None:
         """Start what needs the database at start-up, as soon as it answers."""
-        while not stopping.is_set():
-            try:
-                historian.tags(settings.enterprise, "", limit=1)  # the /ready probe
-                break
-            except TemporaryError:
-                stopping.wait(0.5)
+        while not stopping.is_set() and not answers():
+            stopping.wait(0.5)
         if stopping.is_set():
             return
         # when machines are configured / when alarm rules are configured
@@ -117,8 +120,11 @@ def serve(
     try:
         app = create_app(settings, historian)
         app.state.mqtt = ingest
-        starter = threading.Thread(target=start_analytics, name="start-analytics", daemon=True)
-        starter.start()
+        if answers():
+            start_analytics()  # before the app serves, as always
+        else:  # once the database answers (the app's start-up is long done by then)
+            starter = threading.Thread(target=start_analytics, name="start-analytics", daemon=True)
+            starter.start()
         uvicorn.run(
             app,
             host=settings.host,
