@@ -94,6 +94,58 @@ def test_import_json_output_and_idempotent_reimport(run, tmp_path):
     assert [r["text"] for r in out["rows"]] == ["running", "idle", "stopped"]
 
 
+def test_import_that_stores_nothing_exits_2_and_dead_letters_every_row(run, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "time,power_kw\n"
+        "yesterday,1.5\n"  # bad time
+        f"{T0},nan\n"  # bad value
+        f"{T0},1,2\n"  # wrong field count
+        f'{T0},"unclosed\n',  # broken quoting to the end of the file
+        encoding="utf-8",
+    )
+    result = run("import", "csv", path, "--machine", M, expect=2)
+    err = one_line_error(result)
+    assert err == (
+        f"error: {path}: nothing could be stored, 4 refused "
+        "(reasons: `indunet deadletters --source import:bad.csv`)"
+    )
+    assert result.stdout.splitlines()[0] == f"{path}: stored 0 points, rejected 4"
+    rows = json.loads(run("deadletters", "--source", "import:bad.csv", "--json").stdout)["rows"]
+    assert sorted(r["ref"] for r in rows) == [
+        "bad.csv line 2",
+        "bad.csv line 3 column 'power_kw'",
+        "bad.csv line 4",
+        "bad.csv line 5",
+    ]
+    assert all(
+        r["reason"].startswith(r["ref"] + ": ") and len(r["reason"]) > len(r["ref"]) + 5
+        for r in rows
+    )
+    # the JSON summary is still printed for scripts, with the same exit code
+    again = run("import", "csv", path, "--machine", M, "--json", expect=2)
+    assert json.loads(again.stdout)["stored"] == 0 and json.loads(again.stdout)["rejected"] == 4
+
+
+def test_import_of_a_header_only_file_exits_2(run, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("time,power_kw\n\n", encoding="utf-8")
+    err = one_line_error(run("import", "csv", path, "--machine", M, expect=2))
+    assert err == f"error: {path}: no data rows, nothing stored"
+
+
+def test_import_parquet_with_only_refused_values_exits_2(run, tmp_path):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"time": ["not a time", "nor this"], "power_kw": [1.0, 2.0]}), path)
+    err = one_line_error(run("import", "parquet", path, "--machine", M, expect=2))
+    assert "nothing could be stored, 2 refused" in err
+    rows = json.loads(run("deadletters", "--json").stdout)["rows"]
+    assert sorted(r["ref"] for r in rows) == [
+        "bad.parquet line 2",
+        "bad.parquet line 3",
+    ]  # as in a CSV export of it
+
+
 def test_import_long_csv(run, tmp_path):
     path = tmp_path / "long.csv"
     path.write_text(

@@ -59,6 +59,16 @@ def test_old_press_meter_and_servo_press_plc_reach_the_historian(settings_factor
         latest = {r["tag"]: r["value"] for r in historian.latest(enterprise, "").to_pylist()}
         assert latest[f"{METER_MACHINE}/voltage_v"] > 200
         assert latest[f"{PLC_MACHINE}/setpoint_spm"] == 30.0
+        # units end to end: from the meter profile (V, W) and the PLC's EngineeringUnits
+        # (1/min), descriptions from the edge config
+        tags = {t.path: t for t in historian.tags(enterprise)}
+        assert tags[f"{METER_MACHINE}/voltage_v"].unit == "V"
+        assert tags[f"{METER_MACHINE}/power_w"].unit == "W"
+        assert tags[f"{PLC_MACHINE}/speed_spm"].unit == "1/min"
+        assert tags[f"{PLC_MACHINE}/speed_spm"].description == "Stroke rate"
+        assert tags[f"{PLC_MACHINE}/setpoint_spm"].unit == "1/min"
+        assert tags[f"{PLC_MACHINE}/running"].unit is None
+        assert str(tags[f"{PLC_MACHINE}/running"].data_type) == "boolean"
     finally:
         demo.stop()
         ingest.stop()

@@ -107,10 +107,20 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
         from dataclasses import asdict
 
         mqtt = getattr(request.app.state, "mqtt", None)
+        historian = request.app.state.historian
+        dependencies = {}
+        if getattr(historian, "health", None) is not None:  # a database server
+            dependencies["historian"] = historian.health.as_dict()
+        if mqtt is not None:
+            dependencies["mqtt"] = {
+                "state": "up" if mqtt.stats.connected and mqtt.stats.subscribed else "down",
+                "last_error": mqtt.stats.last_error,
+            }
         return api_metrics.Health(
             status="ok",
-            historian=request.app.state.historian.backend,
+            historian=historian.backend,
             mqtt=asdict(mqtt.stats) if mqtt else None,
+            dependencies=dependencies,
         )
 
     return app

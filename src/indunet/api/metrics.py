@@ -275,6 +275,11 @@ class Health(BaseModel):
     status: str = Field(description="Always `ok` when the process answers")
     historian: str = Field(description="The historian backend: duckdb or postgresql")
     mqtt: dict[str, Any] | None = Field(None, description="MQTT ingest counters, when it runs")
+    dependencies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Each dependency's state now: `state` up/down, `since_ms`, `last_error` and "
+        "`last_error_ms` (cleared when it recovers), `last_outage_s`",
+    )
 
 
 class Check(BaseModel):

@@ -99,6 +99,13 @@ def _import(
             typer.echo(f"  rejected: {r}")
         if rejected > len(reasons):
             typer.echo(f"  … {rejected - len(reasons)} more; see `indunet deadletters`")
+    if not stored:  # bad input: exit 2, the count and where the reasons are
+        if not rejected:
+            raise DataError(f"{path}: no data rows, nothing stored")
+        raise DataError(
+            f"{path}: nothing could be stored, {rejected} refused (reasons: "
+            f"`indunet deadletters --source {source}`)"
+        )
 
 
 def _chain(first, rest):

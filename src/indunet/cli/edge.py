@@ -21,14 +21,17 @@ EdgeConfigOpt = Annotated[Path, typer.Option("--config", help="The edge.toml fil
 
 @edge_app.command("run")
 @guarded
-def edge_run(config: EdgeConfigOpt = Path("edge.toml")) -> None:
+def edge_run(
+    config: EdgeConfigOpt = Path("edge.toml"),
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also the protocol libraries' details (debug).")
+    ] = False,
+) -> None:
     """Run the edge agent until Ctrl-C."""
-    import logging
-
     from indunet.edge.config import load_edge_config
-    from indunet.edge.service import run_agent
+    from indunet.edge.service import configure_logging, run_agent
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(verbose)
     cfg = load_edge_config(config)
     for p in cfg.problems:
         typer.echo(f"warning: {p.message}", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from indunet.cli.common import DataDir, Db, Enterprise, _open, app, guarded
 from indunet.cli.plant import _start_alarms, _start_plant_watcher, _start_reports
 from indunet.cli.region import _region_today
 from indunet.config import Settings, load_settings
-from indunet.errors import ConfigError
+from indunet.errors import ConfigError, TemporaryError
 
 
 def mqtt_ingest(historian: Any, url: str, settings: Settings, **options: Any) -> Any:
@@ -88,16 +89,25 @@ def serve(
     tls: Annotated[bool, typer.Option("--tls", help="Connect with TLS (as mqtts://).")] = False,
 ) -> None:
     """Run the HTTP API on the historian, and MQTT ingest when --mqtt-url is given."""
+    import logging
+
     import uvicorn
 
     from indunet.api.app import create_app
+    from indunet.store import open_historian
 
+    # one line per event: our INFO (connected, back after an outage), the libraries' WARNING
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("indunet").setLevel(logging.INFO)
     settings = load_settings(data_dir=data_dir, db=db, host=host, port=port)
     if sparkplug_host_id is not None:
         from indunet.connect.mqtt import check_host_id
 
         settings.sparkplug.host_id = check_host_id(sparkplug_host_id)
-    historian = _open(settings)
+    # a plant's boot order is not ours: a database that is not up yet is waited for (/ready 503)
+    historian = open_historian(settings, wait=True)
     ingests: list[Any] = []
     try:
         for url in mqtt_url or []:  # one host connection per broker, each with its own STATE
@@ -113,7 +123,7 @@ def serve(
                 if sparkplug_groups is None
                 else [g.strip() for g in sparkplug_groups.split(",") if g.strip()],
             )
-            ingest.start()
+            ingest.start(wait=True)  # a broker that is not up yet is waited for, too
             ingests.append(ingest)
             typer.echo(f"ingesting {ingest.topic} from {ingest.host}:{ingest.port}")
     except BaseException:
@@ -123,13 +133,37 @@ def serve(
         raise
     ingest = ingests[0] if ingests else None
     typer.echo(f"indunet serving on http://{settings.host}:{settings.port} ({historian.backend})")
-    alarm_service = watcher = reports = app = None
+    running: list[Any] = []  # the plant watcher, the alarm service and reports, once started
+    stopping = threading.Event()
+    starter: threading.Thread | None = None
+    app: Any = None
+
+    def answers() -> bool:
+        try:
+            historian.tags(settings.enterprise, "", limit=1)  # the /ready probe
+        except TemporaryError:
+            return False
+        return True
+
+    def start_analytics() -> None:
+        """Start what needs the database at start-up, as soon as it answers."""
+        while not stopping.is_set() and not answers():
+            stopping.wait(0.5)
+        if stopping.is_set():
+            return
+        # when machines are configured / alarm rules are / reports or Andon are
+        running.append(_start_plant_watcher(app, historian, settings))
+        running.append(_start_alarms(app, historian, settings))
+        running.append(_start_reports(app, historian, settings))
+
     try:
         app = create_app(settings, historian)
         app.state.mqtt = ingest
-        watcher = _start_plant_watcher(app, historian, settings)  # when machines are configured
-        alarm_service = _start_alarms(app, historian, settings)  # when rules are configured
-        reports = _start_reports(app, historian, settings)  # shift reports, Andon notification
+        if answers():
+            start_analytics()  # before the app serves, as always
+        else:  # once the database answers (the app's start-up is long done by then)
+            starter = threading.Thread(target=start_analytics, name="start-analytics", daemon=True)
+            starter.start()
         uvicorn.run(
             app,
             host=settings.host,
@@ -140,15 +174,15 @@ def serve(
             server_header=False,
         )
     finally:
-        if reports:
-            reports.stop()
+        stopping.set()
+        if starter is not None:
+            starter.join(timeout=30)
         sender = getattr(getattr(app, "state", None), "report_webhooks", None)
         if sender is not None:
             sender.stop()
-        if alarm_service:
-            alarm_service.stop()
-        if watcher:
-            watcher.stop()
+        for service in reversed(running):  # reports, the alarm service, then the watcher
+            if service:
+                service.stop()
         for ingest in ingests:
             ingest.stop()
         historian.close()

@@ -41,13 +41,14 @@ from indunet.connect.codec.sparkplug import (
     encode_command,
     encode_rebirth,
 )
+from indunet.connect.codec.tag_meta import is_meta_topic, parse_tag_meta
 from indunet.connect.codec.uns_json import ROOT, UnsJsonDecoder
 from indunet.errors import ConfigError, DataError, TemporaryError
 from indunet.ingest.batch import BatchBuilder
 from indunet.ingest.values import Value
 from indunet.model import DataType, DeadLetter
 from indunet.plant.command_log import AUDIT_ROOT, CommandLog, CommandResult, parse_audit_message
-from indunet.store import Historian
+from indunet.store import Historian, TagSpec
 from indunet.uns import check_segment
 
 __all__ = ["MqttIngest", "MqttIngestStats", "parse_mqtt_url"]
@@ -120,6 +121,7 @@ class _Pending:
     acks: dict[int, list[int]] = field(default_factory=dict)  # connection number -> QoS 1 ids
     stale: list[tuple[str, str, int]] = field(default_factory=list)  # enterprise, machine, ts
     commands: list[CommandResult] = field(default_factory=list)  # edge agents' audit records
+    meta: list[tuple[str, list[TagSpec]]] = field(default_factory=list)  # tag metadata
     count: int = 0  # messages
     since: float = 0.0
 
@@ -150,9 +152,10 @@ class MqttIngest:
         mqtt_version: int = 5,
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive_s: int = 30,
-        reconnect_s: tuple[float, float] = (0.5, 30.0),
+        reconnect_s: tuple[float, float] = (0.5, 5.0),
         command_results: bool = True,
         clean_start: bool = False,
+        retry_max_s: float = 1.0,
     ) -> None:
         self.historian = historian
         self.host, self.port, self.tls, self.username, self.password = parse_mqtt_url(url)
@@ -201,6 +204,7 @@ class MqttIngest:
         self.session_expiry_s = 0 if clean_start else session_expiry_s
         self.keepalive_s = keepalive_s
         self.reconnect_s = reconnect_s
+        self.retry_max_s = retry_max_s  # longest wait between attempts at a failed write
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._epoch = 0  # connection number: packet ids of older connections are not acked
@@ -210,15 +214,23 @@ class MqttIngest:
         self._puback_waits: dict[int, threading.Event] = {}
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Connect (persistent session) and start the receiver and the batch writer."""
+    def start(self, *, wait: bool = False) -> None:
+        """Connect (persistent session) and start the receiver and the batch writer.
+
+        With ``wait``, a broker that is not up yet is waited for (reconnect with backoff).
+        """
+        sock: socket.socket | None
         try:
             sock = self._open()
         except OSError as exc:
-            raise TemporaryError(
-                f"MQTT broker {self.host}:{self.port} is not reachable; check it runs",
-                detail=str(exc),
-            ) from exc
+            if not wait:
+                raise TemporaryError(
+                    f"MQTT broker {self.host}:{self.port} is not reachable; check it runs",
+                    detail=str(exc),
+                ) from exc
+            self.stats.last_error = f"MQTT broker {self.host}:{self.port}: {exc}"
+            log.warning("MQTT broker %s:%s is not up yet, waiting for it", self.host, self.port)
+            sock = None
         self._flusher = threading.Thread(target=self._flush_loop, name="mqtt-flush", daemon=True)
         self._flusher.start()
         self._receiver = threading.Thread(
@@ -386,6 +398,7 @@ class MqttIngest:
             raise ConnectionRefusedError(self.stats.last_error)
         self.stats.connected = True
         self.stats.connections += 1
+        self.stats.last_error = None  # recovered
         log.info("connected to MQTT broker %s:%s", self.host, self.port)
         self._sub_mid = self._mid()
         self._send(
@@ -479,6 +492,9 @@ class MqttIngest:
                     except Exception as exc:  # a decoder bug must not stop the ingest
                         self._internal_error(p, "sparkplug", topic, payload, exc)
                     continue
+                if is_meta_topic(topic):  # tag metadata (units …) on the JSON tree
+                    self._tag_meta(topic, payload, p, ref)
+                    continue
                 audit = topic.startswith(_AUDIT_PREFIX)  # an edge agent's write result
                 try:
                     if audit:
@@ -509,6 +525,29 @@ class MqttIngest:
             self.stats.received += len(packets)
             if p.count >= self.max_unacked or p.points() >= self.max_points:
                 self._cond.notify_all()
+
+    def _tag_meta(self, topic: str, payload: bytes, p: _Pending, ref: str) -> None:
+        """Queue a metadata message's tags for declaring; dead-letter what is refused."""
+        text = _text(ref)
+        try:
+            enterprise, tags, refused = parse_tag_meta(topic, payload)
+        except DataError as exc:
+            letter = DeadLetter(
+                "meta", f"{text}: {exc}", text, _payload_text(payload, self.payload_limit)
+            )
+            p.letters.append((_topic_enterprise(topic), letter))
+            return
+        for reason in refused:
+            letter = DeadLetter(
+                "meta", f"{text}: {reason}", text, _payload_text(payload, self.payload_limit)
+            )
+            p.letters.append((enterprise, letter))
+        if tags:
+            specs = [
+                TagSpec(t.path, t.data_type, t.unit, t.description, t.expected_interval_ms, "meta")
+                for t in tags
+            ]
+            p.meta.append((enterprise, specs))
 
     def _internal_error(
         self, p: _Pending, source: str, topic: str, payload: bytes, exc: Exception
@@ -570,6 +609,9 @@ class MqttIngest:
                 builder.add(f"{machine}/{ONLINE_TAG}", born_ts, _ONLINE, ref)
             dead_ts = outcome.stale_ts or now
             p.stale.extend((enterprise, machine, dead_ts) for machine in outcome.stale)
+        if outcome.meta:  # units and descriptions from BIRTH metric properties
+            specs = [TagSpec(t, k, u, d, None, "sparkplug") for t, u, d, k in outcome.meta]
+            p.meta.append((enterprise, specs))
         if outcome.rebirth:
             now = time.monotonic()
             if now - self._last_rebirth.get(outcome.rebirth, -1e9) >= self.rebirth_interval_s:
@@ -607,7 +649,8 @@ class MqttIngest:
         )
 
     def _flush_loop(self) -> None:
-        backoff = 0.5
+        backoff = 0.1
+        failing = 0  # failed attempts at the current batch
         taken: _Taken | None = None
         while True:
             if taken is None:
@@ -623,19 +666,23 @@ class MqttIngest:
             except Exception as exc:  # the writer must outlive any failure
                 # not acknowledged: keep the batch and retry it; new messages wait behind it
                 # (the broker stops sending once its in-flight window is full: backpressure)
+                # retried at most `retry_max_s` apart, so writing resumes soon after the
+                # database is back; an outage is logged once (by the historian's health)
                 self.stats.write_failures += 1
                 self.stats.last_error = str(exc)
-                if isinstance(exc, TemporaryError):
-                    log.warning("historian write failed, retrying in %.1f s: %s", backoff, exc)
-                else:
-                    log.exception(
-                        "historian write failed unexpectedly; retrying in %.1f s", backoff
-                    )
+                failing += 1
+                if not isinstance(exc, TemporaryError):
+                    log.exception("historian write failed unexpectedly; retrying")
+                elif failing == 1 and getattr(self.historian, "health", None) is None:
+                    log.warning("historian write failed, retrying: %s", exc)
                 if self._stop.wait(backoff):
                     return  # stopping: unacknowledged messages stay with the broker
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, self.retry_max_s)
                 continue
-            backoff = 0.5
+            if failing:
+                self.stats.last_error = None  # recovered
+                failing = 0
+            backoff = 0.1
             for epoch, mids in taken.acks.items():
                 # ids of an older connection are void: the broker redelivers those messages
                 if mids:
@@ -644,8 +691,18 @@ class MqttIngest:
             self.stats.batches += 1
             taken = None
 
+    def _declare(self, enterprise: str, specs: list[TagSpec]) -> None:
+        for reason in _declare_or_refuse(self.historian, enterprise, specs):
+            ref = f"{ROOT}/{enterprise}"
+            self.historian.add_dead_letters([DeadLetter("meta", reason, ref, "")], enterprise)
+            self.stats.dead_letters += 1
+
     def _write(self, taken: _Taken) -> None:
         """Write what is left of ``taken``; each part is dropped from it once committed."""
+        while taken.meta:  # first: a tag created by the data below gets its unit at once
+            enterprise, specs = taken.meta[0]
+            self._declare(enterprise, specs)
+            taken.meta.pop(0)
         while taken.batches:
             result = self.historian.write(taken.batches[0], source="mqtt")
             taken.batches.pop(0)
@@ -670,6 +727,22 @@ class MqttIngest:
             taken.stale.pop(0)
 
 
+def _declare_or_refuse(historian: Historian, enterprise: str, specs: list[TagSpec]) -> list[str]:
+    """Declare tags; return why each refused one was refused (a data type it cannot change to)."""
+    try:
+        historian.declare_tags(enterprise, specs)
+        return []
+    except DataError:
+        pass
+    refused = []
+    for spec in specs:  # one by one, to keep the good ones
+        try:
+            historian.declare_tags(enterprise, [spec])
+        except DataError as exc:
+            refused.append(str(exc))
+    return refused
+
+
 @dataclass(slots=True)
 class _Taken:
     """A frozen batch on its way to the historian, and the messages it acknowledges."""
@@ -680,6 +753,7 @@ class _Taken:
     stale: list[tuple[str, str, int]]
     count: int
     commands: list[CommandResult]
+    meta: list[tuple[str, list[TagSpec]]]
 
     @classmethod
     def of(cls, pending: _Pending) -> _Taken:
@@ -693,6 +767,7 @@ class _Taken:
             pending.stale,
             pending.count,
             pending.commands,
+            pending.meta,
         )
 
 

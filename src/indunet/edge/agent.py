@@ -19,12 +19,19 @@ from typing import Any
 
 import orjson
 
+from indunet.connect.codec.tag_meta import encode_tag_meta, meta_topic
 from indunet.edge.buffer import EdgeBuffer, now_ms
 from indunet.edge.commands import CommandDesk, decode_dcmd
 from indunet.edge.config import EdgeConfig, ModbusDevice, OpcuaDevice
 from indunet.edge.modbus import ModbusReader
 from indunet.edge.opcua import OpcuaReader
-from indunet.edge.publish import COMMAND_ROOT, Forwarder, SparkplugEdgeNode, make_encoder
+from indunet.edge.publish import (
+    COMMAND_ROOT,
+    Forwarder,
+    SparkplugEdgeNode,
+    make_encoder,
+    tag_kinds,
+)
 from indunet.edge.reading import Reading, TagValue
 from indunet.errors import ConfigError, IndunetError
 
@@ -81,7 +88,13 @@ class _DeviceTask:
         )
         self.health = DeviceHealth(device.name, device.machine, device.protocol)
         self.last: dict[str, TagValue] = {}
-        self.deadbands = {t.name: t.deadband for t in device.tags}
+        # the agent's own report-by-exception uses absolute deadbands (a percent one is the
+        # OPC UA server's to apply: it knows the range)
+        self.deadbands = {
+            t.name: t.deadband
+            for t in device.tags
+            if getattr(t, "deadband_type", "absolute") == "absolute"
+        }
         self._health_at = 0.0
         self.io_ready = False
 
@@ -95,6 +108,7 @@ class _DeviceTask:
                 self.health.connected = True
                 self.health.problems = list(getattr(self.reader, "problems", []))
                 self.health.mode = getattr(self.reader, "mode", "poll")
+                self.agent.announce(self.device, getattr(self.reader, "units", {}))
                 if down_logged:
                     log.info("%s is back", self.reader.where)
                 down_logged = False
@@ -163,15 +177,17 @@ class _DeviceTask:
                 await asyncio.wait_for(stop.wait(), delay)
 
     def _store(self, ts: int, good: list[Reading]) -> None:
+        """Buffer the good readings, one row per instant (a subscription delivers each change
+        at its own source time; a poll cycle has one time)."""
         rbe = self.agent.cfg.publisher.rbe
-        values: dict[str, TagValue] = {}
+        rows: dict[int, dict[str, TagValue]] = {}
         for r in good:
             if rbe and not changed(self.last.get(r.tag), r.value, self.deadbands.get(r.tag, 0.0)):  # type: ignore[arg-type]
                 continue
-            values[r.tag] = r.value  # type: ignore[assignment]
+            rows.setdefault(r.ts_ms, {})[r.tag] = r.value  # type: ignore[assignment]
             self.last[r.tag] = r.value  # type: ignore[assignment]
-        if values:
-            self.agent.enqueue(self.device.name, ts, values)
+        if rows:
+            self.agent.enqueue_rows(self.device.name, sorted(rows.items()))
 
     def _emit_health(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -206,6 +222,27 @@ class EdgeAgent:
         self.dropped = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands_done: list[Any] = []
+        self._announced: dict[str, bytes] = {}  # device -> last metadata payload sent
+
+    def announce(self, device: ModbusDevice | OpcuaDevice, server_units: dict[str, str]) -> None:
+        """Send the device's tag metadata (unit, description, data type) through the buffer,
+        when it changed: the historian's tags get the units the config and the server name."""
+        kinds = tag_kinds(device)
+        payload = encode_tag_meta(
+            {
+                t.name: {
+                    "unit": t.unit or server_units.get(t.name),
+                    "description": t.description,
+                    "data_type": kinds.get(t.name, "number"),
+                }
+                for t in device.tags
+            }
+        )
+        if self._announced.get(device.name) == payload:
+            return
+        self._announced[device.name] = payload
+        topic = meta_topic(self.cfg.broker.enterprise, device.machine)
+        self.buffer.put([("raw", topic, now_ms(), payload)])
 
     def _io(self, device: str) -> Any:
         task = self.tasks.get(device)
@@ -213,7 +250,11 @@ class EdgeAgent:
 
     def enqueue(self, device: str, ts: int, values: dict[str, TagValue]) -> None:
         """Put one device's readings of one instant into the buffer."""
-        dropped = self.buffer.put([("data", device, ts, orjson.dumps(values))])
+        self.enqueue_rows(device, [(ts, values)])
+
+    def enqueue_rows(self, device: str, rows: list[tuple[int, dict[str, TagValue]]]) -> None:
+        """Put one device's readings of several instants into the buffer (one write)."""
+        dropped = self.buffer.put([("data", device, ts, orjson.dumps(v)) for ts, v in rows])
         if dropped:
             if not self.dropped:
                 log.warning(

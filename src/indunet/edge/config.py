@@ -93,6 +93,9 @@ class PublisherConfig(_Strict):
     health_s: float = Field(10.0, gt=0)
     #: publish a tag only when it changed by more than its deadband (default: on for sparkplug)
     report_by_exception: bool | None = None
+    #: after a lost connection, send again what the broker acknowledged in the last seconds
+    #: before it: a broker killed before it saved them would otherwise lose them (docs/mqtt.md)
+    resend_s: float = Field(2.0, ge=0, le=60)
 
     @property
     def rbe(self) -> bool:
@@ -137,7 +140,8 @@ class CommandConfig(_Strict):
 
 class _Tag(_Strict):
     name: str
-    unit: str = ""
+    unit: str = Field("", max_length=32)
+    description: str = Field("", max_length=1000)
     deadband: float = Field(0.0, ge=0)
     writable: bool = False
     min: float | None = None
@@ -200,6 +204,13 @@ class OpcuaTag(_Tag):
     node: str = ""
     path: str = ""  # e.g. "0:Objects/2:Press/2:Speed"
     type: Literal["number", "boolean", "string"] = "number"
+    # subscriptions: how often the server samples this item (default: the device's sampling_ms)
+    sampling_ms: int | None = Field(None, ge=0)
+    # `deadband` is applied by the server: absolute (in the tag's unit) or percent of its
+    # EURange (the server must know the range)
+    deadband_type: Literal["absolute", "percent"] = "absolute"
+    # samples the server keeps between two publishes (default: enough for every sample)
+    queue_size: int | None = Field(None, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _where(self) -> OpcuaTag:
@@ -279,6 +290,11 @@ class OpcuaDevice(_Device):
     password: str = ""
     mode: Literal["subscribe", "poll"] = "subscribe"
     sampling_ms: int = Field(1000, ge=0)
+    # subscriptions: how often the server sends what changed (default: sampling_ms, ≥ 50)
+    publish_ms: int | None = Field(None, ge=10)
+    # "every": every change with the server's SourceTimestamp; "newest": only each item's
+    # newest value per poll_ms cycle, stamped with the cycle time (less traffic, fewer points)
+    changes: Literal["every", "newest"] = "every"
     tags: list[OpcuaTag] = Field(default_factory=list)
 
     @field_validator("endpoint")

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,24 +131,58 @@ async def _secure(client: Any, device: OpcuaDevice) -> None:
 WATCHDOG_S = 5.0
 
 
+def _ms(stamp: datetime | None) -> int | None:
+    """Return an OPC UA timestamp (UTC; asyncua may hand it over naive) as epoch ms."""
+    if stamp is None or stamp.year < 1971:  # unset: OPC UA's minimum date
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return round(stamp.timestamp() * 1000)
+
+
+def quality_of(status: Any) -> Quality:
+    """Map an OPC UA StatusCode to a quality by its severity bits (Part 4, 7.39)."""
+    value = getattr(status, "value", status) or 0
+    severity = (int(value) >> 30) & 0b11
+    return Quality.GOOD if severity == 0 else Quality.UNCERTAIN if severity == 1 else Quality.BAD
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One data change as the server sent it."""
+
+    tag: str
+    value: object
+    source_ms: int | None
+    server_ms: int | None
+    status: Any
+
+
 class _Handler:
-    """Collect data changes until the next publish cycle."""
+    """Collect every data change, in the order the server sent them, until the next cycle."""
 
     def __init__(self, names: dict[Any, str]) -> None:
         self.names = names
-        self.pending: dict[str, tuple[object, int]] = {}
+        self.changes: list[Change] = []
         self.count = 0
 
     def datachange_notification(self, node: Any, val: object, data: Any) -> None:
-        """Remember a node's newest value."""
+        """Keep the change with its SourceTimestamp, ServerTimestamp and status."""
         name = self.names.get(node.nodeid)
-        if name is not None:
-            self.pending[name] = (val, int(time.time() * 1000))
-            self.count += 1
+        if name is None:
+            return
+        dv = getattr(getattr(data, "monitored_item", None), "Value", None)
+        if dv is None:
+            self.changes.append(Change(name, val, None, None, None))
+        else:
+            self.changes.append(
+                Change(name, val, _ms(dv.SourceTimestamp), _ms(dv.ServerTimestamp), dv.StatusCode)
+            )
+        self.count += 1
 
     def status_change_notification(self, status: Any) -> None:
         """Note a subscription status change (the session keep-alive spots a lost server)."""
-        log.info("OPC UA subscription status: %s", status)
+        log.warning("OPC UA subscription status: %s", status)
 
 
 class OpcuaReader:
@@ -163,6 +198,7 @@ class OpcuaReader:
         self.requests = 0
         self._handler: _Handler | None = None
         self._sub: Any = None
+        self.units: dict[str, str] = {}  # tag -> unit from the server (EngineeringUnits)
 
     @property
     def where(self) -> str:
@@ -203,6 +239,7 @@ class OpcuaReader:
             raise ConfigError(f"{self.where} cannot open a session: {exc}") from exc
         self.client = client
         await self._resolve()
+        self.units = await self._engineering_units()
         if not self.nodes:
             raise ConfigError(
                 f"{self.where}: none of its tags can be read: {'; '.join(self.problems)}"
@@ -253,6 +290,49 @@ class OpcuaReader:
             log.warning("%s: %s", self.where, p)
         _ = ua
 
+    async def _engineering_units(self) -> dict[str, str]:
+        """Return the server's unit (EngineeringUnits property, DisplayName) of each number tag
+        without a unit in the config; a server without the property gives none."""
+        from asyncua import ua
+
+        wanted = [
+            n for n, t in self.tags.items() if n in self.nodes and t.type == "number" and not t.unit
+        ]
+        units: dict[str, str] = {}
+        for start in range(0, len(wanted), _BATCH):
+            names = wanted[start : start + _BATCH]
+            paths = []
+            for name in names:
+                element = ua.RelativePathElement()
+                element.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HasProperty)
+                element.IsInverse = False  # asyncua defaults to True
+                element.IncludeSubtypes = True
+                element.TargetName = ua.QualifiedName("EngineeringUnits", 0)
+                path = ua.BrowsePath()
+                path.StartingNode = self.nodes[name].nodeid
+                path.RelativePath = ua.RelativePath(Elements=[element])
+                paths.append(path)
+            try:
+                found = await self.client.uaclient.translate_browsepaths_to_nodeids(paths)
+                self.requests += 1
+                pairs = [
+                    (name, r.Targets[0].TargetId)
+                    for name, r in zip(names, found, strict=True)
+                    if r.StatusCode.is_good() and r.Targets
+                ]
+                if not pairs:
+                    continue
+                values = await self._read([self.client.get_node(nid) for _, nid in pairs])
+            except Exception as exc:  # optional metadata: never a reason to fail the device
+                log.debug("%s: no EngineeringUnits (%s)", self.where, exc)
+                continue
+            for (name, _), dv in zip(pairs, values, strict=True):
+                eu = dv.Value.Value if dv.Value is not None else None
+                text = getattr(getattr(eu, "DisplayName", None), "Text", None)
+                if isinstance(text, str) and text.strip():
+                    units[name] = text.strip()[:32]
+        return units
+
     async def _read(self, nodes: Sequence[Any]) -> list[Any]:
         from asyncua import ua
 
@@ -268,22 +348,69 @@ class OpcuaReader:
             out.extend(await self.client.uaclient.read(params))
         return out
 
+    def publish_ms(self) -> int:
+        """Return the subscription's publishing interval, ms."""
+        return self.device.publish_ms or max(self.device.sampling_ms, 50)
+
+    def item_plan(self, tag: OpcuaTag) -> tuple[int, int]:
+        """Return (sampling ms, queue size) of a monitored item: the queue holds every sample
+        taken between two publishes, so none is dropped on the server."""
+        sampling = self.device.sampling_ms if tag.sampling_ms is None else tag.sampling_ms
+        if tag.queue_size is not None:
+            return sampling, tag.queue_size
+        # sampling 0 means "as fast as the server can": assume changes 10 ms apart at most
+        per_publish = -(-self.publish_ms() // max(sampling, 10))
+        return sampling, min(per_publish + 1, 10_000)
+
     async def _subscribe(self) -> None:
         from asyncua import ua
 
         names = {node.nodeid: name for name, node in self.nodes.items()}
         self._handler = _Handler(names)
-        period = max(self.device.sampling_ms, 50)
-        self._sub = await self.client.create_subscription(period, self._handler)
-        plain = [n for name, n in self.nodes.items() if not self.tags[name].deadband]
-        for start in range(0, len(plain), _BATCH):
-            await self._sub.subscribe_data_change(
-                plain[start : start + _BATCH], sampling_interval=self.device.sampling_ms
-            )
+        self._sub = await self.client.create_subscription(self.publish_ms(), self._handler)
+        requests = []
         for name, node in self.nodes.items():
-            band = self.tags[name].deadband
-            if band:
-                await self._sub.deadband_monitor(node, band, ua.DeadbandType.Absolute)
+            tag = self.tags[name]
+            sampling, queue = self.item_plan(tag)
+            band = None
+            if tag.deadband:
+                band = ua.DataChangeFilter()
+                band.Trigger = ua.DataChangeTrigger.StatusValue
+                band.DeadbandType = (
+                    ua.DeadbandType.Percent
+                    if tag.deadband_type == "percent"
+                    else ua.DeadbandType.Absolute
+                )
+                band.DeadbandValue = tag.deadband
+            requests.append(
+                (
+                    name,
+                    self._sub._make_monitored_item_request(
+                        node,
+                        ua.AttributeIds.Value,
+                        band,
+                        queue,
+                        ua.MonitoringMode.Reporting,
+                        sampling,
+                    ),
+                )
+            )
+        refused = []
+        for start in range(0, len(requests), _BATCH):
+            chunk = requests[start : start + _BATCH]
+            results = await self._sub.create_monitored_items([r for _, r in chunk])
+            self.requests += 1
+            for (name, _), result in zip(chunk, results, strict=True):
+                if isinstance(result, ua.StatusCode):  # this item refused, the others run
+                    refused.append(name)
+                    problem = (
+                        f"tag {name!r}: the server refused to monitor it ({result.name}); "
+                        "check its sampling_ms, deadband and deadband_type"
+                    )
+                    self.problems.append(problem)
+                    log.warning("%s: %s", self.where, problem)
+        if refused and len(refused) == len(requests):
+            raise TemporaryError(f"{self.where} refused to monitor every tag")
 
     async def close(self) -> None:
         """Close the session (quietly: the server may be gone)."""
@@ -303,14 +430,8 @@ class OpcuaReader:
         except Exception as exc:
             raise TemporaryError(f"{self.where} lost the session", detail=str(exc)) from exc
         if self.mode == "subscribe" and self._handler is not None:
-            pending, self._handler.pending = self._handler.pending, {}
-            out = []
-            for name, (value, _) in pending.items():
-                try:
-                    out.append(Reading(name, ts, _value(self.tags[name], value)))
-                except DataError as exc:
-                    out.append(Reading(name, ts, None, Quality.BAD, str(exc)))
-            return out
+            changes, self._handler.changes = self._handler.changes, []
+            return self._readings(changes, ts)
         names = list(self.nodes)
         t0 = time.perf_counter()
         try:
@@ -329,6 +450,29 @@ class OpcuaReader:
                 )
             except DataError as exc:
                 out.append(Reading(name, ts, None, Quality.BAD, str(exc)))
+        return out
+
+    def _readings(self, changes: list[Change], cycle_ms: int) -> list[Reading]:
+        """Turn the changes of a cycle into readings: each with its SourceTimestamp (else the
+        ServerTimestamp, else the cycle time), or only the newest per item when chosen."""
+        newest = self.device.changes == "newest"
+        if newest:
+            changes = list({c.tag: c for c in changes}.values())
+        out = []
+        for c in changes:
+            ts = cycle_ms if newest else (c.source_ms or c.server_ms or cycle_ms)
+            quality = quality_of(c.status)
+            if quality == Quality.BAD:
+                name = getattr(c.status, "name", str(c.status))
+                out.append(Reading(c.tag, ts, None, Quality.BAD, name, server_ts_ms=c.server_ms))
+                continue
+            try:
+                value = _value(self.tags[c.tag], c.value)
+            except DataError as exc:
+                out.append(Reading(c.tag, ts, None, Quality.BAD, str(exc)))
+                continue
+            error = None if quality == Quality.GOOD else getattr(c.status, "name", None)
+            out.append(Reading(c.tag, ts, value, quality, error, server_ts_ms=c.server_ms))
         return out
 
     async def read_tag(self, name: str) -> TagValue:

@@ -10,9 +10,11 @@ again (at least once; the historian's writes are idempotent per tag and time).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -236,6 +238,7 @@ class ForwarderStats:
     published: int = 0
     acked: int = 0
     replayed: int = 0
+    resent: int = 0  # acknowledged rows sent again after a lost connection
     births: int = 0
     last_error: str | None = None
 
@@ -264,6 +267,10 @@ class Forwarder:
         self._acked_mids: list[int] = []
         self._thread: threading.Thread | None = None
         self._extra_topics: list[str] = []
+        # rows the broker acknowledged lately (monotonic time of the PUBACK, row), kept
+        # `resend_s` to send again after a lost connection; sent again on reconnect
+        self._recent: collections.deque[tuple[float, QueuedRow]] = collections.deque()
+        self._lost_at: float | None = None
 
     def start(self) -> None:
         """Start the publisher thread (it connects and reconnects on its own)."""
@@ -386,6 +393,8 @@ class Forwarder:
                 client.disconnect()
             with self._lock:
                 self._acked_mids.clear()
+            if self.stats.connected and not self._stop.is_set():  # a session ended: lost
+                self._lost_at = time.monotonic()
 
     def _send_births(self, client) -> None:
         for topic, payload in self.encoder.births():
@@ -393,9 +402,28 @@ class Forwarder:
         if isinstance(self.encoder, SparkplugEdgeNode):
             self.stats.births += 1
 
+    def _resend_recent(self, client, inflight: dict[int, QueuedRow]) -> None:
+        """Send again what was acknowledged within `resend_s` before the connection was lost.
+
+        A broker acknowledges a message before it has saved it (Mosquitto saves at the end of
+        its event-loop pass); killed in between, it comes back without it. The historian
+        ignores the duplicates.
+        """
+        keep = self.publisher.resend_s
+        lost_at, self._lost_at = self._lost_at, None
+        if lost_at is None or not keep or not self._recent:
+            return
+        rows = [row for at, row in self._recent if at >= lost_at - keep]
+        self._recent.clear()
+        if rows:
+            self._publish_rows(client, rows, inflight, historical=True)
+            self.stats.resent += len(rows)
+            log.info("edge publisher sent %d recently acknowledged rows again", len(rows))
+
     def _pump(self, client, lost: threading.Event) -> None:
-        inflight: dict[int, int] = {}  # mid -> row id
+        inflight: dict[int, QueuedRow] = {}  # mid -> row
         self._send_births(client)
+        self._resend_recent(client, inflight)
         live_from = self.buffer.max_id()
         live_cursor, back_cursor = live_from, 0
         window = self.publisher.max_inflight
@@ -414,8 +442,13 @@ class Forwarder:
                 mids, self._acked_mids = self._acked_mids, []
                 done = [inflight.pop(m) for m in mids if m in inflight]
             if done:
-                self.buffer.ack(done)
+                self.buffer.ack([row.id for row in done])
                 self.stats.acked += len(done)
+                if self.publisher.resend_s:
+                    at = time.monotonic()
+                    self._recent.extend((at, row) for row in done)
+                    while self._recent and self._recent[0][0] < at - self.publisher.resend_s:
+                        self._recent.popleft()
             room = window - len(inflight)
             sent = 0
             if room > 0 and not self._stop.is_set():
@@ -438,14 +471,14 @@ class Forwarder:
                 self.buffer.wakeup.clear()
 
     def _publish_rows(
-        self, client, rows: list[QueuedRow], inflight: dict[int, int], *, historical: bool
+        self, client, rows: list[QueuedRow], inflight: dict[int, QueuedRow], *, historical: bool
     ) -> int:
         for row in rows:
             topic, payload = self.encoder.encode(row, historical)
             # no lock here: paho holds its own lock while calling on_publish; acks are only
             # matched by this thread, after this loop, so every mid is recorded by then
             info = client.publish(topic, payload, qos=1)
-            inflight[info.mid] = row.id
+            inflight[info.mid] = row
         self.stats.published += len(rows)
         return len(rows)
 

@@ -30,6 +30,7 @@ class Reading:
     quality: Quality = Quality.GOOD
     error: str | None = None
     latency_ms: float = 0.0
+    server_ts_ms: int | None = None  # OPC UA ServerTimestamp, when the source gave one
 
     @property
     def good(self) -> bool:

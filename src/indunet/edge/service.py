@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import time
 from pathlib import Path
@@ -16,6 +17,21 @@ from indunet.edge.opcua import OpcuaReader, browse, starter_config
 from indunet.errors import ConfigError, IndunetError
 
 __all__ = ["browse_to_config", "check_devices", "read_status", "run_agent"]
+
+
+#: protocol libraries whose INFO and DEBUG (session haggling, certificates, packet dumps) are
+#: for developers; the agent logs what operations need (device down / back, buffer full …)
+CHATTY_LIBRARIES = ("asyncua", "pymodbus", "paho")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """One line per event: the agent's INFO, the libraries' errors only (all with ``verbose``)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 def run_agent(cfg: EdgeConfig) -> None:

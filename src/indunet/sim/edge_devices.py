@@ -165,6 +165,19 @@ class PlcSim:
                 ua.NodeId("Press.Setpoint", ns), f"{ns}:Setpoint", 30.0, ua.VariantType.Double
             )
             await setpoint.set_writable()
+            for node, key in ((speed, "Press.Speed"), (setpoint, "Press.Setpoint")):
+                # the OPC UA way to state a unit (Part 8): the edge agent reads it at connect
+                eu = ua.EUInformation(
+                    NamespaceUri="http://www.opcfoundation.org/UA/units/un/cefact",
+                    UnitId=-1,
+                    DisplayName=ua.LocalizedText("1/min"),
+                    Description=ua.LocalizedText("strokes per minute"),
+                )
+                await node.add_property(
+                    ua.NodeId(f"{key}.EngineeringUnits", ns),
+                    ua.QualifiedName("EngineeringUnits", 0),
+                    eu,
+                )
             running = await press.add_variable(
                 ua.NodeId("Press.Running", ns), f"{ns}:Running", True
             )
@@ -247,8 +260,17 @@ class EdgeDemo:
                     "sampling_ms": 500,
                     "poll_ms": 1000,
                     "tags": [
-                        {"name": "speed_spm", "node": "ns=2;s=Press.Speed"},
-                        {"name": "running", "node": "ns=2;s=Press.Running", "type": "boolean"},
+                        {
+                            "name": "speed_spm",
+                            "node": "ns=2;s=Press.Speed",
+                            "description": "Stroke rate",
+                        },
+                        {
+                            "name": "running",
+                            "node": "ns=2;s=Press.Running",
+                            "type": "boolean",
+                            "description": "Main drive running",
+                        },
                         {
                             "name": "setpoint_spm",
                             "node": "ns=2;s=Press.Setpoint",

@@ -647,12 +647,15 @@ def _check_range(start_ms: int, end_ms: int) -> None:
         raise DataError(f"end ({end_ms}) must be after start ({start_ms})")
 
 
-def open_historian(settings: Settings, *, read_only: bool = False) -> Historian:
-    """Open the historian the settings name: DuckDB by default, PostgreSQL for postgresql://."""
+def open_historian(settings: Settings, *, read_only: bool = False, wait: bool = False) -> Historian:
+    """Open the historian the settings name: DuckDB by default, PostgreSQL for postgresql://.
+
+    With ``wait``, a PostgreSQL server that is not up yet is waited for instead of an error.
+    """
     if settings.db and settings.db.startswith(("postgresql://", "postgres://")):
         from indunet.store.postgres import PostgresHistorian
 
-        return PostgresHistorian(settings)
+        return PostgresHistorian(settings, wait=wait)
     from indunet.store.duckdb import DuckDBHistorian
 
     return DuckDBHistorian(settings, read_only=read_only)

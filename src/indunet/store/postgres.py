@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from indunet.errors import ConfigError, StorageUnavailable
+from indunet.health import DependencyState
 from indunet.model import DataType, DeadLetter
 from indunet.store.base import DAY_MS, HOUR_MS, Historian, TagSpec, _now_ms, change_ranges
 
@@ -118,6 +119,12 @@ def _translate(sql: str) -> str:
     return _PARAM.sub(lambda m: f"%(p{m.group(1)})s", sql.replace("%", "%%"))
 
 
+def _reason(exc: Exception) -> str:
+    """Return the first line of a driver error (psycopg adds hints on further lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _where(url: str) -> str:
     parts = urlsplit(url)
     return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}"
@@ -128,7 +135,9 @@ class PostgresHistorian(Historian):
 
     backend = "postgresql"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, wait: bool = False) -> None:
+        """Connect; with ``wait``, a server that is not up yet is not an error: each call
+        tries again (`/ready` answers 503 meanwhile) and `health` says it is down."""
         super().__init__(settings)
         assert settings.db
         self.url = settings.db.replace("postgres://", "postgresql://", 1)
@@ -136,13 +145,20 @@ class PostgresHistorian(Historian):
         self.partition_ms = settings.pg_partition_days * DAY_MS
         self._partitions: set[int] = set()
         self._lock = threading.RLock()
-        self.con = self._connect()
+        self.health = DependencyState(_where(self.url))
+        self.con: psycopg.Connection | None = None
+        try:
+            self.con = self._connect()
+        except StorageUnavailable:
+            if not wait:
+                raise
 
     def _connect(self) -> psycopg.Connection:
         """Connect, create the schema if needed and prepare the session's staging table."""
         try:
             con = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
         except psycopg.OperationalError as exc:
+            self.health.failed(_reason(exc))
             raise StorageUnavailable(
                 f"{_where(self.url)} is not reachable; check that the server runs and the URL "
                 "is right",
@@ -159,18 +175,21 @@ class PostgresHistorian(Historian):
             "value DOUBLE PRECISION, text TEXT, quality SMALLINT)"
         )
         self._partitions.clear()
+        self.health.ok()
         return con
 
     def _alive(self) -> psycopg.Connection:
         """Return the connection, reconnecting first if the server dropped it."""
-        if self.con.closed or self.con.broken:
+        if self.con is None or self.con.closed or self.con.broken:
+            self.con = None
             self.con = self._connect()
         return self.con
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self.con.close()
+            if self.con is not None:
+                self.con.close()
 
     def _run(self, sql: str, params: list[Any] | None = None) -> psycopg.Cursor:
         try:
@@ -178,6 +197,7 @@ class PostgresHistorian(Historian):
                 _translate(sql), {f"p{i + 1}": v for i, v in enumerate(params or [])}
             )
         except psycopg.OperationalError as exc:
+            self.health.failed(_reason(exc))
             raise StorageUnavailable(
                 f"{_where(self.url)} stopped answering; retry when it is back",
                 detail=str(exc).strip(),
@@ -273,6 +293,7 @@ class PostgresHistorian(Historian):
                     )
                     self._insert_letters(letters, enterprise)
             except psycopg.OperationalError as exc:
+                self.health.failed(_reason(exc))
                 raise StorageUnavailable(
                     f"{_where(self.url)} stopped answering during a write; nothing of this "
                     "batch was stored, retry it",

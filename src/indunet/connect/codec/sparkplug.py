@@ -172,6 +172,9 @@ class DecodeOutcome:
     enterprise: str = ""  # the enterprise the edge node's data belongs to
     #: float and double metrics, kept in columns (no `Value` per point); not in ``points``
     numbers: Numbers = field(default_factory=Numbers)
+    #: BIRTH metrics' units and descriptions from their properties: (tag, unit, description,
+    #: data type)
+    meta: list[tuple[str, str | None, str | None, DataType]] = field(default_factory=list)
 
     def all_points(self) -> list[tuple[str, int, Value]]:
         """Return every point, ``numbers`` first and then ``points``, as (tag, ts, value)."""
@@ -261,6 +264,23 @@ def decompress(message: pb.Payload) -> pb.Payload:
     if inner.uuid == COMPRESSED_UUID:
         raise DataError("compressed payload holds another compressed payload")
     return inner
+
+
+#: property keys (lower case) that state a metric's unit or description; Sparkplug 3.0 fixes
+#: none, these are the ones in use (Ignition: engUnit, Documentation)
+_UNIT_KEYS = ("engunit", "engunits", "unit", "units")
+_DESCRIPTION_KEYS = ("description", "documentation")
+
+
+def _metric_meta(props: pb.Payload.PropertySet) -> tuple[str | None, str | None]:
+    """Return the unit and description a metric's properties state (strings only)."""
+    found: dict[str, str] = {}
+    for key, value in zip(props.keys, props.values, strict=False):
+        if value.WhichOneof("value") == "string_value" and value.string_value.strip():
+            found.setdefault(key.lower(), value.string_value.strip())
+    unit = next((found[k] for k in _UNIT_KEYS if k in found), None)
+    description = next((found[k] for k in _DESCRIPTION_KEYS if k in found), None)
+    return (unit[:32] if unit else None), (description[:1000] if description else None)
 
 
 def _tag_name(name: str) -> str:
@@ -501,6 +521,17 @@ class SparkplugHost:
             except DataError as exc:
                 outcome.errors.append(f"metric {name[:100]!r}: {exc}")
                 continue
+            if birth and metric.HasField("properties"):
+                unit, description = _metric_meta(metric.properties)
+                if unit or description:
+                    kind = (
+                        DataType.BOOLEAN
+                        if dtype == _BOOL
+                        else DataType.STRING
+                        if dtype in _TEXTS
+                        else DataType.NUMBER
+                    )
+                    outcome.meta.append((tag, unit, description, kind))
             if value is not None:
                 outcome.points.append((tag, int(ts), value))
 
