@@ -163,12 +163,7 @@ def follow_raw_changes(
                 end = min(end, int(newest.column("ts")[0].as_py()) + 1)
         if end <= start:
             continue
-        try:
-            recompute_range(store, historian, enterprise, m, start, end)
-        except DataError as exc:
-            done.errors.append(f"{m.id}: {exc}")
-            continue
-        done.recomputed.setdefault(m.id, []).append((start, end))
+        _recompute(done, store, historian, enterprise, m, start, end)
     historian.drop_raw_changes(taken, older_ms=now_ms - JOURNAL_KEEP_MS)
     return done
 
@@ -208,12 +203,7 @@ def bring_up_to_date(
         end = newest_ms + 1  # the silence after it is offline in every report anyway
         if end <= start:
             continue
-        try:
-            recompute_range(store, historian, enterprise, m, start, end)
-        except DataError as exc:
-            done.errors.append(f"{m.id}: {exc}")
-            continue
-        done.recomputed.setdefault(m.id, []).append((start, end))
+        _recompute(done, store, historian, enterprise, m, start, end)
     return done
 
 
@@ -268,10 +258,23 @@ def repair_overlaps(
         )
         if hi <= lo:
             continue
-        try:
-            recompute_range(store, historian, enterprise, m, lo, hi)
-        except DataError as exc:
-            done.errors.append(f"{m.id}: {exc}")
-            continue
-        done.recomputed.setdefault(m.id, []).append((lo, hi))
+        _recompute(done, store, historian, enterprise, m, lo, hi)
     return done
+
+
+def _recompute(
+    done: Followed,
+    store: PlantStore,
+    historian: Historian,
+    enterprise: str,
+    machine: MachineConfig,
+    start_ms: int,
+    end_ms: int,
+) -> None:
+    """Recompute a stored range, noting it in ``done`` (or the reason it could not be)."""
+    try:
+        recompute_range(store, historian, enterprise, machine, start_ms, end_ms)
+    except DataError as exc:
+        done.errors.append(f"{machine.id}: {exc}")
+        return
+    done.recomputed.setdefault(machine.id, []).append((start_ms, end_ms))
