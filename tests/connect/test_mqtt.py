@@ -152,7 +152,10 @@ def test_unacknowledged_messages_are_redelivered_after_a_crash(settings_factory,
     assert _wait(lambda: first.stats.received >= 10)
     # crash: drop the socket without DISCONNECT and without acknowledging anything
     first.abort()
-    assert first.stats.acked == 0
+    # none of the data was acknowledged (only STATE messages of hosts on the shared broker, which
+    # need no storage, may have been)
+    assert first.stats.acked <= first.stats.received_sparkplug
+    assert first.stats.received - first.stats.received_sparkplug >= 10
     time.sleep(0.5)
     second = MqttIngest(
         real, BROKER, session_expiry_s=60, client_id=client_id, flush_s=0.05, sparkplug_groups=[]
