@@ -130,6 +130,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/states/reasons"): _O,
     ("GET", "/api/v1/stops"): _V,
     ("GET", "/api/v1/oee"): _V,
+    ("GET", "/api/v1/losses"): _V,  # downtime Pareto, TEEP, short stops
     ("GET", "/api/v1/check"): _A,  # data-integrity check of the enterprise
     ("GET", "/api/v1/energy"): _V,
     # alarms and the live event stream: this server's plant

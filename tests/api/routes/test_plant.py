@@ -240,3 +240,25 @@ def test_check_finds_an_implausible_machine_and_an_overlap(plant_client):
     overlap = [f for f in body["findings"] if f["check"] == "timeline_overlap"]
     assert overlap and overlap[0]["subject"] == M1 and "plant repair" in overlap[0]["message"]
     assert c.get("/api/v1/check", params={"start": at(9), "end": at(8)}).status_code == 422
+
+
+def test_losses_pareto_adds_up_to_the_oee_stop_time(plant_client):
+    c = plant_client
+    params = {"scope": "s1/press", "start": at(6), "end": at(22)}
+    c.post("/api/v1/states/reasons", json={"machine": M1, "start_ms": at(9), "reason": "waiting"})
+    oee = c.get("/api/v1/oee", params=params).json()["total"]
+    r = c.get("/api/v1/losses", params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {row["key"]: row["stop_ms"] for row in body["rows"]} == {
+        k: v for k, v in oee["reason_ms"].items() if v
+    }
+    assert body["stop_ms"] == oee["pbt_ms"] - oee["apt_ms"] and body["teep"] == oee["teep"]
+    assert body["short_stops"]["count"] == 0  # every stop of the fixture is an hour or more
+    by_machine = c.get("/api/v1/losses", params={**params, "by": "machine"}).json()
+    assert sum(row["stop_ms"] for row in by_machine["rows"]) == body["stop_ms"]
+    assert c.get("/api/v1/losses", params={**params, "by": "colour"}).status_code == 422
+    assert c.get("/api/v1/losses", params={**params, "micro_stop_s": -1}).status_code == 422
+    assert c.get("/api/v1/losses", params={**params, "micro_stop_s": "nan"}).status_code == 422
+    assert c.get("/api/v1/losses", params={"scope": "s9"}).status_code == 422
+    assert c.get("/api/v1/losses", params={**params, "start": "x"}).status_code == 422

@@ -1,4 +1,4 @@
-"""Plant analytics: /machines, /states, /stops, /oee and /energy.
+"""Plant analytics: /machines, /states, /stops, /oee, /losses and /energy.
 
 Timelines come from the plant store; when the app runs a `PlantWatcher`
 (``app.state.plant_watcher``) its open segment and current states are added.
@@ -268,6 +268,41 @@ def oee(
         by=by,
         open_part=_open_part(request, ent, settings),
     )
+
+
+@router.get("/losses")
+def losses(
+    request: Request,
+    store: StoreDep,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    scope: Annotated[str, Q(description="Machine, line, area or site prefix; empty = all")] = "",
+    start: str | None = None,
+    end: str | None = None,
+    by: Literal["reason", "machine", "line"] = "reason",
+    micro_stop_s: Annotated[
+        float, Q(ge=0, le=3600, description="Stops up to this long count as short stops")
+    ] = 120.0,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Return the downtime Pareto (by reason, machine or line), TEEP and short stops.
+
+    The rows add up to the stop time of ``GET /oee`` over the same scope and range (one code
+    path); reasons the machine reported itself are counted in ``proposed_ms``.
+    """
+    from indunet.plant.losses import downtime_pareto, short_stops
+
+    ent = enterprise or settings.enterprise
+    lo, hi = _range(start, end, settings)
+    plant = _plant(store, ent)
+    doc = report.oee_report(
+        store, historian, plant, ent, scope, lo, hi, open_part=_open_part(request, ent, settings)
+    )
+    out = downtime_pareto(doc, by=by, tree=plant.reasons)
+    stops = report.stops_report(store, plant, ent, scope, lo, hi, min_ms=0)
+    out["short_stops"] = short_stops(stops, micro_stop_s)
+    out["warnings"] = list(doc["total"].get("warnings", []))[:20]
+    return out
 
 
 class CheckFinding(BaseModel):
