@@ -270,7 +270,62 @@ def oee(
     )
 
 
-@router.get("/losses")
+class ParetoRow(BaseModel):
+    """One bar of the downtime Pareto: a reason, a machine or a line."""
+
+    key: str = Field(description="reason code ('unassigned' = unexplained), machine or line")
+    label: str = Field(description="the reason's label from the reason tree, else the key")
+    stop_ms: int
+    proposed_ms: int = Field(description="stop time whose reason the machine reported itself")
+    share: float | None = Field(description="of all stop time")
+    cumulative: float | None
+    availability_loss: float | None = Field(description="stop time / planned busy time")
+    planned: bool | None = Field(None, description="by reason: a planned stop (changeover)")
+    top_reason: str | None = Field(None, description="by machine or line: the largest reason")
+    top_reason_label: str | None = None
+    oee: float | None = None
+    availability: float | None = None
+
+
+class MachineShortStops(BaseModel):
+    """A machine's short stops."""
+
+    count: int
+    stop_ms: int
+
+
+class ShortStops(BaseModel):
+    """Stops up to ``micro_stop_s`` long (minor stops, a performance loss)."""
+
+    micro_stop_s: float
+    count: int
+    stop_ms: int
+    machines: dict[str, MachineShortStops]
+
+
+class LossesAnswer(BaseModel):
+    """Downtime Pareto with the OEE and TEEP of the same scope and range."""
+
+    scope: str
+    start_ms: int
+    end_ms: int
+    by: Literal["reason", "machine", "line"]
+    pbt_ms: int
+    apt_ms: int
+    stop_ms: int
+    calendar_ms: int
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None
+    teep: float | None = Field(description="OEE × PBT / calendar time")
+    speed_loss_ms: float | None = Field(description="actual production time − ideal time")
+    rows: list[ParetoRow]
+    short_stops: ShortStops
+    warnings: list[str]
+
+
+@router.get("/losses", response_model=LossesAnswer)
 def losses(
     request: Request,
     store: StoreDep,
