@@ -138,7 +138,7 @@ def summary(html: str) -> str:
 
 
 def state_counts(html: str) -> dict[str, int]:
-    return {s: int(n) for n, s in re.findall(r"<b>(\d+)</b> ([\w ]+)</li>", html)}
+    return {s: int(n) for n, s in re.findall(r"<b>(\d+)</b> ([\w ]+)(?:</a>)?</li>", html)}
 
 
 # ---------------------------------------------------------------------------- pure parts

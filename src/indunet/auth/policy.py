@@ -147,6 +147,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # web pages (server-rendered; same rules as the data they show)
     ("GET", "/"): _V,
     ("GET", "/parts/overview"): _V,  # the overview's cards (web/overview.py)
+    ("GET", "/attention"): _V,  # stopped now, rankings (web/attention.py)
+    ("GET", "/parts/attention"): _V,
+    ("GET", "/losses"): _V,  # downtime Pareto page
     ("GET", "/plant"): _V,
     ("GET", "/parts/plant"): _V,
     ("GET", "/machine/{site}/{area}/{line}/{machine}"): _V,
