@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from tests.plant.plant_data import M1, M2, write
 from tests.plant.test_attention import M3, cfg
 
 H = 3_600_000
+SHOTS = os.environ.get("INDUNET_SCREENSHOTS") == "1"  # read before fixtures clear INDUNET_*
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -38,9 +42,7 @@ def att_client(make_client):
     write(h, f"{M1}/power_kw", [now - 1000], [3.0])
     write(h, f"{M2}/power_kw", [now - 1000], [0.1])
     write(h, f"{M3}/power_kw", [now - 5 * H], [9.0])
-    r = c.post(
-        "/api/v1/ingest", json=[{"tag": f"{M1}/state", "ts": now - 1000, "value": "setup"}]
-    )
+    r = c.post("/api/v1/ingest", json=[{"tag": f"{M1}/state", "ts": now - 1000, "value": "setup"}])
     assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
     return c
 
@@ -103,3 +105,66 @@ def test_durations_in_plain_words():
         "—", "0 s", "1 min", "3 h", "3 h 20 min",
     ]  # fmt: skip
     assert duration_text(26 * H) == "1 d 2 h"
+
+
+# ---------------------------------------------------------------------------- real browser
+def test_browser_worst_machine_today_and_why_in_three_clicks(settings_factory, browser):
+    """From the overview to the worst machine and its reason, checked against GET /oee."""
+    import httpx
+
+    from indunet.auth.store import AuthStore
+    from indunet.plant.today import day_start_ms
+    from indunet.plant.watch import recompute_range
+    from indunet.sim.live import build_plants
+    from indunet.sim.plant import SimMachine, simulate
+    from indunet.sim.plant_config import demo_plant_config
+    from tests.web.conftest import LiveServer, sign_in
+
+    plants = build_plants(2, 6, 7)
+    settings = settings_factory(plant=demo_plant_config(plants))
+    with LiveServer(settings) as live:
+        t = int(time.time() * 1000)
+        auth = AuthStore(live.historian)
+        auth.add_user("ceo", "in the car again", now_ms=t)
+        auth.grant("ceo", "demo", "operator")
+        key = auth.create_key("demo", "admin", name="loader", now_ms=t).secret
+        http = httpx.Client(
+            base_url=live.url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        )
+        zone = settings.plant.site("site-01").calendar.timezone
+        midnight = day_start_ms(zone, t)
+        start = midnight  # the whole day so far: no unexplained time without data
+        sim = tuple(SimMachine(m.path, m.rated_kw * 0.08, m.rated_kw, m.cycle_s) for m in plants)
+        live.historian.write(simulate(sim, start - 60_000, t - 2000, 10_000), source="test")
+        store = PlantStore(live.historian, settings.plant)
+        for m in settings.plant.machines:
+            recompute_range(store, live.historian, "demo", m, start, t - 2000)
+        api = http.get("/api/v1/oee", params={"start": midnight}).json()["machines"]
+        worst = min(api, key=lambda k: api[k]["oee"] if api[k]["oee"] is not None else 2)
+        # an operator explains the worst machine's stops: "Waiting for material"
+        stops = http.get("/api/v1/stops", params={"scope": worst, "start": midnight}).json()
+        for s in stops["rows"]:
+            body = {"machine": worst, "start_ms": s["start_ms"], "reason": "material"}
+            assert http.post("/api/v1/states/reasons", json=body).status_code == 200
+
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        sign_in(page, live.url + "/", "ceo", "in the car again")
+        first = page.locator("#attention table.rank-machines tbody tr").first
+        first.wait_for(timeout=30_000)
+        shown_oee = first.locator("td.oee").inner_text()
+        why = first.locator("td.why").inner_text()
+        # checked against the API over the same day (it moved on by a few seconds since)
+        api = http.get("/api/v1/oee", params={"start": midnight}).json()["machines"]
+        low = min(v["oee"] for v in api.values() if v["oee"] is not None)
+        assert first.get_attribute("data-key") == worst
+        assert float(shown_oee.split("%")[0]) == pytest.approx(low * 100, abs=1.0)
+        if stops["rows"]:
+            assert why == "Waiting for material"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        if SHOTS:
+            page.locator("#attention").screenshot(path=str(SCREENSHOTS / "attention-phone.png"))
+        first.locator("th a").click()  # click 1: the machine, with its stops and reasons
+        page.wait_for_url("**/machine/**")
+        assert page.url.endswith("/machine/" + worst.replace(" ", "%20"))
+        if stops["rows"]:
+            assert "Waiting for material" in page.locator("#stops").inner_text()

@@ -373,7 +373,8 @@
       return r.json().catch(function () { return {}; }).then(function (doc) {
         if (!r.ok) throw new Error(typeof doc.detail === "string" ? doc.detail : r.statusText);
         var shown = item.querySelector(".reason");
-        shown.textContent = doc.reason;
+        var picked = form.elements.reason.selectedOptions[0];  // the label, not the code
+        shown.textContent = picked && picked.value === doc.reason ? picked.textContent : doc.reason;
         shown.classList.remove("none");
         item.dataset.saved = doc.reason;
         out.textContent = "saved";
