@@ -207,11 +207,11 @@ def test_line_page_shows_each_machine_state_oee_energy_and_alarms(plant_client, 
     assert "A 41.7&#8239;% · P 100.0&#8239;% · Q 95.0&#8239;%" in m1
     assert "OEE <b>39.6&#8239;%</b>" in m1
     assert '<span class="energy">8.0&#8239;kWh</span>' in m1
-    assert '<span class="alarms open">2 open alarms</span>' in m1
+    assert '<a class="alarms open" href="/alarms?site=s1">2 open alarms</a>' in m1
     assert 'href="/machine/s1/press/l1/m1"' in m1
     # m2's newest segment ended at 11:00: no data since, so offline
     assert '<span class="state-badge state-offline">offline</span>' in m2
-    assert '<span class="alarms">0 open alarms</span>' in m2
+    assert '<a class="alarms" href="/alarms?site=s1">0 open alarms</a>' in m2
     assert "no state" in loose and "not in the plant configuration" in loose
     assert "oee-figures" not in loose and "data live" in loose
     top = summary(html)
@@ -403,7 +403,8 @@ def test_viewer_sees_no_form_and_a_forged_post_is_refused(plant_client):
     assert r.status_code == 403 and "CSRF" in r.json()["detail"]
     r = operator.post("/api/v1/states/reasons", json=body, headers={"X-CSRF-Token": op_token})
     assert r.status_code == 200 and r.json()["reason"] == "waiting"
-    assert '<span class="reason">waiting</span>' in operator.get(f"/machine/{M1}").text
+    page = operator.get(f"/machine/{M1}").text
+    assert '<span class="reason">Waiting for material</span>' in page  # the label, not the code
 
 
 def test_drill_pages_need_a_session(plant_client):
