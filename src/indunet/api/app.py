@@ -71,6 +71,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
         app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)
     app.state.templates = pages.build_templates()
+    app.state.templates.env.globals["currency"] = settings.currency  # costs on the pages
     app.include_router(pages.router, dependencies=guarded)
     app.include_router(overview_page.router, dependencies=guarded)  # / (the CEO view)
     app.include_router(region_pages.router, dependencies=guarded)  # /region pages

@@ -37,9 +37,10 @@ from indunet.plant.attention import (
 )
 from indunet.plant.today import SiteOeeCache
 from indunet.uns import MachinePath
+from indunet.web.pages import duration_text
 from indunet.web.plant_tree import machine_url, scope_url
 
-__all__ = ["RANKING_TTL_MS", "Ranked", "router"]
+__all__ = ["RANKING_TTL_MS", "Ranked", "duration_text", "router"]
 
 router = APIRouter(include_in_schema=False, tags=["web"])
 #: a scope's ranking is served this long before a background refresh, ms
@@ -58,22 +59,6 @@ class Ranked:
     machines: list[RankRow] = field(default_factory=list)
     lines: list[RankRow] = field(default_factory=list)
     note: str = ""
-
-
-def duration_text(ms: int | float | None) -> str:
-    """Return a duration in plain words: "45 s", "12 min", "3 h 20 min", "2 d 4 h"."""
-    if ms is None:
-        return "—"
-    s = int(max(ms, 0) // 1000)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86_400:
-        h, m = divmod(s // 60, 60)
-        return f"{h} h {m} min" if m else f"{h} h"
-    d, h = divmod(s // 3600, 24)
-    return f"{d} d {h} h" if h else f"{d} d"
 
 
 def _pct(x: float | None) -> str:
