@@ -216,4 +216,4 @@ def test_units_and_display_names_from_tag_names():
     assert tag_unit("parts_total", None) == "pcs"
     assert display_name("power_kw") == "Power" and display_name("parts_total") == "Parts total"
     assert display_name("spindle-output_power_kw") == "Spindle output power"
-    assert display_name("c") == "c"
+    assert display_name("c") == "C"
