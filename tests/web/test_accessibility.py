@@ -11,8 +11,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import pytest
-
 from indunet.auth.store import AuthStore
 from indunet.plant.store import PlantStore
 from indunet.plant.today import day_start_ms
