@@ -255,7 +255,8 @@ def test_site_and_area_pages_link_down_with_summaries(plant_client):
 def test_views_are_reused_briefly_per_tenant_and_scope(plant_client, monkeypatch):
     c = plant_client
     first = c.get("/site/s1/press/l1").text
-    assert 'hx-select="#drill"' in first and 'hx-trigger="every 15s"' in first
+    assert 'hx-select="#drill"' in first
+    assert 'hx-trigger="every 15s, indunet:values from:body throttle:10s' in first  # live
     write(c.app.state.historian, "s1/press/l1/m8/temp_c", [NOW - 1000], [20.0])
     assert "s1/press/l1/m8" not in c.get("/site/s1/press/l1").text  # the cached view
     assert list(c.app.state.drill_cache) == [("demo", ("s1", "press", "l1"))]
@@ -263,7 +264,7 @@ def test_views_are_reused_briefly_per_tenant_and_scope(plant_client, monkeypatch
     assert "s1/press/l1/m8" in c.get("/site/s1/press/l1").text
     # a slow page polls less often: at least four times its compute time
     monkeypatch.setattr(drill, "_monotonic", iter([1e12, 1e12 + 9]).__next__)
-    assert 'hx-trigger="every 36s"' in c.get("/site/s1/press/l1").text
+    assert 'hx-trigger="every 36s,' in c.get("/site/s1/press/l1").text
 
 
 NOT_FOUND = [
