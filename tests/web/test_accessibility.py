@@ -7,6 +7,7 @@ A page counts as clean with 0 violations of any impact (WCAG 2.x A/AA and best-p
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -26,6 +27,8 @@ from tests.web.test_region import _small_nation
 
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
 THEMES = ("light", "dark")
+SHOTS = os.environ.get("INDUNET_A11Y_SHOTS", "")  # a folder: full-page phone shots to look at
+SHOT_DIR = Path(SHOTS) if SHOTS else Path()
 
 
 def axe_violations(page) -> list[dict]:
@@ -102,6 +105,24 @@ def test_axe_core_finds_no_violations_in_light_and_dark(settings_factory, browse
                 page.wait_for_load_state("networkidle")
                 assert page.evaluate("document.documentElement.dataset.theme") == theme
                 found[f"{theme} {path}"] = axe_violations(page)
+        # on a phone: nothing wider than the screen (tables scroll inside their own box)
+        page.set_viewport_size({"width": 390, "height": 844})
+        wide = {}
+        for path in pages_of(plants):
+            page.goto(live.url + path)
+            page.wait_for_load_state("networkidle")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > 390:
+                wide[path] = page.evaluate(
+                    """() => [...document.querySelectorAll('body *')]
+                       .filter(e => e.getBoundingClientRect().right > 391)
+                       .slice(0, 4).map(e => e.tagName + '.' + e.className + ' ' +
+                                        Math.round(e.getBoundingClientRect().right))"""
+                )
+            if SHOTS:
+                name = path.strip("/").split("?")[0].replace("/", "-") or "overview"
+                page.screenshot(path=str(SHOT_DIR / f"a11y-{name}.png"), full_page=True)
+        assert not wide, f"wider than a 390 px phone: {wide}"
         report = "\n".join(
             f"{where}: {v['impact']} {v['id']} ({v['help']}) at {v['nodes']}"
             for where, vs in found.items()
