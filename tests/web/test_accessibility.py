@@ -12,6 +12,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+import httpx
+
 from indunet.auth.store import AuthStore
 from indunet.plant.store import PlantStore
 from indunet.plant.today import day_start_ms
@@ -88,6 +90,19 @@ def test_axe_core_finds_no_violations_in_light_and_dark(settings_factory, browse
         load_demo_business(live.historian, "demo", [m.path for m in plants], now_ms=t)
         load_demo_chain(live.historian, "demo", now_ms=t)
         load_docking_demo(live.historian, "demo", now_ms=t)
+        # an edge machine: its agent's status tags, a long error text among them
+        edge = "site-01/press-shop/line-01/old-press"
+        edge_tags = {"power_w": 3500.0, "edge_connected": True, "edge_errors": 3,
+                     "edge_latency_ms": 12, "edge_last_good_ms": t - 5000,
+                     "edge_last_error": "connection refused by 127.0.0.1:50200 (Modbus TCP) "
+                                        "after 3 retries; next try in 30 s"}  # fmt: skip
+        key = store.create_key("demo", "admin", name="loader", now_ms=t).secret
+        r = httpx.post(
+            live.url + "/api/v1/ingest",
+            json=[{"tag": f"{edge}/{k}", "ts": t - 1000, "value": v} for k, v in edge_tags.items()],
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
 
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
@@ -119,6 +134,12 @@ def test_axe_core_finds_no_violations_in_light_and_dark(settings_factory, browse
                        .slice(0, 4).map(e => e.tagName + '.' + e.className + ' ' +
                                         Math.round(e.getBoundingClientRect().right))"""
                 )
+            if path == "/plant":  # names keep their width; long values wrap under them
+                narrow = page.evaluate(
+                    """() => [...document.querySelectorAll('.reading dt')]
+                       .filter(d => d.getBoundingClientRect().width < 48).map(d => d.textContent)"""
+                )
+                assert narrow == [], f"reading names squeezed on a phone: {narrow}"
             if SHOTS:
                 name = path.strip("/").split("?")[0].replace("/", "-") or "overview"
                 page.screenshot(path=str(SHOT_DIR / f"a11y-{name}.png"), full_page=True)
