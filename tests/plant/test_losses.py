@@ -159,3 +159,27 @@ def test_teep_of_elements():
     e = machine_oee(tl((0, 12, 2)), np.array([[at(0), at(12)]], np.int64), (at(0), at(24)))
     assert e.calendar_ms == 24 * H and e.teep is None  # no counter: OEE unknown
     assert StateTimeline.empty().reasons().size == 0
+
+
+def test_running_losses_judge_windows_against_the_ideal_cycle():
+    from indunet.plant.losses import running_losses
+
+    t0 = at(6)
+    # 10 s ideal cycle → 100 s windows (10 cycles); 5 windows of running time
+    running = np.array([[t0, t0 + 500_000]], np.int64)
+    # window 1: 10 parts (ideal), 2: 6 parts (16.7 s each, < 17 s), 3: 5 parts (20 s: slow),
+    # 4: none, 5: 9 parts
+    counts = [10, 6, 5, 0, 9]
+    ts = np.array([t0 + k * 100_000 + 50_000 for k in range(5)], np.int64)
+    got = running_losses(running, ts, np.array(counts, float), 10.0)
+    assert (got.windows, got.running_ms) == (5, 500_000)
+    assert (got.slow_ms, got.no_parts_ms) == (100_000, 100_000)
+    stricter = running_losses(running, ts, np.array(counts, float), 10.0, slow_factor=1.5)
+    assert stricter.slow_ms == 200_000
+    # a running interval shorter than a window is not judged; a minute at least
+    assert running_losses(np.array([[t0, t0 + 50_000]]), ts, np.ones(5), 1.0).windows == 0
+    for bad in ({"ideal_cycle_s": 0.0}, {"ideal_cycle_s": float("nan")}):
+        with pytest.raises(DataError):
+            running_losses(running, ts, np.ones(5), **bad)
+    with pytest.raises(DataError, match="slow_factor"):
+        running_losses(running, ts, np.ones(5), 10.0, slow_factor=0.5)

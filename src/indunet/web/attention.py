@@ -241,6 +241,7 @@ def losses_page(
     period: PeriodQ = "today",
     by: ByQ = "reason",
     micro_stop_s: Annotated[float, Query(ge=0, le=3600)] = 120.0,
+    slow_factor: Annotated[float, Query(ge=1, le=100)] = 1.7,
 ) -> HTMLResponse:
     """Show the downtime Pareto (by reason, machine or line), OEE and TEEP, short stops."""
     from indunet.plant.losses import downtime_pareto, short_stops
@@ -253,7 +254,7 @@ def losses_page(
     start, end, label = period_span(plant.site(site).calendar, period, int(time.time() * 1000))
     watcher = getattr(request.app.state, "plant_watcher", None)
     ours = watcher is not None and watcher.enterprise == enterprise
-    note, pareto, short = "", None, None
+    note, pareto, short, running = "", None, None, None
     try:
         doc = report.oee_report(
             store, historian, plant, enterprise, scope, start, end,
@@ -263,6 +264,10 @@ def losses_page(
         short = short_stops(
             report.stops_report(store, plant, enterprise, scope, start, end), micro_stop_s
         )
+        running = report.running_loss_report(
+            store, historian, plant, enterprise, scope, start, end, slow_factor=slow_factor,
+            open_part=watcher.open_segment if ours else None,
+        )  # fmt: skip
     except DataError as exc:
         note = str(exc)
 
@@ -272,7 +277,7 @@ def losses_page(
 
     ctx = {
         "scope": scope, "period": period, "by": by, "label": label, "pareto": pareto,
-        "short_stops": short, "note": note, "periods": PERIODS, "link": link,
+        "short_stops": short, "running": running, "note": note, "periods": PERIODS, "link": link,
         "duration": duration_text, "pct": _pct, "machine_link": _machine_link,
         "line_link": _line_link, "nav_here": "/losses", "enterprise": enterprise,
         "api": "/api/v1/losses?" + urlencode(dict(scope=scope, start=start, end=end, by=by)),

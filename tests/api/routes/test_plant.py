@@ -255,6 +255,11 @@ def test_losses_pareto_adds_up_to_the_oee_stop_time(plant_client):
     }
     assert body["stop_ms"] == oee["pbt_ms"] - oee["apt_ms"] and body["teep"] == oee["teep"]
     assert body["short_stops"]["count"] == 0  # every stop of the fixture is an hour or more
+    run = body["running"]  # m2 has no counter data: left out, and named
+    assert run["skipped"] == ["s1/press/l1/m2"] and run["total"]["running_ms"] > 0
+    m1 = run["machines"]["s1/press/l1/m1"]  # its counter is read every few hours: few windows
+    assert m1["windows"] == m1["running_ms"] // 100_000 and m1["no_parts_ms"] > 0
+    assert c.get("/api/v1/losses", params={**params, "slow_factor": 0.9}).status_code == 422
     by_machine = c.get("/api/v1/losses", params={**params, "by": "machine"}).json()
     assert sum(row["stop_ms"] for row in by_machine["rows"]) == body["stop_ms"]
     assert c.get("/api/v1/losses", params={**params, "by": "colour"}).status_code == 422

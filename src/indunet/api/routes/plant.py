@@ -303,6 +303,24 @@ class ShortStops(BaseModel):
     machines: dict[str, MachineShortStops]
 
 
+class MachineRunningLosses(BaseModel):
+    """Running time judged window by window against the ideal cycle."""
+
+    running_ms: int = Field(description="running time in whole windows (the part judged)")
+    slow_ms: int = Field(description="windows slower than slow_factor × the ideal cycle")
+    no_parts_ms: int = Field(description="windows that counted no part")
+    windows: int
+
+
+class RunningLossesAnswer(BaseModel):
+    """Slow running and running without parts (performance losses)."""
+
+    slow_factor: float
+    total: MachineRunningLosses
+    machines: dict[str, MachineRunningLosses]
+    skipped: list[str] = Field(description="machines without an ideal cycle or part counter")
+
+
 class LossesAnswer(BaseModel):
     """Downtime Pareto with the OEE and TEEP of the same scope and range."""
 
@@ -322,6 +340,7 @@ class LossesAnswer(BaseModel):
     speed_loss_ms: float | None = Field(description="actual production time − ideal time")
     rows: list[ParetoRow]
     short_stops: ShortStops
+    running: RunningLossesAnswer
     warnings: list[str]
 
 
@@ -338,6 +357,9 @@ def losses(
     micro_stop_s: Annotated[
         float, Q(ge=0, le=3600, description="Stops up to this long count as short stops")
     ] = 120.0,
+    slow_factor: Annotated[
+        float, Q(ge=1, le=100, description="Running slower than this × the ideal cycle is slow")
+    ] = 1.7,
     enterprise: EnterpriseQ = None,
 ) -> dict[str, Any]:
     """Return the downtime Pareto (by reason, machine or line), TEEP and short stops.
@@ -356,6 +378,10 @@ def losses(
     out = downtime_pareto(doc, by=by, tree=plant.reasons)
     stops = report.stops_report(store, plant, ent, scope, lo, hi, min_ms=0)
     out["short_stops"] = short_stops(stops, micro_stop_s)
+    out["running"] = report.running_loss_report(
+        store, historian, plant, ent, scope, lo, hi, slow_factor=slow_factor,
+        open_part=_open_part(request, ent, settings),
+    )  # fmt: skip
     out["warnings"] = list(doc["total"].get("warnings", []))[:20]
     return out
 
