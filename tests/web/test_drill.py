@@ -479,7 +479,7 @@ def test_browser_drill_down_gantt_waterfall_and_stop_reason(live_plant, browser)
     page.wait_for_function(
         "() => document.querySelector('li.stop').dataset.saved === 'mechanical'", timeout=10_000
     )
-    assert stop.locator(".reason").inner_text() == "mechanical"
+    assert stop.locator(".reason").inner_text() == "Mechanical fault"  # the label, not the code
     start_ms = int(stop.get_attribute("data-start-ms"))
     stored = http.get("/api/v1/stops", params={"scope": M1}).json()["rows"]
     assert [(s["start_ms"], s["reason"]) for s in stored if s["start_ms"] == start_ms] == [
