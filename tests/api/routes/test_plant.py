@@ -267,3 +267,24 @@ def test_losses_pareto_adds_up_to_the_oee_stop_time(plant_client):
     assert c.get("/api/v1/losses", params={**params, "micro_stop_s": "nan"}).status_code == 422
     assert c.get("/api/v1/losses", params={"scope": "s9"}).status_code == 422
     assert c.get("/api/v1/losses", params={**params, "start": "x"}).status_code == 422
+
+
+def test_states_show_the_reasons_the_machine_reported(make_client):
+    from tests.plant.test_losses import state_plant, write_text
+
+    c = make_client(plant=state_plant())
+    h = c.app.state.historian
+    store = PlantStore(h, c.app.state.settings.plant)
+    store.save_segments("demo", M1, tl((6, 9, 2), (9, 10, 1), (10, 11, 2)))
+    write_text(h, f"{M1}/state", [at(6), at(9), at(10)], ["running", "setup", "running"])
+    rows = c.get("/api/v1/states", params={"machine": M1, "start": at(6), "end": at(11)}).json()
+    idle = [r for r in rows["rows"] if r["state"] == "idle"]
+    assert [(r["reason"], r["reason_label"], r["proposed"]) for r in idle] == [
+        ("changeover", "Changeover / setup", True)
+    ]
+    # an operator's reason wins and is not marked as the machine's
+    body = {"machine": M1, "start_ms": at(9), "reason": "waiting"}
+    assert c.post("/api/v1/states/reasons", json=body).status_code == 200
+    rows = c.get("/api/v1/states", params={"machine": M1, "start": at(6), "end": at(11)}).json()
+    idle = [r for r in rows["rows"] if r["state"] == "idle"]
+    assert [(r["reason"], r["proposed"]) for r in idle] == [("waiting", False)]

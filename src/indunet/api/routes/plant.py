@@ -10,6 +10,7 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Query as Q
 from pydantic import BaseModel, Field
@@ -184,13 +185,53 @@ def states(
             if len(tail):
                 open_from = int(tail.start_ms[0])
                 tl = StateTimeline.concat([tl, tail])
+    plant = _plant(store, ent)
+    tl, proposed = _machine_reasons(store, plant.machine(machine), ent, tl, lo, hi)
+    rows = _rows(tl, open_from)
+    labels = {r.code: r.label or r.code for r in plant.reasons.reasons}
+    if proposed is not None and len(proposed):
+        from indunet.plant.oee import overlap_ms
+
+        iv = np.stack([proposed.start_ms, proposed.end_ms], axis=1)
+        inside = overlap_ms(tl.start_ms, tl.end_ms, iv)
+        for row, ms in zip(rows, inside, strict=True):
+            row["proposed"] = bool(ms > 0 and ms == row["end_ms"] - row["start_ms"])
+    for row in rows:
+        row.setdefault("proposed", False)
+        row["reason_label"] = labels.get(row["reason"], row["reason"]) if row["reason"] else None
     return {
         "machine": machine,
         "start_ms": lo,
         "end_ms": hi,
         "ms_by_state": tl.ms_by_state(),
-        "rows": _rows(tl, open_from),
+        "rows": rows,
     }
+
+
+def _machine_reasons(
+    store: PlantStore, m: Any, enterprise: str, tl: StateTimeline, lo: int, hi: int
+) -> tuple[StateTimeline, StateTimeline | None]:
+    """Return the timeline with the stop reasons the machine reported (its state tag)."""
+    if m.state_tag is None or not m.state_reasons or not len(tl):
+        return tl, None
+    from indunet.model import Quality
+    from indunet.plant.oee import propose_reasons
+
+    try:
+        t = store.historian.series(
+            enterprise, f"{m.id}/{m.state_tag}", lo - report.COUNTER_LOOKBACK_MS, hi
+        )
+    except DataError:  # the tag has no data yet
+        return tl, None
+    ts = t.column("ts").to_numpy().astype(np.int64)
+    bad = t.column("quality").to_numpy(zero_copy_only=False) >= Quality.BAD
+    said = [
+        None if b else (x if x is not None else v)
+        for x, v, b in zip(
+            t.column("text").to_pylist(), t.column("value").to_pylist(), bad, strict=True
+        )
+    ]
+    return propose_reasons(tl, ts, said, m.state_reasons, hold_ms=report.STATE_HOLD_MS)
 
 
 class ReasonAssignment(BaseModel):
