@@ -168,3 +168,15 @@ def test_browser_worst_machine_today_and_why_in_three_clicks(settings_factory, b
         assert page.url.endswith("/machine/" + worst.replace(" ", "%20"))
         if stops["rows"]:
             assert "Waiting for material" in page.locator("#stops").inner_text()
+
+
+def test_ranking_compares_with_the_period_before_and_the_target(att_client):
+    html = att_client.get("/attention", params={"scope": "s1"}).text
+    table = html.split('class="rank rank-machines"', 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r'<td class="num oee[^"]*"[^>]*>(.*?)</td>', table, re.S)
+    assert cells and 'title="target 65.0 %"' in table
+    for cell in cells:  # a machine with an OEE today is compared with yesterday (no data: 0 %)
+        if re.match(r"\d", cell):
+            assert re.search(r"[+-]\d+\.\d pts</small>|vs yesterday", cell), cell
+    short = att_client.get("/parts/attention", params={"scope": "s1"}).text
+    assert "vs yesterday" not in short  # the short form stays short

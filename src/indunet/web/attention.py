@@ -37,6 +37,7 @@ from indunet.plant.attention import (
 )
 from indunet.plant.today import SiteOeeCache
 from indunet.uns import MachinePath
+from indunet.web.overview import DEFAULT_OEE_TARGET
 from indunet.web.pages import duration_text
 from indunet.web.plant_tree import machine_url, scope_url
 
@@ -146,6 +147,27 @@ def _context(request: Request, historian: Any, enterprise: str, scope: str, peri
     shown = [m for m in machines if wanted is None or m.state in wanted]
     stopped = [m for m in machines if m.state in STOPPED]
     rank = ranked(request, historian, enterprise, scope, period)
+    # the same machines the period before (today → yesterday, this shift → today, yesterday → —)
+    before = {"today": "yesterday", "shift": "today"}.get(period)
+    prev: dict[str, float | None] = {}
+    if before is not None and not short:
+        earlier = ranked(request, historian, enterprise, scope, before)
+        prev = {r.key: r.oee for r in (*earlier.machines, *earlier.lines)}
+    plant = get_plant_store(request, historian).effective(enterprise)
+    targets = {
+        name: (site.oee_target if site.oee_target is not None else DEFAULT_OEE_TARGET)
+        for name, site in plant.sites.items()
+    }
+
+    def target(key: str) -> float:
+        return targets.get(key.split("/", 1)[0], DEFAULT_OEE_TARGET)
+
+    def change(r: RankRow) -> str:
+        was = prev.get(r.key)
+        if r.oee is None or was is None:
+            return ""
+        return f"{(r.oee - was) * 100:+.1f} pts"
+
     rows_m = _sorted(rank.machines, sort)
     rows_l = _sorted(rank.lines, sort)
 
@@ -164,6 +186,9 @@ def _context(request: Request, historian: Any, enterprise: str, scope: str, peri
         "stopped_total": len(stopped),
         "counts": {s: sum(1 for m in machines if m.state == s) for s in ("running", *STOPPED)},
         "rank": rank,
+        "before": before,
+        "change": change,
+        "target": target,
         "rank_machines": rows_m[:SHORT] if short else rows_m,
         "rank_lines": rows_l[:SHORT] if short else rows_l,
         "short": short,
