@@ -474,3 +474,10 @@ def test_every_alarm_source_link_resolves(plant_and_chain):
     assert "/chain/national" in links and f"/machine/{M1}" in links
     for href in links:
         assert c.get(href).status_code == 200, href
+
+
+def test_overview_counts_chain_alerts_apart_and_links_both(plant_and_chain):
+    html = plant_and_chain.get("/parts/overview").text
+    assert '<a href="/alarms"><b class="ov-alarms">3</b> open alarms</a>' in html
+    assert '<a href="/alarms?kind=chain"><b class="ov-chain-alerts">2</b> chain alerts</a>' in html
+    assert 'data-site=""' not in html  # chain alerts make no "enterprise-wide" plant card
