@@ -180,3 +180,10 @@ def test_ranking_compares_with_the_period_before_and_the_target(att_client):
             assert re.search(r"[+-]\d+\.\d pts</small>|vs yesterday", cell), cell
     short = att_client.get("/parts/attention", params={"scope": "s1"}).text
     assert "vs yesterday" not in short  # the short form stays short
+
+
+def test_todays_energy_page_refreshes_itself_a_past_day_does_not(att_client):
+    today = att_client.get("/energy").text
+    assert 'hx-select="#energy-live"' in today and 'hx-trigger="every 30s"' in today
+    past = att_client.get("/energy", params={"day": "2020-01-02"}).text
+    assert 'hx-select="#energy-live"' not in past
