@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     pg_schema: str = Field("indunet", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pg_partition_days: int = Field(7, gt=0, le=366)
     enterprise: str = Field("demo", description="Default enterprise (tenant) for CLI and API.")
+    currency: str = Field(
+        "CNY", min_length=1, max_length=8, description="Currency the pages show costs in."
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     ingest_max_bytes: int = Field(32 * 1024 * 1024, gt=0)

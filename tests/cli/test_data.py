@@ -294,10 +294,19 @@ def test_query_series_buckets_and_downsample(filled):
 
 
 def test_query_series_table_output(filled):
+    """ISO 8601 times by default (no site calendar: UTC), --epoch for ms, never "None"."""
+    from datetime import UTC, datetime
+
     result = filled("query", "series", f"{M}/power_kw", "--start", T0, "--end", T0 + 2000)
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ts", "value", "text", "quality"]
-    assert len(lines) == 3
+    assert lines[0].split() == ["ts", "value", "quality"]  # text is empty for a number tag
+    assert len(lines) == 3 and "None" not in result.stdout
+    iso = datetime.fromtimestamp(T0 / 1000, UTC).isoformat(timespec="milliseconds")
+    assert lines[1].split()[0] == iso
+    raw = filled("query", "series", f"{M}/power_kw", "--start", T0, "--end", T0 + 2000, "--epoch")
+    assert raw.stdout.splitlines()[1].split()[0] == str(T0)
+    text = filled("query", "series", f"{M}/mode", "--start", T0, "--end", T0 + 10_000)
+    assert "None" not in text.stdout and text.stdout.splitlines()[0].split()[:2] == ["ts", "text"]
 
 
 @pytest.mark.parametrize(
@@ -557,3 +566,15 @@ def test_plant_import_refuses_bad_files_and_kinds(run, tmp_path):
     run("plant", "import", "inventory", all_bad, expect=2)
     result = run("plant", "orders", "--kind", "returns", expect=2)
     assert "--kind 'returns'" in one_line_error(result)
+
+
+def test_readable_rows_use_the_data_time_zone():
+    from indunet.cli.common import readable_rows
+
+    rows = [{"ts": T0, "value": 1.5, "text": None}, {"ts": T0 + 1000, "value": None, "text": None}]
+    out = readable_rows(rows, "Asia/Shanghai")
+    assert out == [
+        {"ts": "2023-11-15T06:13:20.000+08:00", "value": 1.5},
+        {"ts": "2023-11-15T06:13:21.000+08:00", "value": ""},
+    ]
+    assert readable_rows(rows, "UTC", epoch=True)[0]["ts"] == T0

@@ -417,3 +417,67 @@ def test_browser_operator_acknowledges_and_viewer_cannot(settings_factory, brows
         left = {a.alarm_id: a.state for a in AlarmService(live.historian, settings).alarms()}
         assert left[f"temp-high@{T2}"] == "unack"
         assert problems == []
+
+
+# -------------------------------------------------------- plant alarms apart from chain alerts
+@pytest.fixture
+def plant_and_chain(make_client) -> TestClient:
+    """The demo's national chain with two chain alerts beside the three plant alarms."""
+    from indunet.chain.live import _AlarmFeed, chain_alarm_extras
+    from indunet.sim.chain_demo import DEMO_NETWORK, load_demo_chain
+    from indunet.store.base import TagSpec
+
+    client = make_client(plant={"alarms": RULES})
+    h = client.app.state.historian
+    h.declare_tags("demo", [TagSpec(T1, unit="°C"), TagSpec(P3, unit="bar")])
+    load_demo_chain(h, "demo")
+    settings = client.app.state.settings
+    service = AlarmService(h, settings, **chain_alarm_extras(h, "demo"))
+    t = now_ms()
+    write(h, [(T1, t - 9000, 20.0), (T2, t - 9000, 20.0), (P3, t - 9000, 3.0)])
+    service.run_once(t - 8000)
+    write(h, [(T1, t - 7000, 95.5), (T2, t - 7000, 81.0), (P3, t - 7000, 1.25)])
+    service.run_once(t - 6000)
+    feed = _AlarmFeed(service)
+    net = DEMO_NETWORK
+    feed.feed({f"derived/chain/{net}/site/wuhan-1": 1.4,
+               f"derived/chain/{net}/runout/ventilator": 6.0}, t - 5000)  # fmt: skip
+    client.app.state.alarms = service
+    return client
+
+
+def test_plant_alarms_by_default_chain_alerts_apart_in_plain_words(plant_and_chain):
+    c = plant_and_chain
+    page = c.get("/alarms").text
+    shown = alarm_ids(page)
+    assert len(shown) == 3 and not any("derived/chain" in a for a in shown)
+    assert "Plant alarms <b>3</b>" in page and "Chain alerts <b>2</b>" in page
+    assert "temp_c 95.5 °C &gt; 80 °C" in card(page, f"temp-high@{T1}")
+    assert "pressure_bar 1.25 bar &lt; 2 bar" in card(page, f"press-low@{P3}")
+    chain = c.get("/alarms", params={"kind": "chain"}).text
+    ids = alarm_ids(chain)
+    assert len(ids) == 2 and all("derived/chain/national" in a for a in ids)
+    assert "Supplier site wuhan-1 of chain national is down 1.4 days" in chain
+    assert "ventilator runs out in 6.0 days (alert under 28 days)" in chain
+    assert len(alarm_ids(c.get("/alarms", params={"kind": "all"}).text)) == 5
+    assert c.get("/alarms", params={"kind": "weather"}).status_code == 422
+    assert len(alarm_ids(c.get("/parts/alarms", params={"kind": "chain"}).text)) == 2
+
+
+def test_every_alarm_source_link_resolves(plant_and_chain):
+    c = plant_and_chain
+    links = set()
+    for kind in ("plant", "chain"):
+        html = c.get("/alarms", params={"kind": kind}).text
+        for alarm in alarm_ids(html):
+            links |= set(re.findall(r'<div class="alarm-src"><a href="([^"]+)"', card(html, alarm)))
+    assert "/chain/national" in links and f"/machine/{M1}" in links
+    for href in links:
+        assert c.get(href).status_code == 200, href
+
+
+def test_overview_counts_chain_alerts_apart_and_links_both(plant_and_chain):
+    html = plant_and_chain.get("/parts/overview").text
+    assert '<a href="/alarms"><b class="ov-alarms">3</b> open alarms</a>' in html
+    assert '<a href="/alarms?kind=chain"><b class="ov-chain-alerts">2</b> chain alerts</a>' in html
+    assert 'data-site=""' not in html  # chain alerts make no "enterprise-wide" plant card

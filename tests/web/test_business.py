@@ -99,10 +99,10 @@ def test_tables_show_cover_progress_lateness_and_state(client):
     prod = section(html, "prod")
     assert re.findall(r'data-order="(\w+)"', prod) == ["P2", "P1"]  # late first
     assert 'aria-valuenow="25"' in prod and 'style="width: 25.0%"' in prod
-    assert 'aria-valuenow="20"' in prod and "late 1.0 d" in prod
+    assert 'aria-valuenow="20"' in prod and "1 d late" in prod
     inc = section(html, "inc")
     assert re.findall(r'data-order="([\w-]+)"', inc) == ["PO-1", "PO-2"]
-    assert "late 2.0 d" in inc and "Acme Steel" in inc
+    assert "2 d late" in inc and "Acme Steel" in inc
     ship = section(html, "ship")
     assert re.findall(r'data-shipment="([\w-]+)"', ship) == ["S-road", "S-done"]
     assert '<span class="state-chip">on the road</span>' in ship
@@ -186,3 +186,11 @@ def test_empty_says_how_to_upload(duck_client):
     assert "indunet plant import inventory stock.csv" in html
     assert "POST /api/v1/business/KIND" in html and "<code>production_orders</code>" in html
     assert 'class="pager"' not in html
+
+
+def test_quantities_in_whole_pieces_and_lateness_in_plain_words():
+    from indunet.web.pages import late_text, pieces_text
+
+    assert pieces_text(17191.1) == "17,191" and pieces_text(17191.1, "pcs") == "17,191"
+    assert pieces_text(12.5, "kg") == "12.5" and pieces_text(None) == "—"
+    assert late_text(0.13) == "3 h 7 min late" and late_text(2.0) == "2 d late"

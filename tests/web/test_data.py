@@ -55,11 +55,14 @@ def test_tag_browser_with_unit_type_value_age_and_machine_link(client):
     html = r.text
     assert tag_paths(html) == [f"{M1}/mode", f"{M1}/power_kw", f"{M2}/power_kw", f"{M2}/speed"]
     power = html.split(f'data-tag="{M1}/power_kw"', 1)[1].split("</tr>", 1)[0]
-    assert '<a href="/machine/s1/press/l1/m1">s1/press/l1/m1</a>/power_kw' in power
+    assert '<b class="tag-name">power_kw</b>' in power  # the name first, its machine under it
+    link = 'href="/machine/s1/press/l1/m1" title="s1/press/l1/m1/power_kw">s1/press/l1/m1</a>'
+    assert link in power
     assert '<td class="num value">35.25</td>' in power and "<td>kW</td>" in power
-    assert "<td>number</td>" in power and "spindle power" in power
+    assert '<td class="col-type">number</td>' in power and "spindle power" in power
     assert re.search(r'<td class="age">\d+ s</td>', power)
-    assert "<td>string</td>" in html.split(f'data-tag="{M1}/mode"', 1)[1].split("</tr>", 1)[0]
+    mode = html.split(f'data-tag="{M1}/mode"', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="col-type">string</td>' in mode
     bad = html.split(f'data-tag="{M2}/power_kw"', 1)[1].split("</tr>", 1)[0]
     assert '<span class="flag">bad</span>' in bad
     speed = html.split(f'data-tag="{M2}/speed"', 1)[1].split("</tr>", 1)[0]

@@ -138,7 +138,7 @@ def summary(html: str) -> str:
 
 
 def state_counts(html: str) -> dict[str, int]:
-    return {s: int(n) for n, s in re.findall(r"<b>(\d+)</b> ([\w ]+)</li>", html)}
+    return {s: int(n) for n, s in re.findall(r"<b>(\d+)</b> ([\w ]+)(?:</a>)?</li>", html)}
 
 
 # ---------------------------------------------------------------------------- pure parts
@@ -207,11 +207,11 @@ def test_line_page_shows_each_machine_state_oee_energy_and_alarms(plant_client, 
     assert "A 41.7&#8239;% · P 100.0&#8239;% · Q 95.0&#8239;%" in m1
     assert "OEE <b>39.6&#8239;%</b>" in m1
     assert '<span class="energy">8.0&#8239;kWh</span>' in m1
-    assert '<span class="alarms open">2 open alarms</span>' in m1
+    assert '<a class="alarms open" href="/alarms?site=s1">2 open alarms</a>' in m1
     assert 'href="/machine/s1/press/l1/m1"' in m1
     # m2's newest segment ended at 11:00: no data since, so offline
     assert '<span class="state-badge state-offline">offline</span>' in m2
-    assert '<span class="alarms">0 open alarms</span>' in m2
+    assert '<a class="alarms" href="/alarms?site=s1">0 open alarms</a>' in m2
     assert "no state" in loose and "not in the plant configuration" in loose
     assert "oee-figures" not in loose and "data live" in loose
     top = summary(html)
@@ -255,7 +255,8 @@ def test_site_and_area_pages_link_down_with_summaries(plant_client):
 def test_views_are_reused_briefly_per_tenant_and_scope(plant_client, monkeypatch):
     c = plant_client
     first = c.get("/site/s1/press/l1").text
-    assert 'hx-select="#drill"' in first and 'hx-trigger="every 15s"' in first
+    assert 'hx-select="#drill"' in first
+    assert 'hx-trigger="every 15s, indunet:values from:body throttle:10s' in first  # live
     write(c.app.state.historian, "s1/press/l1/m8/temp_c", [NOW - 1000], [20.0])
     assert "s1/press/l1/m8" not in c.get("/site/s1/press/l1").text  # the cached view
     assert list(c.app.state.drill_cache) == [("demo", ("s1", "press", "l1"))]
@@ -263,7 +264,7 @@ def test_views_are_reused_briefly_per_tenant_and_scope(plant_client, monkeypatch
     assert "s1/press/l1/m8" in c.get("/site/s1/press/l1").text
     # a slow page polls less often: at least four times its compute time
     monkeypatch.setattr(drill, "_monotonic", iter([1e12, 1e12 + 9]).__next__)
-    assert 'hx-trigger="every 36s"' in c.get("/site/s1/press/l1").text
+    assert 'hx-trigger="every 36s,' in c.get("/site/s1/press/l1").text
 
 
 NOT_FOUND = [
@@ -403,7 +404,8 @@ def test_viewer_sees_no_form_and_a_forged_post_is_refused(plant_client):
     assert r.status_code == 403 and "CSRF" in r.json()["detail"]
     r = operator.post("/api/v1/states/reasons", json=body, headers={"X-CSRF-Token": op_token})
     assert r.status_code == 200 and r.json()["reason"] == "waiting"
-    assert '<span class="reason">waiting</span>' in operator.get(f"/machine/{M1}").text
+    page = operator.get(f"/machine/{M1}").text
+    assert '<span class="reason">Waiting for material</span>' in page  # the label, not the code
 
 
 def test_drill_pages_need_a_session(plant_client):
@@ -477,7 +479,7 @@ def test_browser_drill_down_gantt_waterfall_and_stop_reason(live_plant, browser)
     page.wait_for_function(
         "() => document.querySelector('li.stop').dataset.saved === 'mechanical'", timeout=10_000
     )
-    assert stop.locator(".reason").inner_text() == "mechanical"
+    assert stop.locator(".reason").inner_text() == "Mechanical fault"  # the label, not the code
     start_ms = int(stop.get_attribute("data-start-ms"))
     stored = http.get("/api/v1/stops", params={"scope": M1}).json()["rows"]
     assert [(s["start_ms"], s["reason"]) for s in stored if s["start_ms"] == start_ms] == [

@@ -54,11 +54,12 @@ def test_a_day_per_site_line_and_machine_with_idle_energy_co2_and_its_factor(ene
     # following sample, so a few Wh less; 40 good parts
     m1 = row(html, "machine", M1)
     assert m1[0] == "m1" and m1[1] == "10.0"  # 9.997: one decimal from 10 kWh up
-    assert m1[2] == "2.00" and m1[3] == "0.00"
-    assert m1[4] == f"{(8.0 * 3599 / 3600 + 2.0 * 3599 / 3600) / 40:.3f}"
+    # kWh per good part comes right after kWh: the key columns first, on a phone too
+    assert m1[3] == "2.00" and m1[4] == "0.00"
+    assert m1[2] == f"{(8.0 * 3599 / 3600 + 2.0 * 3599 / 3600) / 40:.3f}"
     assert m1[5] == f"{(8.0 + 2.0) * 3599 / 3600 * 0.5:.1f}"
     m2 = row(html, "machine", M2)
-    assert m2[1] == "6.00" and m2[2] == "0.00" and m2[4] == "—"  # m2 counts no parts
+    assert m2[1] == "6.00" and m2[3] == "0.00" and m2[2] == "—"  # m2 counts no parts
     assert row(html, "line", "s1/press/l1")[1] == "16.0"
     assert row(html, "site", "s1")[1] == "16.0"
     assert html.index('data-site="s1"') < html.index('data-line="s1/press/l1"')

@@ -205,3 +205,15 @@ def test_epoch_ms_tag_reads_as_time_in_the_tree():
 def test_scope_url_encodes_each_segment():
     assert scope_url("s1") == "/site/s1"
     assert scope_url("s 1", "a/b?", "<l>") == "/site/s%201/a%2Fb%3F/%3Cl%3E"
+
+
+def test_units_and_display_names_from_tag_names():
+    from indunet.web.plant_tree import display_name, tag_unit
+
+    assert tag_unit("power_kw", None) == "kW" and tag_unit("temp_c", None) == "°C"
+    assert tag_unit("temp_c", "K") == "K"  # the metadata wins
+    assert tag_unit("edge_last_good_ms", None) is None and tag_unit("mode", None) is None
+    assert tag_unit("parts_total", None) == "pcs"
+    assert display_name("power_kw") == "Power" and display_name("parts_total") == "Parts total"
+    assert display_name("spindle-output_power_kw") == "Spindle output power"
+    assert display_name("c") == "C"

@@ -23,6 +23,7 @@ from indunet.config import Settings
 from indunet.store import Historian, open_historian
 from indunet.web import alarms as alarm_page
 from indunet.web import api_docs, pages
+from indunet.web import attention as attention_page
 from indunet.web import business as business_page
 from indunet.web import chain as chain_page
 from indunet.web import data as data_page
@@ -75,12 +76,13 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(shift_routes.router, prefix="/api/v1", dependencies=guarded)
     app.include_router(wall_pages.api_router, prefix="/api/v1", dependencies=guarded)
     app.state.templates = pages.build_templates()
+    app.state.templates.env.globals["currency"] = settings.currency  # costs on the pages
     app.include_router(pages.router, dependencies=guarded)
     app.include_router(overview_page.router, dependencies=guarded)  # / (the CEO view)
     app.include_router(region_pages.router, dependencies=guarded)  # /region pages
     app.include_router(docking_page.router, dependencies=guarded)  # /docking
     app.include_router(chain_page.router, dependencies=guarded)  # /chain pages
-    for web in (alarm_page, energy_page, business_page, data_page):  # alarms, energy, …
+    for web in (alarm_page, energy_page, business_page, data_page, attention_page):
         app.include_router(web.router, dependencies=guarded)
     app.include_router(wall_pages.router, dependencies=guarded)  # /wall, /andon, /reports
     app.include_router(auth_routes.pages_router, dependencies=guarded)  # /login

@@ -130,6 +130,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/states/reasons"): _O,
     ("GET", "/api/v1/stops"): _V,
     ("GET", "/api/v1/oee"): _V,
+    ("GET", "/api/v1/losses"): _V,  # downtime Pareto, TEEP, short stops
     ("GET", "/api/v1/check"): _A,  # data-integrity check of the enterprise
     ("GET", "/api/v1/energy"): _V,
     # alarms and the live event stream: this server's plant
@@ -146,6 +147,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # web pages (server-rendered; same rules as the data they show)
     ("GET", "/"): _V,
     ("GET", "/parts/overview"): _V,  # the overview's cards (web/overview.py)
+    ("GET", "/attention"): _V,  # stopped now, rankings (web/attention.py)
+    ("GET", "/parts/attention"): _V,
+    ("GET", "/losses"): _V,  # downtime Pareto page
     ("GET", "/plant"): _V,
     ("GET", "/parts/plant"): _V,
     ("GET", "/machine/{site}/{area}/{line}/{machine}"): _V,

@@ -80,6 +80,42 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+#: columns holding epoch ms that tables print as ISO 8601 times
+TIME_COLUMNS = ("ts", "start_ms", "end_ms", "since_ms", "first_ts", "last_ts")
+
+
+def readable_rows(
+    rows: list[dict[str, Any]], timezone: str = "UTC", *, epoch: bool = False
+) -> list[dict[str, Any]]:
+    """Return rows for a table: times as ISO 8601 in ``timezone`` (unless ``epoch``), no None.
+
+    Columns empty in every row (``text`` of a numeric tag) are left out; a missing value in
+    a kept column prints as an empty cell.
+    """
+    from zoneinfo import ZoneInfo
+
+    if not rows:
+        return rows
+    zone = ZoneInfo(timezone)
+    keep = [c for c in rows[0] if any(r.get(c) is not None for r in rows)]
+    out = []
+    for r in rows:
+        row: dict[str, Any] = {}
+        for c in keep:
+            v = r.get(c)
+            if v is None:
+                v = ""
+            elif c in TIME_COLUMNS and not epoch and isinstance(v, int):
+                v = (
+                    datetime.fromtimestamp(v / 1000, UTC)
+                    .astimezone(zone)
+                    .isoformat(timespec="milliseconds")
+                )
+            row[c] = v
+        out.append(row)
+    return out
+
+
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         typer.echo(json.dumps({**(extra or {}), "rows": rows}, default=str))

@@ -22,6 +22,7 @@ from indunet.cli.common import (
     _time,
     app,
     guarded,
+    readable_rows,
 )
 from indunet.errors import ConfigError, DataError
 
@@ -191,12 +192,20 @@ def query_series(
     ] = None,
     points: Annotated[int, typer.Option(help="Points for --downsample.")] = 1000,
     limit: Annotated[int, typer.Option(help="Most raw points to print.")] = 100_000,
+    epoch: Annotated[
+        bool, typer.Option("--epoch", help="Print times as epoch ms, not ISO 8601.")
+    ] = False,
     data_dir: DataDir = None,
     db: Db = None,
     enterprise: Enterprise = None,
     as_json: Json = False,
 ) -> None:
-    """Print a tag's raw, bucketed or downsampled points."""
+    """Print a tag's raw, bucketed or downsampled points.
+
+    The table shows times in ISO 8601 in the time zone of the tag's site (its shift calendar;
+    UTC when the site has none) and leaves columns out that are empty in every row; ``--epoch``
+    prints epoch ms. ``--json`` keeps epoch ms (``ts``, ``start_ms``) for programs.
+    """
     from indunet.store.base import AGGREGATES, exact_integers
 
     settings = _settings(data_dir, db, enterprise)
@@ -219,7 +228,12 @@ def query_series(
     finally:
         historian.close()
     extra = {"tag": tag, "start_ms": start_ms, "end_ms": end_ms}
-    _print_rows(exact_integers(table.to_pylist()), as_json, extra)
+    rows = exact_integers(table.to_pylist())
+    if not as_json:
+        site = tag.strip("/").split("/", 1)[0]
+        zone = settings.plant.site(site).calendar.timezone
+        rows = readable_rows(rows, zone, epoch=epoch)
+    _print_rows(rows, as_json, extra)
 
 
 @query_app.command("latest")

@@ -105,6 +105,14 @@ class MachineConfig(_Model):
         default_factory=dict, description="Ideal cycle time per product, seconds per part."
     )
     default_product: str | None = None
+    state_tag: str | None = Field(
+        None, description="A tag where the machine reports its own state or fault code."
+    )
+    state_reasons: dict[str, str] = Field(
+        default_factory=dict,
+        description="Reported state (text, or a whole-number code) → stop reason code, proposed "
+        "for stops no operator has explained, e.g. setup → changeover.",
+    )
 
     @field_validator("id")
     @classmethod
@@ -114,7 +122,7 @@ class MachineConfig(_Model):
         except DataError as exc:
             raise ValueError(str(exc)) from exc
 
-    @field_validator("power_tag", "meter_tag")
+    @field_validator("power_tag", "meter_tag", "state_tag")
     @classmethod
     def _check_tag(cls, value: str | None) -> str | None:
         return None if value is None else _segment(value, "tag")
@@ -395,6 +403,14 @@ class PlantConfig(_Model):
                 raise ValueError(
                     f"machines[{i}] ({m.id}): site {m.site!r} has no [plant.sites.{m.site}] table"
                 )
+            for state, code in m.state_reasons.items():
+                if code not in self.reasons:
+                    raise ValueError(
+                        f"machines[{i}] ({m.id}): state_reasons[{state!r}] = {code!r} is not a "
+                        "code of the reason tree"
+                    )
+            if m.state_reasons and m.state_tag is None:
+                raise ValueError(f"machines[{i}] ({m.id}): state_reasons needs a state_tag")
         return self
 
     def machine(self, machine_id: str) -> MachineConfig:

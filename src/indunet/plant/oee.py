@@ -11,9 +11,10 @@ Time elements (ms) and counts are what is stored and summed; the ratios are deri
 * Ideal time = Σ ideal cycle time × produced quantity.
 
 Availability = APT / PBT, Performance = ideal time / APT, Quality = good / produced,
-OEE = A × P × Q. A ratio is None when its denominator is zero (or ideal cycle times are
-missing); OEE is 0 when availability is 0, else None when any factor is None. Summing
-elements over machines, lines or shifts gives the aggregate; ratios are never averaged.
+OEE = A × P × Q; TEEP = OEE × PBT / calendar time (the window's length per machine).
+A ratio is None when its denominator is zero (or ideal cycle times are missing); OEE is 0
+when availability is 0, else None when any factor is None. Summing elements over machines,
+lines or shifts gives the aggregate; ratios are never averaged.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "oee_by_shift",
     "overlap_ms",
     "plausibility",
+    "propose_reasons",
     "rollup",
     "unassigned_stops",
 ]
@@ -86,6 +88,9 @@ class OeeElements:
     apt_ms: int = 0
     stop_ms: Mapping[str, int] = field(default_factory=dict)  # idle / off / offline
     reason_ms: Mapping[str, int] = field(default_factory=dict)  # reason code or "unassigned"
+    #: the part of ``reason_ms`` whose reason the machine reported (its state tag), not an operator
+    proposed_ms: Mapping[str, int] = field(default_factory=dict)
+    calendar_ms: int = 0  # the window's length, summed over machines (TEEP's denominator)
     unplanned_running_ms: int = 0
     produced: float = 0.0
     good: float = 0.0
@@ -106,6 +111,8 @@ class OeeElements:
             apt_ms=self.apt_ms + other.apt_ms,
             stop_ms=_add_maps(self.stop_ms, other.stop_ms),  # type: ignore[arg-type]
             reason_ms=_add_maps(self.reason_ms, other.reason_ms),  # type: ignore[arg-type]
+            proposed_ms=_add_maps(self.proposed_ms, other.proposed_ms),  # type: ignore[arg-type]
+            calendar_ms=self.calendar_ms + other.calendar_ms,
             unplanned_running_ms=self.unplanned_running_ms + other.unplanned_running_ms,
             produced=self.produced + other.produced,
             good=self.good + other.good,
@@ -159,6 +166,14 @@ class OeeElements:
         return a * p * q
 
     @property
+    def teep(self) -> float | None:
+        """Return OEE × PBT / calendar time (None without OEE or calendar time)."""
+        o = self.oee
+        if o is None or self.calendar_ms <= 0:
+            return None
+        return o * self.pbt_ms / self.calendar_ms
+
+    @property
     def plausible(self) -> bool:
         """Tell whether every ratio lies in [0, 1] and no machine summed here is implausible."""
         if self.implausible:
@@ -195,6 +210,8 @@ class OeeElements:
             "apt_ms": self.apt_ms,
             "stop_ms": dict(self.stop_ms),
             "reason_ms": dict(self.reason_ms),
+            "proposed_ms": dict(self.proposed_ms),
+            "calendar_ms": self.calendar_ms,
             "unplanned_running_ms": self.unplanned_running_ms,
             "produced": self.produced,
             "good": self.good,
@@ -207,6 +224,7 @@ class OeeElements:
             "performance": self.performance,
             "quality": self.quality,
             "oee": self.oee,
+            "teep": self.teep,
             "warnings": list(self.warnings),
             "plausible": self.plausible,
             "implausible": [f.as_dict() for f in self.implausible],
@@ -241,11 +259,13 @@ def machine_oee(
     scrap: CounterDeltas | None = None,
     ideal_cycle_s: float | np.ndarray | None = None,
     machine: str = "machine",
+    proposed: StateTimeline | None = None,
 ) -> OeeElements:
     """Compute one machine's OEE elements over ``window`` (UTC ms, ``[start, end)``).
 
     ``busy`` is the planned busy time (e.g. `planned_busy` or a `ShiftWindow.busy`);
-    ``ideal_cycle_s`` is one value for the window or one per row of ``total`` (NaN = unknown).
+    ``ideal_cycle_s`` is one value for the window or one per row of ``total`` (NaN = unknown);
+    ``proposed`` holds the stop segments whose reason the machine reported (`propose_reasons`).
     Parts are counted at their counter timestamp, inside ``(start, end]`` intervals.
     """
     w0, w1 = window
@@ -275,6 +295,12 @@ def machine_oee(
         reason_ms = {str(n): int(x) for n, x in zip(names, sums, strict=True)}
     if pbt_ms - covered:
         reason_ms[UNASSIGNED] = reason_ms.get(UNASSIGNED, 0) + pbt_ms - covered
+    proposed_ms: dict[str, int] = {}
+    if proposed is not None and len(proposed):
+        p_in = overlap_ms(proposed.start_ms, proposed.end_ms, pbt)
+        for code, ms in zip(proposed.reasons(), p_in, strict=True):
+            if ms > 0:
+                proposed_ms[str(code)] = proposed_ms.get(str(code), 0) + int(ms)
 
     warnings: list[str] = []
     produced = scrap_q = unplanned = ideal_ms = without_ideal = 0.0
@@ -318,8 +344,10 @@ def machine_oee(
     return OeeElements(
         pbt_ms=pbt_ms,
         apt_ms=apt_ms,
+        calendar_ms=w1 - w0,
         stop_ms=stop_ms,
         reason_ms=reason_ms,
+        proposed_ms=proposed_ms,
         unplanned_running_ms=unplanned_running,
         produced=produced,
         good=good,
@@ -496,3 +524,74 @@ def unassigned_stops(timeline: StateTimeline, min_ms: int = 0) -> StateTimeline:
     return StateTimeline(
         timeline.start_ms[keep], timeline.end_ms[keep], timeline.state[keep], r[keep]
     )
+
+
+def _state_key(value: object) -> str | None:
+    """Return a reported state as a mapping key: text trimmed, whole numbers as digits."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if not np.isfinite(value) or value != int(value):
+            return None
+        return str(int(value))
+    return str(value).strip()
+
+
+def propose_reasons(
+    timeline: StateTimeline,
+    ts_ms: np.ndarray,
+    reported: Sequence[object],
+    mapping: Mapping[str, str],
+    *,
+    hold_ms: int,
+) -> tuple[StateTimeline, StateTimeline]:
+    """Put the reasons a machine reports (its state tag) on the stops no operator explained.
+
+    ``reported`` holds the state tag's values at ``ts_ms`` (text such as ``setup`` or a PLC's
+    fault code); each value holds until the next one, at most ``hold_ms``. A value found in
+    ``mapping`` proposes that reason code for the unexplained stop time it covers; operator
+    reasons are never replaced, running time never gets a reason, and neither does offline time
+    (a machine without data reports nothing). Returns the timeline with
+    the proposals and the proposed segments alone (so they can be told apart from operators').
+    """
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    if not mapping or not len(ts) or not len(timeline):
+        return timeline, StateTimeline.empty()
+    codes = [mapping.get(k) if (k := _state_key(v)) is not None else None for v in reported]
+    ends = np.minimum(np.append(ts[1:], ts[-1] + hold_ms), ts + hold_ms)
+    spans: list[StopAssignment] = []
+    for s, e, code in zip(ts.tolist(), ends.tolist(), codes, strict=True):
+        if code is None or e <= s:
+            continue
+        if spans and spans[-1].reason == code and spans[-1].end_ms == s:
+            spans[-1] = StopAssignment(spans[-1].start_ms, e, code)
+        else:
+            spans.append(StopAssignment(s, e, code))
+    r = timeline.reasons()
+    open_stop = (
+        (timeline.state != MachineState.RUNNING)
+        & (timeline.state != MachineState.OFFLINE)
+        & np.array([x is None for x in r], dtype=bool)
+    )
+    if not spans or not open_stop.any():
+        return timeline, StateTimeline.empty()
+    stops = StateTimeline(
+        timeline.start_ms[open_stop],
+        timeline.end_ms[open_stop],
+        timeline.state[open_stop],
+        r[open_stop],
+    )
+    tree = StopReasonTree(reasons=[{"code": c} for c in sorted({a.reason for a in spans})])
+    applied = apply_reasons(stops, spans, tree)
+    keep = ~open_stop
+    start = np.concatenate([timeline.start_ms[keep], applied.start_ms])
+    end = np.concatenate([timeline.end_ms[keep], applied.end_ms])
+    state = np.concatenate([timeline.state[keep], applied.state])
+    reason = np.concatenate([r[keep], applied.reasons()])
+    order = np.argsort(start, kind="stable")
+    out = StateTimeline(start[order], end[order], state[order], reason[order]).merged()
+    got = np.array([x is not None for x in applied.reasons()], dtype=bool)
+    proposed = StateTimeline(
+        applied.start_ms[got], applied.end_ms[got], applied.state[got], applied.reasons()[got]
+    )
+    return out, proposed

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from indunet.errors import DataError
+from indunet.model import Quality
 from indunet.plant.config import CounterConfig, MachineConfig, PlantConfig
 from indunet.plant.counters import CounterDeltas, counter_deltas
 from indunet.plant.energy import (
@@ -27,7 +28,13 @@ from indunet.plant.energy import (
     energy_summary,
 )
 from indunet.plant.follow import pending_changes
-from indunet.plant.oee import OeeElements, machine_oee, rollup, unassigned_stops
+from indunet.plant.oee import (
+    OeeElements,
+    machine_oee,
+    propose_reasons,
+    rollup,
+    unassigned_stops,
+)
 from indunet.plant.shifts import ShiftWindow, day_windows, planned_busy, shift_windows
 from indunet.plant.states import STATE_NAMES, StateTimeline, current_to_kw
 from indunet.plant.store import PlantStore
@@ -38,6 +45,7 @@ __all__ = [
     "MAX_RANGE_MS",
     "energy_report",
     "oee_report",
+    "running_loss_report",
     "scope_machines",
     "stops_report",
 ]
@@ -45,6 +53,8 @@ __all__ = [
 MAX_RANGE_MS = 400 * 86_400_000
 MAX_BUCKETS = 10_000
 COUNTER_LOOKBACK_MS = 3_600_000
+#: how long a machine's reported state (its state tag) holds without a new report
+STATE_HOLD_MS = 12 * 3_600_000
 #: the not-yet-stored part of a machine's timeline (from a running watcher), or None
 OpenPart = Callable[[str], StateTimeline] | None
 
@@ -148,7 +158,9 @@ class _Reads:
 
 def _machine_tags(m: MachineConfig, energy: bool = True) -> list[str]:
     tags = [f"{m.id}/{c.tag}" for c in (m.total_counter, m.scrap_counter) if c is not None]
-    if not energy:  # OEE needs the counters only
+    if not energy:  # OEE needs the counters (and the machine's reported state) only
+        if m.state_tag is not None and m.state_reasons:
+            tags.append(f"{m.id}/{m.state_tag}")
         return tags
     if m.meter_tag is not None:
         tags.append(f"{m.id}/{m.meter_tag}")
@@ -197,6 +209,26 @@ def counter_warnings(deltas: CounterDeltas, first: int = 3) -> list[str]:
                 f"{items[0].message.split(' row ')[0]}: {len(items) - first} more {kind} rows"
             )
     return out
+
+
+def _proposed(
+    reads: _Reads, m: MachineConfig, tl: StateTimeline, start_ms: int, end_ms: int
+) -> tuple[StateTimeline, StateTimeline | None]:
+    """Return the timeline with the stop reasons the machine reported, and those segments."""
+    if m.state_tag is None or not m.state_reasons:
+        return tl, None
+    t = reads.table(f"{m.id}/{m.state_tag}", start_ms - COUNTER_LOOKBACK_MS, end_ms)
+    if t is None or not t.num_rows:
+        return tl, None
+    ts = t.column("ts").to_numpy().astype(np.int64)
+    text = t.column("text").to_pylist()
+    value = t.column("value").to_pylist()
+    bad = t.column("quality").to_numpy(zero_copy_only=False) >= Quality.BAD
+    reported = [
+        None if b else (x if x is not None else v) for x, v, b in zip(text, value, bad, strict=True)
+    ]
+    # a machine may report its state only when it changes: a report holds until the next one
+    return propose_reasons(tl, ts, reported, m.state_reasons, hold_ms=STATE_HOLD_MS)
 
 
 def _busy_cache(plant: PlantConfig) -> Callable[[MachineConfig, int, int], np.ndarray]:
@@ -253,8 +285,14 @@ def oee_report(
         warnings: list[str] = []
         total = _counter(reads, m, m.total_counter, start_ms, end_ms, warnings)
         scrap = _counter(reads, m, m.scrap_counter, start_ms, end_ms, warnings)
-        kw = {"total": total, "scrap": scrap, "ideal_cycle_s": m.ideal_cycle(), "machine": m.id}
-        tl = timelines[m.id]
+        tl, proposed = _proposed(reads, m, timelines[m.id], start_ms, end_ms)
+        kw = {
+            "total": total,
+            "scrap": scrap,
+            "ideal_cycle_s": m.ideal_cycle(),
+            "machine": m.id,
+            "proposed": proposed,
+        }
         e = machine_oee(tl, busy(m, start_ms, end_ms), (start_ms, end_ms), **kw)
         if warnings:
             e = OeeElements(**{**e.__dict__, "warnings": (*e.warnings, *warnings)})
@@ -295,6 +333,63 @@ def oee_report(
         ],
     }
     return out
+
+
+def running_loss_report(
+    store: PlantStore,
+    historian: Historian,
+    plant: PlantConfig,
+    enterprise: str,
+    scope: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    slow_factor: float = 1.7,
+    open_part: OpenPart = None,
+) -> dict[str, Any]:
+    """Return slow running and running without parts per machine (`losses.running_losses`).
+
+    Running time inside planned busy time is judged against each machine's ideal cycle; a
+    machine without an ideal cycle time or a part counter is left out (and named).
+    """
+    from indunet.plant.losses import RunningLosses, running_losses
+    from indunet.plant.shifts import intersect
+
+    check_range(start_ms, end_ms)
+    machines = scope_machines(plant, scope)
+    timelines = _timelines(store, enterprise, scope, machines, start_ms, end_ms, open_part)
+    busy = _busy_cache(plant)
+    reads = _Reads(historian, enterprise, machines, start_ms, end_ms, energy=False)
+    out: dict[str, RunningLosses] = {}
+    skipped: list[str] = []
+    for m in machines:
+        ideal = m.ideal_cycle()
+        warnings: list[str] = []
+        total = _counter(reads, m, m.total_counter, start_ms, end_ms, warnings)
+        if ideal is None or total is None:
+            skipped.append(m.id)
+            continue
+        tl = timelines[m.id]
+        run = tl.state == 2
+        iv = (
+            np.stack([tl.start_ms[run], tl.end_ms[run]], axis=1)
+            if run.any()
+            else np.zeros((0, 2), np.int64)
+        )
+        pbt = intersect(busy(m, start_ms, end_ms), np.array([[start_ms, end_ms]], np.int64))
+        running = intersect(iv, pbt) if len(iv) else iv
+        out[m.id] = running_losses(
+            running, total.ts_ms, total.delta, ideal, slow_factor=slow_factor
+        )
+    return {
+        "scope": scope,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "slow_factor": slow_factor,
+        "total": sum(out.values(), RunningLosses()).as_dict(),
+        "machines": {k: v.as_dict() for k, v in out.items()},
+        "skipped": skipped,
+    }
 
 
 def _pieces(reads: _Reads, m: MachineConfig, start_ms: int, end_ms: int) -> EnergyPieces:

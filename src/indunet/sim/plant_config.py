@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from indunet.plant.config import PlantConfig
 from indunet.sim.live import SimMachineState
 
-__all__ = ["GRID_KG_CO2_PER_KWH", "PRODUCT", "demo_plant_config"]
+__all__ = ["GRID_KG_CO2_PER_KWH", "PRODUCT", "STATE_REASONS", "demo_plant_config"]
 
 #: China's average grid emission factor (kg CO2 per kWh), about 0.58 in 2022
 IDEAL_SHARE = 0.9
@@ -40,6 +40,10 @@ _REASONS = [
     {"code": "operator", "label": "No operator"},
     {"code": "changeover", "label": "Changeover / setup", "planned": True},
 ]
+
+
+#: the sim's reported states that explain a stop by themselves
+STATE_REASONS = {"setup": "changeover", "breakdown": "mechanical"}
 
 
 def demo_plant_config(machines: Sequence[SimMachineState]) -> PlantConfig:
@@ -70,6 +74,10 @@ def demo_plant_config(machines: Sequence[SimMachineState]) -> PlantConfig:
                     # average, so performance sits near 90 % as on a real line
                     "ideal_cycle_s": {PRODUCT: round(IDEAL_SHARE * m.cycle_s, 3)},
                     "default_product": PRODUCT,
+                    # the sim reports its own state: setup and breakdown propose a stop reason
+                    # for stops no operator has explained yet (docs/plant.md)
+                    "state_tag": "state",
+                    "state_reasons": STATE_REASONS,
                 }
                 for m in machines
             ],

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -38,7 +38,7 @@ from indunet.plant.alarm_service import (
 from indunet.plant.alarms import Alarm, AlarmActionError, AlarmRuleError, AlarmState, Priority
 from indunet.uns import MachinePath, check_segment
 from indunet.web.data import MAX_LIMIT, MAX_OFFSET, Pager
-from indunet.web.plant_tree import format_age, format_value, machine_url
+from indunet.web.plant_tree import format_age, format_value, machine_url, scope_url
 
 __all__ = ["AlarmFilter", "AlarmRow", "alarm_rows", "router"]
 
@@ -105,8 +105,92 @@ def asset_of(source: str) -> str:
     return source
 
 
+CHAIN_PREFIX = "derived/chain/"
+#: which alarms a list shows: the plant's (default), the supply chain's, or both
+KINDS = ("plant", "chain", "all")
+
+
+def is_chain(source: str) -> bool:
+    """Return whether an alarm source is a supply-chain alert (``derived/chain/…``)."""
+    return source.startswith(CHAIN_PREFIX)
+
+
+def source_url(source: str) -> str | None:
+    """Return the page an alarm source belongs to: its machine, line, area, site or chain."""
+    if is_chain(source):
+        network = source.removeprefix(CHAIN_PREFIX).split("/", 1)[0]
+        return "/chain/" + quote(network, safe="") if network else "/chain"
+    machine = machine_of(source)
+    if machine is not None:
+        return machine_url(machine)
+    asset = asset_of(source)
+    if source.startswith(DERIVED_OEE) or source.startswith(DATA_QUALITY):
+        parts = [p for p in asset.split("/") if p]
+        try:
+            return scope_url(*(check_segment(p, "scope") for p in parts)) if parts else None
+        except DataError:
+            return None
+    return None
+
+
+def _num(x: float, unit: str | None) -> str:
+    text = format_value(x, None, _NUM)
+    return f"{text} {unit}" if unit else text
+
+
+def plain_message(alarm: Alarm, rule: Any, unit: str | None = None) -> str:
+    """Return what an alarm says in plain words, with units: "OEE 49 % < 50 % for 10 min".
+
+    Derived OEE is a share (shown in %); chain alerts say days down or days left; a tag's
+    value carries the tag's unit from the historian's metadata.
+    """
+    src = alarm.source
+    v = alarm.value
+    kind = getattr(rule, "kind", None)
+    delay = getattr(rule, "on_delay_s", 0.0) or 0.0
+    held = f" for {format_age(int(delay * 1000))}" if delay else ""
+    if is_chain(src):
+        parts = src.removeprefix(CHAIN_PREFIX).split("/")
+        net, what, name = [*parts, "", "", ""][:3]
+        if what == "site":
+            days = "" if v is None else f" {v:.1f} days" if v >= 0.1 else " just now"
+            return f"Supplier site {name} of chain {net} is down{days}"
+        if what == "runout":
+            left = "" if v is None else f" in {v:.1f} days"
+            limit = getattr(rule, "limit", None)
+            under = f" (alert under {limit:g} days)" if limit is not None else ""
+            return f"{name} runs out{left}{under} (chain {net})"
+    if src.startswith(DERIVED_OEE):
+        scope = src.removeprefix(DERIVED_OEE)
+        target = getattr(rule, "target", getattr(rule, "limit", None))
+        now = "" if v is None else f" {v * 100:.0f} %"
+        goal = f" < {target * 100:.0f} %" if target is not None else ""
+        return f"OEE of {scope}{now}{goal}{held}"
+    if src.startswith(DATA_QUALITY):
+        n = "" if v is None else f"{v:.0f} "
+        return f"{asset_of(src)}: {n}OEE figures cannot be true (check counters and cycle times)"
+    name = src.rsplit("/", 1)[-1]
+    value = "" if v is None else f" {_num(v, unit)}"
+    if kind in ("high", "low"):
+        sign = ">" if kind == "high" else "<"
+        return f"{name}{value} {sign} {_num(rule.limit, unit)}{held}"
+    if kind == "below_target":
+        return f"{name}{value} < target {_num(rule.target, unit)}{held}"
+    if kind == "rate":
+        per = format_age(int(rule.per_s * 1000))
+        return f"{name} changes faster than {_num(rule.max_rate, unit)} per {per}"
+    if kind == "stale":
+        return f"{name}: no value for {format_age(int(rule.max_age_s * 1000))}"
+    if kind == "state_duration":
+        longest = format_age(int(rule.max_duration_s * 1000))
+        return f"{asset_of(src)} {rule.state} for more than {longest}"
+    return getattr(rule, "message", "") or alarm.rule_id
+
+
 def machine_of(source: str) -> MachinePath | None:
-    """Return the machine of an alarm source, or None (a line or site scope, …)."""
+    """Return the machine of an alarm source, or None (a line or site scope, a chain, …)."""
+    if is_chain(source):
+        return None
     parts = asset_of(source).split("/")
     if len(parts) < 4:
         return None
@@ -124,10 +208,16 @@ class AlarmFilter:
     state: str | None = None
     site: str | None = None
     machine: MachinePath | None = None
+    kind: str = "plant"  # plant alarms, chain alerts or all
 
     @classmethod
     def parse(
-        cls, priority: str = "", state: str = "", site: str = "", machine: str = ""
+        cls,
+        priority: str = "",
+        state: str = "",
+        site: str = "",
+        machine: str = "",
+        kind: str = "",
     ) -> AlarmFilter:
         """Build a filter from query values ('' = any); DataError names a bad one."""
         try:
@@ -138,12 +228,15 @@ class AlarmFilter:
         if state and state not in STATE_FILTERS:
             names = ", ".join(STATE_FILTERS)
             raise DataError(f"state {state[:50]!r} is not one of {names}")
+        if kind and kind not in KINDS:
+            raise DataError(f"kind {kind[:50]!r} is not one of {', '.join(KINDS)}")
         site = site.strip()
         return cls(
             prio,
             state or None,
             check_segment(site, "site") if site else None,
             MachinePath.parse(machine.strip("/")) if machine.strip() else None,
+            kind or "plant",
         )
 
     def query(self) -> str:
@@ -153,11 +246,14 @@ class AlarmFilter:
             ("state", self.state or ""),
             ("site", self.site or ""),
             ("machine", str(self.machine) if self.machine else ""),
+            ("kind", "" if self.kind == "plant" else self.kind),
         ]
         return urlencode([(k, v) for k, v in pairs if v])
 
     def keeps_source(self, source: str) -> bool:
-        """Return whether an alarm (or event) source lies in the filter's site and machine."""
+        """Return whether an alarm (or event) source is of the filter's kind, site and machine."""
+        if self.kind != "all" and is_chain(source) != (self.kind == "chain"):
+            return False
         asset = asset_of(source)
         if self.site and not (asset == self.site or asset.startswith(self.site + "/")):
             return False
@@ -186,10 +282,12 @@ class AlarmRow:
     machine: str | None
     machine_url: str | None
     priority: str
+    source_url: str | None
     state: str
     state_label: str
     active: bool
     message: str
+    detail: str
     value: str | None
     limit: str | None
     age: str | None
@@ -223,10 +321,12 @@ def alarm_rows(
     flt: AlarmFilter,
     now_ms: int,
     may_act: Callable[[str], bool],
+    units: Callable[[str], str | None] = lambda source: None,
 ) -> list[AlarmRow]:
     """Return the rows of the alarms ``flt`` keeps, most urgent first, then newest first.
 
-    ``may_act(site)`` says whether the caller may act on alarms of that site (operator role).
+    ``may_act(site)`` says whether the caller may act on alarms of that site (operator role);
+    ``units(source)`` returns a source tag's unit (the historian's tag metadata).
     """
     kept = [a for a in alarms if a.state != _S.NORMAL and flt.keeps(a)]
     kept.sort(key=lambda a: (a.priority.rank, -(a.raised_ms or 0), a.alarm_id))
@@ -246,11 +346,13 @@ def alarm_rows(
                 machine=str(machine) if machine else None,
                 machine_url=machine_url(machine) if machine else None,
                 priority=a.priority.value,
+                source_url=source_url(a.source),
                 state=a.state.value,
                 state_label=STATE_LABELS.get(a.state, a.state.value),
                 active=a.active,
-                message=(getattr(rule, "message", "") or a.rule_id),
-                value=None if a.value is None else format_value(a.value, None, _NUM),
+                message=plain_message(a, rule, units(a.source)),
+                detail=getattr(rule, "message", "") or a.rule_id,
+                value=None if a.value is None else _num(a.value, units(a.source)),
                 limit=_limit_text(rule),
                 age=None if a.raised_ms is None else format_age(now_ms - a.raised_ms),
                 raised=_iso(a.raised_ms),
@@ -310,10 +412,26 @@ def _csrf(principal: Principal | None) -> str:
     return principal.csrf_token or "" if principal and principal.session_id else ""
 
 
+def _units(request: Request, enterprise: str) -> Callable[[str], str | None]:
+    """Return a lookup of alarm sources' units (the historian's tag metadata), memoised."""
+    memo: dict[str, str | None] = {}
+
+    def unit(source: str) -> str | None:
+        if source not in memo:
+            try:
+                memo[source] = request.app.state.historian.tag(enterprise, source).unit
+            except DataError:  # a derived source, or a tag not stored yet
+                memo[source] = None
+        return memo[source]
+
+    return unit
+
+
 def _list_context(
     request: Request, settings: Settings, principal: Principal | None, flt: AlarmFilter
 ) -> dict[str, Any]:
     notice = None
+    kinds = {"plant": 0, "chain": 0}
     try:
         service = _service(request)
     except AlarmRuleError as exc:  # no service runs and the stored rules do not load
@@ -322,9 +440,17 @@ def _list_context(
         notice = f"The alarm rules cannot be loaded: {'; '.join(exc.problems)[:1000]}"
     else:
         rules = {r.id: r for r in service.rules()}
-        rows = alarm_rows(service.alarms(), rules, flt, _now_ms(), _may_act(settings, principal))
+        alarms = service.alarms()
+        rows = alarm_rows(
+            alarms, rules, flt, _now_ms(), _may_act(settings, principal),
+            units=_units(request, settings.enterprise),
+        )  # fmt: skip
+        for a in alarms:
+            if a.state != _S.NORMAL:
+                kinds["chain" if is_chain(a.source) else "plant"] += 1
     return {
         "rows": rows,
+        "kinds": kinds,
         "filter": flt,
         "back": flt.query(),
         "csrf_token": _csrf(principal),
@@ -394,14 +520,15 @@ def alarms_page(
     priority: FilterQ = "",
     state: FilterQ = "",
     site: FilterQ = "",
+    kind: FilterQ = "",
     hoffset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="History rows to skip")] = 0,
     hlimit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="History rows per page")] = 25,
 ) -> HTMLResponse:
-    """Show open alarms (most urgent first) with filters, actions and the event history."""
-    flt = AlarmFilter.parse(priority, state, site)
+    """Show open plant alarms (or chain alerts: ``kind``) with filters, actions and history."""
+    flt = AlarmFilter.parse(priority, state, site, kind=kind)
     context = _list_context(request, settings, principal, flt)
     keep = None
-    if flt.priority or flt.site:
+    if flt.priority or flt.site or flt.kind != "all":
 
         def keep(row: dict[str, Any]) -> bool:
             if flt.priority and row["priority"] != flt.priority.value:
@@ -445,9 +572,10 @@ def alarms_part(
     priority: FilterQ = "",
     state: FilterQ = "",
     site: FilterQ = "",
+    kind: FilterQ = "",
 ) -> HTMLResponse:
     """Return the alarm list alone (of one machine, or all), with the operators' buttons."""
-    flt = AlarmFilter.parse(priority, state, site, machine)
+    flt = AlarmFilter.parse(priority, state, site, machine, kind)
     return _render(request, "_alarm_list.html", _list_context(request, settings, principal, flt))
 
 
@@ -461,6 +589,7 @@ def _back_filter(back: str) -> AlarmFilter:
             values.get("state", ""),
             values.get("site", ""),
             values.get("machine", ""),
+            values.get("kind", ""),
         )
     except DataError:
         return AlarmFilter()
@@ -481,7 +610,7 @@ def _visible_filter(
     decision = decide(Need.viewer, principal, enterprise=settings.enterprise, asset_names=names)
     if decision.allowed:
         return flt
-    return AlarmFilter(flt.priority, flt.state, site or None, None)
+    return AlarmFilter(flt.priority, flt.state, site or None, None, flt.kind)
 
 
 def _act(

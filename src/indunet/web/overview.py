@@ -217,6 +217,8 @@ class Overview:
     #: whether open alarms are known (the alarm service belongs to the server's enterprise)
     alarms_known: bool
     compute_ms: float = 0.0
+    #: open supply-chain alerts (``derived/chain/…``), kept apart from the plant's alarms
+    chain_alerts: int = 0
 
     @property
     def time(self) -> str:
@@ -437,8 +439,12 @@ def build_overview(
         c.states["offline" if now_ms - ts > DEFAULT_STALE_MS else "unknown"] += 1
         if not c.oee_note:
             c.oee_note = "machines not configured in [plant]"
+    chain_alerts = 0
     for a in alarms or []:
         if a.get("state") in OPEN_ALARM_STATES:
+            if str(a.get("source", "")).startswith("derived/chain/"):
+                chain_alerts += 1  # the chain's, not a plant site's: /alarms?kind=chain
+                continue
             site = alarm_site(str(a.get("source", "")))
             c = cards.setdefault(site, SiteCard(site, _site_url(site) if site else None))
             prio = str(a.get("priority", "medium"))
@@ -455,6 +461,7 @@ def build_overview(
         has_business=has_business,
         alarms_known=alarms is not None,
         compute_ms=(time.perf_counter() - started) * 1000,
+        chain_alerts=chain_alerts,
     )
 
 

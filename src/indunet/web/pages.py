@@ -32,6 +32,7 @@ from indunet.web import drill
 from indunet.web.plant_tree import (
     MachineCard,
     PlantView,
+    display_name,
     format_age,
     machine_card,
     plant_view,
@@ -62,7 +63,46 @@ def build_templates() -> Jinja2Templates:
     templates.env.globals.update(
         version=__version__, poll_s=POLL_S, ranges=list(RANGES), scope_url=scope_url
     )
+    templates.env.filters.update(
+        duration=duration_text, late=late_text, pieces=pieces_text, display_name=display_name
+    )
     return templates
+
+
+#: units counted in whole pieces (shown without decimals)
+PIECE_UNITS = frozenset({"", "pc", "pcs", "piece", "pieces", "ea", "each", "unit", "units"})
+
+
+def duration_text(ms: float | None) -> str:
+    """Return a duration in plain words: "45 s", "12 min", "3 h 20 min", "2 d 4 h"."""
+    if ms is None:
+        return "—"
+    s = int(max(ms, 0) // 1000)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86_400:
+        h, m = divmod(s // 60, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(s // 3600, 24)
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+def late_text(days: float | None) -> str:
+    """Return how late something is in plain words: "3 h late", "2 d 4 h late"."""
+    if days is None:
+        return "late"
+    return f"{duration_text(days * 86_400_000)} late"
+
+
+def pieces_text(value: float | None, unit: str | None = None) -> str:
+    """Return a quantity: whole pieces without decimals, other units as they are ("12.5 kg")."""
+    if value is None:
+        return "—"
+    if (unit or "").strip().lower() in PIECE_UNITS:
+        return f"{round(value):,}"
+    return f"{value:,.6g}"
 
 
 def static_files() -> StaticFiles:

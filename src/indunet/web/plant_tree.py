@@ -204,13 +204,40 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+#: units read from a tag name's last word when its metadata names none (power_kw → kW); not
+#: ``_ms``, which here mostly holds epoch times (edge_last_good_ms)
+NAME_UNITS = {
+    "kw": "kW", "w": "W", "kwh": "kWh", "wh": "Wh", "kvarh": "kVArh", "c": "°C", "degc": "°C",
+    "f": "°F", "k": "K", "bar": "bar", "pa": "Pa", "kpa": "kPa", "mpa": "MPa", "a": "A",
+    "v": "V", "hz": "Hz", "rpm": "rpm", "pct": "%", "percent": "%", "mm": "mm", "m": "m",
+    "kg": "kg", "t": "t", "s": "s", "l": "L", "lpm": "L/min", "total": "pcs",
+}  # fmt: skip
+
+
+def tag_unit(name: str, unit: str | None) -> str | None:
+    """Return a tag's unit: its metadata's, else one read from its name (``temp_c`` → °C)."""
+    if unit:
+        return unit
+    last = name.rsplit("_", 1)[-1].lower() if "_" in name else ""
+    return NAME_UNITS.get(last)
+
+
+def display_name(name: str) -> str:
+    """Return a tag's name for people: words, without a unit suffix (``power_kw`` → Power)."""
+    words = name.replace("-", "_").split("_")
+    if len(words) > 1 and words[-1].lower() in NAME_UNITS and words[-1].lower() != "total":
+        words = words[:-1]
+    text = " ".join(w for w in words if w)
+    return text[:1].upper() + text[1:] if text else name
+
+
 def _reading(tag: TagInfo, name: str, row: Mapping[str, Any] | None, now_ms: int) -> TagReading:
     if row is None:
         return TagReading(
             name=name,
             path=tag.path,
             data_type=tag.data_type,
-            unit=tag.unit,
+            unit=tag_unit(name, tag.unit),
             description=tag.description,
             value=None,
             ts_ms=None,
@@ -240,7 +267,7 @@ def _reading(tag: TagInfo, name: str, row: Mapping[str, Any] | None, now_ms: int
         name,
         tag.path,
         tag.data_type,
-        tag.unit,
+        tag_unit(name, tag.unit),
         tag.description,
         format_epoch_ms(value, now_ms)
         if epoch

@@ -240,3 +240,51 @@ def test_check_finds_an_implausible_machine_and_an_overlap(plant_client):
     overlap = [f for f in body["findings"] if f["check"] == "timeline_overlap"]
     assert overlap and overlap[0]["subject"] == M1 and "plant repair" in overlap[0]["message"]
     assert c.get("/api/v1/check", params={"start": at(9), "end": at(8)}).status_code == 422
+
+
+def test_losses_pareto_adds_up_to_the_oee_stop_time(plant_client):
+    c = plant_client
+    params = {"scope": "s1/press", "start": at(6), "end": at(22)}
+    c.post("/api/v1/states/reasons", json={"machine": M1, "start_ms": at(9), "reason": "waiting"})
+    oee = c.get("/api/v1/oee", params=params).json()["total"]
+    r = c.get("/api/v1/losses", params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {row["key"]: row["stop_ms"] for row in body["rows"]} == {
+        k: v for k, v in oee["reason_ms"].items() if v
+    }
+    assert body["stop_ms"] == oee["pbt_ms"] - oee["apt_ms"] and body["teep"] == oee["teep"]
+    assert body["short_stops"]["count"] == 0  # every stop of the fixture is an hour or more
+    run = body["running"]  # m2 has no counter data: left out, and named
+    assert run["skipped"] == ["s1/press/l1/m2"] and run["total"]["running_ms"] > 0
+    m1 = run["machines"]["s1/press/l1/m1"]  # its counter is read every few hours: few windows
+    assert m1["windows"] == m1["running_ms"] // 100_000 and m1["no_parts_ms"] > 0
+    assert c.get("/api/v1/losses", params={**params, "slow_factor": 0.9}).status_code == 422
+    by_machine = c.get("/api/v1/losses", params={**params, "by": "machine"}).json()
+    assert sum(row["stop_ms"] for row in by_machine["rows"]) == body["stop_ms"]
+    assert c.get("/api/v1/losses", params={**params, "by": "colour"}).status_code == 422
+    assert c.get("/api/v1/losses", params={**params, "micro_stop_s": -1}).status_code == 422
+    assert c.get("/api/v1/losses", params={**params, "micro_stop_s": "nan"}).status_code == 422
+    assert c.get("/api/v1/losses", params={"scope": "s9"}).status_code == 422
+    assert c.get("/api/v1/losses", params={**params, "start": "x"}).status_code == 422
+
+
+def test_states_show_the_reasons_the_machine_reported(make_client):
+    from tests.plant.test_losses import state_plant, write_text
+
+    c = make_client(plant=state_plant())
+    h = c.app.state.historian
+    store = PlantStore(h, c.app.state.settings.plant)
+    store.save_segments("demo", M1, tl((6, 9, 2), (9, 10, 1), (10, 11, 2)))
+    write_text(h, f"{M1}/state", [at(6), at(9), at(10)], ["running", "setup", "running"])
+    rows = c.get("/api/v1/states", params={"machine": M1, "start": at(6), "end": at(11)}).json()
+    idle = [r for r in rows["rows"] if r["state"] == "idle"]
+    assert [(r["reason"], r["reason_label"], r["proposed"]) for r in idle] == [
+        ("changeover", "Changeover / setup", True)
+    ]
+    # an operator's reason wins and is not marked as the machine's
+    body = {"machine": M1, "start_ms": at(9), "reason": "waiting"}
+    assert c.post("/api/v1/states/reasons", json=body).status_code == 200
+    rows = c.get("/api/v1/states", params={"machine": M1, "start": at(6), "end": at(11)}).json()
+    idle = [r for r in rows["rows"] if r["state"] == "idle"]
+    assert [(r["reason"], r["proposed"]) for r in idle] == [("waiting", False)]

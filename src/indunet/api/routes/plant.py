@@ -1,4 +1,4 @@
-"""Plant analytics: /machines, /states, /stops, /oee and /energy.
+"""Plant analytics: /machines, /states, /stops, /oee, /losses and /energy.
 
 Timelines come from the plant store; when the app runs a `PlantWatcher`
 (``app.state.plant_watcher``) its open segment and current states are added.
@@ -10,6 +10,7 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Query as Q
 from pydantic import BaseModel, Field
@@ -184,13 +185,53 @@ def states(
             if len(tail):
                 open_from = int(tail.start_ms[0])
                 tl = StateTimeline.concat([tl, tail])
+    plant = _plant(store, ent)
+    tl, proposed = _machine_reasons(store, plant.machine(machine), ent, tl, lo, hi)
+    rows = _rows(tl, open_from)
+    labels = {r.code: r.label or r.code for r in plant.reasons.reasons}
+    if proposed is not None and len(proposed):
+        from indunet.plant.oee import overlap_ms
+
+        iv = np.stack([proposed.start_ms, proposed.end_ms], axis=1)
+        inside = overlap_ms(tl.start_ms, tl.end_ms, iv)
+        for row, ms in zip(rows, inside, strict=True):
+            row["proposed"] = bool(ms > 0 and ms == row["end_ms"] - row["start_ms"])
+    for row in rows:
+        row.setdefault("proposed", False)
+        row["reason_label"] = labels.get(row["reason"], row["reason"]) if row["reason"] else None
     return {
         "machine": machine,
         "start_ms": lo,
         "end_ms": hi,
         "ms_by_state": tl.ms_by_state(),
-        "rows": _rows(tl, open_from),
+        "rows": rows,
     }
+
+
+def _machine_reasons(
+    store: PlantStore, m: Any, enterprise: str, tl: StateTimeline, lo: int, hi: int
+) -> tuple[StateTimeline, StateTimeline | None]:
+    """Return the timeline with the stop reasons the machine reported (its state tag)."""
+    if m.state_tag is None or not m.state_reasons or not len(tl):
+        return tl, None
+    from indunet.model import Quality
+    from indunet.plant.oee import propose_reasons
+
+    try:
+        t = store.historian.series(
+            enterprise, f"{m.id}/{m.state_tag}", lo - report.COUNTER_LOOKBACK_MS, hi
+        )
+    except DataError:  # the tag has no data yet
+        return tl, None
+    ts = t.column("ts").to_numpy().astype(np.int64)
+    bad = t.column("quality").to_numpy(zero_copy_only=False) >= Quality.BAD
+    said = [
+        None if b else (x if x is not None else v)
+        for x, v, b in zip(
+            t.column("text").to_pylist(), t.column("value").to_pylist(), bad, strict=True
+        )
+    ]
+    return propose_reasons(tl, ts, said, m.state_reasons, hold_ms=report.STATE_HOLD_MS)
 
 
 class ReasonAssignment(BaseModel):
@@ -268,6 +309,122 @@ def oee(
         by=by,
         open_part=_open_part(request, ent, settings),
     )
+
+
+class ParetoRow(BaseModel):
+    """One bar of the downtime Pareto: a reason, a machine or a line."""
+
+    key: str = Field(description="reason code ('unassigned' = unexplained), machine or line")
+    label: str = Field(description="the reason's label from the reason tree, else the key")
+    stop_ms: int
+    proposed_ms: int = Field(description="stop time whose reason the machine reported itself")
+    share: float | None = Field(description="of all stop time")
+    cumulative: float | None
+    availability_loss: float | None = Field(description="stop time / planned busy time")
+    planned: bool | None = Field(None, description="by reason: a planned stop (changeover)")
+    top_reason: str | None = Field(None, description="by machine or line: the largest reason")
+    top_reason_label: str | None = None
+    oee: float | None = None
+    availability: float | None = None
+
+
+class MachineShortStops(BaseModel):
+    """A machine's short stops."""
+
+    count: int
+    stop_ms: int
+
+
+class ShortStops(BaseModel):
+    """Stops up to ``micro_stop_s`` long (minor stops, a performance loss)."""
+
+    micro_stop_s: float
+    count: int
+    stop_ms: int
+    machines: dict[str, MachineShortStops]
+
+
+class MachineRunningLosses(BaseModel):
+    """Running time judged window by window against the ideal cycle."""
+
+    running_ms: int = Field(description="running time in whole windows (the part judged)")
+    slow_ms: int = Field(description="windows slower than slow_factor × the ideal cycle")
+    no_parts_ms: int = Field(description="windows that counted no part")
+    windows: int
+
+
+class RunningLossesAnswer(BaseModel):
+    """Slow running and running without parts (performance losses)."""
+
+    slow_factor: float
+    total: MachineRunningLosses
+    machines: dict[str, MachineRunningLosses]
+    skipped: list[str] = Field(description="machines without an ideal cycle or part counter")
+
+
+class LossesAnswer(BaseModel):
+    """Downtime Pareto with the OEE and TEEP of the same scope and range."""
+
+    scope: str
+    start_ms: int
+    end_ms: int
+    by: Literal["reason", "machine", "line"]
+    pbt_ms: int
+    apt_ms: int
+    stop_ms: int
+    calendar_ms: int
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None
+    teep: float | None = Field(description="OEE × PBT / calendar time")
+    speed_loss_ms: float | None = Field(description="actual production time − ideal time")
+    rows: list[ParetoRow]
+    short_stops: ShortStops
+    running: RunningLossesAnswer
+    warnings: list[str]
+
+
+@router.get("/losses", response_model=LossesAnswer)
+def losses(
+    request: Request,
+    store: StoreDep,
+    historian: HistorianDep,
+    settings: SettingsDep,
+    scope: Annotated[str, Q(description="Machine, line, area or site prefix; empty = all")] = "",
+    start: str | None = None,
+    end: str | None = None,
+    by: Literal["reason", "machine", "line"] = "reason",
+    micro_stop_s: Annotated[
+        float, Q(ge=0, le=3600, description="Stops up to this long count as short stops")
+    ] = 120.0,
+    slow_factor: Annotated[
+        float, Q(ge=1, le=100, description="Running slower than this × the ideal cycle is slow")
+    ] = 1.7,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Return the downtime Pareto (by reason, machine or line), TEEP and short stops.
+
+    The rows add up to the stop time of ``GET /oee`` over the same scope and range (one code
+    path); reasons the machine reported itself are counted in ``proposed_ms``.
+    """
+    from indunet.plant.losses import downtime_pareto, short_stops
+
+    ent = enterprise or settings.enterprise
+    lo, hi = _range(start, end, settings)
+    plant = _plant(store, ent)
+    doc = report.oee_report(
+        store, historian, plant, ent, scope, lo, hi, open_part=_open_part(request, ent, settings)
+    )
+    out = downtime_pareto(doc, by=by, tree=plant.reasons)
+    stops = report.stops_report(store, plant, ent, scope, lo, hi, min_ms=0)
+    out["short_stops"] = short_stops(stops, micro_stop_s)
+    out["running"] = report.running_loss_report(
+        store, historian, plant, ent, scope, lo, hi, slow_factor=slow_factor,
+        open_part=_open_part(request, ent, settings),
+    )  # fmt: skip
+    out["warnings"] = list(doc["total"].get("warnings", []))[:20]
+    return out
 
 
 class CheckFinding(BaseModel):

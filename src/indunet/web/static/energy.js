@@ -1,13 +1,17 @@
 // Energy page: one stacked bar chart (running / idle / off kWh per hour or day) from the
-// numbers the server rendered into data-chart; no extra request.
+// numbers the server rendered into data-chart; no extra request. Today's page is fetched again
+// every 30 s (htmx swaps #energy-live): the chart is drawn again from the new numbers.
 (function () {
   "use strict";
+  var chart = null;
+  function draw() {
   var el = document.getElementById("energy-chart");
   if (!el || typeof echarts === "undefined") return;
+  if (chart) { chart.dispose(); chart = null; }
   var data = JSON.parse(el.dataset.chart);
   var css = getComputedStyle(document.documentElement);
   function color(name, fallback) { return (css.getPropertyValue(name) || fallback).trim(); }
-  var chart = echarts.init(el, null, { renderer: "canvas" });
+  chart = echarts.init(el, null, { renderer: "canvas" });
   function bar(name, values, c) {
     return { name: name, type: "bar", stack: "kwh", data: values, itemStyle: { color: c },
              emphasis: { focus: "series" } };
@@ -31,9 +35,15 @@
     series: series
   });
   el.dataset.bars = String(data.labels.length);
+  }
+  draw();
   var t = null;
   window.addEventListener("resize", function () {
     clearTimeout(t);
-    t = setTimeout(function () { chart.resize(); }, 200);
+    t = setTimeout(function () { if (chart) chart.resize(); }, 200);
+  });
+  document.addEventListener("htmx:after:swap", function () {
+    var el = document.getElementById("energy-chart");
+    if (el && !el.dataset.bars) draw();  // a fresh chart element came in
   });
 })();

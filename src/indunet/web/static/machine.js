@@ -247,7 +247,9 @@
     return getJSON("/api/v1/states?" + q.toString()).then(function (body) {
       if (seq !== self.seq) return;
       var data = body.rows.map(function (r) {
-        return [r.start_ms, r.end_ms, STATES.indexOf(r.state), r.reason || "", r.open ? 1 : 0];
+        // the reason's label; "(machine)" when the machine reported it, not an operator
+        var why = r.reason ? (r.reason_label || r.reason) + (r.proposed ? " (machine)" : "") : "";
+        return [r.start_ms, r.end_ms, STATES.indexOf(r.state), why, r.open ? 1 : 0];
       });
       self.chart.setOption({
         xAxis: timeAxis(self.el, start, end),
@@ -373,7 +375,8 @@
       return r.json().catch(function () { return {}; }).then(function (doc) {
         if (!r.ok) throw new Error(typeof doc.detail === "string" ? doc.detail : r.statusText);
         var shown = item.querySelector(".reason");
-        shown.textContent = doc.reason;
+        var picked = form.elements.reason.selectedOptions[0];  // the label, not the code
+        shown.textContent = picked && picked.value === doc.reason ? picked.textContent : doc.reason;
         shown.classList.remove("none");
         item.dataset.saved = doc.reason;
         out.textContent = "saved";

@@ -41,14 +41,23 @@
             "<br>" + r.reporting.toLocaleString() + " reporting";
         }
       },
+      // steps at the thresholds people read (DESIGN.md: provinces above 90 % / 95 %), colours
+      // far apart (75 % and 95 % must not look alike), a legend in its own row under the map
       visualMap: {
-        type: "continuous", min: 0, max: 100, calculable: false, left: 8, bottom: 8,
-        text: ["100 %", "0 %"], textStyle: { color: c.fg }, itemHeight: 90,
-        inRange: { color: [c.bad, c.warn, c.good] }
+        type: "piecewise", orient: "horizontal", left: "center", bottom: 0,
+        itemWidth: 14, itemHeight: 10, itemGap: 6, textGap: 3,
+        textStyle: { color: c.fg, fontSize: 11 },
+        pieces: [
+          { min: 95, max: 100, label: "≥95 %", color: "#1a9850" },
+          { min: 90, max: 95, label: "90–95", color: "#91cf60" },
+          { min: 75, max: 90, label: "75–90", color: "#fee08b" },
+          { min: 50, max: 75, label: "50–75", color: "#fc8d59" },
+          { min: 0, max: 50, label: "<50 %", color: "#d73027" }
+        ]
       },
       series: [{
         type: "map", map: "china-provinces", nameMap: data.map.names, roam: false,
-        layoutCenter: ["50%", "55%"], layoutSize: "105%",
+        layoutCenter: ["50%", "46%"], layoutSize: "92%",
         label: { show: false }, emphasis: { label: { show: true, color: c.fg } },
         itemStyle: { areaColor: c.card, borderColor: c.muted, borderWidth: 0.6 },
         data: data.map.rows.map(function (r) { return { name: r.name, value: r.value }; })
