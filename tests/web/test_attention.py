@@ -187,3 +187,23 @@ def test_todays_energy_page_refreshes_itself_a_past_day_does_not(att_client):
     assert 'hx-select="#energy-live"' in today and 'hx-trigger="every 30s"' in today
     past = att_client.get("/energy", params={"day": "2020-01-02"}).text
     assert 'hx-select="#energy-live"' not in past
+
+
+def test_attention_shows_andon_calls_and_their_mtta_mttr(att_client):
+    """The cockpit carries the Andon loop: open calls, MTTA and MTTR per line and reason."""
+    c = att_client
+    line = M1.rsplit("/", 1)[0]
+    first = c.post("/api/v1/andon/calls", params={"scope": M1}, json={"reason": "material"})
+    assert first.status_code == 201, first.text
+    act = f"/api/v1/andon/calls/{first.json()['call_id']}"
+    assert c.post(f"{act}/take", params={"scope": line}).status_code == 200
+    done = c.post(f"{act}/resolve", params={"scope": line}, json={"cause": "refilled"}).json()
+    c.post("/api/v1/andon/calls", params={"scope": M2}, json={"reason": "maintenance"})
+    html = c.get("/attention", params={"scope": "s1", "period": "today"}).text
+    part = html.split('id="att-andon-h"')[1]
+    assert 'data-count="andon-open">1 open call<' in part and "2 raised" in part
+    assert duration_text(done["tta_ms"]) in part.split('data-figure="mtta">')[1]
+    rows = re.findall(r'<tr data-line="([^"]+)" data-reason="([^"]+)">', part)
+    assert sorted(rows) == [(line, "maintenance"), (line, "material")]
+    short = c.get("/parts/attention", params={"scope": "s1"}).text
+    assert 'data-count="andon-open">1 open call<' in short and "andon-stats" not in short

@@ -175,7 +175,17 @@ def _context(request: Request, historian: Any, enterprise: str, scope: str, peri
         q = {"scope": scope, "period": period, "state": state, "sort": sort, **kw}
         return "/attention?" + urlencode({k: v for k, v in q.items() if v})
 
+    from indunet.api.routes.shift import andon_store
+    from indunet.plant.andon import andon_stats
+
+    store = andon_store(request, historian)
+    active = store.calls(enterprise, scope=scope, state="active")
+    andon = andon_stats(
+        store.calls(enterprise, scope=scope, start_ms=rank.start_ms, end_ms=rank.end_ms)
+    )
     return {
+        "andon": andon,
+        "andon_active": active,
         "scope": scope,
         "period": period,
         "state": state,
