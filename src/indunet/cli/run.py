@@ -248,8 +248,10 @@ def _demo_broker_logins(enterprise: str, data_dir: Path) -> tuple[Any, dict[str,
     kept = data_dir / "demo-broker.json"
     try:
         logins = json.loads(kept.read_text())
-        if sorted(logins) == sorted(spec.users()) and all(
-            isinstance(p, str) and len(p) >= 16 for p in logins.values()
+        if (
+            isinstance(logins, dict)
+            and sorted(logins) == sorted(spec.users())
+            and all(isinstance(p, str) and len(p) >= 16 for p in logins.values())
         ):
             return spec, logins
     except (OSError, ValueError, TypeError):
