@@ -143,3 +143,53 @@ def test_without_a_spec_every_local_client_may_publish_anywhere() -> None:
 def test_hashes_for_users_outside_the_spec_are_refused() -> None:
     with pytest.raises(DataError, match="mallory"):
         tenant_plugins(SPEC, {"mallory": hash_password("x")})
+
+
+def _persistent(port: int, user: str, client_id: str) -> tuple[paho.Client, list[str], int]:
+    """Connect with a kept session (clean_session false); return client, topics got, CONNACK."""
+    c = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv311,
+        clean_session=False,
+    )
+    c.username_pw_set(user, PASSWORDS[user])
+    got: list[str] = []
+    c.on_message = lambda cl, u, m: got.append(m.topic)
+    answered = threading.Event()
+    codes: list[int] = []
+    c.on_connect = lambda cl, u, f, rc, p: (codes.append(rc.value), answered.set())
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert answered.wait(10), f"no CONNACK for {user}"
+    return c, got, codes[0]
+
+
+def test_another_tenant_cannot_take_over_the_ingests_session(broker) -> None:
+    ingest, _, code = _persistent(broker.port, "indunet-ingest", "t-ingest-kept")
+    subscribed = threading.Event()
+    ingest.on_subscribe = lambda *a: subscribed.set()
+    ingest.subscribe("indunet/v1/#", qos=1)
+    assert code == 0 and subscribed.wait(10)
+    ingest.disconnect()
+    ingest.loop_stop()
+    acme, acme_code = _connect(broker.port, "acme-edge-1", PASSWORDS["acme-edge-1"])
+    # queued for the ingest's kept session while it is away
+    acme.publish("indunet/v1/acme/s1/a/l/press/power_kw", b"1", qos=1).wait_for_publish(10)
+    thief, stolen, thief_code = _persistent(broker.port, "globex-edge-1", "t-ingest-kept")
+    thief.loop_stop()
+    thief.disconnect()
+    assert acme_code == 0 and thief_code != 0 and stolen == []
+    # the ingest gets in again on its kept session and its subscription still delivers; what
+    # was queued for it is lost: amqtt 0.12.1 lets any refused CONNECT take the session over
+    # (docs/mqtt.md, "The embedded broker")
+    ingest, got, code = _persistent(broker.port, "indunet-ingest", "t-ingest-kept")
+    try:
+        assert code == 0
+        acme.publish("indunet/v1/acme/s1/a/l/press/temp_c", b"2", qos=1).wait_for_publish(10)
+        assert _wait(lambda: "indunet/v1/acme/s1/a/l/press/temp_c" in got), got
+        assert stolen == []
+    finally:
+        for c in (ingest, acme):
+            c.loop_stop()
+            c.disconnect()

@@ -52,7 +52,12 @@ class LocalClientsAuth(_auth_base()):  # type: ignore[misc]
 
 
 class TenantAuth(_auth_base()):  # type: ignore[misc]
-    """Let in only the tenant spec's users, each with its own password; no anonymous client."""
+    """Let in only the tenant spec's users, each with its own password; no anonymous client.
+
+    A client id belongs to the first user that logs in with it (while the broker runs): amqtt
+    hands a returning client id the session kept for it, with the messages queued while it was
+    away, so another tenant's device using the ingest's client id would read them otherwise.
+    """
 
     @dataclass
     class Config:
@@ -60,10 +65,23 @@ class TenantAuth(_auth_base()):  # type: ignore[misc]
 
         users: dict[str, str] = field(default_factory=dict)
 
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._owners: dict[str, str] = {}  # client id -> user
+
     async def authenticate(self, *, session: Any) -> bool:
-        """Accept the client only with a listed user name and its password."""
-        hashed = self.config.users.get(session.username or "")
-        return bool(hashed) and check_password(session.password or "", hashed)
+        """Accept a listed user with its password, on a client id no other user holds."""
+        user = session.username or ""
+        owner = self._owners.get(session.client_id)
+        hashed = self.config.users.get(user)
+        if (owner is not None and owner != user) or not (
+            hashed and check_password(session.password or "", hashed)
+        ):
+            if owner is not None:  # amqtt wrote the refused login into the owner's session
+                session.username = owner
+            return False
+        self._owners[session.client_id] = user
+        return True
 
 
 def _topic_base() -> type:
