@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -406,6 +407,27 @@ def _drain(stream, into: list[str]) -> threading.Thread:
     return thread
 
 
+def _connack(port: int, user: str | None, password: str | None) -> int:
+    """Return the CONNACK code (0: accepted) the broker gives an MQTT 3.1.1 client."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    if user is not None:
+        client.username_pw_set(user, password)
+    codes: list[int] = []
+    answered = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: (codes.append(rc.value), answered.set())
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert answered.wait(10), "no CONNACK"
+        return codes[0]
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
 def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path):
     port = free_port()
     cmd = [_indunet(), "demo", "--port", str(port), "--data-dir", str(tmp_path / "data"),
@@ -465,6 +487,17 @@ def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path):
         point = {"tag": "site-01/press-shop/line-01/m-001/probe", "ts": now_ms(), "value": 1}
         sent = httpx.post(f"{base}/api/v1/ingest", json=point, headers={"X-Device-Key": key})
         assert sent.status_code == 200, sent.text
+        # the embedded broker has tenants: its logins kept private, no anonymous client
+        kept = tmp_path / "data" / "demo-broker.json"
+        assert oct(kept.stat().st_mode)[-3:] == "600"
+        logins = json.loads(kept.read_text())
+        assert not any(p in "".join(out_lines) for p in logins.values())
+        shown = re.search(r"MQTT broker mqtt://127\.0\.0\.1:(\d+) ", "".join(out_lines))
+        broker_port = int(shown.group(1))
+        sim = next(u for u in logins if u.endswith("-sim"))
+        assert _connack(broker_port, None, None) != 0
+        assert _connack(broker_port, sim, "wrong") != 0
+        assert _connack(broker_port, sim, logins[sim]) == 0
     finally:
         http.close()
         proc.send_signal(signal.SIGINT)

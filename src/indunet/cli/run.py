@@ -228,6 +228,42 @@ def _demo_login(historian: Any, enterprise: str, data_dir: Path) -> dict[str, st
     return login
 
 
+def _demo_broker_logins(enterprise: str, data_dir: Path) -> tuple[Any, dict[str, str]]:
+    """Return the demo broker's tenant spec and its users' passwords, the same on every restart.
+
+    One enterprise (the demo's): the ingest reads everything, the simulator and the edge agent
+    write only under ``indunet/v1/{enterprise}/#``. The passwords are kept in
+    ``demo-broker.json`` (mode 600) in the data dir; fresh ones when it is missing or unfit.
+    """
+    import secrets
+
+    from indunet.connect.broker_acl import parse_tenants
+
+    spec = parse_tenants(
+        {
+            "ingest": {"user": "indunet-ingest"},
+            "enterprises": {enterprise: {"users": [f"{enterprise}-sim", f"{enterprise}-edge"]}},
+        }
+    )
+    kept = data_dir / "demo-broker.json"
+    try:
+        logins = json.loads(kept.read_text())
+        if (
+            isinstance(logins, dict)
+            and sorted(logins) == sorted(spec.users())
+            and all(isinstance(p, str) and len(p) >= 16 for p in logins.values())
+        ):
+            return spec, logins
+    except (OSError, ValueError, TypeError):
+        pass
+    logins = {user: secrets.token_urlsafe(18) for user in spec.users()}
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.touch(mode=0o600)
+    kept.chmod(0o600)
+    kept.write_text(json.dumps(logins))
+    return spec, logins
+
+
 @app.command()
 @guarded
 def demo(
@@ -270,6 +306,8 @@ def demo(
 
     from indunet.api.app import create_app
     from indunet.connect.broker import EmbeddedBroker
+    from indunet.connect.broker_acl import hash_password
+    from indunet.connect.mqtt import with_credentials
     from indunet.sim.backfill import backfill_history, carry_on_counters
     from indunet.sim.live import PlantSim, build_plants
     from indunet.sim.plant_config import demo_plant_config
@@ -330,25 +368,38 @@ def demo(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     try:
+        # each client's URL: with its own login on the embedded broker, which confines it to
+        # its topics (the same rule as `indunet broker acl`); the given broker's URL otherwise
+        client_urls = dict.fromkeys(("ingest", "sim", "edge"), mqtt_url)
         if mqtt_url is None:
-            broker = EmbeddedBroker()
+            ent = settings.enterprise
+            spec, logins = _demo_broker_logins(ent, Path(data_dir))
+            broker = EmbeddedBroker(
+                tenants=spec, password_hashes={u: hash_password(p) for u, p in logins.items()}
+            )
             broker.start()
-            mqtt_url = broker.url
+            mqtt_url = broker.url  # shown: no login in it
+            for client, user in (
+                ("ingest", spec.ingest_user),
+                ("sim", f"{ent}-sim"),
+                ("edge", f"{ent}-edge"),
+            ):
+                client_urls[client] = with_credentials(broker.url, user, logins[user])
         ingest = mqtt_ingest(
             historian,
-            mqtt_url,
+            client_urls["ingest"],
             settings,
             client_id="indunet-demo-ingest",
             mqtt_version=4 if broker else 5,
         )
-        publisher = SimPublisher(PlantSim(plants, seed), mqtt_url, settings.enterprise)
+        publisher = SimPublisher(PlantSim(plants, seed), client_urls["sim"], settings.enterprise)
         ingest.start()
         publisher.start()
         if edge:
             from indunet.sim.edge_devices import EdgeDemo
 
             edge_demo = EdgeDemo(
-                mqtt_url, settings.enterprise, Path(data_dir) / "edge", command_secret
+                client_urls["edge"], settings.enterprise, Path(data_dir) / "edge", command_secret
             ).start()
         app = create_app(settings, historian)
         app.state.mqtt = ingest
@@ -397,8 +448,13 @@ def demo(
                         if edge
                         else ""
                     )
-                    + f"  data {data_dir} ({historian.backend}), MQTT broker {mqtt_url}\n"
-                    f"Ctrl+C stops everything."
+                    + f"  data {data_dir} ({historian.backend}), MQTT broker {mqtt_url}"
+                    + (
+                        f" (tenant logins in {Path(data_dir) / 'demo-broker.json'})\n"
+                        if broker
+                        else "\n"
+                    )
+                    + "Ctrl+C stops everything."
                 )
 
         threading.Thread(target=announce, name="demo-announce", daemon=True).start()

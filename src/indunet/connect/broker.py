@@ -1,4 +1,9 @@
-"""An embedded MQTT broker (amqtt, MQTT 3.1.1) for the demo and for tests; not for production."""
+"""An embedded MQTT broker (amqtt, MQTT 3.1.1) for the demo and for tests; not for production.
+
+Given a broker tenant spec (`indunet.connect.broker_acl`), it enforces the same rule as the
+Mosquitto files of `indunet broker acl`: only the listed users get in, each with its password,
+and each may publish, subscribe to and receive only the topics `topic_rules` gives it.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,21 @@ import contextlib
 import logging
 import socket
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from indunet.errors import TemporaryError
+from indunet.connect.broker_acl import BrokerTenants, check_password, topic_rules
+from indunet.errors import DataError, TemporaryError
 
-__all__ = ["EmbeddedBroker", "LocalClientsAuth", "free_port"]
+__all__ = [
+    "EmbeddedBroker",
+    "LocalClientsAuth",
+    "TenantAuth",
+    "TenantTopics",
+    "free_port",
+    "tenant_plugins",
+]
 
 
 def _auth_base() -> type:
@@ -36,6 +51,88 @@ class LocalClientsAuth(_auth_base()):  # type: ignore[misc]
         return True
 
 
+class TenantAuth(_auth_base()):  # type: ignore[misc]
+    """Let in only the tenant spec's users, each with its own password; no anonymous client.
+
+    A client id belongs to the first user that logs in with it (while the broker runs): amqtt
+    hands a returning client id the session kept for it, with the messages queued while it was
+    away, so another tenant's device using the ingest's client id would read them otherwise.
+    """
+
+    @dataclass
+    class Config:
+        """Each user's password hash (`broker_acl.hash_password`, Mosquitto ``$7$``)."""
+
+        users: dict[str, str] = field(default_factory=dict)
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._owners: dict[str, str] = {}  # client id -> user
+
+    async def authenticate(self, *, session: Any) -> bool:
+        """Accept a listed user with its password, on a client id no other user holds."""
+        user = session.username or ""
+        owner = self._owners.get(session.client_id)
+        hashed = self.config.users.get(user)
+        if (owner is not None and owner != user) or not (
+            hashed and check_password(session.password or "", hashed)
+        ):
+            if owner is not None:  # amqtt wrote the refused login into the owner's session
+                session.username = owner
+            return False
+        self._owners[session.client_id] = user
+        return True
+
+
+def _topic_base() -> type:
+    from amqtt.plugins.topic_checking import TopicAccessControlListPlugin
+
+    return TopicAccessControlListPlugin
+
+
+class TenantTopics(_topic_base()):  # type: ignore[misc]
+    """amqtt's topic access control list with its three lists (publish, subscribe, receive).
+
+    amqtt 0.12.1's own ``Config`` of the plugin lacks the subscribe and receive lists (it only
+    takes the deprecated ``acl``), so they are declared here; the checking is amqtt's.
+    """
+
+    @dataclass
+    class Config:
+        """Topic filters each user may publish to, subscribe to and receive from."""
+
+        publish_acl: dict[str, list[str]] = field(default_factory=dict)
+        subscribe_acl: dict[str, list[str]] = field(default_factory=dict)
+        receive_acl: dict[str, list[str]] = field(default_factory=dict)
+
+
+def tenant_plugins(
+    tenants: BrokerTenants, password_hashes: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Return amqtt's plugin configuration enforcing ``tenants`` (from `topic_rules`).
+
+    ``password_hashes`` maps users of the spec to `hash_password` hashes; a user without one
+    cannot log in, a user the spec does not list is an error.
+    """
+    rules = topic_rules(tenants)
+    strangers = sorted(set(password_hashes) - set(rules))
+    if strangers:
+        raise DataError(f"broker users {strangers} are not in the tenant spec")
+
+    def allowed(*access: str) -> dict[str, list[str]]:
+        return {u: [t for a, t in r if a in access] for u, r in rules.items()}
+
+    reads = allowed("read", "readwrite")
+    return {
+        f"{__name__}.TenantAuth": {"users": dict(password_hashes)},
+        f"{__name__}.TenantTopics": {
+            "publish_acl": allowed("write", "readwrite"),
+            "subscribe_acl": reads,
+            "receive_acl": reads,
+        },
+    }
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -44,9 +141,23 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """Run amqtt on 127.0.0.1 in a background thread with its own event loop."""
+    """Run amqtt on 127.0.0.1 in a background thread with its own event loop.
 
-    def __init__(self, port: int | None = None) -> None:
+    Without ``tenants`` every local client gets in and may use every topic; with them, only the
+    users of ``password_hashes`` get in and each is confined to its tenant's topics.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        tenants: BrokerTenants | None = None,
+        password_hashes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.plugins: dict[str, dict[str, Any]] = (
+            {f"{__name__}.LocalClientsAuth": {}}
+            if tenants is None
+            else tenant_plugins(tenants, password_hashes or {})
+        )
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
@@ -60,7 +171,7 @@ class EmbeddedBroker:
         logging.getLogger("amqtt").setLevel(logging.ERROR)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {f"{__name__}.LocalClientsAuth": {}},
+            "plugins": self.plugins,
         }
         started = threading.Event()
         failure: list[BaseException] = []

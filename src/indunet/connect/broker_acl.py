@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -17,7 +18,14 @@ from typing import Any
 
 from indunet.errors import DataError
 
-__all__ = ["BrokerTenants", "acl_text", "hash_password", "parse_tenants"]
+__all__ = [
+    "BrokerTenants",
+    "acl_text",
+    "check_password",
+    "hash_password",
+    "parse_tenants",
+    "topic_rules",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")  # no MQTT wildcards, no '/'
 _ITERATIONS = 101
@@ -76,26 +84,48 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
     return f"$7${_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def acl_text(tenants: BrokerTenants) -> str:
-    """Return the Mosquitto ACL file: each tenant's users confined to its own topics."""
-    lines = [
-        "# written by `indunet broker acl`: every user may use only the topics listed for it",
-        f"user {tenants.ingest_user}",
-        "topic read indunet/v1/#",
-        "topic read indunet/audit/v1/#",
-        "topic write indunet/cmd/v1/#",
-        "topic readwrite spBv1.0/#",  # data in; rebirth requests (NCMD) and its STATE out
-        "",
-    ]
+def topic_rules(tenants: BrokerTenants) -> dict[str, list[tuple[str, str]]]:
+    """Return each user's ``(access, topic filter)`` rules; access is read, write or readwrite.
+
+    The one statement of the broker's tenant rule: the Mosquitto ACL file (`acl_text`) and the
+    embedded broker's topic check (`indunet.connect.broker`) are both made from it.
+    """
+    rules = {
+        tenants.ingest_user: [
+            ("read", "indunet/v1/#"),
+            ("read", "indunet/audit/v1/#"),
+            ("write", "indunet/cmd/v1/#"),
+            ("readwrite", "spBv1.0/#"),  # data in; rebirth requests (NCMD) and its STATE out
+        ]
+    }
     for ent, (groups, users) in sorted(tenants.enterprises.items()):
         for user in users:
-            lines += [
-                f"user {user}",
-                f"topic write indunet/v1/{ent}/#",
-                f"topic write indunet/audit/v1/{ent}/#",
-                f"topic read indunet/cmd/v1/{ent}/#",
-                *(f"topic readwrite spBv1.0/{g}/#" for g in groups),
-                "topic read spBv1.0/STATE/#",
-                "",
+            rules[user] = [
+                ("write", f"indunet/v1/{ent}/#"),
+                ("write", f"indunet/audit/v1/{ent}/#"),
+                ("read", f"indunet/cmd/v1/{ent}/#"),
+                *(("readwrite", f"spBv1.0/{g}/#") for g in groups),
+                ("read", "spBv1.0/STATE/#"),
             ]
+    return rules
+
+
+def acl_text(tenants: BrokerTenants) -> str:
+    """Return the Mosquitto ACL file: each tenant's users confined to its own topics."""
+    lines = ["# written by `indunet broker acl`: every user may use only the topics listed for it"]
+    for user, rules in topic_rules(tenants).items():
+        lines += [f"user {user}", *(f"topic {access} {topic}" for access, topic in rules), ""]
     return "\n".join(lines)
+
+
+def check_password(password: str, hashed: str) -> bool:
+    """Return whether ``password`` matches a `hash_password` (Mosquitto ``$7$``) hash."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[1] != "7" or not parts[2].isdigit() or len(parts[2]) > 7:
+        return False
+    try:
+        salt, want = base64.b64decode(parts[3], validate=True), base64.b64decode(parts[4])
+    except ValueError:
+        return False
+    got = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(parts[2]))
+    return hmac.compare_digest(got, want)
