@@ -15,8 +15,8 @@ from tests.plant.test_report import H, at, tl
 M3 = "s1/press/l2/m3"
 
 
-def cfg() -> PlantConfig:
-    doc = plant(M1, M2, M3, shifts=True).model_dump(mode="json")
+def cfg(*, shifts: bool = True) -> PlantConfig:
+    doc = plant(M1, M2, M3, shifts=shifts).model_dump(mode="json")
     doc["reasons"]["reasons"] = [
         {"code": "mechanical", "label": "Mechanical failure"},
         {"code": "waiting", "label": "Waiting for material"},

@@ -23,8 +23,21 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 @pytest.fixture
 def att_client(make_client):
-    """Three machines: m1 idle 40 min reporting setup, m2 off 2 h (mechanical), m3 silent."""
-    c = make_client(plant=cfg())
+    """Three machines: m1 idle 40 min reporting setup, m2 off 2 h (mechanical), m3 silent.
+
+    Every hour is planned, so the figures do not depend on the time of day the test runs at.
+    """
+    return _att_client(make_client, shifts=False)
+
+
+@pytest.fixture
+def att_client_shifts(make_client):
+    """The same machines on a plant with two shifts (06–14, 14–22 UTC)."""
+    return _att_client(make_client, shifts=True)
+
+
+def _att_client(make_client, *, shifts: bool):
+    c = make_client(plant=cfg(shifts=shifts))
     h = c.app.state.historian
     now = int(time.time() * 1000)
     store = PlantStore(h, c.app.state.settings.plant)
@@ -170,7 +183,8 @@ def test_browser_worst_machine_today_and_why_in_three_clicks(settings_factory, b
             assert "Waiting for material" in page.locator("#stops").inner_text()
 
 
-def test_ranking_compares_with_the_period_before_and_the_target(att_client):
+def test_ranking_compares_with_the_period_before_and_the_target(att_client_shifts):
+    att_client = att_client_shifts
     html = att_client.get("/attention", params={"scope": "s1"}).text
     table = html.split('class="rank rank-machines"', 1)[1].split("</table>", 1)[0]
     cells = re.findall(r'<td class="num oee[^"]*"[^>]*>(.*?)</td>', table, re.S)

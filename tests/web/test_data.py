@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -216,6 +217,10 @@ def test_browser_pages_fit_a_phone_and_a_wall(settings_factory, browser):
         _pages_fit(live, browser)
 
 
+def _utc_day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
+
+
 def _pages_fit(live, browser) -> None:
     store = AuthStore(live.historian)
     store.add_user("ann", "plant-manager-pw", now_ms=now_ms())
@@ -240,9 +245,12 @@ def _pages_fit(live, browser) -> None:
     orders = [{"order_id": f"P{n}", "item": "item-1", "quantity": 10, "done_quantity": n,
                "due_at": t + (n - 3) * 86_400_000} for n in range(5)]  # fmt: skip
     assert page.evaluate(post, ["/api/v1/business/production_orders", orders, me]) == 200
+    # the two hours of power may start yesterday (a run just after midnight): ask for both days
+    days = sorted({_utc_day(t - 3 * 3_600_000), _utc_day(t)})
+    query = {"/energy": f"?start={days[0]}&end={days[-1]}"}
     for path in ("/data", "/business", "/energy"):
         page.set_viewport_size({"width": 390, "height": 844})
-        page.goto(live.url + path)
+        page.goto(live.url + path + query.get(path, ""))
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
         if path == "/business":  # items below cover and late orders are highlighted
             assert page.locator("tr.attention").count() == 6 + 4  # due before now: P0–P3
@@ -254,7 +262,7 @@ def _pages_fit(live, browser) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
         page.evaluate("document.documentElement.dataset.theme = 'light'")
         page.set_viewport_size({"width": 1440, "height": 900})
-        page.goto(live.url + path)  # charts drawn at the wall's width
+        page.goto(live.url + path + query.get(path, ""))  # charts drawn at the wall's width
         assert page.evaluate("document.documentElement.scrollWidth") <= 1440, path
         if SHOTS:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -183,9 +183,12 @@ def _context(request: Request, historian: Any, enterprise: str, scope: str, peri
     andon = andon_stats(
         store.calls(enterprise, scope=scope, start_ms=rank.start_ms, end_ms=rank.end_ms)
     )
+    lines = {m.line for m in plant.machines}
     return {
         "andon": andon,
         "andon_active": active,
+        # the Andon page is a line's (or the choice of lines)
+        "andon_link": "/andon" + ("?" + urlencode({"scope": scope}) if scope in lines else ""),
         "scope": scope,
         "period": period,
         "state": state,
