@@ -690,6 +690,8 @@ def test_host_topic_phid_death_payload_timestamp_disconnect_clean(fresh_host):
     h, death, before = _stopped(fresh_host)
     ts = _state(death.payload)["timestamp"]
     assert before <= ts <= _now()  # the time of the disconnect, not the will's
+    # the proxy records packets on its own thread: under load the DISCONNECT may come a bit later
+    assert wait(lambda: h.proxy.of(mp.DISCONNECT, up=True, conn=1))
     assert death.n < h.proxy.first(mp.DISCONNECT).n
 
 
