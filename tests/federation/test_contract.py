@@ -137,9 +137,9 @@ def test_states_must_add_up_and_oee_elements_must_be_consistent() -> None:
     oee["data"]["complete"] = 1
     _refused("indunet/uplink/v1/acme/oee_daily", oee, "complete")
     hourly = _doc(EXAMPLES["kwh_hourly"])
-    hourly["period"] = "2026-06-01T13:30Z"
-    hourly["key"] = "acme/s1/2026-06-01T13:30Z"
-    _refused("indunet/uplink/v1/acme/kwh_hourly", hourly, "YYYY-MM-DDTHH:00Z")
+    hourly["period"] = "2026-06-01T13:20Z"
+    hourly["key"] = "acme/s1/2026-06-01T13:20Z"
+    _refused("indunet/uplink/v1/acme/kwh_hourly", hourly, "YYYY-MM-DDTHH:MMZ")
 
 
 @pytest.mark.parametrize(

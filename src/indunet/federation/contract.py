@@ -55,7 +55,7 @@ MAX_KWH = 5.0e7
 _MAX_COUNT = 10_000_000
 _MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-01
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:00Z$")
+_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:(00|15|30|45)Z$")
 _MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z$")
 _OEE_COUNTS = ("produced", "good", "scrap", "produced_without_ideal")
 #: planned busy time of a site's day: up to 10 million machines × 25 h
@@ -133,8 +133,13 @@ def parse_topic(name: str) -> tuple[str, str]:
 
 
 def hour_period(hour_ms: int) -> str:
-    """Return the period text of the UTC hour starting at ``hour_ms`` (``2026-06-01T13:00Z``)."""
-    return datetime.fromtimestamp(hour_ms / 1000, UTC).strftime("%Y-%m-%dT%H:00Z")
+    """Return the period text of a site-local hour: its start in UTC (``2026-06-01T13:00Z``).
+
+    A site in a zone with a half- or quarter-hour offset has hours starting at :30 or :45 UTC.
+    """
+    if hour_ms % 900_000:
+        raise DataError(f"an hour starting at {hour_ms} is not on a quarter of a UTC hour")
+    return datetime.fromtimestamp(hour_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def minute_period(ms: int) -> str:
@@ -256,7 +261,7 @@ def _check(record: Uplink) -> Uplink:
     else:
         pattern = _HOUR if record.kind == "kwh_hourly" else _MINUTE
         if not pattern.match(record.period):
-            form = "YYYY-MM-DDTHH:00Z" if record.kind == "kwh_hourly" else "YYYY-MM-DDTHH:MMZ"
+            form = "YYYY-MM-DDTHH:MMZ" + (", MM 00/15/30/45" if record.kind == "kwh_hourly" else "")
             raise DataError(f"field period: {record.period[:40]!r} is not {form}")
         try:
             period_start_ms(record.kind, record.period)
