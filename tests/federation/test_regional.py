@@ -1,4 +1,4 @@
-"""Regional side: records are idempotent by revision; complete days become the monitor's readings."""
+"""Regional side: records idempotent by revision; complete days become the monitor's readings."""
 
 from __future__ import annotations
 
@@ -20,8 +20,17 @@ REGISTRY = (
 )
 
 
-def daily(ent: str, site: str, day: str, kwh: float, *, at: int = MS, rev: int = 1,
-          coverage: float = 1.0, sites: tuple[str, ...] = ("s1", "s2")) -> contract.Uplink:  # fmt: skip
+def daily(
+    ent: str,
+    site: str,
+    day: str,
+    kwh: float,
+    *,
+    at: int = MS,
+    rev: int = 1,
+    coverage: float = 1.0,
+    sites: tuple[str, ...] = ("s1", "s2"),
+) -> contract.Uplink:
     return contract.build(
         ent, "kwh_daily", site, day,
         {"kwh": kwh, "coverage": coverage, "sites": list(sites), "timezone": "UTC"},
