@@ -142,3 +142,35 @@ def test_broker_outage_loses_nothing_and_the_backlog_replays_in_order(
     assert new_revs == sorted(new_revs) and new_revs[-1] == 4  # the backlog, oldest first
     assert len({(r.kind, r.key, r.rev) for r in got}) == total  # every record of every round
     assert {orjson.loads(p)["kind"] for _, p in listener.messages} <= set(contract.KINDS)
+
+
+def test_late_data_of_an_older_day_goes_out_at_the_next_full_round(plant_db) -> None:
+    settings, historian, _ = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"  # never started: rows stay in the buffer
+    settings.uplink.days_back = 2
+    settings.uplink.full_every_s = 900
+    uplink = PlantUplink(historian, settings)
+    try:
+        uplink.tick(NOW)
+        mark = uplink.buffer.max_id()
+        # a late meter reading of a machine for 2026-06-01 (two days ago)
+        from tests.plant.plant_data import write
+
+        write(historian, "s1/press/l1/m1/power_kw", [D0 + 3 * H + 30_000], [500.0],
+              enterprise="acme-plant")  # fmt: skip
+        uplink.tick(NOW + 60_000)  # not a full round: only yesterday is recomputed
+
+        def kinds_since(after: int) -> set[tuple[str, str]]:
+            rows = uplink.buffer.read(after, 10_000)
+            recs = [contract.parse(r.key, r.payload) for r in rows]
+            return {(r.kind, r.period) for r in recs if r.kind.startswith("kwh")}
+
+        assert ("kwh_daily", "2026-06-01") not in kinds_since(mark)
+        mark = uplink.buffer.max_id()
+        uplink.tick(NOW + 900_000)  # full: the corrected day and its hour go out again
+        assert kinds_since(mark) == {
+            ("kwh_daily", "2026-06-01"),
+            ("kwh_hourly", "2026-06-01T03:00Z"),
+        }
+    finally:
+        uplink.buffer.close()

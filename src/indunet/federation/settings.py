@@ -53,7 +53,10 @@ class UplinkSettings(BaseModel):
     )
     client_id: str | None = Field(None, description="MQTT client id (default indunet-uplink-E).")
     interval_s: float = Field(60.0, gt=0, le=86_400, description="Seconds between rounds.")
-    days_back: int = Field(3, ge=1, le=31, description="Ended days recomputed each round.")
+    days_back: int = Field(3, ge=1, le=31, description="Ended days recomputed in full rounds.")
+    full_every_s: float = Field(
+        900.0, ge=0, description="Seconds between full rounds; the others recompute one day."
+    )
     buffer_path: Path | None = Field(None, description="Default: uplink.sqlite in the data dir.")
     buffer_mb: int = Field(64, ge=1, le=65_536, description="Store-and-forward file size cap.")
     max_inflight: int = Field(100, gt=0, le=65_535)
