@@ -174,3 +174,20 @@ def test_late_data_of_an_older_day_goes_out_at_the_next_full_round(plant_db) -> 
         }
     finally:
         uplink.buffer.close()
+
+
+def test_a_round_with_the_running_watchers_states(plant_db) -> None:
+    from indunet.plant.watch import PlantWatcher
+
+    settings, historian, _ = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"
+    watcher = PlantWatcher(historian, settings, clock=lambda: NOW / 1000)
+    uplink = PlantUplink(historian, settings, watcher=watcher)
+    try:
+        assert uplink.plant() is watcher.plant
+        assert uplink.tick(NOW) > 100
+        rows = uplink.buffer.read(0, 10_000)
+        states = [contract.parse(r.key, r.payload) for r in rows if r.key.endswith("/states")]
+        assert sorted(s.site for s in states) == ["s1", "s2"]
+    finally:
+        uplink.buffer.close()

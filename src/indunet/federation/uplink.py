@@ -267,7 +267,7 @@ class PlantUplink:
     def plant(self) -> PlantConfig:
         """Return the plant's effective configuration (the watcher's when one runs)."""
         if self.watcher is not None:
-            return self.watcher.plant()
+            return self.watcher.plant
         return self.store.effective(self.enterprise)
 
     def tick(self, now_ms: int | None = None) -> int:
