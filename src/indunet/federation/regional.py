@@ -167,9 +167,16 @@ class FederationStore:
             fresh = now_ms - int(s["states"]["at_ms"]) <= stale_ms
             s["status"] = "reporting" if fresh else "unknown"
         for kind, slot in (("oee_daily", "oee"), ("kwh_daily", "kwh_daily")):
-            for r in self.records(kind):  # ordered by period: the last one wins
+            newest = self.sql.rows(
+                "SELECT f.enterprise, f.site, f.period, f.data FROM fed_records f JOIN ("
+                "SELECT enterprise, site, max(period) AS period FROM fed_records WHERE kind = $1 "
+                "GROUP BY enterprise, site) n ON n.enterprise = f.enterprise AND n.site = f.site "
+                "AND n.period = f.period WHERE f.kind = $1",
+                [kind],
+            )
+            for r in newest:  # each site's newest day only
                 s = site(r["enterprise"], r["site"])
-                d = r["data"]
+                d = orjson.loads(r["data"])
                 if kind == "oee_daily":
                     e = OeeElements(
                         pbt_ms=d["pbt_ms"], apt_ms=d["apt_ms"], ideal_ms=d["ideal_ms"],
