@@ -179,3 +179,62 @@ def test_malformed_uplinks_become_dead_letters_and_unregistered_ones_are_quarant
     rows, total = region.quarantine()
     assert total == 1 and "not in the registry" in rows[0]["reason"]
     assert consumer.counts == {"stored": 1, "duplicate": 0, "older": 0, "refused": 3}
+
+
+def test_a_database_failure_keeps_messages_unacknowledged_until_stored(
+    historian, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+    import time
+    import uuid
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from indunet.errors import StorageUnavailable
+    from indunet.federation.settings import FederationSettings
+    from tests.edge.test_publish import MOSQUITTO, PrivateBroker, _until
+
+    if not shutil.which(MOSQUITTO):
+        pytest.fail(f"{MOSQUITTO} is needed for the consumer test")
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    settings = _Settings()
+    settings.federation = FederationSettings(
+        url=f"mqtt://127.0.0.1:{broker.port}", client_id=f"reg-{uuid.uuid4().hex[:8]}"
+    )
+    consumer = UplinkConsumer(historian, settings, None)
+    real_apply, failures = consumer.store.apply, [3]
+
+    def flaky(record, received_ms):  # the database is away for the first three writes
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise StorageUnavailable("database restarting")
+        return real_apply(record, received_ms)
+
+    monkeypatch.setattr(consumer.store, "apply", flaky)
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex[:6]}")
+    try:
+        consumer.start()
+        assert consumer.connected.wait(10)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        days = [f"2026-06-0{i}" for i in range(1, 6)]
+        for day in days:
+            r = daily("acme", "s1", day, 10.0, sites=("s1",))
+            pub.publish(r.topic, r.payload(), qos=1).wait_for_publish(5)
+        _until(lambda: consumer.counts["stored"] == 5, timeout=20)
+        assert failures == [0]  # it did fail three times on the way
+        assert [r["period"] for r in consumer.store.records("kwh_daily")] == days
+        consumer.stop()
+        # everything was acknowledged: the same session gets nothing again
+        again = UplinkConsumer(historian, settings, None)
+        again.start()
+        assert again.connected.wait(10)
+        time.sleep(1.0)
+        assert sum(again.counts.values()) == 0
+        again.stop()
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        broker.stop()

@@ -222,7 +222,8 @@ class UplinkConsumer:
         self._stop = threading.Event()
         self._client: Any = None
         self._sync_thread: threading.Thread | None = None
-        self._broken = False
+        self._retry: list[tuple[str, bytes, int, int]] = []
+        self._retry_lock = threading.Lock()
         group = self.cfg.shared_group
         self.topic = f"$share/{group}/{contract.ROOT}/#" if group else f"{contract.ROOT}/#"
 
@@ -315,11 +316,19 @@ class UplinkConsumer:
             self.connected.clear()
 
         def on_message(c, _u, message) -> None:
+            item = (message.topic, message.payload, message.mid, message.qos)
+            with self._retry_lock:
+                if self._retry:  # keep the order: behind the ones waiting for the database
+                    self._retry.append(item)
+                    return
             try:
                 self.handle(message.topic, message.payload)
-            except Exception:  # storage down: not acknowledged, redelivered after a reconnect
-                log.exception("federation: could not store a message on %s", message.topic)
-                self._broken = True
+            except Exception as exc:  # storage down: kept unacknowledged, stored when it is back
+                log.warning("federation: could not store a message on %s (%s); retrying",
+                            message.topic, exc)  # fmt: skip
+                with self._retry_lock:
+                    self._retry.append(item)
+                self._dirty.set()
                 return
             c.ack(message.mid, message.qos)
 
@@ -332,18 +341,37 @@ class UplinkConsumer:
         self._sync_thread = threading.Thread(target=self._sync_loop, name="fed-sync", daemon=True)
         self._sync_thread.start()
 
+    def retry_waiting(self) -> bool:
+        """Store the messages kept while the database failed, in order; acknowledge each.
+
+        Return True when none is left waiting. Not acknowledged, they would also come again
+        from the broker after a restart (persistent session).
+        """
+        while True:
+            with self._retry_lock:
+                if not self._retry:
+                    return True
+                topic, payload, mid, qos = self._retry[0]
+            try:
+                self.handle(topic, payload)
+            except Exception as exc:
+                log.warning("federation: the database still fails (%s); retrying", exc)
+                return False
+            with self._retry_lock:
+                self._retry.pop(0)
+            if self._client is not None:
+                self._client.ack(mid, qos)
+
     def _sync_loop(self) -> None:
         while not self._stop.is_set():
             self._dirty.wait(1.0)
             if self._stop.is_set():
                 break
             self._dirty.clear()
-            if self._broken and self._client is not None:
-                self._broken = False
-                try:
-                    self._client.reconnect()  # the broker sends what was not acknowledged
-                except Exception as exc:  # paho's own loop retries
-                    log.warning("federation: reconnect failed: %s", exc)
+            if not self.retry_waiting():
+                self._stop.wait(1.0)
+                self._dirty.set()
+                continue
             try:
                 self.sync()
             except Exception:
