@@ -22,6 +22,7 @@ from pydantic_settings import (
 from indunet.auth.settings import AuthSettings
 from indunet.connect.settings import SparkplugSettings
 from indunet.errors import ConfigError
+from indunet.federation.settings import FederationSettings, UplinkSettings
 from indunet.plant.config import PlantConfig
 from indunet.region.settings import RegionSettings
 
@@ -77,6 +78,14 @@ class Settings(BaseSettings):
     )
     auth: AuthSettings = Field(
         default_factory=AuthSettings, description="Sessions, login rate limits ([auth])."
+    )
+    uplink: UplinkSettings = Field(
+        default_factory=UplinkSettings,
+        description="Send this plant's aggregates to a regional instance ([uplink]).",
+    )
+    federation: FederationSettings = Field(
+        default_factory=FederationSettings,
+        description="Consume plants' uplinks as a regional instance ([federation]).",
     )
     sparkplug: SparkplugSettings = Field(
         default_factory=SparkplugSettings,

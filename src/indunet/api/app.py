@@ -15,7 +15,17 @@ from indunet.api.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware
 from indunet.api.middleware import RequestIdMiddleware, api_openapi, install_error_handlers
 from indunet.api.routes import alarms as alarm_routes
 from indunet.api.routes import auth as auth_routes
-from indunet.api.routes import business, chain, deadletters, docking, ingest, region, series, tags
+from indunet.api.routes import (
+    business,
+    chain,
+    deadletters,
+    docking,
+    federation,
+    ingest,
+    region,
+    series,
+    tags,
+)
 from indunet.api.routes import plant as plant_routes
 from indunet.api.routes import shift as shift_routes
 from indunet.auth.web import authorise
@@ -67,7 +77,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.state.settings = settings
     guarded = [Depends(authorise)]  # route table: indunet.auth.policy.ROUTES
     app.include_router(auth_routes.router, prefix="/api/v1", dependencies=guarded)
-    for module in (ingest, series, tags, deadletters, business, docking, chain, region):
+    for module in (ingest, series, tags, deadletters, business, docking, chain, region, federation):
         app.include_router(module.router, prefix="/api/v1", dependencies=guarded)
     app.include_router(plant_routes.router, prefix="/api/v1", dependencies=guarded)  # machines, …
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)

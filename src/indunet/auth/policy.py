@@ -118,6 +118,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/region/headline"): _CHAIN,
     ("GET", "/api/v1/region/status"): _CHAIN,
     ("GET", "/api/v1/region/quarantine"): _CHAIN,
+    ("GET", "/api/v1/federation/sites"): _CHAIN,  # plants' uplinked sites (docs/federation.md)
     ("GET", "/region"): _CHAIN,  # regional monitor pages (web/region.py)
     ("GET", "/region/watchlist"): _CHAIN,
     ("GET", "/region/{name}"): _CHAIN,

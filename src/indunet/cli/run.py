@@ -87,6 +87,29 @@ def serve(
         ),
     ] = None,
     tls: Annotated[bool, typer.Option("--tls", help="Connect with TLS (as mqtts://).")] = False,
+    uplink: Annotated[
+        str | None,
+        typer.Option(
+            "--uplink",
+            help="Send this plant's aggregates to a regional broker, mqtt[s]://user:pass@host:port "
+            "([uplink] url; docs/federation.md).",
+        ),
+    ] = None,
+    uplink_enterprise: Annotated[
+        str | None,
+        typer.Option(
+            "--uplink-enterprise",
+            help="The enterprise's id in the regional registry (default: the plant's enterprise).",
+        ),
+    ] = None,
+    federation_url: Annotated[
+        str | None,
+        typer.Option(
+            "--federation-url",
+            help="Regional instance: consume plants' uplinks (indunet/uplink/v1/#) from this "
+            "broker into the resumption monitor ([federation] url).",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API on the historian, and MQTT ingest when --mqtt-url is given."""
     import logging
@@ -102,6 +125,7 @@ def serve(
     )
     logging.getLogger("indunet").setLevel(logging.INFO)
     settings = load_settings(data_dir=data_dir, db=db, host=host, port=port)
+    _federation_options(settings, uplink, uplink_enterprise, federation_url)
     if sparkplug_host_id is not None:
         from indunet.connect.mqtt import check_host_id
 
@@ -155,6 +179,8 @@ def serve(
         running.append(_start_plant_watcher(app, historian, settings))
         running.append(_start_alarms(app, historian, settings))
         running.append(_start_reports(app, historian, settings))
+        running.append(_start_uplink(app, historian, settings))  # last: it reads the watcher
+        running.append(_start_federation(app, historian, settings))
 
     try:
         app = create_app(settings, historian)
@@ -186,6 +212,56 @@ def serve(
         for ingest in ingests:
             ingest.stop()
         historian.close()
+
+
+def _federation_options(
+    settings: Settings, uplink: str | None, enterprise: str | None, federation_url: str | None
+) -> None:
+    """Apply --uplink, --uplink-enterprise and --federation-url over the settings (checked)."""
+    from indunet.federation.settings import FederationSettings, UplinkSettings
+
+    up = settings.uplink.model_dump()
+    up.update({k: v for k, v in (("url", uplink), ("enterprise", enterprise)) if v is not None})
+    fed = settings.federation.model_dump()
+    if federation_url is not None:
+        fed["url"] = federation_url
+    try:
+        settings.uplink = UplinkSettings.model_validate(up)
+        settings.federation = FederationSettings.model_validate(fed)
+    except ValueError as exc:
+        raise ConfigError(f"uplink/federation option: {exc}") from exc
+    if settings.uplink.enterprise and not settings.uplink.url:
+        raise ConfigError("--uplink-enterprise needs --uplink (or [uplink] url)")
+
+
+def _start_uplink(app: Any, historian: Any, settings: Settings) -> Any:
+    """Start the plant's uplink when [uplink] url (or --uplink) is set; else None."""
+    if not settings.uplink.url:
+        return None
+    from indunet.federation.uplink import PlantUplink
+
+    service = PlantUplink(historian, settings, watcher=getattr(app.state, "plant_watcher", None))
+    service.start()
+    app.state.uplink = service
+    typer.echo(
+        f"uplink: {service.uplink_enterprise}'s aggregates to {settings.uplink.url.split('@')[-1]} "
+        f"every {settings.uplink.interval_s:g} s"
+    )
+    return service
+
+
+def _start_federation(app: Any, historian: Any, settings: Settings) -> Any:
+    """Start the regional uplink consumer when [federation] url (or --federation-url) is set."""
+    if not settings.federation.url:
+        return None
+    from indunet.api.routes.region import region_store_of
+    from indunet.federation.regional import UplinkConsumer
+
+    consumer = UplinkConsumer(historian, settings, lambda: region_store_of(app))
+    consumer.start()
+    app.state.uplink_consumer = consumer
+    typer.echo(f"federation: consuming {consumer.topic} into the resumption monitor")
+    return consumer
 
 
 def _demo_login(historian: Any, enterprise: str, data_dir: Path) -> dict[str, str]:

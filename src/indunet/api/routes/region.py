@@ -19,7 +19,7 @@ from indunet.region.rate import Filters, Rule, parse_by
 from indunet.region.rate import headline as headline_text
 from indunet.region.store import RegionStore, open_region_store
 
-__all__ = ["chain_operator", "get_region_store", "ranked", "router"]
+__all__ = ["chain_operator", "get_region_store", "ranked", "region_store_of", "router"]
 
 
 @asynccontextmanager
@@ -33,7 +33,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def get_region_store(request: Request) -> RegionStore:
     """Return the app's region store, opening it on first use."""
-    state = request.app.state
+    return region_store_of(request.app)
+
+
+def region_store_of(app: FastAPI) -> RegionStore:
+    """Return an app's region store, opening it on first use (routes and the uplink consumer)."""
+    state = app.state
     store = getattr(state, "region_store", None)
     if store is None:
         lock = state.__dict__.setdefault("_region_lock", threading.Lock())

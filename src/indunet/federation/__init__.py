@@ -1,0 +1,1 @@
+"""Federation: plants uplink aggregates to a regional instance (docs/federation.md)."""

@@ -1,0 +1,394 @@
+"""Regional side of the federation: consume plants' uplinks into readings and a list of sites.
+
+`FederationStore` keeps the records in the historian's database (``fed_records``: one row per
+kind and idempotency key, a newer revision replaces; ``fed_states``: each site's newest machine
+states). `UplinkConsumer` holds a persistent MQTT session on ``indunet/uplink/v1/#``, checks each
+message (`contract.parse`; a refused one becomes a dead letter), stores it and only then
+acknowledges it. A sync step turns complete (enterprise, day) kWh into the resumption monitor's
+readings (`RegionStore.load_readings`, which replaces a day's reading): a day is complete when
+every site the plant listed has arrived with enough meter coverage. A day without complete
+records gets no reading, so the monitor shows the enterprise as unknown, never as stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from indunet.errors import DataError
+from indunet.federation import contract
+from indunet.federation.contract import Uplink
+from indunet.model import DeadLetter
+from indunet.plant.oee import OeeElements
+from indunet.store.base import Historian
+from indunet.store.tables import SqlPort
+
+__all__ = ["FederationStore", "UplinkConsumer"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fed_records (
+  kind TEXT NOT NULL, rkey TEXT NOT NULL, enterprise TEXT NOT NULL, site TEXT NOT NULL,
+  period TEXT NOT NULL, computed_ms BIGINT NOT NULL, rev BIGINT NOT NULL,
+  received_ms BIGINT NOT NULL, data TEXT NOT NULL, synced BOOLEAN NOT NULL,
+  PRIMARY KEY (kind, rkey)
+);
+CREATE TABLE IF NOT EXISTS fed_states (
+  enterprise TEXT NOT NULL, site TEXT NOT NULL, period TEXT NOT NULL,
+  computed_ms BIGINT NOT NULL, rev BIGINT NOT NULL, received_ms BIGINT NOT NULL,
+  data TEXT NOT NULL, PRIMARY KEY (enterprise, site)
+)
+"""
+
+
+class FederationStore:
+    """The uplink records of every enterprise, beside the historian's points."""
+
+    def __init__(self, historian: Historian) -> None:
+        self.historian = historian
+        self.sql = SqlPort(historian)
+        self.sql.script(_SCHEMA)
+
+    def apply(self, record: Uplink, received_ms: int) -> str:
+        """Store a record unless a newer revision of it is stored; return what happened.
+
+        ``stored`` (new or newer), ``duplicate`` (the same revision again) or ``older``.
+        """
+        states = record.kind == "states"
+        table, where, params = (
+            ("fed_states", "enterprise = $1 AND site = $2", [record.enterprise, record.site])
+            if states
+            else ("fed_records", "kind = $1 AND rkey = $2", [record.kind, record.key])
+        )
+        data = orjson.dumps(record.data).decode()
+        with self.sql.transaction():
+            row = self.sql.rows(f"SELECT computed_ms, rev FROM {table} WHERE {where}", params)
+            if row:
+                stored = (int(row[0]["computed_ms"]), int(row[0]["rev"]))
+                if stored == (record.computed_ms, record.rev):
+                    return "duplicate"
+                if not record.newer_than(*stored):
+                    return "older"
+                self.sql.execute(f"DELETE FROM {table} WHERE {where}", params)
+            if states:
+                self.sql.execute(
+                    "INSERT INTO fed_states VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    [record.enterprise, record.site, record.period, record.computed_ms,
+                     record.rev, received_ms, data],
+                )  # fmt: skip
+            else:
+                self.sql.execute(
+                    "INSERT INTO fed_records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    [record.kind, record.key, record.enterprise, record.site, record.period,
+                     record.computed_ms, record.rev, received_ms, data, False],
+                )  # fmt: skip
+        return "stored"
+
+    def unsynced_days(self) -> list[tuple[str, str]]:
+        """Return the (enterprise, day) pairs whose daily kWh changed since the last sync."""
+        rows = self.sql.rows(
+            "SELECT DISTINCT enterprise, period FROM fed_records WHERE kind = 'kwh_daily' "
+            "AND NOT synced ORDER BY enterprise, period"
+        )
+        return [(r["enterprise"], r["period"]) for r in rows]
+
+    def day_total(self, enterprise: str, day: str, min_coverage: float) -> float | None:
+        """Return an enterprise's kWh of a day summed over its sites, or None when incomplete.
+
+        Complete: every site named by the newest record's ``sites`` has a record, each with
+        ``coverage >= min_coverage``.
+        """
+        rows = self.sql.rows(
+            "SELECT site, computed_ms, rev, data FROM fed_records WHERE kind = 'kwh_daily' "
+            "AND enterprise = $1 AND period = $2",
+            [enterprise, day],
+        )
+        if not rows:
+            return None
+        docs = {r["site"]: orjson.loads(r["data"]) for r in rows}
+        newest = max(rows, key=lambda r: (r["computed_ms"], r["rev"]))
+        expected = docs[newest["site"]]["sites"]
+        if any(s not in docs or docs[s]["coverage"] < min_coverage for s in expected):
+            return None
+        return float(sum(docs[s]["kwh"] for s in expected))
+
+    def mark_synced(self, pairs: list[tuple[str, str]]) -> None:
+        """Note that these (enterprise, day) pairs went to the monitor."""
+        with self.sql.transaction():
+            for enterprise, day in pairs:
+                self.sql.execute(
+                    "UPDATE fed_records SET synced = TRUE WHERE kind = 'kwh_daily' "
+                    "AND enterprise = $1 AND period = $2",
+                    [enterprise, day],
+                )
+
+    def records(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
+        """Return stored records of a kind (data decoded), by enterprise, site and period."""
+        where, params = "kind = $1", [kind]
+        if enterprise is not None:
+            where, params = "kind = $1 AND enterprise = $2", [kind, enterprise]
+        rows = self.sql.rows(
+            "SELECT enterprise, site, period, computed_ms, rev, received_ms, data FROM "
+            f"fed_records WHERE {where} ORDER BY enterprise, site, period",
+            params,
+        )
+        for r in rows:
+            r["data"] = orjson.loads(r["data"])
+        return rows
+
+    def sites(self, now_ms: int, stale_ms: int) -> list[dict[str, Any]]:
+        """Return every uplinked site: newest states, newest OEE and daily kWh, and its status.
+
+        A site whose newest states are older than ``stale_ms`` (or that never sent any) is
+        ``unknown``: a plant that stops reporting is never shown as stopped.
+        """
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def site(enterprise: str, name: str) -> dict[str, Any]:
+            return out.setdefault(
+                (enterprise, name),
+                {"enterprise": enterprise, "site": name, "status": "unknown",
+                 "last_seen_ms": None, "states": None, "oee": None, "kwh_daily": None},
+            )  # fmt: skip
+
+        for r in self.sql.rows("SELECT * FROM fed_states"):
+            s = site(r["enterprise"], r["site"])
+            s["states"] = orjson.loads(r["data"])
+            s["last_seen_ms"] = int(r["received_ms"])
+            fresh = now_ms - int(s["states"]["at_ms"]) <= stale_ms
+            s["status"] = "reporting" if fresh else "unknown"
+        for kind, slot in (("oee_daily", "oee"), ("kwh_daily", "kwh_daily")):
+            newest = self.sql.rows(
+                "SELECT f.enterprise, f.site, f.period, f.data FROM fed_records f JOIN ("
+                "SELECT enterprise, site, max(period) AS period FROM fed_records WHERE kind = $1 "
+                "GROUP BY enterprise, site) n ON n.enterprise = f.enterprise AND n.site = f.site "
+                "AND n.period = f.period WHERE f.kind = $1",
+                [kind],
+            )
+            for r in newest:  # each site's newest day only
+                s = site(r["enterprise"], r["site"])
+                d = orjson.loads(r["data"])
+                if kind == "oee_daily":
+                    e = OeeElements(
+                        pbt_ms=d["pbt_ms"], apt_ms=d["apt_ms"], ideal_ms=d["ideal_ms"],
+                        produced=d["produced"], good=d["good"], scrap=d["scrap"],
+                        produced_without_ideal=d["produced_without_ideal"],
+                        machines=d["machines"],
+                    )  # fmt: skip
+                    s[slot] = {
+                        "day": r["period"],
+                        **d,
+                        "availability": e.availability,
+                        "performance": e.performance,
+                        "quality": e.quality,
+                        "oee": e.oee,
+                    }
+                else:
+                    s[slot] = {"day": r["period"], "kwh": d["kwh"], "coverage": d["coverage"]}
+        return [out[k] for k in sorted(out)]
+
+
+class UplinkConsumer:
+    """Receive uplinks from the broker into a `FederationStore` and the resumption monitor."""
+
+    def __init__(
+        self,
+        historian: Historian,
+        settings: Any,
+        region_store: Callable[[], Any] | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.historian = historian
+        self.settings = settings
+        self.cfg = settings.federation
+        self.store = FederationStore(historian)
+        self.region_store = region_store
+        self.clock = clock
+        self.counts = dict.fromkeys(("stored", "duplicate", "older", "refused"), 0)
+        self.synced_days = 0
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._client: Any = None
+        self._sync_thread: threading.Thread | None = None
+        self._retry: list[tuple[str, bytes, int, int]] = []
+        self._retry_lock = threading.Lock()
+        group = self.cfg.shared_group
+        self.topic = f"$share/{group}/{contract.ROOT}/#" if group else f"{contract.ROOT}/#"
+
+    # ------------------------------------------------------------------ messages
+    def handle(self, topic: str, payload: bytes) -> str:
+        """Check and store one message; a refused one becomes a dead letter. Return the outcome."""
+        now = int(self.clock() * 1000)
+        try:
+            record = contract.parse(topic, payload)
+        except DataError as exc:
+            self._dead_letter(topic, payload, str(exc))
+            self.counts["refused"] += 1
+            return "refused"
+        with self._lock:
+            outcome = self.store.apply(record, now)
+        self.counts[outcome] += 1
+        if outcome == "stored" and record.kind == "kwh_daily":
+            self._dirty.set()
+        return outcome
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
+        try:
+            enterprise, _ = contract.parse_topic(topic)
+        except DataError:
+            enterprise = None
+        text = payload[:4096].decode("utf-8", "replace")
+        letter = DeadLetter("uplink", reason, ref=topic[:300], payload=text)
+        self.historian.add_dead_letters([letter], enterprise)
+
+    def sync(self) -> int:
+        """Turn changed complete days into the monitor's readings; return how many were written."""
+        if self.region_store is None:
+            return 0
+        with self._lock:
+            pairs = self.store.unsynced_days()
+            if not pairs:
+                return 0
+            rows = []
+            for enterprise, day in pairs:
+                total = self.store.day_total(enterprise, day, self.cfg.min_coverage)
+                if total is not None:
+                    rows.append((enterprise, day, total))
+            if rows:
+                table = pa.table(
+                    {
+                        "enterprise_id": [r[0] for r in rows],
+                        "date": [r[1] for r in rows],
+                        "kwh": [r[2] for r in rows],
+                    }
+                )
+                today = (datetime.now(UTC) + timedelta(days=1)).date()  # zones ahead of UTC
+                self.region_store().load_readings(table, source="uplink", today=today)
+            self.store.mark_synced(pairs)
+        self.synced_days += len(rows)
+        return len(rows)
+
+    # ------------------------------------------------------------------ MQTT
+    def start(self) -> None:
+        """Connect (a persistent session, QoS 1, manual acknowledgement) and start syncing."""
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from indunet.connect.mqtt import parse_mqtt_url
+
+        if not self.cfg.url:
+            raise DataError("no federation URL: set --federation-url or [federation] url")
+        host, port, tls, user, password = parse_mqtt_url(self.cfg.url)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.cfg.client_id or f"indunet-region-{uuid.uuid4().hex[:8]}",
+            protocol=paho.MQTTv311,
+            clean_session=False,
+            manual_ack=True,
+        )
+        if user:
+            client.username_pw_set(user, password)
+        if tls:
+            client.tls_set()
+        client.reconnect_delay_set(0.2, 10)
+
+        def on_connect(c, _u, _f, reason, _p) -> None:
+            if reason.is_failure:
+                log.warning("federation: broker refused the connection: %s", reason)
+                return
+            c.subscribe(self.topic, qos=1)
+            self.connected.set()
+            log.info("federation: consuming %s from %s:%s", self.topic, host, port)
+
+        def on_disconnect(*_a) -> None:
+            self.connected.clear()
+
+        def on_message(c, _u, message) -> None:
+            item = (message.topic, message.payload, message.mid, message.qos)
+            with self._retry_lock:
+                if self._retry:  # keep the order: behind the ones waiting for the database
+                    self._retry.append(item)
+                    return
+            try:
+                self.handle(message.topic, message.payload)
+            except Exception as exc:  # storage down: kept unacknowledged, stored when it is back
+                log.warning("federation: could not store a message on %s (%s); retrying",
+                            message.topic, exc)  # fmt: skip
+                with self._retry_lock:
+                    self._retry.append(item)
+                self._dirty.set()
+                return
+            c.ack(message.mid, message.qos)
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        self._client = client
+        client.connect_async(host, port, keepalive=30)
+        client.loop_start()
+        self._sync_thread = threading.Thread(target=self._sync_loop, name="fed-sync", daemon=True)
+        self._sync_thread.start()
+
+    def retry_waiting(self) -> bool:
+        """Store the messages kept while the database failed, in order; acknowledge each.
+
+        Return True when none is left waiting. Not acknowledged, they would also come again
+        from the broker after a restart (persistent session).
+        """
+        while True:
+            with self._retry_lock:
+                if not self._retry:
+                    return True
+                topic, payload, mid, qos = self._retry[0]
+            try:
+                self.handle(topic, payload)
+            except Exception as exc:
+                log.warning("federation: the database still fails (%s); retrying", exc)
+                return False
+            with self._retry_lock:
+                self._retry.pop(0)
+            if self._client is not None:
+                self._client.ack(mid, qos)
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            self._dirty.wait(1.0)
+            if self._stop.is_set():
+                break
+            self._dirty.clear()
+            if not self.retry_waiting():
+                self._stop.wait(1.0)
+                self._dirty.set()
+                continue
+            try:
+                self.sync()
+            except Exception:
+                log.exception("federation: readings not synced; trying again")
+                self._dirty.set()
+                self._stop.wait(5)
+
+    def stop(self) -> None:
+        """Disconnect and sync what is left."""
+        self._stop.set()
+        self._dirty.set()
+        if self._sync_thread is not None:
+            self._sync_thread.join(30)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        try:
+            self.sync()
+        except Exception:
+            log.exception("federation: readings not synced at stop")

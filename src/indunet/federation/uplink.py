@@ -1,0 +1,333 @@
+"""Plant side of the federation: compute aggregates each round, buffer them, publish at QoS 1.
+
+`compute_round` builds the records of one round from the same functions the plant's own pages
+use (`energy_report` per site and local hour, `oee_report` per site and day, `site_today` for the
+states now). `PlantUplink` runs it every ``uplink.interval_s`` seconds, writes the records that
+changed since its last round into an `EdgeBuffer` (the edge agent's durable store-and-forward
+file) and lets the edge agent's `Forwarder` publish them: a row leaves the buffer only after
+the broker's PUBACK, so a WAN or broker outage loses nothing and the backlog is replayed oldest
+first when the broker is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from indunet.edge.buffer import EdgeBuffer
+from indunet.edge.config import BrokerConfig, PublisherConfig
+from indunet.edge.publish import Forwarder, JsonEncoder
+from indunet.errors import DataError
+from indunet.federation import contract
+from indunet.federation.contract import Uplink
+from indunet.plant.config import PlantConfig
+from indunet.plant.energy import bucket_edges
+from indunet.plant.oee import OeeElements
+from indunet.plant.report import energy_report, oee_report
+from indunet.plant.store import PlantStore
+from indunet.plant.today import HOUR_MS, HourlyCache, read_hourly, site_today
+from indunet.store.base import Historian
+
+__all__ = ["PlantUplink", "SiteDay", "compute_round", "local_days"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteDay:
+    """A site's local day: its date text and ``[start_ms, end_ms)``."""
+
+    day: str
+    start_ms: int
+    end_ms: int
+
+
+def local_days(timezone: str, now_ms: int, days_back: int) -> tuple[list[SiteDay], SiteDay]:
+    """Return the ``days_back`` ended local days before today (oldest first) and today so far."""
+    zone = ZoneInfo(timezone)
+    today = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(zone).date()
+
+    def start(d: Any) -> int:
+        return int(datetime(d.year, d.month, d.day, tzinfo=zone).timestamp() * 1000)
+
+    ended = []
+    for back in range(days_back, 0, -1):
+        d = today - timedelta(days=back)
+        ended.append(SiteDay(d.isoformat(), start(d), start(d + timedelta(days=1))))
+    return ended, SiteDay(today.isoformat(), start(today), max(now_ms, start(today) + 1))
+
+
+def _sites(plant: PlantConfig) -> list[str]:
+    return sorted({m.site for m in plant.machines})
+
+
+def _coverage(
+    hourly: pa.Table, tags: list[str], start_ms: int, end_ms: int
+) -> tuple[float, set[str]]:
+    """Return the share of ``tags`` with a reading in ``[start_ms, end_ms)`` (by UTC hour)."""
+    if not tags:
+        return 0.0, set()
+    lo = start_ms - start_ms % HOUR_MS
+    mask = pc.and_(
+        pc.greater_equal(hourly.column("hour_ms"), lo), pc.less(hourly.column("hour_ms"), end_ms)
+    )
+    seen = set(hourly.filter(mask).column("tag").to_pylist()) & set(tags)
+    return len(seen) / len(tags), seen
+
+
+def compute_round(
+    store: PlantStore,
+    historian: Historian,
+    plant: PlantConfig,
+    enterprise: str,
+    now_ms: int,
+    *,
+    uplink_enterprise: str | None = None,
+    days_back: int = 3,
+    rev: int = 0,
+    current: Callable[[str], tuple[str, int] | None] | None = None,
+    open_part: Callable[[str], Any] | None = None,
+    hourly_cache: HourlyCache | None = None,
+) -> list[Uplink]:
+    """Return one round's records of every site: kWh per ended day and hour, OEE, states now.
+
+    ``enterprise`` is the plant's tenant (what is read); ``uplink_enterprise`` the id the records
+    carry (the enterprise's id in the regional registry, default the same).
+    """
+    ent = uplink_enterprise or enterprise
+    sites = _sites(plant)
+    out: list[Uplink] = []
+    if not sites:
+        return out
+
+    def record(kind: str, site: str, period: str, data: dict[str, Any]) -> None:
+        out.append(contract.build(ent, kind, site, period, data, computed_ms=now_ms, rev=rev))
+
+    windows = {s: local_days(plant.site(s).calendar.timezone, now_ms, days_back) for s in sites}
+    earliest = min(w[0][0].start_ms for w in windows.values())
+    points = read_hourly(historian, enterprise, earliest - HOUR_MS, now_ms + 1)
+    for site in sites:
+        ended, today = windows[site]
+        tz = plant.site(site).calendar.timezone
+        tags = [
+            f"{m.id}/{m.meter_tag or m.power_tag}"
+            for m in plant.machines
+            if m.site == site and (m.meter_tag or m.power_tag)
+        ]
+        edges = bucket_edges(ended[0].start_ms, now_ms, "hour", tz)
+        hour_end = int(edges[-2]) if len(edges) > 2 else ended[0].start_ms
+        if hour_end > ended[0].start_ms:
+            report = energy_report(
+                store, historian, plant, enterprise, site, ended[0].start_ms, hour_end,
+                bucket="hour", open_part=open_part,
+            )  # fmt: skip
+            buckets = report["buckets"]
+        else:
+            buckets = []
+        starts = np.array([b["start_ms"] for b in buckets], np.int64)
+        kwh = np.array([b["kwh"] for b in buckets], np.float64)
+        for b in buckets:
+            cov, _ = _coverage(points, tags, b["start_ms"], b["end_ms"])
+            period = contract.hour_period(b["start_ms"])
+            record("kwh_hourly", site, period, {"kwh": max(b["kwh"], 0.0), "coverage": cov})
+        for day in ended:
+            inside = (starts >= day.start_ms) & (starts < day.end_ms)
+            cov, _ = _coverage(points, tags, day.start_ms, day.end_ms)
+            record(
+                "kwh_daily",
+                site,
+                day.day,
+                {
+                    "kwh": max(float(kwh[inside].sum()), 0.0),
+                    "coverage": cov,
+                    "sites": sites,
+                    "timezone": tz,
+                },
+            )
+        for day, complete in ((ended[-1], True), (today, False)):
+            try:
+                doc = oee_report(
+                    store, historian, plant, enterprise, site, day.start_ms, day.end_ms,
+                    open_part=open_part,
+                )  # fmt: skip
+            except DataError as exc:
+                log.warning("uplink: OEE of %s on %s not computed: %s", site, day.day, exc)
+                continue
+            e = OeeElements.from_dict(doc["total"])
+            record(
+                "oee_daily",
+                site,
+                day.day,
+                {
+                    "pbt_ms": int(e.pbt_ms),
+                    "apt_ms": int(e.apt_ms),
+                    "ideal_ms": float(e.ideal_ms),
+                    "produced": float(e.produced),
+                    "good": float(e.good),
+                    "scrap": float(e.scrap),
+                    "produced_without_ideal": float(e.produced_without_ideal),
+                    "machines": int(e.machines),
+                    "complete": complete,
+                    "end_ms": day.end_ms,
+                },
+            )
+    today_sites = site_today(
+        store, historian, plant, enterprise, now_ms, current=current, hourly=hourly_cache
+    )
+    for site in sites:
+        s = today_sites.get(site)
+        if s is None:
+            continue
+        counts = {name: int(s.states.get(name, 0)) for name in contract.STATE_NAMES}
+        record(
+            "states",
+            site,
+            contract.minute_period(now_ms),
+            {"machines": sum(counts.values()), **counts, "at_ms": now_ms},
+        )
+    return out
+
+
+def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Tell whether two records' figures are equal; numbers within a relative 1e-9.
+
+    A sum over another window start differs in the last bits (energy is a difference of
+    cumulative sums), which is no change worth sending.
+    """
+    if a is None or a.keys() != b.keys():
+        return False
+    for k, x in a.items():
+        y = b[k]
+        if isinstance(x, float) or isinstance(y, float):
+            if not math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-9):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+class PlantUplink:
+    """The plant's uplink: a round every ``interval_s`` into the buffer, a forwarder out of it."""
+
+    def __init__(
+        self,
+        historian: Historian,
+        settings: Any,
+        *,
+        watcher: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        cfg = settings.uplink
+        if not cfg.url:
+            raise DataError("no uplink URL: set --uplink or [uplink] url")
+        self.historian = historian
+        self.settings = settings
+        self.enterprise: str = settings.enterprise
+        self.uplink_enterprise: str = cfg.enterprise or settings.enterprise
+        self.watcher = watcher
+        self.clock = clock
+        self.interval_s = cfg.interval_s
+        self.days_back = cfg.days_back
+        self.full_every_ms = int(cfg.full_every_s * 1000)
+        self._last_full: int | None = None
+        self.store = (
+            watcher.store
+            if watcher is not None
+            else PlantStore(historian, settings.plant, owner=settings.enterprise)
+        )
+        path = cfg.buffer_path or settings.data_dir / "uplink.sqlite"
+        self.buffer = EdgeBuffer(path, cfg.buffer_mb * 1024 * 1024)
+        broker = BrokerConfig(
+            url=cfg.url,
+            client_id=cfg.client_id or f"indunet-uplink-{self.uplink_enterprise}",
+            enterprise=self.uplink_enterprise,
+            reconnect_s=cfg.reconnect_s,
+        )
+        publisher = PublisherConfig(mode="json", max_inflight=cfg.max_inflight)
+        encoder = JsonEncoder(self.uplink_enterprise, {})  # rows are (topic, payload) as they are
+        self.forwarder = Forwarder(broker, publisher, self.buffer, encoder)
+        self.hourly = HourlyCache()
+        self.rounds = self.errors = 0
+        self._sent: dict[tuple[str, str], dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def plant(self) -> PlantConfig:
+        """Return the plant's effective configuration (the watcher's when one runs)."""
+        if self.watcher is not None:
+            return self.watcher.plant
+        return self.store.effective(self.enterprise)
+
+    def tick(self, now_ms: int | None = None) -> int:
+        """Run one round; buffer the records that changed since the last one; return how many."""
+        now = int(self.clock() * 1000) if now_ms is None else now_ms
+        rev = self.buffer.next_counter("uplink_rev")
+        full = self._last_full is None or now - self._last_full >= self.full_every_ms
+        if full:  # every ended day of the window; in between only yesterday (cheaper)
+            self._last_full = now
+        records = compute_round(
+            self.store,
+            self.historian,
+            self.plant(),
+            self.enterprise,
+            now,
+            uplink_enterprise=self.uplink_enterprise,
+            days_back=self.days_back if full else 1,
+            rev=rev,
+            current=self.watcher.current if self.watcher is not None else None,
+            open_part=self.watcher.open_segment if self.watcher is not None else None,
+            hourly_cache=self.hourly,
+        )
+        rows = []
+        changed: list[tuple[tuple[str, str], dict[str, Any]]] = []
+        for r in records:
+            key = (r.kind, r.key)
+            if r.kind != "states" and _same(self._sent.get(key), r.data):
+                continue  # unchanged; states go every round (the plant's heartbeat)
+            rows.append(("raw", r.topic, now, r.payload()))
+            changed.append((key, r.data))
+        self.buffer.put(rows)
+        self._sent.update(changed)
+        self.rounds += 1
+        return len(rows)
+
+    def start(self) -> None:
+        """Start the forwarder and the round thread."""
+        self.forwarder.start()
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the rounds, let the forwarder finish what is in flight, close the buffer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout + 60)
+        self.forwarder.stop(timeout)
+        self.buffer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+                if self._failing:
+                    log.info("uplink: rounds work again")
+                    self._failing = False
+            except Exception:  # the thread must outlive a bad round (database restart, ...)
+                self.errors += 1
+                if not self._failing:
+                    log.exception("uplink: a round failed; trying again every %.0f s",
+                                  self.interval_s)  # fmt: skip
+                    self._failing = True
+            self._stop.wait(self.interval_s)

@@ -1,0 +1,240 @@
+"""Regional side: records idempotent by revision; complete days become the monitor's readings."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from indunet.federation import contract
+from indunet.federation.regional import FederationStore, UplinkConsumer
+from indunet.region.settings import RegionSettings
+from indunet.region.store import RegionStore
+
+MS = 1_780_000_000_000
+REGISTRY = (
+    "enterprise_id,name,province,city,industry,size\n"
+    "acme,Acme Presses,Hubei,Wuhan,C34,medium\n"
+    "bolt,Bolt Works,Guangdong,Shenzhen,C34,small\n"
+)
+
+
+def daily(
+    ent: str,
+    site: str,
+    day: str,
+    kwh: float,
+    *,
+    at: int = MS,
+    rev: int = 1,
+    coverage: float = 1.0,
+    sites: tuple[str, ...] = ("s1", "s2"),
+) -> contract.Uplink:
+    return contract.build(
+        ent, "kwh_daily", site, day,
+        {"kwh": kwh, "coverage": coverage, "sites": list(sites), "timezone": "UTC"},
+        computed_ms=at, rev=rev,
+    )  # fmt: skip
+
+
+def states(ent: str, site: str, at: int, running: int = 2) -> contract.Uplink:
+    return contract.build(
+        ent, "states", site, contract.minute_period(at),
+        {"machines": 3, "running": running, "idle": 3 - running, "off": 0, "offline": 0,
+         "unknown": 0, "at_ms": at},
+        computed_ms=at, rev=at // 1000,
+    )  # fmt: skip
+
+
+def test_a_newer_revision_replaces_a_duplicate_or_older_one_changes_nothing(historian) -> None:
+    store = FederationStore(historian)
+    first = daily("acme", "s1", "2026-06-01", 100.0)
+    assert store.apply(first, MS) == "stored"
+    assert store.apply(first, MS + 5) == "duplicate"
+    assert store.apply(daily("acme", "s1", "2026-06-01", 120.0, rev=2), MS) == "stored"
+    assert store.apply(daily("acme", "s1", "2026-06-01", 90.0, rev=1), MS) == "older"
+    older = daily("acme", "s1", "2026-06-01", 80.0, at=MS - 1, rev=9)
+    assert store.apply(older, MS) == "older"
+    rows = store.records("kwh_daily")
+    assert len(rows) == 1 and rows[0]["data"]["kwh"] == 120.0 and rows[0]["rev"] == 2
+    assert FederationStore(historian).records("kwh_daily", "acme") == rows  # schema is idempotent
+
+
+def test_a_day_is_complete_only_with_every_site_and_enough_coverage(historian) -> None:
+    store = FederationStore(historian)
+    store.apply(daily("acme", "s1", "2026-06-01", 100.0), MS)
+    assert store.day_total("acme", "2026-06-01", 0.9) is None  # s2 is missing
+    store.apply(daily("acme", "s2", "2026-06-01", 50.0, coverage=0.5), MS)
+    assert store.day_total("acme", "2026-06-01", 0.9) is None  # s2's meters mostly silent
+    assert store.day_total("acme", "2026-06-01", 0.5) == 150.0
+    store.apply(daily("acme", "s2", "2026-06-01", 60.0, coverage=1.0, rev=2), MS)
+    assert store.day_total("acme", "2026-06-01", 0.9) == 160.0
+    assert store.day_total("acme", "2026-06-02", 0.9) is None
+    assert store.unsynced_days() == [("acme", "2026-06-01")]
+    store.mark_synced([("acme", "2026-06-01")])
+    assert store.unsynced_days() == []
+
+
+def test_sites_show_newest_states_and_oee_and_go_unknown_when_silent(historian) -> None:
+    store = FederationStore(historian)
+    store.apply(states("acme", "s1", MS), MS)
+    store.apply(states("acme", "s1", MS - 60_000, running=0), MS)  # late, older: ignored
+    store.apply(states("bolt", "s1", MS - 3_600_000), MS)
+    oee = {"pbt_ms": 1000, "apt_ms": 800, "ideal_ms": 400.0, "produced": 10.0, "good": 9.0,
+           "scrap": 1.0, "produced_without_ideal": 0.0, "machines": 3, "complete": False,
+           "end_ms": MS}  # fmt: skip
+    for day in ("2026-05-31", "2026-06-01"):
+        store.apply(contract.build("acme", "oee_daily", "s1", day, oee, computed_ms=MS, rev=1), MS)
+    sites = store.sites(MS + 1000, stale_ms=300_000)
+    assert [(s["enterprise"], s["site"], s["status"]) for s in sites] == [
+        ("acme", "s1", "reporting"),
+        ("bolt", "s1", "unknown"),  # an hour without news: unknown, never stopped
+    ]
+    acme = sites[0]
+    assert acme["states"]["running"] == 2
+    assert acme["oee"]["day"] == "2026-06-01"
+    assert acme["oee"]["availability"] == pytest.approx(0.8)
+    assert acme["oee"]["oee"] == pytest.approx(0.8 * 0.5 * 0.9)
+
+
+class _Settings:
+    def __init__(self, min_coverage: float = 0.9) -> None:
+        from indunet.federation.settings import FederationSettings
+
+        self.federation = FederationSettings(min_coverage=min_coverage)
+
+
+@pytest.fixture
+def region(tmp_path: Path):
+    settings = RegionSettings(
+        baseline_start=date(2026, 5, 1), baseline_end=date(2026, 5, 31), baseline_min_days=2
+    )
+    store = RegionStore(settings, tmp_path / "region.duckdb")
+    (tmp_path / "registry.csv").write_text(REGISTRY)
+    store.import_registry(tmp_path / "registry.csv", effective=date(2026, 1, 1))
+    (tmp_path / "base.csv").write_text(
+        "enterprise_id,date,kwh\n"
+        "acme,2026-05-20,1000\nacme,2026-05-21,1000\nbolt,2026-05-20,50\nbolt,2026-05-21,50\n"
+    )
+    store.import_readings(tmp_path / "base.csv", today=date(2026, 6, 30))
+    yield store
+    store.close()
+
+
+def _state(region: RegionStore, day: date, ent: str) -> str:
+    for state in ("resumed", "stopped", "unknown"):
+        frame, _ = region.enterprises(day, state=state)
+        if ent in frame.get_column("enterprise_id").to_list():
+            return state
+    raise AssertionError(f"{ent} is in no state on {day}")
+
+
+def test_consumer_turns_complete_days_into_readings_idempotently(historian, region) -> None:
+    consumer = UplinkConsumer(historian, _Settings(), lambda: region)
+    for site, kwh in (("s1", 300.0), ("s2", 200.0)):
+        r = daily("acme", site, "2026-06-01", kwh)
+        assert consumer.handle(r.topic, r.payload()) == "stored"
+        assert consumer.handle(r.topic, r.payload()) == "duplicate"  # QoS 1 redelivery
+    r = daily("acme", "s1", "2026-06-02", 100.0)  # s2 never arrives for the 2nd
+    consumer.handle(r.topic, r.payload())
+    r = daily("bolt", "s1", "2026-06-01", 5.0, sites=("s1",))
+    consumer.handle(r.topic, r.payload())
+    assert consumer.sync() == 2
+    assert consumer.sync() == 0  # nothing changed since
+    assert _state(region, date(2026, 6, 1), "acme") == "resumed"  # 500 > 0.3 × 1000
+    assert _state(region, date(2026, 6, 1), "bolt") == "stopped"  # 5 < 0.3 × 50
+    assert _state(region, date(2026, 6, 2), "acme") == "unknown"  # incomplete: not stopped
+    assert _state(region, date(2026, 6, 3), "bolt") == "unknown"  # stopped reporting
+    # a late correction replaces the day's reading, never adds to it
+    r = daily("acme", "s2", "2026-06-01", 0.0, rev=2)
+    consumer.handle(r.topic, r.payload())
+    r = daily("acme", "s1", "2026-06-01", 250.0, rev=2)
+    consumer.handle(r.topic, r.payload())
+    assert consumer.sync() == 1
+    assert _state(region, date(2026, 6, 1), "acme") == "stopped"  # 250 < 300
+    kwh = region._sql(
+        "SELECT r.kwh FROM readings r JOIN enterprise_keys k USING (eid) "
+        "WHERE k.enterprise_id = 'acme' AND r.day = DATE '2026-06-01'"
+    ).fetchall()
+    assert kwh == [(250.0,)]
+
+
+def test_malformed_uplinks_become_dead_letters_and_unregistered_ones_are_quarantined(
+    historian, region
+) -> None:
+    consumer = UplinkConsumer(historian, _Settings(), lambda: region)
+    assert consumer.handle("indunet/uplink/v1/acme/kwh_daily", b"{not json") == "refused"
+    good = daily("acme", "s1", "2026-06-01", 1.0, sites=("s1",))
+    spoofed = good.payload().replace(b'"enterprise":"acme"', b'"enterprise":"bolt"')
+    assert consumer.handle("indunet/uplink/v1/acme/kwh_daily", spoofed) == "refused"
+    assert consumer.handle("indunet/uplink/v1/+/x", b"{}") == "refused"
+    letters = historian.dead_letters(limit=10)
+    assert len(letters) == 3
+    assert all(d["source"] == "uplink" for d in letters)
+    assert any("does not match the topic" in d["reason"] for d in letters)
+    ghost = daily("ghost", "s1", "2026-06-01", 1.0, sites=("s1",))
+    assert consumer.handle(ghost.topic, ghost.payload()) == "stored"
+    consumer.sync()
+    rows, total = region.quarantine()
+    assert total == 1 and "not in the registry" in rows[0]["reason"]
+    assert consumer.counts == {"stored": 1, "duplicate": 0, "older": 0, "refused": 3}
+
+
+def test_a_database_failure_keeps_messages_unacknowledged_until_stored(
+    historian, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+    import time
+    import uuid
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from indunet.errors import StorageUnavailable
+    from indunet.federation.settings import FederationSettings
+    from tests.edge.test_publish import MOSQUITTO, PrivateBroker, _until
+
+    if not shutil.which(MOSQUITTO):
+        pytest.fail(f"{MOSQUITTO} is needed for the consumer test")
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    settings = _Settings()
+    settings.federation = FederationSettings(
+        url=f"mqtt://127.0.0.1:{broker.port}", client_id=f"reg-{uuid.uuid4().hex[:8]}"
+    )
+    consumer = UplinkConsumer(historian, settings, None)
+    real_apply, failures = consumer.store.apply, [3]
+
+    def flaky(record, received_ms):  # the database is away for the first three writes
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise StorageUnavailable("database restarting")
+        return real_apply(record, received_ms)
+
+    monkeypatch.setattr(consumer.store, "apply", flaky)
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex[:6]}")
+    try:
+        consumer.start()
+        assert consumer.connected.wait(10)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        days = [f"2026-06-0{i}" for i in range(1, 6)]
+        for day in days:
+            r = daily("acme", "s1", day, 10.0, sites=("s1",))
+            pub.publish(r.topic, r.payload(), qos=1).wait_for_publish(5)
+        _until(lambda: consumer.counts["stored"] == 5, timeout=20)
+        assert failures == [0]  # it did fail three times on the way
+        assert [r["period"] for r in consumer.store.records("kwh_daily")] == days
+        consumer.stop()
+        # everything was acknowledged: the same session gets nothing again
+        again = UplinkConsumer(historian, settings, None)
+        again.start()
+        assert again.connected.wait(10)
+        time.sleep(1.0)
+        assert sum(again.counts.values()) == 0
+        again.stop()
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        broker.stop()
