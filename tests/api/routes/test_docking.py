@@ -67,3 +67,23 @@ def test_dispatch_orders_through_the_api(client):
         == 404
     )
     assert client.post("/api/v1/dock/runs/nope/dispatch?by=ops&enterprise=acme").status_code == 404
+
+
+def test_own_plant_status_reads_a_running_watcher(make_client):
+    """Docking ranks offers with the plant's live status: read from the watcher's plant."""
+    from types import SimpleNamespace
+
+    from indunet.api.routes.docking import own_plant_status
+    from indunet.plant.watch import PlantWatcher
+    from tests.plant.plant_data import M1, M2, T0, plant, power_profile, write
+
+    c = make_client(plant=plant(M1, M2))
+    historian, settings = c.app.state.historian, c.app.state.settings
+    ts, v = power_profile(T0, [(60, 8.0)])
+    write(historian, f"{M1}/power_kw", ts, v)
+    watcher = PlantWatcher(historian, settings)
+    watcher.tick(int(ts[-1]) + 500)
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(plant_watcher=watcher)))
+    status = own_plant_status(request, "demo")  # type: ignore[arg-type]
+    assert status["demo"].machines_running == 1 and status["demo"].machines_known == 1
+    assert own_plant_status(request, "other") == {}  # type: ignore[arg-type]

@@ -244,7 +244,7 @@ def own_plant_status(request: Request, enterprise: str) -> dict[str, LiveStatus]
     watcher = getattr(request.app.state, "plant_watcher", None)
     if watcher is None or watcher.enterprise != enterprise:
         return {}
-    states = [watcher.current(m.id) for m in watcher.plant().machines]
+    states = [watcher.current(m.id) for m in watcher.plant.machines]
     known = [s[0] for s in states if s is not None and s[0] != "offline"]
     return {
         enterprise: LiveStatus(
