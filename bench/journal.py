@@ -2,10 +2,10 @@
 
 Every stored batch now also journals, per followed tag (machines' power tags), the range it
 wrote, in the same transaction. This times `Historian.write` of ingest-like batches (``--tags``
-tags × ``--seconds`` s of 1 s points per batch) on DuckDB and PostgreSQL with this tree, with
-10 % of the tags followed (a plant's power tags among its other tags), and with a checkout of an
-earlier commit (``--before``, its ``src`` folder) as the peer, alternating runs in fresh
-processes and printing the medians.
+tags × ``--seconds`` s of 1 s points per batch) on DuckDB and PostgreSQL with a checkout of an
+earlier commit (``--before``, its ``src`` folder) as the peer, and with this tree twice: no tag
+followed, and 10 % of the tags followed (a plant's power tags among its other tags); alternating
+runs in fresh processes, medians printed.
 
     git worktree add /tmp/before 2ed38ed        # the commit before the journal
     .venv/bin/python bench/journal.py --before /tmp/before/src
@@ -57,13 +57,13 @@ print(json.dumps({"points_per_s": tags * seconds * batches / total}))
 """
 
 
-def run(src: Path, backend: str, args: argparse.Namespace) -> float:
+def run(src: Path, backend: str, args: argparse.Namespace, follow: bool = True) -> float:
     schema = f"bj_{uuid.uuid4().hex[:8]}"
     db = PG if backend == "postgresql" else "-"
     env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run(
         [sys.executable, "-c", WORKER, str(args.tags), str(args.seconds), str(args.batches), db,
-         schema, "1"],
+         schema, "1" if follow else "0"],
         env=env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir(),
     )  # fmt: skip
     if backend == "postgresql":
@@ -83,15 +83,19 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backends", default="duckdb,postgresql")
     args = ap.parse_args()
-    print(f"{args.batches} batches of {args.tags} tags x {args.seconds} s; 10 % of tags followed")
+    print(
+        f"{args.batches} batches of {args.tags} tags x {args.seconds} s (medians of {args.repeats})"
+    )
     for backend in args.backends.split(","):
-        got: dict[str, list[float]] = {"before": [], "journal": []}
+        got: dict[str, list[float]] = {"before": [], "none": [], "journal": []}
         for _ in range(args.repeats):
             got["before"].append(run(args.before, backend, args))
+            got["none"].append(run(ROOT / "src", backend, args, follow=False))
             got["journal"].append(run(ROOT / "src", backend, args))
-        b, a = statistics.median(got["before"]), statistics.median(got["journal"])
-        print(f"{backend:10s} before {b:12,.0f} points/s   with journal {a:12,.0f} points/s   "
-              f"({(a / b - 1) * 100:+.1f} %)")  # fmt: skip
+        b, n, a = (statistics.median(got[k]) for k in ("before", "none", "journal"))
+        print(f"{backend:10s} before {b:10,.0f}   this tree, no tag followed {n:10,.0f} "
+              f"({(n / b - 1) * 100:+.1f} %)   10 % followed {a:10,.0f} "
+              f"({(a / b - 1) * 100:+.1f} %) points/s")  # fmt: skip
     return 0
 
 
