@@ -121,9 +121,12 @@ def _rebirth(host: Host):
     edge.nbirth([metric("Temp", alias=1, dtype=pb.Double, value=20.0)])
     edge.ndata([metric(alias=1, dtype=pb.Double, value=21.0)], seq=9)  # 1 expected
     assert wait(lambda: bool(edge.rebirth_requests()))
-    sent = [p for p in _commands(host, "NCMD") if p.topic == edge.topic("NCMD")]
-    assert len(sent) >= 1
-    return edge, sent[0]
+
+    def sent() -> list[Publish]:  # this host's own request (another host may have asked first)
+        return [p for p in _commands(host, "NCMD") if p.topic == edge.topic("NCMD")]
+
+    assert wait(lambda: bool(sent()))
+    return edge, sent()[0]
 
 
 def _write(host: Host, device: str | None):
