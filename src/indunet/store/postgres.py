@@ -284,13 +284,6 @@ class PostgresHistorian(Historian):
                     else:
                         self._upsert_points(cur, rows)
                     self._upsert_latest(cur, rows, tag_ids)
-                    changed = change_ranges(rows, _now_ms())
-                    cur.execute(
-                        "INSERT INTO raw_changes (tag_id, lo, hi, written_ms) SELECT * FROM "
-                        "unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[]) AS c(t) "
-                        "WHERE t IN (SELECT tag_id FROM followed_tags)",
-                        [changed.column(c).to_pylist() for c in changed.column_names],
-                    )
                     self._insert_letters(letters, enterprise)
             except psycopg.OperationalError as exc:
                 self.health.failed(_reason(exc))
@@ -318,15 +311,25 @@ class PostgresHistorian(Historian):
 
     @staticmethod
     def _upsert_latest(cur: psycopg.Cursor, rows: pa.Table, tag_ids: np.ndarray) -> None:
-        """Upsert each tag's newest row of the batch (rows are sorted by tag, then time)."""
+        """Upsert each tag's newest row of the batch (rows are sorted by tag, then time).
+
+        The same statement journals the ranges written to followed tags (`raw_changes`): a
+        data-modifying WITH runs whether or not the query reads it, and a statement of its own
+        cost a round trip per batch (about a tenth of the write rate on small batches).
+        """
         last = np.flatnonzero(np.append(np.diff(tag_ids) != 0, True))
         newest = rows.take(pa.array(last))
+        changed = change_ranges(rows, _now_ms())
         cur.execute(
+            "WITH journal AS (INSERT INTO raw_changes (tag_id, lo, hi, written_ms) SELECT * FROM "
+            "unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[]) AS c(t) "
+            "WHERE t IN (SELECT tag_id FROM followed_tags)) "
             "INSERT INTO latest SELECT * FROM unnest(%s::integer[], %s::bigint[], "
             "%s::double precision[], %s::text[], %s::smallint[]) "
             "ON CONFLICT (tag_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value, "
             "text = EXCLUDED.text, quality = EXCLUDED.quality WHERE EXCLUDED.ts >= latest.ts",
-            [newest.column(c).to_pylist() for c in ("tag_id", "ts", "value", "text", "quality")],
+            [changed.column(c).to_pylist() for c in changed.column_names]
+            + [newest.column(c).to_pylist() for c in ("tag_id", "ts", "value", "text", "quality")],
         )
 
     def _insert_letters(self, letters: list[DeadLetter], enterprise: str | None) -> None:
