@@ -424,9 +424,11 @@ def plant_repair(
         historian.follow_tags(
             ent, [f"{m.id}/{m.power_tag}" for m in plant.machines if m.power_tag is not None]
         )
-        journal = historian.raw_changes(ent)
+        # what was rebuilt needs no more following; other machines' late data still waits
+        rebuilt = [f"{m.id}/{m.power_tag}" for m in machines if m.power_tag and m.thresholds]
+        journal = historian.raw_changes(ent, rebuilt)
         if journal.num_rows:
-            historian.forget_raw_changes(ent, int(max(journal.column("id").to_pylist())))
+            historian.drop_raw_changes(journal.column("id").to_pylist())
     finally:
         historian.close()
     _print_rows(rows, as_json)

@@ -529,7 +529,7 @@ class Historian(ABC):
         """Return the journal of writes not yet taken by derived data: id, tag, lo, hi.
 
         Every stored batch adds one row per tag with the time range it wrote, in the same
-        transaction as the points; `forget_raw_changes` removes what was taken. ``tags`` limits
+        transaction as the points; `drop_raw_changes` removes what was taken. ``tags`` limits
         the answer to those paths.
         """
         sql = (
@@ -549,25 +549,6 @@ class Historian(ABC):
             "OR written_ms < $2 RETURNING id",
             [sorted(int(i) for i in ids), older_ms],
         ).num_rows
-
-    def forget_raw_changes(
-        self, enterprise: str, upto_id: int, *, tags: list[str] | None = None, older_ms: int = 0
-    ) -> int:
-        """Drop journal rows up to ``upto_id`` (of ``tags`` only, when given).
-
-        Rows of any enterprise written before ``older_ms`` go too: nothing waits for them.
-        """
-        sql = (
-            "DELETE FROM raw_changes WHERE (id <= $1 AND tag_id IN (SELECT id FROM tags "
-            "WHERE enterprise = $2"
-        )
-        params: list[Any] = [upto_id, enterprise]
-        if tags is not None:
-            sql += " AND path IN (SELECT unnest(CAST($3 AS TEXT[])))"
-            params.append(sorted(set(tags)))
-        params.append(older_ms)
-        sql += f")) OR written_ms < ${len(params)} RETURNING id"
-        return self._query(sql, params).num_rows
 
     def count(self, enterprise: str | None = None) -> int:
         """Return how many raw points are stored (for one enterprise, or all)."""
