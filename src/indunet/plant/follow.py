@@ -198,8 +198,7 @@ def bring_up_to_date(
         if last is not None:
             start = last[1]
         else:
-            first = historian.series(enterprise, tag, 0, newest_ms + 1, limit=1)
-            start = int(first.column("ts")[0].as_py())
+            start = _first_point(historian, enterprise, m, 0, newest_ms)
         end = newest_ms + 1  # the silence after it is offline in every report anyway
         if end <= start:
             continue
