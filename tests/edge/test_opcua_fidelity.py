@@ -60,18 +60,22 @@ def _config(plc: OpcuaSim, tmp_path: Path, enterprise: str = "e", **extra):
     )
 
 
-def _change_fast(plc: OpcuaSim) -> list[tuple[float, int]]:
-    """Write CHANGES values, each with its own SourceTimestamp; return (value, source ms)."""
+def _change_fast(plc: OpcuaSim, statuses: list | None = None) -> list[tuple[float, int]]:
+    """Write CHANGES values (or one per status given), each with its own SourceTimestamp and
+    status; return (value, source ms)."""
     from asyncua import ua
 
     async def go() -> list[tuple[float, int]]:
         node = plc.nodes["speed"]
         written = []
-        for i in range(CHANGES):
+        for i, status in enumerate(statuses or [None] * CHANGES):
             source_ms = T0_MS + i * 7  # not the wall clock: a PLC's own time
             stamp = datetime.fromtimestamp(source_ms / 1000, UTC)
+            extra = {} if status is None else {"StatusCode": ua.StatusCode(status)}
             await node.write_value(
-                ua.DataValue(ua.Variant(100.0 + i, ua.VariantType.Double), SourceTimestamp=stamp)
+                ua.DataValue(
+                    ua.Variant(100.0 + i, ua.VariantType.Double), SourceTimestamp=stamp, **extra
+                )
             )
             written.append((100.0 + i, source_ms))
             await asyncio.sleep(EVERY_S)
@@ -133,9 +137,21 @@ def test_status_codes_map_to_quality():
     assert quality_of(None) == Quality.GOOD  # no status: the server reported Good
 
 
+@pytest.mark.parametrize("with_quality", [False, True], ids=["good", "mixed-quality"])
 def test_every_change_reaches_the_historian_with_its_source_timestamp(
-    plc, tmp_path, settings_factory
+    plc, tmp_path, settings_factory, with_quality
 ):
+    """Every change is stored with its SourceTimestamp; uncertain values are kept with their
+    quality (they were dropped), bad ones without a value count as errors, not points."""
+    from asyncua import ua
+
+    codes = ua.StatusCodes
+    statuses = (
+        [codes.Good, codes.UncertainLastUsableValue, codes.Good, codes.UncertainSensorNotAccurate]
+        * 5
+        if with_quality
+        else None
+    )
     _require_broker()
     ent = f"f{uuid.uuid4().hex[:10]}"
     cfg = _config(plc, tmp_path, enterprise=ent)
@@ -160,7 +176,10 @@ def test_every_change_reaches_the_historian_with_its_source_timestamp(
         if not any(t.path == tag for t in historian.tags(ent)):
             return []
         rows = historian.series(ent, tag, T0_MS, T0_MS + 10**6).to_pylist()
+        qualities[:] = [r["quality"] for r in rows]
         return [(r["value"], r["ts"]) for r in rows]
+
+    qualities: list[int] = []
 
     try:
         deadline = time.monotonic() + 20
@@ -172,11 +191,18 @@ def test_every_change_reaches_the_historian_with_its_source_timestamp(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.5)
-        written = _change_fast(plc)
+        written = _change_fast(plc, statuses)
         deadline = time.monotonic() + 20
         while len(stored()) < len(written) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert stored() == written
+        if statuses:
+            assert qualities == [
+                Quality.UNCERTAIN if ua.StatusCode(c).is_uncertain() else Quality.GOOD
+                for c in statuses
+            ]
+        else:
+            assert set(qualities) == {Quality.GOOD}
     finally:
         loop.call_soon_threadsafe(stop.set)
         runner.join(15)

@@ -223,3 +223,27 @@ def test_sparkplug_node_births_aliases_and_rebirth(tmp_path: Path, broker) -> No
     kinds = [t.split("/")[2] for t, _ in listener.messages]
     assert kinds.count("NBIRTH") == 2 and kinds.count("DBIRTH") == 2 and kinds[-1] == "NDEATH"
     buf.close()
+
+
+def test_sparkplug_values_that_are_not_good_carry_a_quality_the_host_reads() -> None:
+    """A buffered row's ``$quality`` becomes each metric's ``Quality`` property (OPC DA codes),
+    and the host stores those points with that quality; the others stay good."""
+    from indunet.edge.buffer import QueuedRow
+    from indunet.model import Quality
+
+    node = SparkplugEdgeNode("g", "n", {"dev": {"temp": "number", "mode": "string"}})
+    host = SparkplugHost(SparkplugMapping(enterprise="e"))
+    for topic, payload in node.births():
+        assert not host.handle(topic, payload).errors
+    row = QueuedRow(
+        1,
+        "data",
+        "dev",
+        1_700_000_000_000,
+        orjson.dumps({"temp": 41.5, "mode": "auto", "$quality": {"temp": "uncertain"}}),
+    )
+    out = host.handle(*node.encode(row))
+    assert not out.errors and not out.numbers  # a metric with properties takes the full path
+    got = {t.rsplit("/", 1)[1]: (v.value or v.text, out.quality.get(i, Quality.GOOD))
+           for i, (t, _, v) in enumerate(out.points)}  # fmt: skip
+    assert got == {"temp": (41.5, Quality.UNCERTAIN), "mode": ("auto", Quality.GOOD)}

@@ -590,8 +590,9 @@ class MqttIngest:
             numbers = outcome.numbers
             if numbers:
                 builder.extend_numbers(numbers.tags, numbers.ts, numbers.values, ref)
-            for tag, ts, value in outcome.points:
-                builder.add(tag, ts, value, ref)
+            quality = outcome.quality
+            for i, (tag, ts, value) in enumerate(outcome.points):
+                builder.add(tag, ts, value, ref, quality.get(i, 0))
         if outcome.errors:
             ref = _text(ref)
             text = _payload_text(payload, self.payload_limit)

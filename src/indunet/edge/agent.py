@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from indunet.connect.codec.tag_meta import encode_tag_meta, meta_topic
+from indunet.connect.codec.uns_json import QUALITY_KEY
 from indunet.edge.buffer import EdgeBuffer, now_ms
 from indunet.edge.commands import CommandDesk, decode_dcmd
 from indunet.edge.config import EdgeConfig, ModbusDevice, OpcuaDevice
@@ -34,6 +35,7 @@ from indunet.edge.publish import (
 )
 from indunet.edge.reading import Reading, TagValue
 from indunet.errors import ConfigError, IndunetError
+from indunet.model import Quality
 
 __all__ = ["DeviceHealth", "EdgeAgent", "changed", "status_path"]
 
@@ -88,6 +90,7 @@ class _DeviceTask:
         )
         self.health = DeviceHealth(device.name, device.machine, device.protocol)
         self.last: dict[str, TagValue] = {}
+        self.quality: dict[str, Quality] = {}  # tag -> quality of the last value buffered
         # the agent's own report-by-exception uses absolute deadbands (a percent one is the
         # OPC UA server's to apply: it knows the range)
         self.deadbands = {
@@ -153,7 +156,7 @@ class _DeviceTask:
             self.health.requests = self.reader.requests
             self.health.reads += 1
             good = [r for r in readings if r.good]
-            bad = [r for r in readings if not r.good]
+            bad = [r for r in readings if r.quality == Quality.BAD or r.value is None]
             if good:
                 self.health.last_good_ms = ts
                 self.health.latency_ms = max(r.latency_ms for r in good)
@@ -166,7 +169,7 @@ class _DeviceTask:
                     raise IndunetError(f"{self.reader.where}: 3 cycles without a good value")
             else:
                 bad_cycles = 0
-            self._store(ts, good)
+            self._store(ts, readings)
             self._emit_health()
             next_at += period
             delay = next_at - time.monotonic()
@@ -176,16 +179,29 @@ class _DeviceTask:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
-    def _store(self, ts: int, good: list[Reading]) -> None:
-        """Buffer the good readings, one row per instant (a subscription delivers each change
-        at its own source time; a poll cycle has one time)."""
+    def _store(self, ts: int, readings: list[Reading]) -> None:
+        """Buffer the readings that hold a value, one row per instant (a subscription delivers
+        each change at its own source time; a poll cycle has one time). A value that is not
+        good goes with its quality (the JSON contract's ``$quality``); a change of quality is
+        a change for report-by-exception."""
         rbe = self.agent.cfg.publisher.rbe
-        rows: dict[int, dict[str, TagValue]] = {}
-        for r in good:
-            if rbe and not changed(self.last.get(r.tag), r.value, self.deadbands.get(r.tag, 0.0)):  # type: ignore[arg-type]
+        rows: dict[int, dict[str, Any]] = {}
+        for r in readings:
+            if r.value is None:
                 continue
-            rows.setdefault(r.ts_ms, {})[r.tag] = r.value  # type: ignore[assignment]
-            self.last[r.tag] = r.value  # type: ignore[assignment]
+            quality = self.quality.get(r.tag, Quality.GOOD)
+            if (
+                rbe
+                and quality == r.quality
+                and not changed(self.last.get(r.tag), r.value, self.deadbands.get(r.tag, 0.0))  # type: ignore[arg-type]
+            ):
+                continue
+            row = rows.setdefault(r.ts_ms, {})
+            row[r.tag] = r.value
+            if r.quality != Quality.GOOD:
+                row.setdefault(QUALITY_KEY, {})[r.tag] = r.quality.name.lower()
+            self.last[r.tag] = r.value
+            self.quality[r.tag] = r.quality
         if rows:
             self.agent.enqueue_rows(self.device.name, sorted(rows.items()))
 

@@ -22,7 +22,7 @@ import orjson
 
 from indunet.connect.codec._protobuf import sparkplug_b_pb2 as pb
 from indunet.connect.codec.sparkplug import NAMESPACE, REBIRTH_METRIC
-from indunet.connect.codec.uns_json import ROOT
+from indunet.connect.codec.uns_json import QUALITY_KEY, ROOT
 from indunet.connect.mqtt import parse_mqtt_url
 from indunet.edge.buffer import EdgeBuffer, QueuedRow, now_ms
 from indunet.edge.config import (
@@ -52,6 +52,8 @@ COMMAND_ROOT = "indunet/cmd/v1"
 #: where write results and audit records are published
 AUDIT_ROOT = "indunet/audit/v1"
 _DOUBLE, _BOOL, _STRING, _INT64 = 10, 11, 12, 4
+_INT32 = 3
+_DA_QUALITY = {"good": 192, "uncertain": 64, "bad": 0, "stale": 0}  # OPC DA quality codes
 _KIND_TYPE = {"number": _DOUBLE, "boolean": _BOOL, "string": _STRING}
 
 
@@ -181,6 +183,7 @@ class SparkplugEdgeNode:
         if row.kind == "raw":
             return row.key, row.payload
         values = orjson.loads(row.payload)
+        qualities = values.pop(QUALITY_KEY, {})
         metrics = self.metrics[row.key]
         msg = pb.Payload()
         msg.timestamp, msg.seq = row.ts, self._next_seq()
@@ -196,6 +199,11 @@ class SparkplugEdgeNode:
             else:
                 last[name] = value
             _set_value(m, known[1], value)
+            if name in qualities:  # the Quality property, in OPC DA codes (as Ignition sends)
+                m.properties.keys.append("Quality")
+                prop = m.properties.values.add()
+                prop.type = _INT32
+                prop.int_value = _DA_QUALITY.get(qualities[name], 0)
         return self._topic("DDATA", row.key), msg.SerializeToString()
 
     def command_topics(self) -> list[str]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from indunet.connect.codec.uns_json import MAX_PAYLOAD, UnsJsonDecoder, decode
 from indunet.errors import DataError
 from indunet.ingest.values import TimeParser
-from indunet.model import DataType
+from indunet.model import DataType, Quality
 
 NOW = 1_700_000_100_000
 TIMES = TimeParser(now_ms=NOW)
@@ -119,14 +119,23 @@ def _fast(decoder, topic, payload, now=NOW):
         batch = builder.take()
         for row in batch.table.to_pylist():
             points.append(
-                (row["tag"], row["ts"], row["value"], row["text"], batch.types[row["tag"]])
+                (
+                    row["tag"],
+                    row["ts"],
+                    row["value"],
+                    row["text"],
+                    batch.types[row["tag"]],
+                    row["quality"],
+                )
             )
     return enterprise, points, errors
 
 
 def _slow(topic, payload, now=NOW):
     msg = decode(topic, payload, TimeParser(now_ms=now))
-    points = [(t, ts, v.value, v.text, v.dtype) for t, ts, v in msg.points]
+    points = [
+        (t, ts, v.value, v.text, v.dtype, int(msg.quality.get(t, 0))) for t, ts, v in msg.points
+    ]
     return msg.enterprise, points, msg.errors
 
 
@@ -158,6 +167,13 @@ def test_decoder_agrees_with_decode_on_good_and_mixed_payloads():
         _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "nan": NaN, "inf": Infinity}')
         _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "s": "\\ud800"}')
         _same(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "a": 1, "a": 2}')
+        _same(decoder, MACHINE, b'{"ts": 1700000000000, "a": 1, "b": 2, "$quality": {"a": "bad"}}')
+        _same(decoder, MACHINE, b'{"ts": 1700000000000, "a": 1, "$quality": {"a": "nope"}}')
+        _same(decoder, MACHINE, b'{"ts": 1700000000000, "a": 1, "$quality": {"b": 1}}')
+        _same(decoder, MACHINE, b'{"ts": 1700000000000, "a": 1, "$quality": [1]}')
+        _same(decoder, MACHINE, b'{"ts": 1700000000000, "a": 1, "$quality": {"a": 0}}')
+        _same(decoder, MACHINE + "/t", b'{"ts": 1700000000000, "value": 1, "quality": 1}')
+        _same(decoder, MACHINE + "/t", b'{"ts": 1700000000000, "value": 1, "quality": "x"}')
         for value in (b"99999999999999999999", b"-9223372036854775808", b"1e300", b"7", b"true"):
             _same(
                 decoder, MACHINE + "/t", b'{"timestamp_ms": 1700000000000, "value": ' + value + b"}"
@@ -286,3 +302,58 @@ def test_single_value_decoder_matches_decode(value, time_key, extra):
     decoder = UnsJsonDecoder()
     _same(decoder, MACHINE + "/t", payload)
     _same(decoder, MACHINE + "/t", payload)
+
+
+# ---------------------------------------------------------------- quality in the contract
+def test_values_carry_the_quality_the_payload_gives():
+    body = (
+        b'{"timestamp_ms": 1700000000000, "temp_c": 41.5, "p_kw": 3.2,'
+        b' "$quality": {"temp_c": "uncertain", "p_kw": "good"}}'
+    )
+    msg = decode(MACHINE, body, TIMES)
+    assert msg.errors == []
+    assert {t.rsplit("/", 1)[1]: msg.quality.get(t, Quality.GOOD) for t, _, _ in msg.points} == {
+        "temp_c": Quality.UNCERTAIN,
+        "p_kw": Quality.GOOD,
+    }
+    single = decode(MACHINE + "/t", b'{"ts": 1700000000000, "value": 2, "quality": "stale"}', TIMES)
+    assert single.quality == {single.points[0][0]: Quality.STALE}
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"ts": 1700000000000, "a": 1, "$quality": "bad"}', "must be an object"),
+        (b'{"ts": 1700000000000, "a": 1, "$quality": {"b": "bad"}}', "has no value for: 'b'"),
+        (b'{"ts": 1700000000000, "a": 1, "$quality": {"ts": "bad"}}', "has no value for"),
+    ],
+)
+def test_a_quality_that_cannot_apply_refuses_the_message(payload, reason):
+    with pytest.raises(DataError, match=reason):
+        decode(MACHINE, payload, TIMES)
+
+
+def test_an_unreadable_quality_refuses_only_the_value_it_names():
+    msg = decode(MACHINE, b'{"ts": 1700000000000, "a": 1, "b": 2, "$quality": {"a": 9}}', TIMES)
+    assert [t.rsplit("/", 1)[1] for t, _, _ in msg.points] == ["b"]
+    assert len(msg.errors) == 1 and "'a'" in msg.errors[0] and "quality 9" in msg.errors[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.dictionaries(
+        st.sampled_from(["a", "b", "c"]),
+        st.one_of(st.integers(-5, 5), st.floats(allow_nan=False), st.text(max_size=3)),
+        min_size=1,
+    ),
+    quality=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.one_of(st.sampled_from(["good", "UNCERTAIN", "bad", "stale", "x"]), st.integers(-1, 4)),
+        max_size=3,
+    ),
+)
+def test_decoder_matches_decode_with_quality(values, quality):
+    payload = json.dumps({"ts": 1_700_000_000_000, **values, "$quality": quality}).encode()
+    decoder = UnsJsonDecoder()
+    _same(decoder, MACHINE, payload)
+    _same(decoder, MACHINE, payload)

@@ -86,6 +86,8 @@ def _stopped(fresh_host) -> tuple[Host, Publish, int]:
     h = fresh_host()
     before = _now()
     h.ingest.stop()
+    # the proxy records packets on its own thread: wait until it has seen the DISCONNECT
+    assert wait(lambda: bool(h.proxy.of(mp.DISCONNECT, up=True, conn=1)))
     deaths = [p for p in h.states(1) if not _state(p.payload)["online"]]
     assert len(deaths) == 1
     return h, deaths[0], before
@@ -531,8 +533,12 @@ def test_operational_behavior_host_reordering_success(host):
     edge.ndata([metric(alias=1, dtype=pb.Double, value=21.0, ts=_now() - 5)], seq=1)  # late
     assert wait(lambda: len(edge.rebirth_requests()) >= 1)
     assert wait(lambda: host.latest(prefix)["Temp"]["value"] == 22.0)  # newest by time wins
-    letters = host.historian.dead_letters(host.enterprise, limit=500)
-    assert any(edge.group in d["reason"] and "seq gap" in d["reason"] for d in letters)
+
+    def gap_noted() -> bool:  # dead letters are written with the next flush, not at once
+        letters = host.historian.dead_letters(host.enterprise, limit=500)
+        return any(edge.group in d["reason"] and "seq gap" in d["reason"] for d in letters)
+
+    assert wait(gap_noted)
 
 
 # ============================================================================ several servers

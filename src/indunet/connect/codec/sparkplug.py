@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from indunet.connect.codec._protobuf import sparkplug_b_pb2 as pb
 from indunet.errors import DataError
 from indunet.ingest.values import MAX_TEXT, Value
-from indunet.model import DataType
+from indunet.model import DataType, Quality
 from indunet.uns import check_segment
 
 __all__ = [
@@ -175,6 +175,8 @@ class DecodeOutcome:
     #: BIRTH metrics' units and descriptions from their properties: (tag, unit, description,
     #: data type)
     meta: list[tuple[str, str | None, str | None, DataType]] = field(default_factory=list)
+    #: index into ``points`` -> quality, for the points whose metric said they are not good
+    quality: dict[int, Quality] = field(default_factory=dict)
 
     def all_points(self) -> list[tuple[str, int, Value]]:
         """Return every point, ``numbers`` first and then ``points``, as (tag, ts, value)."""
@@ -281,6 +283,20 @@ def _metric_meta(props: pb.Payload.PropertySet) -> tuple[str | None, str | None]
     unit = next((found[k] for k in _UNIT_KEYS if k in found), None)
     description = next((found[k] for k in _DESCRIPTION_KEYS if k in found), None)
     return (unit[:32] if unit else None), (description[:1000] if description else None)
+
+
+def metric_quality(props: pb.Payload.PropertySet) -> Quality | None:
+    """Return the quality a metric's ``Quality`` property gives (OPC DA codes, as Ignition and
+    Cirrus Link send them: 192-255 good, 64-191 uncertain, 0-63 bad); ``None`` when absent."""
+    for key, value in zip(props.keys, props.values, strict=False):
+        if key.lower() != "quality":
+            continue
+        kind = value.WhichOneof("value")
+        if kind not in ("int_value", "long_value"):
+            return None
+        code = getattr(value, kind) & 0xFFFF
+        return Quality.GOOD if code >= 192 else Quality.UNCERTAIN if code >= 64 else Quality.BAD
+    return None
 
 
 def _tag_name(name: str) -> str:
@@ -437,7 +453,12 @@ class SparkplugHost:
         for metric in metrics:
             alias = metric.alias
             hit = fast.get(alias) if alias else None
-            if hit is not None and not metric.name and (metric.datatype or hit[1]) in _FLOATS:
+            if (
+                hit is not None
+                and not metric.name
+                and (metric.datatype or hit[1]) in _FLOATS
+                and not metric.HasField("properties")
+            ):
                 raw = metric.double_value or metric.float_value
                 if raw and raw - raw == 0.0 and not metric.is_null:  # set and finite
                     ts = metric.timestamp or default_ts
@@ -533,6 +554,10 @@ class SparkplugHost:
                     )
                     outcome.meta.append((tag, unit, description, kind))
             if value is not None:
+                if not birth and metric.HasField("properties"):
+                    quality = metric_quality(metric.properties)
+                    if quality is not None and quality != Quality.GOOD:
+                        outcome.quality[len(outcome.points)] = quality
                 outcome.points.append((tag, int(ts), value))
 
 

@@ -10,6 +10,15 @@
 
 ``ts`` (epoch ms or RFC 3339) is accepted for ``timestamp_ms``.
 
+Values are good unless the payload says otherwise: a single-value payload may carry
+``"quality": "uncertain"`` (good, uncertain, bad, stale, or their codes 0-3), and a machine
+payload a ``"$quality"`` object naming the tags whose values are not good::
+
+    {"timestamp_ms": 1700000000000, "temp_c": 41.5, "$quality": {"temp_c": "uncertain"}}
+
+A quality that cannot be read refuses the value it names (or, for a ``$quality`` that is not an
+object, the whole message): a value is never stored with a quality it was not sent with.
+
 `decode` is the reference: one message in, points out. `UnsJsonDecoder` gives the same
 answers faster for a stream: it remembers the topics and tag names it has validated (only
 those that passed: a refused name is checked again every time), parses with orjson (falling
@@ -27,14 +36,22 @@ import orjson
 
 from indunet.errors import DataError
 from indunet.ingest.batch import BatchBuilder
-from indunet.ingest.values import SECONDS_LOOKALIKE, TimeParser, Value, parse_json_value
+from indunet.ingest.values import (
+    SECONDS_LOOKALIKE,
+    TimeParser,
+    Value,
+    parse_json_value,
+    parse_quality,
+)
+from indunet.model import Quality
 from indunet.uns import MachinePath, TagPath, check_segment
 
-__all__ = ["ROOT", "DecodedMessage", "UnsJsonDecoder", "decode"]
+__all__ = ["QUALITY_KEY", "ROOT", "DecodedMessage", "UnsJsonDecoder", "decode"]
 
 ROOT = "indunet/v1"
 MAX_PAYLOAD = 256 * 1024
 _TIME_KEYS = ("timestamp_ms", "ts")
+QUALITY_KEY = "$quality"  # a machine payload's {tag: quality} for values that are not good
 _BIG = float(2**63)
 
 
@@ -45,6 +62,7 @@ class DecodedMessage:
     enterprise: str = ""
     points: list[tuple[str, int, Value]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    quality: dict[str, Quality] = field(default_factory=dict)  # tag -> quality, when not good
 
 
 def _timestamp(doc: dict, times: TimeParser) -> int:
@@ -92,17 +110,49 @@ def _loads(payload: bytes) -> dict:
     return doc
 
 
-def _single(doc: dict, tag: str, ts: int) -> tuple[str, int, Value]:
-    unknown = set(doc) - {*_TIME_KEYS, "value"}
+def _single(doc: dict, tag: str, ts: int) -> tuple[str, int, Value, Quality]:
+    unknown = set(doc) - {*_TIME_KEYS, "value", "quality"}
     if unknown:
         names = ", ".join(sorted(unknown))[:200]
         raise DataError(f"single-tag payload has unknown field(s) {names}")
     if "value" not in doc:
         raise DataError("single-tag payload has no 'value'")
     try:
-        return (tag, ts, parse_json_value(doc["value"]))
+        value = parse_json_value(doc["value"])
     except DataError as exc:
         raise DataError(f"field 'value': {exc}") from exc
+    try:
+        quality = parse_quality(doc.get("quality"))
+    except DataError as exc:
+        raise DataError(f"field 'quality': {exc}") from exc
+    return (tag, ts, value, quality)
+
+
+def _qualities(doc: dict) -> tuple[dict[str, Quality], dict[str, str]]:
+    """Pop a machine payload's ``$quality``: (key -> quality, key -> why it was refused).
+
+    Raise `DataError` when it is not an object, or names a key the payload does not carry.
+    """
+    raw = doc.pop(QUALITY_KEY, None)
+    if raw is None:
+        return {}, {}
+    if not isinstance(raw, dict):
+        raise DataError(f"field {QUALITY_KEY!r} must be an object of tag: quality")
+    missing = [k for k in raw if k not in doc or k in _TIME_KEYS]
+    if missing:
+        names = ", ".join(repr(k[:100]) for k in sorted(missing))[:200]
+        raise DataError(f"field {QUALITY_KEY!r} names tag(s) the payload has no value for: {names}")
+    good: dict[str, Quality] = {}
+    bad: dict[str, str] = {}
+    for key, q in raw.items():
+        try:
+            quality = parse_quality(q)
+        except DataError as exc:
+            bad[key] = f"{QUALITY_KEY}: {exc}"
+            continue
+        if quality != Quality.GOOD:
+            good[key] = quality
+    return good, bad
 
 
 def decode(topic: str, payload: bytes, times: TimeParser) -> DecodedMessage:
@@ -116,14 +166,22 @@ def decode(topic: str, payload: bytes, times: TimeParser) -> DecodedMessage:
     ts = _timestamp(doc, times)
     out = DecodedMessage(enterprise)
     if tag is not None:
-        out.points.append(_single(doc, tag, ts))
+        tag, ts, value, quality = _single(doc, tag, ts)
+        out.points.append((tag, ts, value))
+        if quality != Quality.GOOD:
+            out.quality[tag] = quality
         return out
+    qualities, refused = _qualities(doc)
     for key, raw in doc.items():
         if key in _TIME_KEYS:
             continue
         try:
             tag = str(machine.tag(key))
+            if key in refused:
+                raise DataError(refused[key])
             out.points.append((tag, ts, parse_json_value(raw)))
+            if key in qualities:
+                out.quality[tag] = qualities[key]
         except DataError as exc:
             out.errors.append(f"tag {key[:100]!r}: {exc}")
     if not out.points and not out.errors:
@@ -223,8 +281,11 @@ class UnsJsonDecoder:
             ):
                 builder.add_number(entry.tag, ts, float(value), ref)
             else:
-                builder.add(*_single(doc, entry.tag, ts), ref)
+                tag, ts, parsed, quality = _single(doc, entry.tag, ts)
+                builder.add(tag, ts, parsed, ref, quality)
             return enterprise, []
+        if QUALITY_KEY in doc:
+            return enterprise, self._with_quality(entry, _loads(payload), ts, builders, ref)
         collected = self._collect(entry, doc)
         if collected is None:  # orjson read an integer too big for 64 bits as a float
             collected = self._collect(entry, _loads(payload), exact=True)
@@ -241,6 +302,35 @@ class UnsJsonDecoder:
         for tag, value in others:
             builder.add(tag, ts, value, ref)
         return enterprise, errors
+
+    def _with_quality(
+        self, entry: _Topic, doc: dict, ts: int, builders: dict[str, BatchBuilder], ref: str
+    ) -> list[str]:
+        """Add a machine payload that carries ``$quality`` (parsed by the standard parser, as
+        `decode` does, so integers stay exact)."""
+        qualities, refused = _qualities(doc)
+        errors: list[str] = []
+        points: list[tuple[str, Value, Quality]] = []
+        for key, raw in doc.items():
+            if key in _TIME_KEYS:
+                continue
+            try:
+                tag = f"{entry.machine}/{check_segment(key, 'tag')}"
+                if key in refused:
+                    raise DataError(refused[key])
+                points.append((tag, parse_json_value(raw), qualities.get(key, Quality.GOOD)))
+            except DataError as exc:
+                errors.append(f"tag {key[:100]!r}: {exc}")
+        if not points:
+            if not errors:
+                raise DataError("payload holds a timestamp but no tags")
+            return errors
+        builder = builders.get(entry.enterprise)
+        if builder is None:
+            builder = builders[entry.enterprise] = BatchBuilder(entry.enterprise)
+        for tag, value, quality in points:
+            builder.add(tag, ts, value, ref, quality)
+        return errors
 
     def _collect(
         self, entry: _Topic, doc: dict, *, exact: bool = False
