@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts name [sections] of indunet.toml: print them as written
 )
 DataDir = Annotated[
     Path | None,
