@@ -172,3 +172,33 @@ def test_check_and_repair_exit_codes(run, tmp_path):
     rows = json.loads(run("plant", "repair", M1, "--json").stdout)["rows"]
     assert rows[0]["machine"] == M1 and rows[0]["segments"] >= 4
     assert json.loads(run("check", "--start", T0, "--end", end, "--json").stdout)["clean"]
+
+
+def test_report_webhooks_share_the_alarm_outbox_and_are_sent_after_a_restart(settings_factory):
+    """A shift report's webhook that could not be delivered yet is kept with the alarm state,
+    so the next start sends it again (it was lost with a sender of its own)."""
+    from types import SimpleNamespace
+
+    from indunet.cli.plant import _start_alarms, _start_reports
+    from indunet.plant.alarm_service import AlarmService
+    from indunet.plant.delivery import submit_document
+    from tests.plant.test_alarm_service import batch
+
+    hook = {"name": "ops", "url": "http://127.0.0.1:9/hook", "secret": "s3cr3t-webhook-key-9f2c"}
+    rule = {"id": "t-high", "kind": "high", "tag": "s1/a/l1/m1/temp", "limit": 80.0}
+    settings = settings_factory(enterprise="acme", plant={"webhooks": [hook], "alarms": [rule]})
+    historian = open_historian(settings)
+    try:
+        historian.write(batch([("s1/a/l1/m1/temp", T0, 20.0)]))  # a rule needs a known tag
+        plant = SimpleNamespace(state=SimpleNamespace())
+        service = _start_alarms(plant, historian, settings)
+        _start_reports(plant, historian, settings)
+        assert plant.state.report_webhooks is None  # no sender of its own to lose documents
+        assert submit_document(service.sender, ["ops"], "shift_report", {"scope": "s1"}) == 1
+        service.stop()  # port 9 refuses: the document waits in the outbox
+        again = AlarmService(historian, settings)
+        pending = again.sender.outbox.snapshot()
+        kept = pending["pending"] + pending["failed"]  # failed ones can be re-queued
+        assert [d["event"] for d in kept] == ["shift_report"]
+    finally:
+        historian.close()

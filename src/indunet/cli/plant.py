@@ -811,10 +811,18 @@ def _start_reports(app: Any, historian: Any, settings: Settings) -> Any:
     cfg = settings.plant
     mailer = Mailer(cfg.smtp) if cfg.smtp is not None else None
     sender = None
-    if cfg.webhooks:
+    alarms = getattr(app.state, "alarms", None)
+    if cfg.webhooks and alarms is not None:
+        # the alarm service's sender: its outbox is kept with the alarm state, so report and
+        # Andon documents not yet delivered are sent again after a restart, like alarm events
+        sender = alarms.sender
+        app.state.report_webhooks = None  # stopped with the alarm service
+    elif cfg.webhooks:
         sender = WebhookSender(cfg.webhooks)
         sender.start()
-    app.state.report_webhooks = sender
+        app.state.report_webhooks = sender
+    else:
+        app.state.report_webhooks = None
     if cfg.andon.groups:
         app.state.andon_notify = andon_notifier(cfg.andon, mailer=mailer, webhooks=sender)
     if not cfg.reports.scopes:
