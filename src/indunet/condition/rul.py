@@ -389,3 +389,119 @@ def predict_rul_many(model: RulModel, histories: Sequence[CycleHistory]) -> list
 
 def _round(x: float) -> float:
     return math.floor(x * 10 + 0.5) / 10
+
+
+# ---------------------------------------------------------------------------------------------
+# from historian samples to cycles
+
+
+def cycles_from_samples(
+    asset: str,
+    samples: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    now_ms: int,
+    cycle_s: float | None = None,
+    counter: tuple[np.ndarray, np.ndarray] | None = None,
+) -> CycleHistory:
+    """One row per completed cycle: the mean of each sensor's readings in that cycle.
+
+    `samples` maps sensor → (timestamps ms, values). A cycle is either a fixed period of `cycle_s`
+    seconds (aligned to the epoch; numbered from the first period with a reading) or, with
+    `counter` (timestamps ms, counter values), the span during which the counter holds one value
+    (a production run, a flight). The cycle still running at `now_ms` is left out. A sensor with
+    no reading in a cycle gets NaN there (filled later by `clean_history`).
+    """
+    if (cycle_s is None) == (counter is None):
+        raise RulInputError(f"{asset}: give exactly one of cycle_s or a cycle counter")
+    sensors = tuple(samples)
+    if cycle_s is not None:
+        if not cycle_s > 0:
+            raise RulInputError(f"{asset}: cycle_s must be > 0")
+        period = float(cycle_s) * 1000.0
+        current = math.floor(now_ms / period)
+
+        def cycle_of(ts: np.ndarray) -> np.ndarray:
+            return np.floor(ts / period)
+
+    else:
+        assert counter is not None
+        cts = np.asarray(counter[0], dtype=float)
+        cval = np.asarray(counter[1], dtype=float)
+        ok = np.isfinite(cts) & np.isfinite(cval)
+        order = np.argsort(cts[ok], kind="stable")
+        cts, cval = cts[ok][order], cval[ok][order]
+        if cts.size == 0:
+            return CycleHistory(asset, np.empty(0), np.empty((0, len(sensors))), sensors)
+        current = cval[-1]
+
+        def cycle_of(ts: np.ndarray) -> np.ndarray:
+            at = np.searchsorted(cts, ts, side="right") - 1
+            return np.where(at >= 0, cval[np.maximum(at, 0)], np.nan)
+
+    per_sensor: list[tuple[np.ndarray, np.ndarray]] = []
+    every: list[np.ndarray] = []
+    for name in sensors:
+        ts = np.asarray(samples[name][0], dtype=float)
+        val = np.asarray(samples[name][1], dtype=float)
+        cyc = cycle_of(ts)
+        keep = np.isfinite(cyc) & np.isfinite(val) & (cyc != current)
+        if counter is None:
+            keep &= cyc < current
+        per_sensor.append((cyc[keep], val[keep]))
+        every.append(cyc[keep])
+    numbers = np.unique(np.concatenate(every)) if every else np.empty(0)
+    values = np.full((numbers.size, len(sensors)), np.nan)
+    for j, (cyc, val) in enumerate(per_sensor):
+        if cyc.size == 0:
+            continue
+        row = np.searchsorted(numbers, cyc)
+        sums = np.bincount(row, weights=val, minlength=numbers.size)
+        counts = np.bincount(row, minlength=numbers.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values[:, j] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    if counter is None and numbers.size:
+        numbers = numbers - numbers[0] + 1  # the asset's cycles since its first reading
+    return CycleHistory(asset, numbers, values, sensors)
+
+
+def read_run_csv(path: str | object, sensors: Sequence[str] | None = None) -> CycleHistory:
+    """A run-to-failure history from a CSV file: a ``cycle`` column and one column per sensor.
+
+    The last cycle is the failure. Empty cells are missing readings. Raises `RulInputError`
+    naming the file and line for a missing ``cycle`` column or a cell that is not a number.
+    """
+    import csv
+    from pathlib import Path
+
+    p = Path(str(path))
+    with p.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise RulInputError(f"{p.name}: empty file; a run needs a header line") from None
+        if "cycle" not in header:
+            raise RulInputError(f"{p.name}: no 'cycle' column in the header {header}")
+        names = [h for h in header if h != "cycle"]
+        if sensors is not None:
+            absent = [s for s in sensors if s not in names]
+            if absent:
+                raise RulInputError(f"{p.name}: no column for sensor(s) {', '.join(absent)}")
+            names = list(sensors)
+        cols = [header.index("cycle")] + [header.index(n) for n in names]
+        rows: list[list[float]] = []
+        for line, record in enumerate(reader, start=2):
+            if not record or all(not c.strip() for c in record):
+                continue
+            out = []
+            for c in cols:
+                cell = record[c].strip() if c < len(record) else ""
+                try:
+                    out.append(float(cell) if cell else math.nan)
+                except ValueError:
+                    raise RulInputError(
+                        f"{p.name} line {line}: {header[c]} = {cell!r} is not a number"
+                    ) from None
+            rows.append(out)
+    table = np.array(rows, dtype=float).reshape(-1, len(cols))
+    return CycleHistory(p.stem, table[:, 0], table[:, 1:], tuple(names))

@@ -655,6 +655,13 @@ class AlarmService(Rounds):
             self.rounds += 1
             return self._save(events)
 
+    def evaluate(self, points: pa.Table) -> list[dict[str, Any]]:
+        """Evaluate values computed elsewhere now (columns tag, ts, value, quality), e.g. the
+        RUL estimates of `indunet.condition.rul_service`; return the stored event rows."""
+        with self._lock:
+            events = self.engine.update(points.select(["tag", "ts", "value", "quality"]))
+            return self._save(events, force=bool(events))
+
     # operator actions --------------------------------------------------------------------
     def _act(self, action: Callable[[], list[AlarmEvent]]) -> list[dict[str, Any]]:
         with self._lock:

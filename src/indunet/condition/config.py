@@ -1,0 +1,96 @@
+"""Configuration of remaining-useful-life estimates: ``[[plant.rul]]`` in indunet.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from indunet.errors import DataError
+from indunet.plant.alarms import Priority
+from indunet.uns import MachinePath, check_segment
+
+__all__ = ["RUL_TAG", "RulClassConfig"]
+
+#: derived tag of a machine's RUL estimate: derived/rul/<asset class>/<machine id>
+RUL_TAG = "derived/rul/"
+
+
+class RulClassConfig(BaseModel):
+    """One asset class: similar machines sharing one degradation model.
+
+    The model is fitted on run-to-failure histories (``runs_dir``: one CSV file per run, a
+    ``cycle`` column and one column per sensor, the last cycle being the failure). Each
+    machine's sensor tags (``<machine id>/<sensor>``) are turned into cycles, either fixed
+    periods (``cycle_s``) or the spans of a cycle counter tag (``cycle_tag``), from the first
+    reading on: the history must start when the asset was new or renewed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asset_class: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Name of the asset class, e.g. 'spindle' or 'pump' (letters, digits, _ . -).",
+    )
+    machines: list[str] = Field(min_length=1, description="Machine ids of this class.")
+    sensors: list[str] = Field(min_length=1, description="Sensor tags, relative to the machine.")
+    cycle_s: float | None = Field(None, gt=0, description="One cycle = a fixed period (s).")
+    cycle_tag: str | None = Field(
+        None, description="One cycle = one value of this counter tag (run or flight number)."
+    )
+    runs_dir: Path = Field(description="Folder of run-to-failure CSV files (one file per run).")
+    horizon: float = Field(gt=0, description="Alarm when the estimated RUL falls below (cycles).")
+    priority: Priority = Priority.HIGH
+    cap: int = Field(125, ge=10, description="RUL above this reads 'healthy' (cycles).")
+    window: int = Field(30, ge=2, le=500, description="Trailing cycles the features look at.")
+    min_cycles: int = Field(10, ge=2, description="Fewer cycles: 'insufficient history'.")
+    every_s: float = Field(300.0, ge=1, description="How often the estimates are refreshed.")
+
+    @field_validator("machines")
+    @classmethod
+    def _check_machines(cls, value: list[str]) -> list[str]:
+        out = []
+        for m in value:
+            try:
+                out.append(str(MachinePath.parse(m)))
+            except DataError as exc:
+                raise ValueError(str(exc)) from exc
+        if len(set(out)) != len(out):
+            raise ValueError("a machine is listed twice")
+        return out
+
+    @field_validator("sensors")
+    @classmethod
+    def _check_sensors(cls, value: list[str]) -> list[str]:
+        out = [_segment(s, "sensor") for s in value]
+        if len(set(out)) != len(out):
+            raise ValueError("a sensor is listed twice")
+        return out
+
+    @field_validator("cycle_tag")
+    @classmethod
+    def _check_cycle_tag(cls, value: str | None) -> str | None:
+        return None if value is None else _segment(value, "cycle_tag")
+
+    @model_validator(mode="after")
+    def _one_cycle(self) -> RulClassConfig:
+        if (self.cycle_s is None) == (self.cycle_tag is None):
+            raise ValueError("give exactly one of cycle_s (fixed period) or cycle_tag (counter)")
+        if self.horizon >= self.cap:
+            raise ValueError(f"horizon ({self.horizon:g}) must be below cap ({self.cap})")
+        return self
+
+    def tag(self, machine: str) -> str:
+        """Return the derived tag of a machine's RUL estimate (what the alarm rule watches)."""
+        return f"{RUL_TAG}{self.asset_class}/{machine}"
+
+    def rule_id(self) -> str:
+        """Return the id of the class's built-in RUL alarm rule."""
+        return f"rul:{self.asset_class}"
+
+
+def _segment(value: str, level: str) -> str:
+    try:
+        return check_segment(value, level)
+    except DataError as exc:
+        raise ValueError(str(exc)) from exc
