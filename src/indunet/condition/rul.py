@@ -249,7 +249,7 @@ def _lgb_params(objective: str, seed: int, alpha: float | None = None) -> dict[s
         "seed": seed,
         "deterministic": True,
         "force_row_wise": True,
-        "num_threads": 2,
+        "num_threads": 1,
         "verbose": -1,
     }
     if alpha is not None:
