@@ -18,6 +18,7 @@ from indunet.api.routes import auth as auth_routes
 from indunet.api.routes import (
     business,
     chain,
+    condition,
     deadletters,
     docking,
     federation,
@@ -79,6 +80,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(auth_routes.router, prefix="/api/v1", dependencies=guarded)
     for module in (ingest, series, tags, deadletters, business, docking, chain, region, federation):
         app.include_router(module.router, prefix="/api/v1", dependencies=guarded)
+    app.include_router(condition.router, prefix="/api/v1", dependencies=guarded)  # RUL
     app.include_router(plant_routes.router, prefix="/api/v1", dependencies=guarded)  # machines, …
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
         app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)

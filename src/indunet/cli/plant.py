@@ -179,6 +179,12 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
         from indunet.sim.alarm_rules import demo_alarm_rules, demo_known_tags
 
         extra = {"extra_rules": demo_alarm_rules(), "known_tags": demo_known_tags(demo_plants)}
+    if settings.plant.rul:  # RUL below the horizon: one built-in rule per asset class
+        from indunet.condition.rul_service import rul_alarm_extras
+
+        rul = rul_alarm_extras(settings.plant)
+        extra["extra_rules"] = [*extra["extra_rules"], *rul["extra_rules"]]
+        extra["known_tags"] = [*extra["known_tags"], *rul["known_tags"]]
     chain = chain_alarm_extras(historian, settings.enterprise)
     if chain["known_tags"]:  # chain alarms built in, so their states survive a restart
         extra["extra_rules"] = [*extra["extra_rules"], *chain["extra_rules"]]
@@ -194,6 +200,22 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
     if watcher is not None:  # machine states from the plant watcher feed state-duration rules
         service.attach(watcher)
     typer.echo(f"alarms: {len(service.rules())} rules evaluated every {service.interval_s:g} s")
+    return service
+
+
+def _start_rul(app: Any, historian: Any, settings: Settings) -> Any:
+    """Start RUL estimates when ``[[plant.rul]]`` is configured (after the alarms); else None."""
+    if not settings.plant.rul:
+        return None
+    from indunet.condition.rul_service import RulService
+
+    service = RulService(historian, settings, alarms=getattr(app.state, "alarms", None))
+    app.state.rul = service
+    service.start()
+    typer.echo(
+        f"RUL: {sum(len(c.machines) for c in settings.plant.rul)} machines in "
+        f"{len(settings.plant.rul)} asset classes, estimated every {service.interval_s:g} s"
+    )
     return service
 
 
