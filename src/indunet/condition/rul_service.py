@@ -243,7 +243,7 @@ class RulService(Rounds):
             except RulInputError as exc:
                 model, problem = None, str(exc)
             for machine in config.machines:
-                row: dict[str, Any] = {
+                row: dict[str, Any] = dict.fromkeys(_SCHEMA.names) | {
                     "enterprise": self.enterprise,
                     "machine": machine,
                     "asset_class": config.asset_class,

@@ -1,0 +1,112 @@
+"""The RUL service on a real historian (DuckDB file and PostgreSQL) with the real alarm service."""
+
+from __future__ import annotations
+
+import pytest
+
+from indunet.condition.rul_service import RulService, RulStore, rul_alarm_extras
+from indunet.errors import ConfigError
+from indunet.plant.alarm_service import AlarmService
+from indunet.store import open_historian
+from tests.condition import rul_plant as fleet
+from tests.conftest import PG_URL
+
+E = "acme"
+ALARM = f"rul:{fleet.CLASS}@derived/rul/{fleet.CLASS}/{fleet.WORN}"
+
+
+class Clock:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def make_settings(request: pytest.FixtureRequest, settings_factory, tmp_path):
+    extra: dict = {}
+    if request.param == "postgresql":
+        extra = {"db": PG_URL, "pg_schema": request.getfixturevalue("pg_schema")}
+    runs = fleet.write_runs(tmp_path / "runs")
+
+    def make(**rul):
+        return settings_factory(enterprise=E, plant=fleet.plant(runs, **rul), **extra)
+
+    return make
+
+
+def test_estimates_stored_and_alarm_raised_then_acknowledged(make_settings) -> None:
+    settings = make_settings()
+    historian = open_historian(settings)
+    try:
+        batch, now = fleet.sensor_batch(E)
+        historian.write(batch)
+        clock = Clock(now)
+        alarms = AlarmService(historian, settings, clock=clock, **rul_alarm_extras(settings.plant))
+        service = RulService(historian, settings, alarms=alarms, clock=clock)
+        rows = {r["machine"]: r for r in service.run_once(now)}
+        assert rows[fleet.WORN]["status"] == "ok"
+        assert rows[fleet.WORN]["rul"] < fleet.HORIZON  # truth: 16 cycles
+        assert rows[fleet.WORN]["low"] <= rows[fleet.WORN]["rul"] <= rows[fleet.WORN]["high"]
+        assert rows[fleet.HEALTHY]["status"] == "ok" and rows[fleet.HEALTHY]["rul"] > 60
+        assert rows[fleet.HEALTHY]["cycles_seen"] == 31  # test engine 1 has 31 cycles
+        for machine in (fleet.YOUNG, fleet.SILENT):
+            assert rows[machine]["status"] == "insufficient_history"
+            assert rows[machine]["rul"] is None
+            assert "insufficient history" in rows[machine]["message"]
+
+        # stored, lowest RUL first, the machines without an estimate last
+        stored = RulStore(historian).estimates(E)
+        assert [r["machine"] for r in stored][:2] == [fleet.WORN, fleet.HEALTHY]
+        assert RulStore(historian).estimates("other-enterprise") == []
+
+        # one alarm, for the worn engine only; raised once however often it is estimated
+        active = {a.alarm_id: a for a in alarms.alarms()}
+        assert list(active) == [ALARM]
+        assert active[ALARM].state == "unack" and active[ALARM].priority == "high"
+        clock.ms = now + 60_000
+        service.run_once(now + 60_000)
+        events = alarms.store.events(E, alarm_id=ALARM)
+        assert [e["kind"] for e in events] == ["raised"]
+        rows = alarms.acknowledge(ALARM, by="maintenance planner", comment="borescope booked")
+        assert [r["kind"] for r in rows] == ["acknowledged"]
+        assert {a.alarm_id: a for a in alarms.alarms()}[ALARM].state == "acked"
+        assert [e["kind"] for e in alarms.store.events(E, alarm_id=ALARM)] == [
+            "raised",
+            "acknowledged",
+        ]
+    finally:
+        historian.close()
+
+
+def test_a_class_without_usable_runs_says_so(make_settings, tmp_path) -> None:
+    empty = tmp_path / "no-runs"
+    empty.mkdir()
+    settings = make_settings(runs_dir=str(empty))
+    historian = open_historian(settings)
+    try:
+        rows = RulService(historian, settings).run_once(fleet.T0)
+        assert {r["status"] for r in rows} == {"no_model"}
+        assert "no run-to-failure CSV file" in rows[0]["message"]
+    finally:
+        historian.close()
+
+
+def test_config_is_checked(settings_factory, tmp_path) -> None:
+    runs = str(tmp_path)
+    base = fleet.plant(tmp_path)
+    bad = [
+        ({"cycle_tag": "flight"}, "exactly one of cycle_s"),
+        ({"machines": ["s1/hangar/l1/nope"]}, "not in \\[\\[plant.machines\\]\\]"),
+        ({"horizon": 200}, "must be below cap"),
+        ({"asset_class": "bad class"}, "asset_class"),
+        ({"sensors": ["s2", "s2"]}, "listed twice"),
+    ]
+    for change, message in bad:
+        plant = base | {"rul": [base["rul"][0] | change | {"runs_dir": runs}]}
+        with pytest.raises(ConfigError, match=message):
+            settings_factory(enterprise=E, plant=plant)
+    twice = base | {"rul": [base["rul"][0], base["rul"][0] | {"asset_class": "other"}]}
+    with pytest.raises(ConfigError, match="already in asset class"):
+        settings_factory(enterprise=E, plant=twice)
