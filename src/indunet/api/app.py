@@ -40,6 +40,7 @@ from indunet.web import chain as chain_page
 from indunet.web import data as data_page
 from indunet.web import docking as docking_page
 from indunet.web import energy as energy_page
+from indunet.web import fleet as fleet_page
 from indunet.web import overview as overview_page
 from indunet.web import region as region_pages
 from indunet.web import wall as wall_pages
@@ -94,7 +95,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(region_pages.router, dependencies=guarded)  # /region pages
     app.include_router(docking_page.router, dependencies=guarded)  # /docking
     app.include_router(chain_page.router, dependencies=guarded)  # /chain pages
-    for web in (alarm_page, energy_page, business_page, data_page, attention_page):
+    for web in (alarm_page, energy_page, business_page, data_page, attention_page, fleet_page):
         app.include_router(web.router, dependencies=guarded)
     app.include_router(wall_pages.router, dependencies=guarded)  # /wall, /andon, /reports
     app.include_router(auth_routes.pages_router, dependencies=guarded)  # /login
