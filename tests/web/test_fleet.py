@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +16,8 @@ from tests.condition import rul_plant as fleet
 from tests.web.conftest import LiveServer, sign_in
 
 HOSTILE = "<img src=x onerror=alert(1)>"
+SHOTS = os.environ.get("INDUNET_SCREENSHOTS") == "1"  # read before fixtures clear INDUNET_*
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _estimate(historian, settings) -> None:
@@ -116,6 +120,9 @@ def test_browser_fleet_to_machine_on_a_phone(settings_factory, tmp_path, browser
         assert rows.first.get_attribute("data-machine") == fleet.WORN
         assert "alarm" in rows.first.locator("td.rul").inner_text()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        if SHOTS:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "fleet-phone.png"), full_page=False)
         rows.first.locator("a").click()
         page.wait_for_url("**/machine/s1/hangar/l1/e20")
         section = page.locator("section.machine-rul")
@@ -123,5 +130,7 @@ def test_browser_fleet_to_machine_on_a_phone(settings_factory, tmp_path, browser
         box = section.locator(".rul-range").bounding_box()
         scale = section.locator(".rul-scale").bounding_box()
         assert box is not None and scale is not None and 0 < box["width"] <= scale["width"]
+        if SHOTS:
+            section.screenshot(path=str(SCREENSHOTS / "machine-rul-phone.png"))
         assert problems == []
         page.close()

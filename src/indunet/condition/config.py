@@ -44,6 +44,7 @@ class RulClassConfig(BaseModel):
     cap: int = Field(125, ge=10, description="RUL above this reads 'healthy' (cycles).")
     window: int = Field(30, ge=2, le=500, description="Trailing cycles the features look at.")
     min_cycles: int = Field(10, ge=2, description="Fewer cycles: 'insufficient history'.")
+    trees: int = Field(400, ge=10, le=5000, description="Boosting rounds of the model.")
     every_s: float = Field(300.0, ge=1, description="How often the estimates are refreshed.")
 
     @field_validator("machines")

@@ -9,9 +9,12 @@ capped at `cap` cycles (an asset early in life is "healthy", not "350 cycles fro
 sensors constant across the training fleet are dropped; the rest are standardised with the fleet's
 mean and spread; each cycle's features are taken over a trailing window (mean, slope, last
 smoothed value, min, max, spread) plus the drift of the recent mean from the asset's own first
-cycles and the cycle count. Gradient-boosted trees (LightGBM) learn the point estimate, and two
-quantile models of the same trees learn the band's edges. Training is deterministic: fixed seed,
-LightGBM's deterministic mode, row-wise histograms.
+cycles and the cycle count. Gradient-boosted trees (LightGBM) learn the point estimate. The band
+comes from out-of-fold errors: the same trees fitted with whole runs held out predict those
+runs, and the quantiles of their errors, per range of predicted RUL, are the band's offsets
+(quantile regression trees were tried first: started from the capped target's upper quantile,
+every gradient is equal, so the upper edge never left the cap). Training is deterministic: fixed
+seed, one thread, LightGBM's deterministic mode, row-wise histograms.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ DEFAULT_WINDOW = 30
 DEFAULT_MIN_CYCLES = 10
 # How many first cycles make an asset's own baseline (its "as new" level).
 BASELINE_CYCLES = 10
+# The band: out-of-fold errors from this many folds of whole runs, quantiles per bin of
+# predicted RUL (a bin with fewer errors than BAND_MIN_ROWS uses all errors).
+OOF_FOLDS = 4
+BAND_BINS = 6
+BAND_MIN_ROWS = 50
 
 
 class RulInputError(ValueError):
@@ -103,7 +111,9 @@ class RulModel:
     window: int
     min_cycles: int
     band: tuple[float, float]
-    boosters: dict[str, object] = field(repr=False)  # "point", "low", "high" → lightgbm.Booster
+    booster: object = field(repr=False)  # lightgbm.Booster of the point estimate
+    band_edges: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    band_offsets: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 2)))
     training_assets: int = 0
     training_rows: int = 0
 
@@ -236,9 +246,9 @@ def _standardise(values: np.ndarray, model_mean: np.ndarray, model_scale: np.nda
 # fit and predict
 
 
-def _lgb_params(objective: str, seed: int, alpha: float | None = None) -> dict[str, object]:
-    params: dict[str, object] = {
-        "objective": objective,
+def _lgb_params(seed: int) -> dict[str, object]:
+    return {
+        "objective": "regression",
         "learning_rate": 0.05,
         "num_leaves": 15,
         "min_data_in_leaf": 40,
@@ -252,9 +262,6 @@ def _lgb_params(objective: str, seed: int, alpha: float | None = None) -> dict[s
         "num_threads": 1,
         "verbose": -1,
     }
-    if alpha is not None:
-        params["alpha"] = alpha
-    return params
 
 
 def fit_rul_model(
@@ -263,7 +270,7 @@ def fit_rul_model(
     cap: int = DEFAULT_CAP,
     window: int = DEFAULT_WINDOW,
     min_cycles: int = DEFAULT_MIN_CYCLES,
-    band: tuple[float, float] = (0.1, 0.9),
+    band: tuple[float, float] = (0.05, 0.95),
     rounds: int = 400,
     seed: int = 0,
 ) -> RulModel:
@@ -314,14 +321,18 @@ def fit_rul_model(
         targets.append(rul_target(cycles, cap))
     x = np.concatenate(features, axis=0)
     y = np.concatenate(targets, axis=0)
-    boosters: dict[str, object] = {}
-    for key, objective, alpha in (
-        ("point", "regression", None),
-        ("low", "quantile", band[0]),
-        ("high", "quantile", band[1]),
-    ):
-        data = lgb.Dataset(x, label=y, free_raw_data=False)
-        boosters[key] = lgb.train(_lgb_params(objective, seed, alpha), data, num_boost_round=rounds)
+    runs_of_rows = np.concatenate([np.full(len(c), i) for i, (c, _) in enumerate(cleaned)])
+    booster = lgb.train(_lgb_params(seed), lgb.Dataset(x, label=y), num_boost_round=rounds)
+    # the band: quantiles of out-of-fold errors (whole runs held out), by predicted RUL
+    folds = min(OOF_FOLDS, len(runs))
+    oof = np.empty_like(y)
+    for k in range(folds):
+        held = runs_of_rows % folds == k
+        fold = lgb.train(
+            _lgb_params(seed), lgb.Dataset(x[~held], label=y[~held]), num_boost_round=rounds
+        )
+        oof[held] = fold.predict(x[held])
+    edges, offsets = band_offsets(np.clip(oof, 0.0, cap), y - oof, band, cap)
     return RulModel(
         sensors=sensors,
         mean=mean,
@@ -331,10 +342,31 @@ def fit_rul_model(
         window=window,
         min_cycles=min_cycles,
         band=band,
-        boosters=boosters,
+        booster=booster,
+        band_edges=edges,
+        band_offsets=offsets,
         training_assets=len(runs),
         training_rows=int(y.size),
     )
+
+
+def band_offsets(
+    predicted: np.ndarray, errors: np.ndarray, band: tuple[float, float], cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bin edges of predicted RUL and, per bin, the band's error quantiles (low, high).
+
+    Errors (true − predicted) grow with the predicted RUL, so each of `BAND_BINS` equal bins
+    over [0, cap] gets its own quantiles; a bin with fewer than `BAND_MIN_ROWS` errors takes
+    those of all errors.
+    """
+    edges = np.linspace(0.0, float(cap), BAND_BINS + 1)
+    which = np.clip(np.searchsorted(edges, predicted, side="right") - 1, 0, BAND_BINS - 1)
+    overall = np.quantile(errors, band)
+    offsets = np.empty((BAND_BINS, 2))
+    for b in range(BAND_BINS):
+        mine = errors[which == b]
+        offsets[b] = np.quantile(mine, band) if mine.size >= BAND_MIN_ROWS else overall
+    return edges, offsets
 
 
 def predict_rul(model: RulModel, history: CycleHistory) -> RulEstimate:
@@ -362,9 +394,12 @@ def predict_rul_many(model: RulModel, histories: Sequence[CycleHistory]) -> list
     if not rows:
         return []
     x = np.vstack(rows)
-    point = np.asarray(model.boosters["point"].predict(x))  # type: ignore[attr-defined]
-    low = np.asarray(model.boosters["low"].predict(x))  # type: ignore[attr-defined]
-    high = np.asarray(model.boosters["high"].predict(x))  # type: ignore[attr-defined]
+    point = np.clip(np.asarray(model.booster.predict(x)), 0.0, float(model.cap))  # type: ignore[attr-defined]
+    which = np.clip(
+        np.searchsorted(model.band_edges, point, side="right") - 1, 0, len(model.band_offsets) - 1
+    )
+    low = point + model.band_offsets[which, 0]
+    high = point + model.band_offsets[which, 1]
     cap = float(model.cap)
     estimates = []
     for i, (asset, cycle, seen, notes) in enumerate(meta):

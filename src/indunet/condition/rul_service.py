@@ -188,7 +188,11 @@ class RulService(Rounds):
                     )
                 runs = [read_run_csv(f, config.sensors) for f in files]
                 fitted: RulModel | str = fit_rul_model(
-                    runs, cap=config.cap, window=config.window, min_cycles=config.min_cycles
+                    runs,
+                    cap=config.cap,
+                    window=config.window,
+                    min_cycles=config.min_cycles,
+                    rounds=config.trees,
                 )
             except RulInputError as exc:
                 fitted = f"asset class {config.asset_class}: {exc}"

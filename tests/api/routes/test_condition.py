@@ -59,7 +59,7 @@ def test_rul_estimates_and_one_machine(client: TestClient) -> None:
     assert machines[:2] == [fleet.WORN, fleet.HEALTHY] and len(machines) == 4
     worn = body["estimates"][0]
     assert worn["status"] == "ok" and worn["alarm"] is True
-    assert worn["low"] <= worn["rul"] <= worn["high"] and worn["band_low"] == 0.1
+    assert worn["low"] <= worn["rul"] <= worn["high"] and worn["band_low"] == 0.05
     one = client.get("/api/v1/condition/rul", params={"machine": fleet.YOUNG}).json()
     assert [r["status"] for r in one["estimates"]] == ["insufficient_history"]
     assert one["estimates"][0]["alarm"] is False
