@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indunet.condition.rul_service import RulService, RulStore, rul_alarm_extras
+from indunet.condition.rul_service import RulService, RulStore
 from indunet.errors import ConfigError
 from indunet.plant.alarm_service import AlarmService
 from indunet.store import open_historian
@@ -43,7 +43,7 @@ def test_estimates_stored_and_alarm_raised_then_acknowledged(make_settings) -> N
         batch, now = fleet.sensor_batch(E)
         historian.write(batch)
         clock = Clock(now)
-        alarms = AlarmService(historian, settings, clock=clock, **rul_alarm_extras(settings.plant))
+        alarms = AlarmService(historian, settings, clock=clock)
         service = RulService(historian, settings, alarms=alarms, clock=clock)
         rows = {r["machine"]: r for r in service.run_once(now)}
         assert rows[fleet.WORN]["status"] == "ok"

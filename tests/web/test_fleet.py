@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from indunet.auth.store import AuthStore
 from indunet.condition.rul_service import RulService, RulStore
+from indunet.plant.alarm_service import AlarmService
 from indunet.web.fleet import fleet_rows
 from tests.condition import rul_plant as fleet
 from tests.web.conftest import LiveServer, sign_in
@@ -23,7 +24,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 def _estimate(historian, settings) -> None:
     batch, now = fleet.sensor_batch(settings.enterprise)
     historian.write(batch)
-    RulService(historian, settings).run_once(now)
+    alarms = AlarmService(historian, settings)  # the RUL rules are built in
+    RulService(historian, settings, alarms=alarms).run_once(now)
 
 
 @pytest.fixture
@@ -59,6 +61,14 @@ def test_machine_page_shows_rul_with_its_band(fleet_client: TestClient) -> None:
     section = html.split('class="machine-rul"', 1)[1].split("</section>", 1)[0]
     assert "cycles left" in section and "band " in section and "alarm below 30" in section
     assert "rul-alarm" in section
+    # the RUL alarm in the machine's alarm list, in words, linked to the machine
+    alarms = fleet_client.get("/parts/alarms", params={"machine": fleet.WORN}).text
+    assert "Remaining useful life of s1/hangar/l1/e20" in alarms and "&lt; 30 cycles" in alarms
+    assert 'href="/machine/s1/hangar/l1/e20"' in alarms
+    assert (
+        "Remaining useful life"
+        not in fleet_client.get("/parts/alarms", params={"machine": fleet.HEALTHY}).text
+    )
     young = fleet_client.get("/machine/s1/hangar/l1/e3").text
     assert "No estimate: too little history" in young and "insufficient history" in young
 

@@ -179,12 +179,6 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
         from indunet.sim.alarm_rules import demo_alarm_rules, demo_known_tags
 
         extra = {"extra_rules": demo_alarm_rules(), "known_tags": demo_known_tags(demo_plants)}
-    if settings.plant.rul:  # RUL below the horizon: one built-in rule per asset class
-        from indunet.condition.rul_service import rul_alarm_extras
-
-        rul = rul_alarm_extras(settings.plant)
-        extra["extra_rules"] = [*extra["extra_rules"], *rul["extra_rules"]]
-        extra["known_tags"] = [*extra["known_tags"], *rul["known_tags"]]
     chain = chain_alarm_extras(historian, settings.enterprise)
     if chain["known_tags"]:  # chain alarms built in, so their states survive a restart
         extra["extra_rules"] = [*extra["extra_rules"], *chain["extra_rules"]]
@@ -192,6 +186,7 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
     if (
         not extra["extra_rules"]
         and not settings.plant.alarms
+        and not settings.plant.rul  # built-in RUL rules (alarm_service.rul_rules)
         and not AlarmStore(historian).rule_docs(settings.enterprise)
     ):
         return None

@@ -5,9 +5,9 @@
 and every round turns each machine's sensor history into cycles, estimates its RUL and stores
 the estimate in ``condition_rul`` (one row per machine, the latest). Estimates go to the alarm
 service as the derived tag ``derived/rul/<asset class>/<machine id>``, watched by a built-in
-low-limit rule per class (`rul_alarm_extras`), so a RUL below the horizon is an alarm with the
-usual lifecycle (acknowledge, shelve, webhooks). A machine with too short a history is stored
-as ``insufficient_history`` and raises nothing.
+low-limit rule per class (`indunet.plant.alarm_service.rul_rules`), so a RUL below the horizon
+is an alarm with the usual lifecycle (acknowledge, shelve, webhooks). A machine with too short a
+history is stored as ``insufficient_history`` and raises nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from indunet.condition.rul import (
     predict_rul,
     read_run_csv,
 )
-from indunet.plant.alarms import AlarmRule, load_rules
 from indunet.plant.rounds import Rounds
 from indunet.store.tables import SqlPort
 
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from indunet.plant.config import PlantConfig
     from indunet.store.base import Historian
 
-__all__ = ["RulService", "RulStore", "rul_alarm_extras", "rul_alarm_rules", "rul_tags"]
+__all__ = ["RulService", "RulStore"]
 
 log = logging.getLogger(__name__)
 
@@ -84,37 +83,6 @@ _SCHEMA = pa.schema(
     ]
 )
 _COLS = ", ".join(_SCHEMA.names[1:])
-
-
-def rul_tags(plant: PlantConfig) -> list[str]:
-    """Return the derived RUL tags of every configured machine."""
-    return [c.tag(m) for c in plant.rul for m in c.machines]
-
-
-def rul_alarm_rules(plant: PlantConfig) -> list[AlarmRule]:
-    """Return one low-limit rule per asset class: RUL below the class's horizon."""
-    return load_rules(
-        [
-            {
-                "id": c.rule_id(),
-                "kind": "low",
-                "pattern": f"derived/rul/{c.asset_class}/#",
-                "limit": c.horizon,
-                "priority": c.priority.value,
-                "message": (
-                    f"remaining useful life below {c.horizon:g} cycles ({c.asset_class}): plan "
-                    "the maintenance; the estimate and its band are on the machine page and at "
-                    "GET /api/v1/condition/rul"
-                ),
-            }
-            for c in plant.rul
-        ]
-    )
-
-
-def rul_alarm_extras(plant: PlantConfig) -> dict[str, list[Any]]:
-    """Return ``extra_rules`` and ``known_tags`` for an `AlarmService` that raises RUL alarms."""
-    return {"extra_rules": rul_alarm_rules(plant), "known_tags": rul_tags(plant)}
 
 
 class RulStore:

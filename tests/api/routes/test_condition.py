@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from indunet.condition.rul_service import RulService, RulStore, rul_alarm_extras
+from indunet.condition.rul_service import RulService, RulStore
 from indunet.plant.alarm_service import AlarmService
 from tests.condition import rul_plant as fleet
 from tests.conftest import PG_URL
@@ -30,7 +30,7 @@ def _estimate(client: TestClient) -> None:
     historian, settings = app.state.historian, app.state.settings
     batch, now = fleet.sensor_batch(E)
     historian.write(batch)
-    alarms = AlarmService(historian, settings, **rul_alarm_extras(settings.plant))
+    alarms = AlarmService(historian, settings)
     app.state.alarms = alarms
     RulService(historian, settings, alarms=alarms).run_once(now)
     RulStore(historian).put(  # another tenant's machine, worn out
