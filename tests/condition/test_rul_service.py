@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 
 from indunet.condition.rul_service import RulService, RulStore
@@ -110,3 +113,30 @@ def test_config_is_checked(settings_factory, tmp_path) -> None:
     twice = base | {"rul": [base["rul"][0], base["rul"][0] | {"asset_class": "other"}]}
     with pytest.raises(ConfigError, match="already in asset class"):
         settings_factory(enterprise=E, plant=twice)
+
+
+def test_serve_starts_the_rul_service_after_the_alarms(make_settings) -> None:
+    """The wiring of ``indunet serve``: alarms start for the built-in RUL rules, the RUL service
+    estimates in its thread and feeds them."""
+    from indunet.cli.plant import _start_alarms, _start_rul
+
+    settings = make_settings()
+    historian = open_historian(settings)
+    app = SimpleNamespace(state=SimpleNamespace())
+    started: list = []
+    try:
+        batch, _ = fleet.sensor_batch(E)
+        historian.write(batch)  # readings from 2026-05-28 on, hourly: all cycles complete now
+        started.append(_start_alarms(app, historian, settings))
+        assert started[0] is not None and app.state.alarms is started[0]
+        started.append(_start_rul(app, historian, settings))
+        deadline = time.monotonic() + 60
+        while not any(a.alarm_id == ALARM for a in app.state.alarms.alarms()):
+            assert time.monotonic() < deadline, "no RUL alarm raised"
+            time.sleep(0.05)
+        assert RulStore(historian).estimates(E)[0]["machine"] == fleet.WORN
+    finally:
+        for service in reversed(started):
+            if service is not None:
+                service.stop()
+        historian.close()
