@@ -39,7 +39,7 @@ def write_runs(folder: Path, count: int = 8) -> Path:
     return folder
 
 
-def plant(runs: Path, **rul: Any) -> dict[str, Any]:
+def plant(folder: Path, **rul: Any) -> dict[str, Any]:
     """The plant config: the four machines and one asset class."""
     return {
         "machines": [{"id": m} for m in MACHINES],
@@ -49,7 +49,7 @@ def plant(runs: Path, **rul: Any) -> dict[str, Any]:
                 "machines": list(MACHINES),
                 "sensors": list(SENSORS),
                 "cycle_s": 3600,
-                "runs_dir": str(runs),
+                "runs_dir": str(folder),
                 "horizon": HORIZON,
                 "every_s": 60,
                 "trees": 80,  # fast; the default 400 is what bench/condition_rul.py scores
@@ -85,3 +85,32 @@ def sensor_batch(enterprise: str) -> tuple[PointBatch, int]:
     )
     types = dict.fromkeys(tags, DataType.NUMBER)
     return PointBatch(enterprise, table, types), T0 + longest * HOUR + 1000
+
+
+def history_runs(enterprise: str, count: int = 8) -> tuple[PointBatch, list[dict[str, str]]]:
+    """The first training engines as retired machines' tags (hourly, before T0), and the
+    ``runs`` entries naming them: from the first reading to the failure (the last)."""
+    from datetime import UTC, datetime
+
+    tags, ts, values, runs = [], [], [], []
+    for i, run in enumerate(cmapss.train()[:count]):
+        machine = f"s1/hangar/retired/r{i + 1}"
+        start = T0 - (i + 1) * 400 * HOUR
+        n = run.cycles.size
+        for s in SENSORS:
+            tags += [f"{machine}/{s}"] * n
+            ts += [start + k * HOUR + 60_000 for k in range(n)]
+            values += run.values[:, run.sensors.index(s)].tolist()
+        iso = [datetime.fromtimestamp(t / 1000, UTC).isoformat() for t in (start, ts[-1])]
+        runs.append({"machine": machine, "start": iso[0], "end": iso[1]})
+    table = pa.table(
+        {
+            "tag": tags,
+            "ts": pa.array(ts, pa.int64()),
+            "value": pa.array(values, pa.float64()),
+            "text": pa.array([None] * len(tags), pa.string()),
+            "quality": pa.array(np.zeros(len(tags), np.uint8), pa.uint8()),
+        },
+        schema=POINT_SCHEMA,
+    )
+    return PointBatch(enterprise, table, dict.fromkeys(tags, DataType.NUMBER)), runs

@@ -96,6 +96,31 @@ def test_a_class_without_usable_runs_says_so(make_settings, tmp_path) -> None:
         historian.close()
 
 
+def test_runs_to_failure_from_the_historian(make_settings) -> None:
+    # the same 8 training engines as the CSV files, kept as retired machines' tags instead
+    probe = make_settings()
+    historian = open_historian(probe)
+    try:
+        runs_batch, runs = fleet.history_runs(E)
+        historian.write(runs_batch)
+        batch, now = fleet.sensor_batch(E)
+        historian.write(batch)
+        from_csv = {r["machine"]: r for r in RulService(historian, probe).run_once(now)}
+        settings = make_settings(runs_dir=None, runs=runs)
+        service = RulService(historian, settings)
+        rows = {r["machine"]: r for r in service.run_once(now)}
+        model = service.model(settings.plant.rul[0])
+        assert model.training_assets == 8 and model.training_rows == sum(
+            r.cycles.size for r in fleet.cmapss.train()[:8]
+        )
+        for machine in (fleet.WORN, fleet.HEALTHY):
+            assert rows[machine]["status"] == "ok"
+            assert abs(rows[machine]["rul"] - from_csv[machine]["rul"]) < 5  # CSV: 6 digits
+        assert rows[fleet.WORN]["rul"] < fleet.HORIZON
+    finally:
+        historian.close()
+
+
 def test_config_is_checked(settings_factory, tmp_path) -> None:
     runs = str(tmp_path)
     base = fleet.plant(tmp_path)
@@ -105,9 +130,34 @@ def test_config_is_checked(settings_factory, tmp_path) -> None:
         ({"horizon": 200}, "must be below cap"),
         ({"asset_class": "bad class"}, "asset_class"),
         ({"sensors": ["s2", "s2"]}, "listed twice"),
+        ({"runs_dir": None}, "give the run-to-failure histories"),
+        (
+            {
+                "runs": [
+                    {
+                        "machine": "s1/a/l1/m1",
+                        "start": "2026-01-01T00:00:00",
+                        "end": "2026-02-01T00:00:00Z",
+                    }
+                ]
+            },
+            "time zone",
+        ),
+        (
+            {
+                "runs": [
+                    {
+                        "machine": "s1/a/l1/m1",
+                        "start": "2026-03-01T00:00:00Z",
+                        "end": "2026-02-01T00:00:00Z",
+                    }
+                ]
+            },
+            "end must be after start",
+        ),
     ]
     for change, message in bad:
-        plant = base | {"rul": [base["rul"][0] | change | {"runs_dir": runs}]}
+        plant = base | {"rul": [base["rul"][0] | {"runs_dir": runs} | change]}
         with pytest.raises(ConfigError, match=message):
             settings_factory(enterprise=E, plant=plant)
     twice = base | {"rul": [base["rul"][0], base["rul"][0] | {"asset_class": "other"}]}

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from indunet.condition.config import RulClassConfig
+from indunet.condition.config import RulClassConfig, RunRange
 from indunet.condition.rul import (
+    CycleHistory,
     InsufficientHistory,
     RulInputError,
     RulModel,
@@ -144,17 +145,18 @@ class RulService(Rounds):
 
         Raises `RulInputError` when the runs cannot make a model (the reason is in the message).
         """
-        files = sorted(Path(config.runs_dir).glob("*.csv"))
+        files = sorted(Path(config.runs_dir).glob("*.csv")) if config.runs_dir else []
         key = (config, tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
         cached = self._models.get(config.asset_class)
         if cached is None or cached[0] != key:
             try:
-                if not files:
+                if not files and not config.runs:
                     raise RulInputError(
-                        f"asset class {config.asset_class}: no run-to-failure CSV file in "
-                        f"{config.runs_dir}"
+                        f"no run-to-failure CSV file in {config.runs_dir} and no runs in the "
+                        "historian configured"
                     )
                 runs = [read_run_csv(f, config.sensors) for f in files]
+                runs += [self._historian_run(config, r) for r in config.runs]
                 fitted: RulModel | str = fit_rul_model(
                     runs,
                     cap=config.cap,
@@ -170,29 +172,36 @@ class RulService(Rounds):
             raise RulInputError(cached[1])
         return cached[1]
 
-    def _estimate(self, config: RulClassConfig, model: RulModel, machine: str, now_ms: int) -> dict:
+    def _cycles(
+        self, config: RulClassConfig, machine: str, start_ms: int, end_ms: int, now_ms: int
+    ) -> CycleHistory:
+        """A machine's sensor tags between two instants, as cycles completed by ``now_ms``."""
         tags = {s: f"{machine}/{s}" for s in config.sensors}
         counter_tag = f"{machine}/{config.cycle_tag}" if config.cycle_tag else None
         wanted = list(tags.values()) + ([counter_tag] if counter_tag else [])
-        found = self.historian.series_many(self.enterprise, wanted, 0, now_ms + 1)
-        samples = {}
-        for sensor, tag in tags.items():
-            table = found.get(tag)
-            if table is None or table.num_rows == 0:
-                samples[sensor] = (np.empty(0), np.empty(0))
-            else:
-                samples[sensor] = (_floats(table, "ts"), _floats(table, "value"))
+        found = self.historian.series_many(self.enterprise, wanted, start_ms, end_ms)
+        empty = (np.empty(0), np.empty(0))
+        samples = {s: _columns(found.get(tag)) or empty for s, tag in tags.items()}
         counter = None
         if counter_tag is not None:
-            table = found.get(counter_tag)
-            counter = (
-                (np.empty(0), np.empty(0))
-                if table is None
-                else (_floats(table, "ts"), _floats(table, "value"))
-            )
-        history = cycles_from_samples(
+            counter = _columns(found.get(counter_tag)) or empty
+        return cycles_from_samples(
             machine, samples, now_ms=now_ms, cycle_s=config.cycle_s, counter=counter
         )
+
+    def _historian_run(self, config: RulClassConfig, run: RunRange) -> CycleHistory:
+        """A run to failure from the historian: every cycle up to the one the failure is in."""
+        after = run.end_ms + (int(config.cycle_s * 1000) if config.cycle_s else 1)
+        history = self._cycles(config, run.machine, run.start_ms, run.end_ms + 1, after)
+        return CycleHistory(
+            f"{run.machine} until {run.end.isoformat()}",
+            history.cycles,
+            history.values,
+            history.sensors,
+        )
+
+    def _estimate(self, config: RulClassConfig, model: RulModel, machine: str, now_ms: int) -> dict:
+        history = self._cycles(config, machine, 0, now_ms + 1, now_ms)
         estimate = predict_rul(model, history)
         return {
             "status": "ok",
@@ -244,8 +253,13 @@ class RulService(Rounds):
         return rows
 
 
-def _floats(table: pa.Table, column: str) -> np.ndarray:
-    return table.column(column).to_numpy(zero_copy_only=False).astype(float)
+def _columns(table: pa.Table | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Timestamps and values of a series as floats (NULL values as NaN), or None when empty."""
+    if table is None or table.num_rows == 0:
+        return None
+    ts = table.column("ts").to_numpy(zero_copy_only=False).astype(float)
+    values = table.column("value").to_numpy(zero_copy_only=False).astype(float)
+    return ts, values
 
 
 def _alarm_points(rows: list[dict[str, Any]], plant: PlantConfig) -> pa.Table:
