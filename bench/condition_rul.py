@@ -9,7 +9,7 @@ The truth is the published RUL as is (not capped); the model's estimate is cappe
 Coverage is counted against the truth capped at 125, since the band, like the estimate, reads
 "at least 125 left" at the cap.
 
-Run: .venv/bin/python bench/condition_rul.py [--data DIR]
+Run: .venv/bin/python bench/condition_rul.py [--data DIR] [--json OUT]
 Data: ../shared/datasets/nasa_cmapss_fd001/ (or $INDUNET_CMAPSS_DIR).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import platform
 import time
@@ -132,8 +133,11 @@ def _row(method: str, metric: str, value: float, *, reference: bool) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="folder with the FD001 files")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     figures = run_benchmark(args.data)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"figures": figures, "rows": rul_rows(figures)}, indent=2))
     import lightgbm
 
     print(
