@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import pyarrow as pa
 import pytest
 
 from indunet.condition.rul_service import RulService, RulStore
@@ -189,4 +190,34 @@ def test_serve_starts_the_rul_service_after_the_alarms(make_settings) -> None:
         for service in reversed(started):
             if service is not None:
                 service.stop()
+        historian.close()
+
+
+def test_period_means_come_from_the_database(make_settings) -> None:
+    settings = make_settings()
+    historian = open_historian(settings)
+    try:
+        tag = f"{fleet.WORN}/s2"
+        ts = [fleet.T0 + k * fleet.HOUR // 4 for k in range(12)]  # 4 readings an hour, 3 hours
+        batch, _ = fleet.sensor_batch(E)
+        rows = batch.table.slice(0, 0).to_pylist()
+        rows = [{"tag": tag, "ts": t, "value": float(k), "text": None, "quality": 0}
+                for k, t in enumerate(ts)]  # fmt: skip
+        batch.table = pa.Table.from_pylist(rows, schema=batch.table.schema)
+        historian.write(batch)
+        service = RulService(historian, settings)
+        starts, means = service._period_means(tag, 0, fleet.T0 + 3 * fleet.HOUR, fleet.HOUR)
+        assert starts.tolist() == [fleet.T0, fleet.T0 + fleet.HOUR, fleet.T0 + 2 * fleet.HOUR]
+        assert means.tolist() == [1.5, 5.5, 9.5]
+        # the running hour is left out; a tag never written gives nothing
+        history = service._cycles(
+            settings.plant.rul[0],
+            fleet.WORN,
+            0,
+            fleet.T0 + 3 * fleet.HOUR,
+            fleet.T0 + 2 * fleet.HOUR + 5,
+        )
+        assert history.cycles.tolist() == [1, 2]
+        assert service._period_means(f"{fleet.WORN}/nothing", 0, fleet.T0, fleet.HOUR)[0].size == 0
+    finally:
         historian.close()

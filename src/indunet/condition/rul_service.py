@@ -32,7 +32,9 @@ from indunet.condition.rul import (
     predict_rul,
     read_run_csv,
 )
+from indunet.errors import DataError
 from indunet.plant.rounds import Rounds
+from indunet.store.base import MAX_BUCKETS
 from indunet.store.tables import SqlPort
 
 if TYPE_CHECKING:
@@ -175,19 +177,53 @@ class RulService(Rounds):
     def _cycles(
         self, config: RulClassConfig, machine: str, start_ms: int, end_ms: int, now_ms: int
     ) -> CycleHistory:
-        """A machine's sensor tags between two instants, as cycles completed by ``now_ms``."""
+        """A machine's sensor tags between two instants, as cycles completed by ``now_ms``.
+
+        Fixed periods are averaged in the database (one row per period and sensor, not every
+        reading); counter cycles read the raw readings.
+        """
         tags = {s: f"{machine}/{s}" for s in config.sensors}
-        counter_tag = f"{machine}/{config.cycle_tag}" if config.cycle_tag else None
-        wanted = list(tags.values()) + ([counter_tag] if counter_tag else [])
-        found = self.historian.series_many(self.enterprise, wanted, start_ms, end_ms)
         empty = (np.empty(0), np.empty(0))
-        samples = {s: _columns(found.get(tag)) or empty for s, tag in tags.items()}
-        counter = None
-        if counter_tag is not None:
-            counter = _columns(found.get(counter_tag)) or empty
-        return cycles_from_samples(
-            machine, samples, now_ms=now_ms, cycle_s=config.cycle_s, counter=counter
+        if config.cycle_s is not None:
+            period = int(config.cycle_s * 1000)
+            last = min(end_ms, now_ms // period * period)  # the running period is left out
+            samples = {
+                s: self._period_means(tag, start_ms, last, period) for s, tag in tags.items()
+            }
+            return cycles_from_samples(machine, samples, now_ms=now_ms, cycle_s=config.cycle_s)
+        counter_tag = f"{machine}/{config.cycle_tag}"
+        found = self.historian.series_many(
+            self.enterprise, [*tags.values(), counter_tag], start_ms, end_ms
         )
+        samples = {s: _columns(found.get(tag)) or empty for s, tag in tags.items()}
+        counter = _columns(found.get(counter_tag)) or empty
+        return cycles_from_samples(machine, samples, now_ms=now_ms, counter=counter)
+
+    def _period_means(
+        self, tag: str, start_ms: int, end_ms: int, period: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The mean of a tag per period (aligned to the epoch) in ``[start, end)``: the start of
+        each period with readings, and the mean. Empty for a tag never written or holding text."""
+        empty = (np.empty(0), np.empty(0))
+        try:
+            first = self.historian.series(self.enterprise, tag, start_ms, end_ms, limit=1)
+        except (DataError, ValueError):
+            return empty
+        if first.num_rows == 0:
+            return empty
+        lo = int(first.column("ts")[0].as_py()) // period * period
+        starts, means = [], []
+        while lo < end_ms:
+            hi = min(end_ms, lo + MAX_BUCKETS * period)
+            n = -(-(hi - lo) // period)
+            try:
+                table = self.historian.buckets(self.enterprise, tag, lo, lo + n * period, n)
+            except DataError:
+                return empty
+            starts.append(table.column("start_ms").to_numpy(zero_copy_only=False).astype(float))
+            means.append(table.column("avg").to_numpy(zero_copy_only=False).astype(float))
+            lo += n * period
+        return np.concatenate(starts), np.concatenate(means)
 
     def _historian_run(self, config: RulClassConfig, run: RunRange) -> CycleHistory:
         """A run to failure from the historian: every cycle up to the one the failure is in."""
