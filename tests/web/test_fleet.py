@@ -15,6 +15,7 @@ from indunet.plant.alarm_service import AlarmService
 from indunet.web.fleet import fleet_rows
 from tests.condition import rul_plant as fleet
 from tests.web.conftest import LiveServer, sign_in
+from tests.web.test_accessibility import axe_violations
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 SHOTS = os.environ.get("INDUNET_SCREENSHOTS") == "1"  # read before fixtures clear INDUNET_*
@@ -136,6 +137,12 @@ def test_browser_fleet_to_machine_on_a_phone(settings_factory, tmp_path, browser
         page.wait_for_url("**/machine/s1/hangar/l1/e20")
         section = page.locator("section.machine-rul")
         assert "cycles left" in section.inner_text()
+        for theme in ("light", "dark"):  # axe-core: no violation on either page, either theme
+            page.evaluate(f"localStorage.setItem('indunet-theme', '{theme}')")
+            for url in ("/fleet", "/machine/s1/hangar/l1/e20"):
+                page.goto(live.url + url)
+                found = axe_violations(page)
+                assert found == [], (theme, url, [n for v in found for n in v["nodes"]])
         box = section.locator(".rul-range").bounding_box()
         scale = section.locator(".rul-scale").bounding_box()
         assert box is not None and scale is not None and 0 < box["width"] <= scale["width"]
