@@ -64,6 +64,13 @@ def test_estimates_stored_and_alarm_raised_then_acknowledged(make_settings) -> N
         stored = RulStore(historian).estimates(E)
         assert [r["machine"] for r in stored][:2] == [fleet.WORN, fleet.HEALTHY]
         assert RulStore(historian).estimates("other-enterprise") == []
+        # a machine taken out of [[plant.rul]] loses its stored estimate at the next round
+        fewer = make_settings(machines=[fleet.WORN, fleet.HEALTHY])
+        RulService(historian, fewer).run_once(now)
+        assert {r["machine"] for r in RulStore(historian).estimates(E)} == {
+            fleet.WORN,
+            fleet.HEALTHY,
+        }
 
         # one alarm, for the worn engine only; raised once however often it is estimated
         active = {a.alarm_id: a for a in alarms.alarms()}

@@ -101,6 +101,16 @@ class RulStore:
             table = pa.Table.from_pylist(rows, schema=_SCHEMA)
             self.sql.upsert("condition_rul", table, ["enterprise", "machine"])
 
+    def keep_only(self, enterprise: str, machines: set[str]) -> int:
+        """Delete the estimates of machines no longer configured; return how many."""
+        gone = [r["machine"] for r in self.estimates(enterprise) if r["machine"] not in machines]
+        for machine in gone:
+            self.sql.execute(
+                "DELETE FROM condition_rul WHERE enterprise = $1 AND machine = $2",
+                [enterprise, machine],
+            )
+        return len(gone)
+
     def estimates(self, enterprise: str, machine: str | None = None) -> list[dict[str, Any]]:
         """Return the stored estimates of an enterprise (or of one of its machines), by RUL."""
         rows = self.sql.rows(
@@ -281,6 +291,7 @@ class RulService(Rounds):
                         row |= {"status": "bad_data", "message": str(exc)}
                 rows.append(row)
         self.store.put(rows)
+        self.store.keep_only(self.enterprise, {r["machine"] for r in rows})
         self.rounds += 1
         if self.alarms is not None:
             points = _alarm_points(rows, self.settings.plant)
