@@ -52,7 +52,7 @@ def plant(folder: Path, **rul: Any) -> dict[str, Any]:
                 "runs_dir": str(folder),
                 "horizon": HORIZON,
                 "every_s": 60,
-                "trees": 80,  # fast; the default 400 is what bench/condition_rul.py scores
+                "trees": 40,  # fast; the default 400 is what bench/condition_rul.py scores
             }
             | rul
         ],

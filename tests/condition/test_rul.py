@@ -27,7 +27,7 @@ from tests.condition import cmapss
 
 @pytest.fixture(scope="module")
 def model() -> RulModel:
-    return fit_rul_model(cmapss.train(), rounds=200, seed=0)
+    return fit_rul_model(cmapss.train(), rounds=100, seed=0)
 
 
 def _replace(h: CycleHistory, **kw: object) -> CycleHistory:
@@ -64,8 +64,8 @@ def test_constant_sensors_are_dropped(model: RulModel) -> None:
 
 def test_training_is_deterministic() -> None:
     runs = cmapss.train()[:8]
-    a = fit_rul_model(runs, rounds=60, seed=3)
-    b = fit_rul_model(runs, rounds=60, seed=3)
+    a = fit_rul_model(runs, rounds=30, seed=3)
+    b = fit_rul_model(runs, rounds=30, seed=3)
     test, _ = cmapss.held_out()
     assert predict_rul_many(a, test[:5]) == predict_rul_many(b, test[:5])
 
