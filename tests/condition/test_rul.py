@@ -141,6 +141,22 @@ def test_fit_refuses_too_little_to_learn_from() -> None:
     flat = [_replace(r, values=np.ones_like(r.values)) for r in runs[:3]]
     with pytest.raises(RulInputError, match="constant"):
         fit_rul_model(flat)
+    # a sensor absent from one run, or never read in one, is left out (and said so)
+    a, b, c = runs[:3]
+    s4, s7 = a.sensors.index("s4"), a.sensors.index("s7")
+    values = c.values.copy()
+    values[:, s7] = np.nan
+    lean = fit_rul_model(
+        [
+            a,
+            _replace(
+                b, values=np.delete(b.values, s4, 1), sensors=b.sensors[:s4] + b.sensors[s4 + 1 :]
+            ),
+            _replace(c, values=values),
+        ],
+        rounds=10,
+    )
+    assert {"s4", "s7"} <= set(lean.dropped) and not {"s4", "s7"} & set(lean.sensors)
     short = [_replace(r, cycles=r.cycles[:4], values=r.values[:4]) for r in runs[:3]]
     with pytest.raises(InsufficientHistory):
         fit_rul_model(short)

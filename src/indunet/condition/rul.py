@@ -85,7 +85,8 @@ class RulEstimate:
     """Remaining cycles of one asset at its latest cycle, with an uncertainty band.
 
     `rul` is capped at the model's cap: `rul == cap` reads "healthy, at least cap cycles left".
-    `low`/`high` are the band's quantile edges (`band` gives their levels).
+    `low`/`high` are the band's edges; `band` gives their quantile levels (of the errors the
+    model made on runs held out of its fit).
     """
 
     asset: str
@@ -106,7 +107,7 @@ class RulModel:
     sensors: tuple[str, ...]  # sensors the model reads, in column order
     mean: np.ndarray
     scale: np.ndarray
-    dropped: tuple[str, ...]  # constant (or unusable) in the training fleet
+    dropped: tuple[str, ...]  # constant, absent or never read in some training run
     cap: int
     window: int
     min_cycles: int
@@ -288,15 +289,16 @@ def fit_rul_model(
         )
     if not 0.0 < band[0] < 0.5 < band[1] < 1.0:
         raise RulInputError(f"band {band}: give a low quantile below 0.5 and a high one above it")
-    names = list(runs[0].sensors)
-    for run in runs[1:]:
-        names = [s for s in names if s in run.sensors]
+    every = list(dict.fromkeys(s for run in runs for s in run.sensors))
+    names = [s for s in every if all(s in run.sensors for run in runs)]
     if not names:
         raise RulInputError("the runs share no sensor")
     cleaned = []
-    for run in runs:
+    for run in runs:  # a sensor never read in some run cannot be learnt from
         present = [s for s in names if np.isfinite(run.values[:, run.sensors.index(s)]).any()]
         names = [s for s in names if s in present]
+    if not names:
+        raise RulInputError("no sensor is read in every run")
     for run in runs:
         cycles, values, _ = clean_history(run, names)
         if cycles.size < min_cycles:
@@ -309,8 +311,8 @@ def fit_rul_model(
     scale = stacked.std(axis=0)
     spread = np.maximum(np.abs(mean), 1.0) * 1e-6
     keep = scale > spread
-    dropped = tuple(s for s, k in zip(names, keep, strict=True) if not k)
     sensors = tuple(s for s, k in zip(names, keep, strict=True) if k)
+    dropped = tuple(s for s in every if s not in sensors)
     if not sensors:
         raise RulInputError("every sensor is constant in the training runs; nothing to learn from")
     mean, scale = mean[keep], scale[keep]
