@@ -47,7 +47,7 @@ def test_scores_on_held_out_engines(model: RulModel) -> None:
     assert rmse(pred, truth) < 0.8 * naive
     capped = np.minimum(truth, model.cap)
     inside = [e.low <= t <= e.high for e, t in zip(estimates, capped, strict=True)]
-    assert sum(inside) >= 14  # a 10–90 % band holds most truths
+    assert sum(inside) >= 14  # the 5–95 % band holds most truths
     assert all(0 <= e.low <= e.rul <= e.high <= model.cap for e in estimates)
     assert phm08_score(pred, truth) < 20 * len(truth)
 
