@@ -18,6 +18,7 @@ from indunet.api.routes import auth as auth_routes
 from indunet.api.routes import (
     business,
     chain,
+    condition,
     deadletters,
     docking,
     federation,
@@ -39,6 +40,7 @@ from indunet.web import chain as chain_page
 from indunet.web import data as data_page
 from indunet.web import docking as docking_page
 from indunet.web import energy as energy_page
+from indunet.web import fleet as fleet_page
 from indunet.web import overview as overview_page
 from indunet.web import region as region_pages
 from indunet.web import wall as wall_pages
@@ -79,6 +81,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(auth_routes.router, prefix="/api/v1", dependencies=guarded)
     for module in (ingest, series, tags, deadletters, business, docking, chain, region, federation):
         app.include_router(module.router, prefix="/api/v1", dependencies=guarded)
+    app.include_router(condition.router, prefix="/api/v1", dependencies=guarded)  # RUL
     app.include_router(plant_routes.router, prefix="/api/v1", dependencies=guarded)  # machines, …
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
         app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)
@@ -92,7 +95,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(region_pages.router, dependencies=guarded)  # /region pages
     app.include_router(docking_page.router, dependencies=guarded)  # /docking
     app.include_router(chain_page.router, dependencies=guarded)  # /chain pages
-    for web in (alarm_page, energy_page, business_page, data_page, attention_page):
+    for web in (alarm_page, energy_page, business_page, data_page, attention_page, fleet_page):
         app.include_router(web.router, dependencies=guarded)
     app.include_router(wall_pages.router, dependencies=guarded)  # /wall, /andon, /reports
     app.include_router(auth_routes.pages_router, dependencies=guarded)  # /login

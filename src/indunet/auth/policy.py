@@ -134,6 +134,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/losses"): _V,  # downtime Pareto, TEEP, short stops
     ("GET", "/api/v1/check"): _A,  # data-integrity check of the enterprise
     ("GET", "/api/v1/energy"): _V,
+    ("GET", "/api/v1/condition/rul"): _V,  # remaining useful life (api/routes/condition.py)
     # alarms and the live event stream: this server's plant
     ("GET", "/api/v1/alarms"): _SV,
     ("GET", "/api/v1/alarms/status"): _SV,
@@ -165,6 +166,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/data"): _V,  # tags, dead letters, connectors' health (web/data.py)
     ("GET", "/docking"): _V,  # docking page (web/docking.py); runs go through /api/v1/dock/runs
     ("GET", "/parts/docking/run/{run_id}"): _V,
+    ("GET", "/fleet"): _V,  # assets ranked by RUL and anomaly score (web/fleet.py)
     ("GET", "/site/{site}"): _V,  # drill-down pages (web/drill.py)
     ("GET", "/site/{site}/{area}"): _V,
     ("GET", "/site/{site}/{area}/{line}"): _V,

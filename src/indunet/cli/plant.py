@@ -186,6 +186,7 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
     if (
         not extra["extra_rules"]
         and not settings.plant.alarms
+        and not settings.plant.rul  # built-in RUL rules (alarm_service.rul_rules)
         and not AlarmStore(historian).rule_docs(settings.enterprise)
     ):
         return None
@@ -194,6 +195,22 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
     if watcher is not None:  # machine states from the plant watcher feed state-duration rules
         service.attach(watcher)
     typer.echo(f"alarms: {len(service.rules())} rules evaluated every {service.interval_s:g} s")
+    return service
+
+
+def _start_rul(app: Any, historian: Any, settings: Settings) -> Any:
+    """Start RUL estimates when ``[[plant.rul]]`` is configured (after the alarms); else None."""
+    if not settings.plant.rul:
+        return None
+    from indunet.condition.rul_service import RulService
+
+    service = RulService(historian, settings, alarms=getattr(app.state, "alarms", None))
+    app.state.rul = service
+    service.start()
+    typer.echo(
+        f"RUL: {sum(len(c.machines) for c in settings.plant.rul)} machines in "
+        f"{len(settings.plant.rul)} asset classes, estimated every {service.interval_s:g} s"
+    )
     return service
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from indunet.cli.common import DataDir, Db, Enterprise, _open, app, guarded
-from indunet.cli.plant import _start_alarms, _start_plant_watcher, _start_reports
+from indunet.cli.plant import _start_alarms, _start_plant_watcher, _start_reports, _start_rul
 from indunet.cli.region import _region_today
 from indunet.config import Settings, load_settings
 from indunet.errors import ConfigError, TemporaryError
@@ -178,6 +178,7 @@ def serve(
         # when machines are configured / alarm rules are / reports or Andon are
         running.append(_start_plant_watcher(app, historian, settings))
         running.append(_start_alarms(app, historian, settings))
+        running.append(_start_rul(app, historian, settings))  # after: it feeds the alarms
         running.append(_start_reports(app, historian, settings))
         running.append(_start_uplink(app, historian, settings))  # last: it reads the watcher
         running.append(_start_federation(app, historian, settings))

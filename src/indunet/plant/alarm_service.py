@@ -316,6 +316,36 @@ def data_quality_rule() -> AlarmRule:
     )[0]
 
 
+def rul_tags(plant: Any) -> list[str]:
+    """Return ``derived/rul/<asset class>/<machine id>`` of every machine of ``[[plant.rul]]``."""
+    return [c.tag(m) for c in getattr(plant, "rul", ()) for m in c.machines]
+
+
+def rul_rules(plant: Any) -> list[AlarmRule]:
+    """Return the built-in RUL rules: per asset class, RUL below its horizon (docs/condition.md).
+
+    The RUL service (`indunet.condition.rul_service`) feeds the estimates with `evaluate`.
+    """
+    classes = getattr(plant, "rul", ())
+    return load_rules(
+        [
+            {
+                "id": c.rule_id(),
+                "kind": "low",
+                "pattern": f"derived/rul/{c.asset_class}/#",
+                "limit": c.horizon,
+                "priority": c.priority.value,
+                "message": (
+                    f"remaining useful life below {c.horizon:g} cycles ({c.asset_class}): plan "
+                    "the maintenance; the estimate and its band are on the machine page and at "
+                    "GET /api/v1/condition/rul"
+                ),
+            }
+            for c in classes
+        ]
+    )
+
+
 class AlarmService(Rounds):
     """Evaluate alarm rules on the historian's new points, once per ``interval_s``, in a thread.
 
@@ -388,6 +418,7 @@ class AlarmService(Rounds):
         tags |= {f"{m.id}/state" for m in self.settings.plant.machines}
         tags |= set(derived_oee_tags(self.settings.plant))
         tags |= set(data_quality_tags(self.settings.plant))
+        tags |= set(rul_tags(self.settings.plant))
         return tags | self._extra_tags
 
     def _load_all_rules(self, api_docs: list[dict[str, Any]] | None = None) -> list[AlarmRule]:
@@ -399,6 +430,10 @@ class AlarmService(Rounds):
         if data_quality_tags(self.settings.plant) and DATA_QUALITY_RULE not in self.rule_sources:
             rules.append(data_quality_rule())  # built in; a rule of that id replaces it
             self.rule_sources[DATA_QUALITY_RULE] = "builtin"
+        for rule in rul_rules(self.settings.plant):  # RUL below each asset class's horizon
+            if rule.id not in self.rule_sources:
+                rules.append(rule)
+                self.rule_sources[rule.id] = "builtin"
         return rules
 
     def rules(self) -> list[AlarmRule]:
@@ -654,6 +689,13 @@ class AlarmService(Rounds):
             self._last_tick_ms = max(self._last_tick_ms, now)
             self.rounds += 1
             return self._save(events)
+
+    def evaluate(self, points: pa.Table) -> list[dict[str, Any]]:
+        """Evaluate values computed elsewhere now (columns tag, ts, value, quality), e.g. the
+        RUL estimates of `indunet.condition.rul_service`; return the stored event rows."""
+        with self._lock:
+            events = self.engine.update(points.select(["tag", "ts", "value", "quality"]))
+            return self._save(events, force=bool(events))
 
     # operator actions --------------------------------------------------------------------
     def _act(self, action: Callable[[], list[AlarmEvent]]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indunet.condition.config import RulClassConfig
 from indunet.errors import DataError
 from indunet.plant.alarms import AlarmRule, AlarmRuleError, load_rules
 from indunet.plant.delivery import AndonConfig, ReportsConfig, SmtpConfig
@@ -382,6 +383,10 @@ class PlantConfig(_Model):
         default_factory=ReportsConfig, description="Shift reports at each shift's end."
     )
     andon: AndonConfig = Field(default_factory=AndonConfig, description="Andon groups.")
+    rul: list[RulClassConfig] = Field(
+        default_factory=list,
+        description="Remaining useful life per asset class ([[plant.rul]], docs/condition.md).",
+    )
 
     @field_validator("alarms", mode="before")
     @classmethod
@@ -411,6 +416,22 @@ class PlantConfig(_Model):
                     )
             if m.state_reasons and m.state_tag is None:
                 raise ValueError(f"machines[{i}] ({m.id}): state_reasons needs a state_tag")
+        classes: dict[str, str] = {}
+        for i, r in enumerate(self.rul):
+            if r.asset_class in classes.values():
+                raise ValueError(f"rul[{i}] ({r.asset_class}): the asset class is listed twice")
+            for machine in r.machines:
+                if machine not in seen:
+                    raise ValueError(
+                        f"rul[{i}] ({r.asset_class}): machine {machine!r} is not in "
+                        "[[plant.machines]]"
+                    )
+                if machine in classes:
+                    raise ValueError(
+                        f"rul[{i}] ({r.asset_class}): machine {machine!r} is already in asset "
+                        f"class {classes[machine]!r}"
+                    )
+                classes[machine] = r.asset_class
         return self
 
     def machine(self, machine_id: str) -> MachineConfig:

@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from indunet.api.deps import SettingsDep
 from indunet.auth.model import Need, Principal, PrincipalKind, decide
 from indunet.auth.web import PrincipalDep
+from indunet.condition.config import RUL_TAG
 from indunet.config import Settings
 from indunet.errors import DataError
 from indunet.model import DataType
@@ -102,6 +103,8 @@ def asset_of(source: str) -> str:
     for prefix in (DERIVED_OEE, DATA_QUALITY):
         if source.startswith(prefix):
             return source.removeprefix(prefix)
+    if source.startswith(RUL_TAG):  # derived/rul/<asset class>/<machine id>
+        return source.removeprefix(RUL_TAG).split("/", 1)[-1]
     return source
 
 
@@ -166,6 +169,11 @@ def plain_message(alarm: Alarm, rule: Any, unit: str | None = None) -> str:
         now = "" if v is None else f" {v * 100:.0f} %"
         goal = f" < {target * 100:.0f} %" if target is not None else ""
         return f"OEE of {scope}{now}{goal}{held}"
+    if src.startswith(RUL_TAG):
+        left = "" if v is None else f" {v:.0f} cycles"
+        limit = getattr(rule, "limit", None)
+        under = f" < {limit:g} cycles" if limit is not None else ""
+        return f"Remaining useful life of {asset_of(src)}{left}{under}"
     if src.startswith(DATA_QUALITY):
         n = "" if v is None else f"{v:.0f} "
         return f"{asset_of(src)}: {n}OEE figures cannot be true (check counters and cycle times)"

@@ -29,6 +29,7 @@ from indunet.plant import report
 from indunet.store import Historian
 from indunet.uns import MachinePath, TagPath
 from indunet.web import drill
+from indunet.web.fleet import machine_rul
 from indunet.web.plant_tree import (
     MachineCard,
     PlantView,
@@ -215,6 +216,7 @@ def machine_page(
         "reasons": plant.reasons.reasons,
         "can_assign": _may(request, settings, Need.operator, machine_id),
         "csrf_token": _csrf_token(request),
+        "rul": machine_rul(request, historian, settings.enterprise, machine_id),
     }
     return _render(request, "machine.html", context)
 

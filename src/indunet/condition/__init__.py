@@ -1,0 +1,1 @@
+"""Condition monitoring: how healthy machines are and how long they will last."""
