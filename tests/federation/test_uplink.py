@@ -191,3 +191,46 @@ def test_a_round_with_the_running_watchers_states(plant_db) -> None:
         assert sorted(s.site for s in states) == ["s1", "s2"]
     finally:
         uplink.buffer.close()
+
+
+def test_a_restarted_plant_neither_resends_its_window_nor_skips_a_change(plant_db) -> None:
+    settings, historian, cfg = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"  # never started: rows stay in the buffer
+    settings.uplink.days_back = 2
+    uplink = PlantUplink(historian, settings)
+    first = uplink.tick(NOW)
+    assert first > 100
+    uplink.buffer.close()
+    again = PlantUplink(historian, settings)  # the plant restarts (same uplink.sqlite)
+    try:
+        mark = again.buffer.max_id()
+        # a full round (the first after a start): only the heartbeat and today's OEE so far
+        assert again.tick(NOW + 60_000) == 4
+        from tests.plant.plant_data import write
+
+        write(historian, "s1/press/l1/m1/power_kw", [D0 + DAY + 3 * H + 30_000], [900.0],
+              enterprise="acme-plant")  # fmt: skip
+        mark = again.buffer.max_id()
+        again.tick(NOW + 120_000)  # yesterday changed: its day and hour go out
+        rows = again.buffer.read(mark, 10_000)
+        sent = {(r.kind, r.period) for r in (contract.parse(x.key, x.payload) for x in rows)}
+        assert {("kwh_daily", "2026-06-02"), ("kwh_hourly", "2026-06-02T03:00Z")} <= sent
+        assert not any(k == "kwh_daily" and p == "2026-06-01" for k, p in sent)
+    finally:
+        again.buffer.close()
+
+
+def test_a_buffer_overflow_resends_the_whole_window(plant_db) -> None:
+    settings, historian, _ = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"
+    settings.uplink.days_back = 2
+    settings.uplink.buffer_mb = 1
+    uplink = PlantUplink(historian, settings)
+    try:
+        first = uplink.tick(NOW)
+        uplink.buffer.max_bytes = uplink.buffer.stats().bytes + 400  # room for one row more
+        uplink.tick(NOW + 60_000)  # drops the oldest rows to make room
+        assert uplink.buffer.stats().dropped > 0
+        assert uplink.tick(NOW + 120_000) >= first  # everything again: the region lost some
+    finally:
+        uplink.buffer.close()

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -259,7 +260,13 @@ class PlantUplink:
         self.forwarder = Forwarder(broker, publisher, self.buffer, encoder)
         self.hourly = HourlyCache()
         self.rounds = self.errors = 0
+        # what went into the buffer, by (kind, key): kept on disk beside the rows (notes), so a
+        # restarted plant neither sends its whole window again as new nor skips a change
         self._sent: dict[tuple[str, str], dict[str, Any]] = {}
+        for name, value in self.buffer.notes().items():
+            kind, _, key = name.partition(" ")
+            if kind in contract.KINDS and key:
+                self._sent[(kind, key)] = orjson.loads(value)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
@@ -297,9 +304,24 @@ class PlantUplink:
             if r.kind != "states" and _same(self._sent.get(key), r.data):
                 continue  # unchanged; states go every round (the plant's heartbeat)
             rows.append(("raw", r.topic, now, r.payload()))
-            changed.append((key, r.data))
-        self.buffer.put(rows)
+            if r.kind != "states":
+                changed.append((key, r.data))
+        if full:  # the window's records: what fell out of it is forgotten
+            window = {(r.kind, r.key) for r in records if r.kind != "states"}
+            self._sent = {k: v for k, v in self._sent.items() if k in window}
         self._sent.update(changed)
+        notes = self._sent.items() if full else changed
+        dropped = self.buffer.put(
+            rows,
+            [(f"{kind} {key}", orjson.dumps(data)) for (kind, key), data in notes],
+            replace_notes=full,
+        )
+        if dropped:  # the buffer overflowed: what it dropped may never have reached the region
+            log.warning("uplink: buffer full, %d oldest rows dropped; the next round sends the "
+                        "whole window again", dropped)  # fmt: skip
+            self.buffer.clear_notes()
+            self._sent.clear()
+            self._last_full = None
         self.rounds += 1
         return len(rows)
 
