@@ -194,7 +194,7 @@ def test_a_round_with_the_running_watchers_states(plant_db) -> None:
 
 
 def test_a_restarted_plant_neither_resends_its_window_nor_skips_a_change(plant_db) -> None:
-    settings, historian, cfg = plant_db
+    settings, historian, _ = plant_db
     settings.uplink.url = "mqtt://127.0.0.1:1"  # never started: rows stay in the buffer
     settings.uplink.days_back = 2
     uplink = PlantUplink(historian, settings)
