@@ -255,13 +255,22 @@ def _start_federation(app: Any, historian: Any, settings: Settings) -> Any:
     if not settings.federation.url:
         return None
     from indunet.api.routes.region import region_store_of
+    from indunet.chain.live import start_chain_live
     from indunet.federation.regional import UplinkConsumer
 
     consumer = UplinkConsumer(historian, settings, lambda: region_store_of(app))
     consumer.start()
     app.state.uplink_consumer = consumer
-    typer.echo(f"federation: consuming {consumer.topic} into the resumption monitor")
-    return consumer
+    # the chain's sites follow the uplinked plants' machine states (woken by each change)
+    chain_live = start_chain_live(app, historian, settings)
+    typer.echo(f"federation: consuming {consumer.topic} into the resumption monitor and chain")
+
+    class _Both:
+        def stop(self) -> None:
+            chain_live.stop()
+            consumer.stop()
+
+    return _Both()
 
 
 def _demo_login(historian: Any, enterprise: str, data_dir: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from indunet.docking.store import DockingStore
 from indunet.errors import DataError
 from indunet.federation import contract
 from indunet.federation.contract import Uplink
@@ -216,6 +217,14 @@ class UplinkConsumer:
         self.clock = clock
         self.counts = dict.fromkeys(("stored", "duplicate", "older", "refused"), 0)
         self.synced_days = 0
+        self.docking = DockingStore(historian)
+        #: the docking offers of uplinked enterprises go to this enterprise's docking problem
+        self.docking_enterprise: str = settings.enterprise
+        self._offers_dirty = True  # the first sync compares what is stored
+        #: called (with the enterprise) when a site's count of down machines changes: the
+        #: chain live link recomputes at once instead of at its next round
+        self.on_site_change: Callable[[str], None] | None = None
+        self._down: dict[tuple[str, str], tuple[int, int]] = {}
         self.connected = threading.Event()
         self._lock = threading.Lock()
         self._dirty = threading.Event()
@@ -242,6 +251,17 @@ class UplinkConsumer:
         self.counts[outcome] += 1
         if outcome == "stored" and record.kind == "kwh_daily":
             self._dirty.set()
+        elif outcome == "stored" and record.kind == "offers":
+            self._offers_dirty = True
+            self._dirty.set()
+        elif outcome == "stored" and record.kind == "states":
+            d = record.data
+            down = (d["off"] + d["offline"], d["machines"])
+            site = (record.enterprise, record.site)
+            if self._down.get(site) != down:
+                self._down[site] = down
+                if self.on_site_change is not None:
+                    self.on_site_change(record.enterprise)
         return outcome
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
@@ -253,8 +273,36 @@ class UplinkConsumer:
         letter = DeadLetter("uplink", reason, ref=topic[:300], payload=text)
         self.historian.add_dead_letters([letter], enterprise)
 
+    def sync_offers(self) -> int:
+        """Put every uplinked enterprise's newest offers into the docking problem; return how many.
+
+        They are stored in ``docking_enterprise``'s docking entries as ``{enterprise}:{id}`` with
+        ``enterprise`` set to the uplink's (a plant cannot speak for another); an offer a plant
+        no longer lists is removed.
+        """
+        if not self._offers_dirty:
+            return 0
+        self._offers_dirty = False
+        with self._lock:
+            newest = {r["enterprise"]: r["data"]["offers"] for r in self.store.records("offers")}
+        target = self.docking_enterprise
+        docs = []
+        for enterprise, offers in sorted(newest.items()):
+            for o in offers:
+                docs.append({**o, "id": f"{enterprise}:{o['id']}", "enterprise": enterprise})
+        now = int(self.clock() * 1000)
+        if docs:
+            self.docking.save(target, "offer", docs, now_ms=now)
+        keep = {d["id"] for d in docs}
+        for entry in self.docking.entries(target, "offer"):
+            owner = entry["id"].split(":", 1)[0]
+            if ":" in entry["id"] and owner in newest and entry["id"] not in keep:
+                self.docking.delete(target, "offer", entry["id"])
+        return len(docs)
+
     def sync(self) -> int:
         """Turn changed complete days into the monitor's readings; return how many were written."""
+        self.sync_offers()
         if self.region_store is None:
             return 0
         with self._lock:

@@ -26,6 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from indunet.docking.store import DockingStore
 from indunet.edge.buffer import EdgeBuffer
 from indunet.edge.config import BrokerConfig, PublisherConfig
 from indunet.edge.publish import Forwarder, JsonEncoder
@@ -100,11 +101,13 @@ def compute_round(
     current: Callable[[str], tuple[str, int] | None] | None = None,
     open_part: Callable[[str], Any] | None = None,
     hourly_cache: HourlyCache | None = None,
+    offers: list[dict[str, Any]] | None = None,
 ) -> list[Uplink]:
     """Return one round's records of every site: kWh per ended day and hour, OEE, states now.
 
     ``enterprise`` is the plant's tenant (what is read); ``uplink_enterprise`` the id the records
-    carry (the enterprise's id in the regional registry, default the same).
+    carry (the enterprise's id in the regional registry, default the same). ``offers``: the
+    plant's docking offers (spare capacity and stock) to send as one ``offers`` record.
     """
     ent = uplink_enterprise or enterprise
     sites = _sites(plant)
@@ -183,6 +186,17 @@ def compute_round(
                     "end_ms": day.end_ms,
                 },
             )
+    if offers is not None:
+        docs = [{k: v for k, v in o.items() if k != "enterprise"} for o in offers]
+        try:
+            record(
+                "offers",
+                contract.OFFERS_SITE,
+                contract.OFFERS_PERIOD,
+                {"offers": docs},
+            )
+        except DataError as exc:
+            log.warning("uplink: docking offers not sent: %s", exc)
     today_sites = site_today(
         store, historian, plant, enterprise, now_ms, current=current, hourly=hourly_cache
     )
@@ -259,6 +273,7 @@ class PlantUplink:
         encoder = JsonEncoder(self.uplink_enterprise, {})  # rows are (topic, payload) as they are
         self.forwarder = Forwarder(broker, publisher, self.buffer, encoder)
         self.hourly = HourlyCache()
+        self.docking = DockingStore(historian)
         self.rounds = self.errors = 0
         # what went into the buffer, by (kind, key): kept on disk beside the rows (notes), so a
         # restarted plant neither sends its whole window again as new nor skips a change
@@ -296,6 +311,7 @@ class PlantUplink:
             current=self.watcher.current if self.watcher is not None else None,
             open_part=self.watcher.open_segment if self.watcher is not None else None,
             hourly_cache=self.hourly,
+            offers=self.docking.entries(self.enterprise, "offer"),
         )
         rows = []
         changed: list[tuple[tuple[str, str], dict[str, Any]]] = []
