@@ -303,7 +303,8 @@ class UplinkConsumer:
     def sync(self) -> int:
         """Turn changed complete days into the monitor's readings; return how many were written."""
         self.sync_offers()
-        if self.region_store is None:
+        region = self.region_store() if self.region_store is not None else None
+        if region is None:  # no monitor (yet): the days stay unsynced until there is one
             return 0
         with self._lock:
             pairs = self.store.unsynced_days()
@@ -323,7 +324,7 @@ class UplinkConsumer:
                     }
                 )
                 today = (datetime.now(UTC) + timedelta(days=1)).date()  # zones ahead of UTC
-                self.region_store().load_readings(table, source="uplink", today=today)
+                region.load_readings(table, source="uplink", today=today)
             self.store.mark_synced(pairs)
         self.synced_days += len(rows)
         return len(rows)
