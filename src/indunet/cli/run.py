@@ -521,6 +521,7 @@ def demo(
                 url=with_credentials(broker.url, "indunet-region", logins["indunet-region"]),
                 client_id="indunet-demo-region",
             )
+
             def region() -> Any:  # the nation's store once loaded (its loader owns it until then)
                 if getattr(app.state, "region_loading", False) or not nation:
                     return None
