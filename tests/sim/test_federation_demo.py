@@ -75,9 +75,14 @@ def test_demo_federation_starts_and_the_region_lists_the_live_plants(tmp_path: P
         # each plant's own data: a DuckDB of its own beside the region's
         for name in DEMO_ENTERPRISES:
             assert (tmp_path / "data" / "plants" / name / "uplink.sqlite").exists()
+        demo.send_signal(signal.SIGINT)  # Ctrl+C stops the plants, the region and the broker
+        assert demo.wait(30) == 0
+        log.seek(0)
+        assert "indunet demo stopped." in log.read()
     finally:
         client.close()
-        demo.send_signal(signal.SIGINT)
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGINT)
         try:
             demo.wait(30)
         except subprocess.TimeoutExpired:
