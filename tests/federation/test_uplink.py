@@ -234,3 +234,35 @@ def test_a_buffer_overflow_resends_the_whole_window(plant_db) -> None:
         assert uplink.tick(NOW + 120_000) >= first  # everything again: the region lost some
     finally:
         uplink.buffer.close()
+
+
+def test_a_day_whose_raw_points_aged_out_is_not_sent_as_a_correction(plant_db) -> None:
+    from indunet.config import RetentionRule
+
+    settings, historian, _ = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"
+    settings.uplink.days_back = 2
+    uplink = PlantUplink(historian, settings)
+    try:
+        uplink.tick(NOW)
+        # two days later than the first round, the raw retention (2 days) has rolled up and
+        # deleted what is older than 2026-06-03 10:00: part of the 2nd in UTC and in Kolkata
+        settings.retention = [RetentionRule(raw_days=2, rollup_days=365)]
+        later = NOW + 2 * DAY
+        historian.apply_retention(settings.retention, now_ms=later)
+        simulate(historian, uplink.plant(), "acme-plant", NOW, later, seed=3)
+        mark = uplink.buffer.max_id()
+        uplink.tick(later)
+        sent = [contract.parse(r.key, r.payload) for r in uplink.buffer.read(mark, 10_000)]
+        horizon = uplink.raw_horizon(later)
+        daily = {(r.site, r.period) for r in sent if r.kind == "kwh_daily"}
+        # only days that start after the horizon: the 4th (UTC) and the 4th (Kolkata), whole
+        assert daily == {("s1", "2026-06-04"), ("s2", "2026-06-04")}
+        hours = [contract.period_start_ms(r.kind, r.period) for r in sent if r.kind == "kwh_hourly"]
+        assert hours and min(hours) >= horizon  # Kolkata's 4th starts 18:30 UTC on the 3rd
+        assert [r for r in sent if r.kind == "states"]
+        for r in sent:  # nothing that lost its raw points goes out as a smaller "correction"
+            if r.kind == "kwh_daily":
+                assert r.data["coverage"] == 1.0
+    finally:
+        uplink.buffer.close()

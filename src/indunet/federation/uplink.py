@@ -102,12 +102,15 @@ def compute_round(
     open_part: Callable[[str], Any] | None = None,
     hourly_cache: HourlyCache | None = None,
     offers: list[dict[str, Any]] | None = None,
+    not_before_ms: int | None = None,
 ) -> list[Uplink]:
     """Return one round's records of every site: kWh per ended day and hour, OEE, states now.
 
     ``enterprise`` is the plant's tenant (what is read); ``uplink_enterprise`` the id the records
     carry (the enterprise's id in the regional registry, default the same). ``offers``: the
     plant's docking offers (spare capacity and stock) to send as one ``offers`` record.
+    ``not_before_ms``: the raw retention's horizon — ended days starting before it are left out
+    (their raw points are going or gone; the figures sent while they were whole stand).
     """
     ent = uplink_enterprise or enterprise
     sites = _sites(plant)
@@ -123,17 +126,20 @@ def compute_round(
     points = read_hourly(historian, enterprise, earliest - HOUR_MS, now_ms + 1)
     for site in sites:
         ended, today = windows[site]
+        if not_before_ms is not None:
+            ended = [d for d in ended if d.start_ms >= not_before_ms]
+        first = ended[0].start_ms if ended else today.start_ms
         tz = plant.site(site).calendar.timezone
         tags = [
             f"{m.id}/{m.meter_tag or m.power_tag}"
             for m in plant.machines
             if m.site == site and (m.meter_tag or m.power_tag)
         ]
-        edges = bucket_edges(ended[0].start_ms, now_ms, "hour", tz)
-        hour_end = int(edges[-2]) if len(edges) > 2 else ended[0].start_ms
-        if hour_end > ended[0].start_ms:
+        edges = bucket_edges(first, now_ms, "hour", tz)
+        hour_end = int(edges[-2]) if len(edges) > 2 else first
+        if hour_end > first:
             report = energy_report(
-                store, historian, plant, enterprise, site, ended[0].start_ms, hour_end,
+                store, historian, plant, enterprise, site, first, hour_end,
                 bucket="hour", open_part=open_part,
             )  # fmt: skip
             buckets = report["buckets"]
@@ -159,7 +165,8 @@ def compute_round(
                     "timezone": tz,
                 },
             )
-        for day, complete in ((ended[-1], True), (today, False)):
+        days = [(ended[-1], True)] if ended else []
+        for day, complete in (*days, (today, False)):
             try:
                 doc = oee_report(
                     store, historian, plant, enterprise, site, day.start_ms, day.end_ms,
@@ -232,6 +239,18 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
     return True
 
 
+def _lost_points(sent: dict[str, Any] | None, now: dict[str, Any]) -> bool:
+    """Tell whether a kWh figure changed only because meters lost readings since it was sent.
+
+    Late data can only add readings; fewer meters with a reading (lower ``coverage``) means raw
+    points were dropped — by the raw retention, whose hourly roll-ups the energy report does not
+    integrate, or by a delete — and the figure the region holds is the better one.
+    """
+    if sent is None or "coverage" not in now or "coverage" not in sent:
+        return False
+    return float(now["coverage"]) < float(sent["coverage"]) - 1e-9
+
+
 class PlantUplink:
     """The plant's uplink: a round every ``interval_s`` into the buffer, a forwarder out of it."""
 
@@ -292,6 +311,17 @@ class PlantUplink:
             return self.watcher.plant
         return self.store.effective(self.enterprise)
 
+    def raw_horizon(self, now_ms: int) -> int | None:
+        """Return the oldest time whose raw points the strictest retention rule keeps, or None.
+
+        Conservative: the shortest ``raw_days`` of any rule (whatever its prefix), an hour early.
+        """
+        rules = getattr(self.settings, "retention", None) or []
+        if not rules:
+            return None
+        shortest = min(r.raw_days for r in rules)
+        return (now_ms - shortest * 86_400_000) // HOUR_MS * HOUR_MS + HOUR_MS
+
     def tick(self, now_ms: int | None = None) -> int:
         """Run one round; buffer the records that changed since the last one; return how many."""
         now = int(self.clock() * 1000) if now_ms is None else now_ms
@@ -312,13 +342,17 @@ class PlantUplink:
             open_part=self.watcher.open_segment if self.watcher is not None else None,
             hourly_cache=self.hourly,
             offers=self.docking.entries(self.enterprise, "offer"),
+            not_before_ms=self.raw_horizon(now),
         )
         rows = []
         changed: list[tuple[tuple[str, str], dict[str, Any]]] = []
         for r in records:
             key = (r.kind, r.key)
-            if r.kind != "states" and _same(self._sent.get(key), r.data):
+            before = self._sent.get(key)
+            if r.kind != "states" and _same(before, r.data):
                 continue  # unchanged; states go every round (the plant's heartbeat)
+            if _lost_points(before, r.data):
+                continue  # raw points aged out (retention) or were deleted: not a correction
             rows.append(("raw", r.topic, now, r.payload()))
             if r.kind != "states":
                 changed.append((key, r.data))
