@@ -266,3 +266,14 @@ def test_a_day_whose_raw_points_aged_out_is_not_sent_as_a_correction(plant_db) -
                 assert r.data["coverage"] == 1.0
     finally:
         uplink.buffer.close()
+
+
+def test_lower_coverage_is_lost_readings_not_a_correction() -> None:
+    from indunet.federation.uplink import _lost_points
+
+    sent = {"kwh": 100.0, "coverage": 1.0}
+    assert _lost_points(sent, {"kwh": 60.0, "coverage": 0.5})
+    assert not _lost_points(sent, {"kwh": 120.0, "coverage": 1.0})  # late data: a correction
+    assert not _lost_points({"kwh": 50.0, "coverage": 0.5}, {"kwh": 90.0, "coverage": 1.0})
+    assert not _lost_points(None, {"kwh": 1.0, "coverage": 0.0})  # never sent: goes out
+    assert not _lost_points({"running": 1}, {"running": 0})  # states have no coverage
