@@ -205,15 +205,15 @@ def test_a_database_failure_keeps_messages_unacknowledged_until_stored(
         url=f"mqtt://127.0.0.1:{broker.port}", client_id=f"reg-{uuid.uuid4().hex[:8]}"
     )
     consumer = UplinkConsumer(historian, settings, None)
-    real_apply, failures = consumer.store.apply, [3]
+    real_apply, failures = consumer.store.apply_many, [3]
 
-    def flaky(record, received_ms):  # the database is away for the first three writes
+    def flaky(records, received_ms):  # the database is away for the first three writes
         if failures[0] > 0:
             failures[0] -= 1
             raise StorageUnavailable("database restarting")
-        return real_apply(record, received_ms)
+        return real_apply(records, received_ms)
 
-    monkeypatch.setattr(consumer.store, "apply", flaky)
+    monkeypatch.setattr(consumer.store, "apply_many", flaky)
     pub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex[:6]}")
     try:
         consumer.start()
@@ -298,3 +298,19 @@ def test_a_changed_down_count_wakes_the_chain_and_silent_sites_are_none(historia
     got = read()
     assert got["acme"]["s1"]["off"] == 2 and got["bolt"] == {"s1": None}  # silent: unknown
     assert uplink_states_from_store(lambda: None, 1)() == {}
+
+
+def test_a_batch_is_stored_in_order_with_its_refused_messages_as_dead_letters(historian) -> None:
+    consumer = UplinkConsumer(historian, _Settings(), None)
+    first = daily("acme", "s1", "2026-06-01", 100.0)
+    newer = daily("acme", "s1", "2026-06-01", 120.0, rev=2)
+    older = daily("acme", "s1", "2026-06-01", 90.0, rev=1, at=MS - 1)
+    out = consumer.handle_many(
+        [_tp(first), (first.topic, b"{not json"), _tp(newer), _tp(first), _tp(older), _tp(newer)]
+    )
+    assert out == ["stored", "refused", "stored", "older", "older", "duplicate"]
+    (row,) = consumer.store.records("kwh_daily")
+    assert row["data"]["kwh"] == 120.0 and row["rev"] == 2
+    assert consumer.counts == {"stored": 2, "duplicate": 1, "older": 2, "refused": 1}
+    (letter,) = historian.dead_letters("acme", source="uplink")
+    assert "not JSON" in letter["reason"]
