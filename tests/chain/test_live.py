@@ -249,3 +249,51 @@ def test_service_thread_recovers_from_a_failing_round(historian) -> None:
         live.stop()
     assert live.errors >= 1 and "watcher gone" in (live.last_error or "")
     assert live.rounds >= 1 and live.view("demo", "two") is not None
+
+
+# ---------------------------------------------------------------- uplinked suppliers (federation)
+def _counts(machines: int, off: int = 0, offline: int = 0) -> dict[str, int]:
+    running = machines - off - offline
+    return {"machines": machines, "running": running, "idle": 0, "off": off,
+            "offline": offline, "unknown": 0}  # fmt: skip
+
+
+def test_statuses_from_uplinked_sites(net) -> None:
+    up = {"E0000001": {"p1": _counts(4, off=1, offline=2), "p2": _counts(4)}}
+    (b,) = site_statuses(net, {}, {}, uplinks=up)
+    assert b.id == "B" and b.factor == pytest.approx(1 - 3 / 8)
+    assert b.reason == "3 of 8 machines off or offline at E0000001 its sites (uplink)"
+    doc = _doc()
+    doc["nodes"][1].update(uplink_site="p1")
+    (b,) = site_statuses(parse_network(doc), {}, {}, uplinks=up)
+    assert b.factor == pytest.approx(0.25) and "E0000001 p1 (uplink)" in b.reason
+    # a silent site (None) or a site of another enterprise changes nothing: unknown is not down
+    assert site_statuses(net, {}, {}, uplinks={"E0000001": {"p1": None}}) == []
+    assert site_statuses(net, {}, {}, uplinks={"E0000009": {"p1": _counts(2, off=2)}}) == []
+    # the regional monitor's stop still wins
+    both = site_statuses(net, {}, {"E0000001": "stopped"}, uplinks=up)
+    assert both[0].factor == 0.0
+
+
+def test_an_uplinked_site_going_down_wakes_the_link_at_once(historian) -> None:
+    _store(historian)
+    current: dict = {"E0000001": {"p1": _counts(2)}}
+    live = ChainLive(historian, "demo", uplink_states=lambda: current, interval_s=3600)
+    live.start()
+    try:
+        for _ in range(500):
+            if live.rounds:
+                break
+            live._stop.wait(0.01)
+        assert live.view("demo", "two")["statuses"] == []
+        current = {"E0000001": {"p1": _counts(2, off=2)}}  # the supplier's plant stops
+        live.wake()  # what the UplinkConsumer does on a changed down count
+        for _ in range(500):
+            if live.rounds >= 2:
+                break
+            live._stop.wait(0.01)
+        view = live.view("demo", "two")
+        assert [(s["id"], s["factor"]) for s in view["statuses"]] == [("B", 0.0)]
+        assert view["alerts"][0]["text"].startswith("supplier B down")
+    finally:
+        live.stop()

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from indunet.cli import app
-from indunet.connect.broker_acl import hash_password, parse_tenants
+from indunet.connect.broker_acl import acl_text, hash_password, parse_tenants
 from indunet.errors import DataError
 from tests.connect.test_broker_failures import MOSQUITTO, PrivateMosquitto
 
@@ -141,3 +141,123 @@ def test_bad_files_exit_2_with_the_reason(tmp_path) -> None:
 def test_password_hash_is_mosquittos_format() -> None:
     h = hash_password("secretpassword1", salt=bytes(12))
     assert h.startswith("$7$101$AAAAAAAAAAAAAAAA$") and len(h.split("$")[-1]) == 88
+
+
+UPLINK_TENANTS = """
+[ingest]
+user = "indunet-ingest"
+
+[region]
+user = "indunet-region"
+
+[enterprises.acme]
+users = ["acme-edge-1"]
+uplink_users = ["acme-uplink"]
+
+[enterprises.globex]
+uplink_users = ["globex-uplink"]
+"""
+
+
+def test_a_plant_can_publish_only_its_own_enterprises_uplink(tmp_path, settings_factory) -> None:
+    """A real Mosquitto with `indunet broker acl` files; the real regional `UplinkConsumer`."""
+    from indunet.federation import contract
+    from indunet.federation.regional import UplinkConsumer
+    from indunet.store import open_historian
+
+    if not os.path.exists(MOSQUITTO):
+        pytest.fail("the mosquitto binary is needed for the broker uplink test")
+    spec = tmp_path / "tenants.toml"
+    spec.write_text(UPLINK_TENANTS)
+    out = tmp_path / "broker"
+    r = CliRunner().invoke(app, ["broker", "acl", str(spec), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    creds = json.loads((out / "credentials.json").read_text())
+    (tmp_path / "m").mkdir()
+    broker = PrivateMosquitto(
+        tmp_path / "m",
+        persistence="false",
+        allow_anonymous="false",
+        password_file=out / "passwd",
+        acl_file=out / "acl",
+    )
+    broker.start()
+    settings = settings_factory()
+    historian = open_historian(settings)
+    settings.federation.url = (
+        f"mqtt://indunet-region:{creds['indunet-region']}@127.0.0.1:{broker.port}"
+    )
+    consumer = UplinkConsumer(historian, settings, None)
+
+    def record(enterprise: str, kwh: float) -> contract.Uplink:
+        data = {"kwh": kwh, "coverage": 1.0, "sites": ["s1"], "timezone": "UTC"}
+        return contract.build(
+            enterprise, "kwh_daily", "s1", "2026-06-01", data, computed_ms=1_780_000_000_000, rev=1
+        )
+
+    clients: list[paho.Client] = []
+    try:
+        consumer.start()
+        assert consumer.connected.wait(10)
+        time.sleep(0.3)  # the SUBACK
+        acme = _client(broker.port, "acme-uplink", creds["acme-uplink"])
+        clients.append(acme)
+        reasons: dict[int, int] = {}
+        acme.on_publish = lambda c, u, mid, rc, props: reasons.__setitem__(mid, rc.value)
+        own, spoofed = record("acme", 100.0), record("globex", 666.0)
+        cross = acme.publish(spoofed.topic, spoofed.payload(), qos=1)
+        mine = acme.publish(own.topic, own.payload(), qos=1)
+        # a device user of acme is no uplink either, nor is the region a publisher
+        edge = _client(broker.port, "acme-edge-1", creds["acme-edge-1"])
+        region = _client(broker.port, "indunet-region", creds["indunet-region"])
+        clients += [edge, region]
+        edge_reasons: dict[int, int] = {}
+        edge.on_publish = lambda c, u, mid, rc, props: edge_reasons.__setitem__(mid, rc.value)
+        by_edge = edge.publish(own.topic, record("acme", 7.0).payload(), qos=1)
+        region_reasons: dict[int, int] = {}
+        region.on_publish = lambda c, u, mid, rc, props: region_reasons.__setitem__(mid, rc.value)
+        by_region = region.publish(spoofed.topic, spoofed.payload(), qos=1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (
+            consumer.counts["stored"] < 1 or len(reasons) < 2 or not edge_reasons
+            or not region_reasons
+        ):  # fmt: skip
+            time.sleep(0.05)
+        time.sleep(0.5)  # time for a wrongly delivered message to arrive too
+        assert reasons[mine.mid] == 0 and reasons[cross.mid] == 0x87
+        assert edge_reasons[by_edge.mid] == 0x87 and region_reasons[by_region.mid] == 0x87
+        stored = consumer.store.records("kwh_daily")
+        assert [(s["enterprise"], s["data"]["kwh"]) for s in stored] == [("acme", 100.0)]
+        assert consumer.counts == {"stored": 1, "duplicate": 0, "older": 0, "refused": 0}
+        # an uplink user cannot read another enterprise's uplinks (nor its own: write only)
+        peek: list[str] = []
+        globex = _client(broker.port, "globex-uplink", creds["globex-uplink"])
+        clients.append(globex)
+        globex.on_message = lambda c, u, m: peek.append(m.topic)
+        globex.subscribe("indunet/uplink/v1/#", qos=1)
+        time.sleep(0.3)
+        again = acme.publish(own.topic, record("acme", 101.0).payload(), qos=1)
+        again.wait_for_publish(5)
+        time.sleep(0.5)
+        assert peek == []
+    finally:
+        consumer.stop()
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
+        historian.close()
+        broker.stop()
+
+
+def test_uplink_rules_in_the_acl_file() -> None:
+    spec = parse_tenants(
+        {"region": {"user": "r"}, "enterprises": {"a": {"uplink_users": ["a-up"]}}}
+    )
+    text = acl_text(spec)
+    assert "user a-up\ntopic write indunet/uplink/v1/a/#\n" in text
+    assert "user r\ntopic read indunet/uplink/v1/#\n" in text
+    assert spec.users() == ["indunet-ingest", "a-up", "r"]
+    with pytest.raises(DataError, match="listed twice"):
+        parse_tenants({"region": {"user": "u"}, "enterprises": {"a": {"uplink_users": ["u"]}}})
+    with pytest.raises(DataError, match="uplink_users 'a/#'"):
+        parse_tenants({"enterprises": {"a": {"uplink_users": ["a/#"]}}})

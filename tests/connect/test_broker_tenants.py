@@ -193,3 +193,59 @@ def test_another_tenant_cannot_take_over_the_ingests_session(broker) -> None:
         for c in (ingest, acme):
             c.loop_stop()
             c.disconnect()
+
+
+def test_a_plant_publishes_only_its_own_enterprises_uplink_on_the_embedded_broker(
+    settings_factory,
+) -> None:
+    """The same uplink rule as Mosquitto's (`topic_rules`), with the real regional consumer."""
+    from indunet.federation import contract
+    from indunet.federation.regional import UplinkConsumer
+
+    spec = parse_tenants(
+        {
+            "region": {"user": "indunet-region"},
+            "enterprises": {
+                "acme": {"uplink_users": ["acme-uplink"]},
+                "globex": {"uplink_users": ["globex-uplink"]},
+            },
+        }
+    )
+    passwords = {u: f"pw-{u}-{uuid.uuid4().hex}" for u in spec.users()}
+    b = EmbeddedBroker(
+        tenants=spec, password_hashes={u: hash_password(p) for u, p in passwords.items()}
+    )
+    b.start()
+    settings = settings_factory()
+    historian = open_historian(settings)
+    pw = passwords["indunet-region"]
+    settings.federation.url = f"mqtt://indunet-region:{pw}@127.0.0.1:{b.port}"
+    settings.federation.client_id = f"region-{uuid.uuid4().hex[:6]}"
+    consumer = UplinkConsumer(historian, settings, None)
+    plant, code = _connect(b.port, "acme-uplink", passwords["acme-uplink"])
+
+    def record(enterprise: str, kwh: float) -> contract.Uplink:
+        data = {"kwh": kwh, "coverage": 1.0, "sites": ["s1"], "timezone": "UTC"}
+        return contract.build(
+            enterprise, "kwh_daily", "s1", "2026-06-01", data, computed_ms=1_780_000_000_000, rev=1
+        )
+
+    try:
+        assert code == 0
+        consumer.start()
+        assert consumer.connected.wait(10)
+        time.sleep(0.3)
+        spoofed, own = record("globex", 666.0), record("acme", 100.0)
+        plant.publish(spoofed.topic, spoofed.payload(), qos=1).wait_for_publish(10)
+        plant.publish(own.topic, own.payload(), qos=1).wait_for_publish(10)
+        assert _wait(lambda: consumer.counts["stored"] >= 1)
+        time.sleep(0.5)  # time for the spoofed one to arrive, had it been let through
+        stored = consumer.store.records("kwh_daily")
+        assert [(s["enterprise"], s["data"]["kwh"]) for s in stored] == [("acme", 100.0)]
+        assert sum(consumer.counts.values()) == 1
+    finally:
+        consumer.stop()
+        plant.loop_stop()
+        plant.disconnect()
+        historian.close()
+        b.stop()

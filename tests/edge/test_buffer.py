@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,21 @@ def test_a_tiny_buffer_is_refused(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(ConfigError, match="cannot be opened"):
         EdgeBuffer(tmp_path / "dir.sqlite", 1 << 20)
+
+
+def test_notes_are_kept_with_the_rows_and_survive_a_restart(tmp_path: Path) -> None:
+    buf = EdgeBuffer(tmp_path / "b.sqlite", 1 << 20)
+    buf.put([("raw", "t/a", 1, b"x")], [("a", b"1"), ("b", b"2")])
+    buf.put([], [("a", b"3")])
+    buf.close()
+    buf = EdgeBuffer(tmp_path / "b.sqlite", 1 << 20)
+    assert buf.notes() == {"a": b"3", "b": b"2"} and buf.stats().rows == 1
+    buf.put([("raw", "t/c", 2, b"y")], [("c", b"4")], replace_notes=True)
+    assert buf.notes() == {"c": b"4"}
+    # a put that fails leaves neither its rows nor its notes
+    with pytest.raises(sqlite3.ProgrammingError):
+        buf.put([("raw", "t/d", 3, b"z")], [("d", object())])  # type: ignore[list-item]
+    assert buf.notes() == {"c": b"4"} and buf.stats().rows == 2
+    buf.clear_notes()
+    assert buf.notes() == {}
+    buf.close()

@@ -39,6 +39,12 @@ EXAMPLES = {
          "end_ms": MS},
         computed_ms=MS, rev=1,
     ),
+    "offers": c.build(
+        "acme", "offers", "*", "current",
+        {"offers": [{"id": "o1", "item": "mask", "kind": "capacity", "rate_per_day": 100.0},
+                    {"id": "o2", "item": "mask", "kind": "stock", "quantity": 5000.0}]},
+        computed_ms=MS, rev=1,
+    ),
 }  # fmt: skip
 
 
@@ -48,7 +54,32 @@ def test_every_kind_round_trips(kind: str) -> None:
     assert record.topic == f"indunet/uplink/v1/acme/{kind}"
     back = c.parse(record.topic, record.payload())
     assert back == record
-    assert back.key == f"acme/s1/{record.period}"
+    assert back.key == f"acme/{record.site}/{record.period}"
+
+
+@pytest.mark.parametrize(
+    ("offers", "match"),
+    [
+        ([{"id": "o1", "item": "m", "kind": "stock"}], "offers.0.*needs a quantity"),
+        ([{"id": "o1", "item": "m", "quantity": 1}] * 2, "listed twice"),
+        ([{"id": "o1", "item": "m", "quantity": -1}], r"offers\[0\].quantity"),
+        ([{"id": f"o{i}", "item": "m", "quantity": 1} for i in range(51)], "at most 50"),
+        ({"id": "o1"}, "must be a list"),
+    ],
+)
+def test_malformed_offers_are_refused(offers: object, match: str) -> None:
+    doc = _doc(EXAMPLES["offers"])
+    doc["data"]["offers"] = offers
+    _refused("indunet/uplink/v1/acme/offers", doc, match)
+
+
+def test_offers_are_the_whole_plants_and_fit_a_payload() -> None:
+    doc = _doc(EXAMPLES["offers"])
+    doc.update(site="s1", key="acme/s1/current")
+    _refused("indunet/uplink/v1/acme/offers", doc, "must be '\\*' and 'current'")
+    big = [{"id": f"o{i}-" + "x" * 120, "item": "y" * 120, "quantity": 1.0} for i in range(50)]
+    with pytest.raises(DataError, match="over 16384"):
+        c.build("acme", "offers", "*", "current", {"offers": big}, computed_ms=MS, rev=1)
 
 
 def test_newer_revision_wins_and_same_revision_is_idempotent() -> None:

@@ -1,6 +1,8 @@
-"""Federation on loopback: two plants (DuckDB) uplink through one Mosquitto to a regional
-instance (PostgreSQL); the region's readings equal the plants' own daily kWh, and a plant whose
-connection is cut for a while catches up with nothing lost or doubled.
+"""Federation on loopback (issue 20, item 4, reduced): three plants (DuckDB) uplink through one
+Mosquitto to a regional instance (PostgreSQL). The region's readings equal the plants' own daily
+kWh, its chain sites' capacities follow the plants' own machine states (a supplier whose plant is
+down shows as down), its docking offers are the plants' own, and a plant whose connection is cut
+for a simulated day's evening catches up with nothing lost or doubled.
 """
 
 from __future__ import annotations
@@ -31,7 +33,29 @@ REGISTRY = (
     "enterprise_id,name,province,city,industry,size\n"
     "acme,Acme Presses,Hubei,Wuhan,C34,medium\n"
     "bolt,Bolt Works,Guangdong,Shenzhen,C34,small\n"
+    "carl,Carl Castings,Hubei,Yichang,C33,small\n"
 )
+#: the regional operator's chain: acme's s1 and bolt make item a, carl makes b; P needs both
+CHAIN = {
+    "horizon_weeks": 52,
+    "nodes": [
+        {"id": "acme-s1", "produces": "a", "capacity_per_week": 60, "ttr_weeks": 2,
+         "enterprise": "acme", "uplink_site": "s1"},
+        {"id": "bolt", "produces": "a", "capacity_per_week": 60, "ttr_weeks": 2,
+         "enterprise": "bolt"},
+        {"id": "carl", "produces": "b", "capacity_per_week": 100, "inventory": 50,
+         "ttr_weeks": 3, "enterprise": "carl"},
+    ],
+    "products": [{"item": "P", "demand_per_week": 100, "margin": 10}],
+    "bom": [{"parent": "P", "child": "a", "qty": 1}, {"parent": "P", "child": "b", "qty": 1}],
+}  # fmt: skip
+OFFERS = {
+    "acme": [{"id": "spare-press", "item": "a", "kind": "capacity", "rate_per_day": 40.0}],
+    "carl": [
+        {"id": "yard", "item": "b", "quantity": 800.0},
+        {"id": "line-2", "item": "b", "kind": "capacity", "rate_per_day": 12.5, "ramp_days": 2},
+    ],
+}
 
 
 class CuttableLink:
@@ -158,17 +182,39 @@ def _newest_states(consumer: UplinkConsumer) -> dict[str, int]:
     return newest
 
 
-def test_two_plants_uplink_to_a_region_and_a_cut_plant_catches_up(
+def _own_down(plant: Plant, now_ms: int) -> dict[str, tuple[int, int]]:
+    """Return each site's (machines off or offline, machines) as the plant's own overview has it."""
+    from indunet.plant.today import site_today
+
+    store = PlantStore(plant.historian, plant.cfg)
+    today = site_today(store, plant.historian, plant.cfg, plant.tenant, now_ms)
+    return {
+        site: (s.states.get("off", 0) + s.states.get("offline", 0), sum(s.states.values()))
+        for site, s in today.items()
+    }
+
+
+def test_three_plants_uplink_to_a_region_and_a_cut_plant_catches_up(
     settings_factory, pg_schema, broker, tmp_path
 ) -> None:
+    from indunet.chain.live import ChainLive, uplink_states_from_store
+    from indunet.chain.network import parse_network
+    from indunet.chain.store import ChainStore
+    from indunet.docking.store import DockingStore
+
     link = CuttableLink(broker.port)
     acme = Plant(settings_factory, tmp_path, "acme-plant", "acme",
                  {"s1": "UTC", "s2": "Asia/Shanghai"}, broker.port)  # fmt: skip
     bolt = Plant(settings_factory, tmp_path, "bolt", "bolt", {"s1": "Europe/Berlin"}, link.port)
+    carl = Plant(settings_factory, tmp_path, "carl", "carl", {"s1": "UTC"}, broker.port)
     for i, p in enumerate((acme, bolt)):
         simulate(p.historian, p.cfg, p.tenant, D0 - 2 * DAY, NOW, seed=i)
+    simulate(carl.historian, carl.cfg, carl.tenant, D0 - 2 * DAY, NOW - 2 * H, seed=5)  # it stops
+    for p in (acme, carl):
+        DockingStore(p.historian).save(p.tenant, "offer", OFFERS[p.tenant.split("-")[0]], now_ms=1)
     regional = settings_factory(
         data_dir=tmp_path / "region",
+        enterprise="region-ops",
         db=PG_URL,
         pg_schema=pg_schema,
         federation={"url": f"mqtt://127.0.0.1:{broker.port}", "client_id": f"reg-{pg_schema}"},
@@ -187,17 +233,42 @@ def test_two_plants_uplink_to_a_region_and_a_cut_plant_catches_up(
     region.import_readings(tmp_path / "base.csv", today=date(2026, 6, 30))
     reg_historian = open_historian(regional)
     consumer = UplinkConsumer(reg_historian, regional, lambda: region)
+    ChainStore(reg_historian).save_network("region-ops", "chain", parse_network(CHAIN), now_ms=1)
+    chain = ChainLive(
+        reg_historian, "region-ops",
+        uplink_states=uplink_states_from_store(lambda: consumer.store, 300_000,
+                                               lambda: (NOW + 1000) / 1000),
+    )  # fmt: skip
+    plants = (acme, bolt, carl)
     try:
         consumer.start()
         assert consumer.connected.wait(10)
-        sent = acme.uplink.tick(NOW) + bolt.uplink.tick(NOW)
-        for p in (acme, bolt):
+        sent = sum(p.uplink.tick(NOW) for p in plants)
+        for p in plants:
             p.uplink.forwarder.start()
         _until(lambda: sum(consumer.counts.values()) >= sent, timeout=60)
         consumer.sync()
-        assert _readings(region, "acme") == pytest.approx(acme.own_daily_kwh(NOW), rel=1e-9)
-        assert _readings(region, "bolt") == pytest.approx(bolt.own_daily_kwh(NOW), rel=1e-9)
+        for p in plants:
+            ent = p.settings.uplink.enterprise
+            assert _readings(region, ent) == pytest.approx(p.own_daily_kwh(NOW), rel=1e-9)
         assert set(_readings(region, "acme")) == {"2026-05-31", "2026-06-01", "2026-06-02"}
+
+        # the chain's capacities: each node keeps the share of its plant's machines that run
+        own = {"acme-s1": _own_down(acme, NOW)["s1"], "bolt": _own_down(bolt, NOW)["s1"],
+               "carl": _own_down(carl, NOW)["s1"]}  # fmt: skip
+        assert own["carl"] == (2, 2) and own["bolt"][0] == 0  # carl's plant is down
+        view = chain.run_once(NOW + 1000)["chain"]
+        got = {s["id"]: s["factor"] for s in view["statuses"]}
+        want = {n: 1 - d / m for n, (d, m) in own.items() if d}
+        assert got == pytest.approx(want) and got["carl"] == 0.0
+        assert any(a["site"] == "carl" for a in view["alerts"])
+        # the docking offers: the plants' own, under their enterprise
+        docked = {o["id"]: o for o in DockingStore(reg_historian).entries("region-ops", "offer")}
+        want_offers = {f"{e}:{o['id']}": {**o, "id": f"{e}:{o['id']}", "enterprise": e}
+                       for e, offers in OFFERS.items() for o in offers}  # fmt: skip
+        assert sorted(docked) == sorted(want_offers)
+        for k, o in want_offers.items():
+            assert {f: docked[k][f] for f in o} == o
 
         # bolt's WAN link is cut over its local midnight: its rounds are buffered meanwhile
         link.cut()
@@ -211,9 +282,10 @@ def test_two_plants_uplink_to_a_region_and_a_cut_plant_catches_up(
         link.restore()
         _until(lambda: bolt.uplink.buffer.stats().rows == 0, timeout=60)
         last = later + 60_000  # a last round of each: the newest message of its session
-        acme.uplink.tick(last)
-        bolt.uplink.tick(last)
-        _until(lambda: _newest_states(consumer) == {"acme": last, "bolt": last}, timeout=60)
+        for p in plants:
+            p.uplink.tick(last)
+        _until(lambda: _newest_states(consumer) == dict.fromkeys(("acme", "bolt", "carl"), last),
+               timeout=60)  # fmt: skip
         consumer.sync()
         own = bolt.own_daily_kwh(last)
         assert "2026-06-03" in own
@@ -244,7 +316,7 @@ def test_two_plants_uplink_to_a_region_and_a_cut_plant_catches_up(
         assert bolt.uplink.forwarder.stats.connections >= 2  # the cut was real: it reconnected
     finally:
         consumer.stop()
-        for p in (acme, bolt):
+        for p in plants:
             p.close()
         link.close()
         reg_historian.close()

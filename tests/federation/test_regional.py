@@ -103,6 +103,7 @@ class _Settings:
         from indunet.federation.settings import FederationSettings
 
         self.federation = FederationSettings(min_coverage=min_coverage)
+        self.enterprise = "region"
 
 
 @pytest.fixture
@@ -204,15 +205,15 @@ def test_a_database_failure_keeps_messages_unacknowledged_until_stored(
         url=f"mqtt://127.0.0.1:{broker.port}", client_id=f"reg-{uuid.uuid4().hex[:8]}"
     )
     consumer = UplinkConsumer(historian, settings, None)
-    real_apply, failures = consumer.store.apply, [3]
+    real_apply, failures = consumer.store.apply_many, [3]
 
-    def flaky(record, received_ms):  # the database is away for the first three writes
+    def flaky(records, received_ms):  # the database is away for the first three writes
         if failures[0] > 0:
             failures[0] -= 1
             raise StorageUnavailable("database restarting")
-        return real_apply(record, received_ms)
+        return real_apply(records, received_ms)
 
-    monkeypatch.setattr(consumer.store, "apply", flaky)
+    monkeypatch.setattr(consumer.store, "apply_many", flaky)
     pub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex[:6]}")
     try:
         consumer.start()
@@ -238,3 +239,78 @@ def test_a_database_failure_keeps_messages_unacknowledged_until_stored(
         pub.loop_stop()
         pub.disconnect()
         broker.stop()
+
+
+def offers(ent: str, docs: list[dict], at: int = MS, rev: int = 1) -> contract.Uplink:
+    return contract.build(ent, "offers", "*", "current", {"offers": docs}, computed_ms=at, rev=rev)
+
+
+def test_offers_become_the_regions_docking_offers_newest_only(historian) -> None:
+    from indunet.docking.store import DockingStore
+
+    consumer = UplinkConsumer(historian, _Settings(), None)
+    docking = DockingStore(historian)
+    docking.save("region", "offer", [{"id": "own", "item": "mask", "quantity": 9.0}], now_ms=1)
+    cap = {"id": "l1", "item": "mask", "kind": "capacity", "rate_per_day": 100.0}
+    stock = {"id": "s", "item": "gown", "quantity": 40.0, "enterprise": "bolt"}  # spoofed owner
+    first = offers("acme", [cap, stock])
+    assert consumer.handle(first.topic, first.payload()) == "stored"
+    assert consumer.handle(first.topic, first.payload()) == "duplicate"
+    b = offers("bolt", [{"id": "s", "item": "mask", "quantity": 7.0}])
+    consumer.handle(b.topic, b.payload())
+    assert consumer.sync_offers() == 3
+    got = {o["id"]: o for o in docking.entries("region", "offer")}
+    assert sorted(got) == ["acme:l1", "acme:s", "bolt:s", "own"]
+    assert got["acme:s"]["enterprise"] == "acme" and got["acme:s"]["quantity"] == 40.0
+    assert got["acme:l1"]["rate_per_day"] == 100.0
+    assert consumer.sync_offers() == 0  # nothing new
+    # acme withdraws its stock; an older revision arriving late changes nothing
+    consumer.handle(*_tp(offers("acme", [cap], rev=2)))
+    consumer.handle(*_tp(offers("acme", [cap, stock, {**cap, "id": "l9"}], rev=1)))
+    consumer.sync_offers()
+    got = {o["id"] for o in docking.entries("region", "offer")}
+    assert got == {"acme:l1", "bolt:s", "own"}
+    docking.problem("region")  # the docking problem takes them
+
+
+def _tp(r: contract.Uplink) -> tuple[str, bytes]:
+    return r.topic, r.payload()
+
+
+def test_a_changed_down_count_wakes_the_chain_and_silent_sites_are_none(historian) -> None:
+    from indunet.chain.live import uplink_states_from_store
+
+    consumer = UplinkConsumer(historian, _Settings(), None)
+    woken: list[str] = []
+    consumer.on_site_change = woken.append
+    consumer.handle(*_tp(states("acme", "s1", MS)))
+    consumer.handle(*_tp(states("acme", "s1", MS + 60_000)))  # the same counts: no wake
+    down = contract.build(
+        "acme", "states", "s1", contract.minute_period(MS + 120_000),
+        {"machines": 3, "running": 0, "idle": 0, "off": 2, "offline": 1, "unknown": 0,
+         "at_ms": MS + 120_000},
+        computed_ms=MS + 120_000, rev=3,
+    )  # fmt: skip
+    consumer.handle(*_tp(down))
+    assert woken == ["acme", "acme"]
+    consumer.handle(*_tp(states("bolt", "s1", MS - 3_600_000)))
+    read = uplink_states_from_store(lambda: consumer.store, 300_000, lambda: (MS + 130_000) / 1000)
+    got = read()
+    assert got["acme"]["s1"]["off"] == 2 and got["bolt"] == {"s1": None}  # silent: unknown
+    assert uplink_states_from_store(lambda: None, 1)() == {}
+
+
+def test_a_batch_is_stored_in_order_with_its_refused_messages_as_dead_letters(historian) -> None:
+    consumer = UplinkConsumer(historian, _Settings(), None)
+    first = daily("acme", "s1", "2026-06-01", 100.0)
+    newer = daily("acme", "s1", "2026-06-01", 120.0, rev=2)
+    older = daily("acme", "s1", "2026-06-01", 90.0, rev=1, at=MS - 1)
+    out = consumer.handle_many(
+        [_tp(first), (first.topic, b"{not json"), _tp(newer), _tp(first), _tp(older), _tp(newer)]
+    )
+    assert out == ["stored", "refused", "stored", "older", "older", "duplicate"]
+    (row,) = consumer.store.records("kwh_daily")
+    assert row["data"]["kwh"] == 120.0 and row["rev"] == 2
+    assert consumer.counts == {"stored": 2, "duplicate": 1, "older": 2, "refused": 1}
+    (letter,) = historian.dead_letters("acme", source="uplink")
+    assert "not JSON" in letter["reason"]

@@ -191,3 +191,89 @@ def test_a_round_with_the_running_watchers_states(plant_db) -> None:
         assert sorted(s.site for s in states) == ["s1", "s2"]
     finally:
         uplink.buffer.close()
+
+
+def test_a_restarted_plant_neither_resends_its_window_nor_skips_a_change(plant_db) -> None:
+    settings, historian, _ = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"  # never started: rows stay in the buffer
+    settings.uplink.days_back = 2
+    uplink = PlantUplink(historian, settings)
+    first = uplink.tick(NOW)
+    assert first > 100
+    uplink.buffer.close()
+    again = PlantUplink(historian, settings)  # the plant restarts (same uplink.sqlite)
+    try:
+        mark = again.buffer.max_id()
+        # a full round (the first after a start): only the heartbeat and today's OEE so far
+        assert again.tick(NOW + 60_000) == 4
+        from tests.plant.plant_data import write
+
+        write(historian, "s1/press/l1/m1/power_kw", [D0 + DAY + 3 * H + 30_000], [900.0],
+              enterprise="acme-plant")  # fmt: skip
+        mark = again.buffer.max_id()
+        again.tick(NOW + 120_000)  # yesterday changed: its day and hour go out
+        rows = again.buffer.read(mark, 10_000)
+        sent = {(r.kind, r.period) for r in (contract.parse(x.key, x.payload) for x in rows)}
+        assert {("kwh_daily", "2026-06-02"), ("kwh_hourly", "2026-06-02T03:00Z")} <= sent
+        assert not any(k == "kwh_daily" and p == "2026-06-01" for k, p in sent)
+    finally:
+        again.buffer.close()
+
+
+def test_a_buffer_overflow_resends_the_whole_window(plant_db) -> None:
+    settings, historian, _ = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"
+    settings.uplink.days_back = 2
+    settings.uplink.buffer_mb = 1
+    uplink = PlantUplink(historian, settings)
+    try:
+        first = uplink.tick(NOW)
+        uplink.buffer.max_bytes = uplink.buffer.stats().bytes + 400  # room for one row more
+        uplink.tick(NOW + 60_000)  # drops the oldest rows to make room
+        assert uplink.buffer.stats().dropped > 0
+        assert uplink.tick(NOW + 120_000) >= first  # everything again: the region lost some
+    finally:
+        uplink.buffer.close()
+
+
+def test_a_day_whose_raw_points_aged_out_is_not_sent_as_a_correction(plant_db) -> None:
+    from indunet.config import RetentionRule
+
+    settings, historian, _ = plant_db
+    settings.uplink.url = "mqtt://127.0.0.1:1"
+    settings.uplink.days_back = 2
+    uplink = PlantUplink(historian, settings)
+    try:
+        uplink.tick(NOW)
+        # two days later than the first round, the raw retention (2 days) has rolled up and
+        # deleted what is older than 2026-06-03 10:00: part of the 2nd in UTC and in Kolkata
+        settings.retention = [RetentionRule(raw_days=2, rollup_days=365)]
+        later = NOW + 2 * DAY
+        historian.apply_retention(settings.retention, now_ms=later)
+        simulate(historian, uplink.plant(), "acme-plant", NOW, later, seed=3)
+        mark = uplink.buffer.max_id()
+        uplink.tick(later)
+        sent = [contract.parse(r.key, r.payload) for r in uplink.buffer.read(mark, 10_000)]
+        horizon = uplink.raw_horizon(later)
+        daily = {(r.site, r.period) for r in sent if r.kind == "kwh_daily"}
+        # only days that start after the horizon: the 4th (UTC) and the 4th (Kolkata), whole
+        assert daily == {("s1", "2026-06-04"), ("s2", "2026-06-04")}
+        hours = [contract.period_start_ms(r.kind, r.period) for r in sent if r.kind == "kwh_hourly"]
+        assert hours and min(hours) >= horizon  # Kolkata's 4th starts 18:30 UTC on the 3rd
+        assert [r for r in sent if r.kind == "states"]
+        for r in sent:  # nothing that lost its raw points goes out as a smaller "correction"
+            if r.kind == "kwh_daily":
+                assert r.data["coverage"] == 1.0
+    finally:
+        uplink.buffer.close()
+
+
+def test_lower_coverage_is_lost_readings_not_a_correction() -> None:
+    from indunet.federation.uplink import _lost_points
+
+    sent = {"kwh": 100.0, "coverage": 1.0}
+    assert _lost_points(sent, {"kwh": 60.0, "coverage": 0.5})
+    assert not _lost_points(sent, {"kwh": 120.0, "coverage": 1.0})  # late data: a correction
+    assert not _lost_points({"kwh": 50.0, "coverage": 0.5}, {"kwh": 90.0, "coverage": 1.0})
+    assert not _lost_points(None, {"kwh": 1.0, "coverage": 0.0})  # never sent: goes out
+    assert not _lost_points({"running": 1}, {"running": 0})  # states have no coverage

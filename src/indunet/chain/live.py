@@ -51,6 +51,7 @@ __all__ = [
     "region_states_from_store",
     "site_statuses",
     "start_chain_live",
+    "uplink_states_from_store",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ CHAIN_RULES = [
 
 #: plant site -> machine -> (state, since ms)
 PlantStates = Mapping[str, Mapping[str, tuple[str, int | None]]]
+#: uplinked sites (federation): enterprise -> site -> its newest ``states`` counts, or None when
+#: the site is silent (``unknown``: no data is not a stop)
+UplinkStates = Mapping[str, Mapping[str, Mapping[str, int] | None]]
 
 
 @dataclass(frozen=True)
@@ -124,11 +128,15 @@ def site_statuses(
     enterprises: Mapping[str, str],
     *,
     region_day: str = "",
+    uplinks: UplinkStates | None = None,
 ) -> list[SiteStatus]:
     """Return the sites with live capacity below normal (lowest share first).
 
     ``plant``: the network owner's plant sites, each machine's state and since when;
-    ``enterprises``: registry enterprise id -> ``resumed``/``stopped``/``unknown``.
+    ``enterprises``: registry enterprise id -> ``resumed``/``stopped``/``unknown``;
+    ``uplinks``: a supplier enterprise's plant sites as they uplink (federation) — the node keeps
+    the share of the machines of its ``uplink_site`` (or of all the enterprise's reporting
+    sites) that are not ``off``/``offline``; a silent site changes nothing.
     """
     out = []
     for node in network.nodes:
@@ -147,6 +155,19 @@ def site_statuses(
                     since.append(max(known))  # the whole site stopped when the last one did
                 elif known:
                     since.append(min(known))
+        sites = (uplinks or {}).get(node.enterprise) if node.enterprise else None
+        if sites:
+            names = [node.uplink_site] if node.uplink_site else sorted(sites)
+            counts = [sites[n] for n in names if sites.get(n)]
+            machines = sum(c["machines"] for c in counts)
+            down = sum(c["off"] + c["offline"] for c in counts)
+            if machines and down:
+                factor = min(factor, 1.0 - down / machines)
+                where = node.uplink_site or "its sites"
+                reasons.append(
+                    f"{down} of {machines} machines off or offline at {node.enterprise} "
+                    f"{where} (uplink)"
+                )
         if node.enterprise and enterprises.get(node.enterprise) == "stopped":
             factor = 0.0
             day = f" on {region_day}" if region_day else ""
@@ -324,6 +345,28 @@ def plant_states_from_watcher(watcher: Any) -> Callable[[], PlantStates]:
     return read
 
 
+def uplink_states_from_store(
+    get_store: Callable[[], Any], stale_ms: int, clock: Callable[[], float] = time.time
+) -> Callable[[], UplinkStates]:
+    """Return a reader of uplinked sites' machine-state counts from a `FederationStore`.
+
+    ``get_store`` returns the store or None (not a regional instance). A site silent for more
+    than ``stale_ms`` is None: unknown, not down.
+    """
+
+    def read() -> UplinkStates:
+        store = get_store()
+        if store is None:
+            return {}
+        out: dict[str, dict[str, Mapping[str, int] | None]] = {}
+        for s in store.sites(int(clock() * 1000), stale_ms):
+            fresh = s["status"] == "reporting" and s["states"] is not None
+            out.setdefault(s["enterprise"], {})[s["site"]] = s["states"] if fresh else None
+        return out
+
+    return read
+
+
 def region_states_from_store(
     get_store: Callable[[], Any],
 ) -> Callable[[list[str]], tuple[dict[str, str], str]]:
@@ -403,6 +446,7 @@ class ChainLive(Rounds):
         *,
         plant_states: Callable[[], PlantStates] | None = None,
         region_states: Callable[[list[str]], tuple[dict[str, str], str]] | None = None,
+        uplink_states: Callable[[], UplinkStates] | None = None,
         alarms: Any = None,
         interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -411,6 +455,7 @@ class ChainLive(Rounds):
         self.enterprise = enterprise
         self.plant_states = plant_states or (lambda: {})
         self.region_states = region_states or (lambda ids: ({}, ""))
+        self.uplink_states = uplink_states or (lambda: {})
         self.feed = _AlarmFeed(alarms) if alarms is not None else None
         self.interval_s = interval_s
         self.clock = clock
@@ -431,6 +476,7 @@ class ChainLive(Rounds):
         """Recompute every network once; return the views by network name."""
         now = int(self.clock() * 1000) if now_ms is None else int(now_ms)
         plant = self.plant_states()
+        uplinks = self.uplink_states()
         views: dict[str, dict[str, Any]] = {}
         samples: dict[str, float] = {}
         for row in self.store.networks(self.enterprise):
@@ -440,7 +486,7 @@ class ChainLive(Rounds):
             states, day = self.region_states(ids) if ids else ({}, "")
             if self.store.resilience(self.enterprise, name) is None:
                 self._keep_resilience(name, g, now)  # the page's table, solved here once
-            statuses = site_statuses(network, plant, states, region_day=day)
+            statuses = site_statuses(network, plant, states, region_day=day, uplinks=uplinks)
             alerts = chain_alerts(g, statuses, now)
             previous = self._views.get(name, {})
             key = tuple((s.id, s.factor) for s in statuses)
@@ -484,16 +530,27 @@ class ChainLive(Rounds):
 
 
 def start_chain_live(app: Any, historian: Any, settings: Any, **kw: Any) -> ChainLive:
-    """Start the live link for the app: plant watcher states, regional monitor, alarm service."""
+    """Start the live link for the app: plant watcher states, regional monitor, uplinked plants
+    (a regional instance's `UplinkConsumer`, which wakes the link when a site's state changes),
+    alarm service."""
     watcher = getattr(app.state, "plant_watcher", None)
+
+    def federation() -> Any:
+        consumer = getattr(app.state, "uplink_consumer", None)
+        return consumer.store if consumer is not None else None
+
     live = ChainLive(
         historian,
         settings.enterprise,
         plant_states=plant_states_from_watcher(watcher) if watcher is not None else None,
         region_states=region_states_from_store(lambda: getattr(app.state, "region_store", None)),
+        uplink_states=uplink_states_from_store(federation, int(settings.federation.stale_s * 1000)),
         alarms=getattr(app.state, "alarms", None),
         **kw,
     )
     app.state.chain_live = live
+    consumer = getattr(app.state, "uplink_consumer", None)
+    if consumer is not None:
+        consumer.on_site_change = lambda _enterprise: live.wake()
     live.start()
     return live

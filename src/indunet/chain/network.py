@@ -50,6 +50,11 @@ class Node(BaseModel):
     plant_site: str = Field(
         "", description="Plant site of the network's own enterprise that makes this (live link)."
     )
+    uplink_site: str = Field(
+        "",
+        description="Site of the enterprise's plant that uplinks its machine states (federation; "
+        "empty: all its uplinked sites).",
+    )
     energy_kwh_per_unit: float = Field(0.0, ge=0)
     direct_kg_co2_per_unit: float = Field(0.0, ge=0)
 

@@ -28,7 +28,10 @@ def _fail(message: str) -> None:
 def broker_acl(
     tenants: Annotated[
         Path,
-        typer.Argument(help="TOML: [ingest] user, [enterprises.NAME] sparkplug_groups, users."),
+        typer.Argument(
+            help="TOML: [ingest] user, [region] user, [enterprises.NAME] sparkplug_groups, "
+            "users, uplink_users."
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", help="Directory for passwd, acl, credentials.json.")

@@ -256,13 +256,22 @@ def _start_federation(app: Any, historian: Any, settings: Settings) -> Any:
     if not settings.federation.url:
         return None
     from indunet.api.routes.region import region_store_of
+    from indunet.chain.live import start_chain_live
     from indunet.federation.regional import UplinkConsumer
 
     consumer = UplinkConsumer(historian, settings, lambda: region_store_of(app))
     consumer.start()
     app.state.uplink_consumer = consumer
-    typer.echo(f"federation: consuming {consumer.topic} into the resumption monitor")
-    return consumer
+    # the chain's sites follow the uplinked plants' machine states (woken by each change)
+    chain_live = start_chain_live(app, historian, settings)
+    typer.echo(f"federation: consuming {consumer.topic} into the resumption monitor and chain")
+
+    class _Both:
+        def stop(self) -> None:
+            chain_live.stop()
+            consumer.stop()
+
+    return _Both()
 
 
 def _demo_login(historian: Any, enterprise: str, data_dir: Path) -> dict[str, str]:
@@ -305,23 +314,30 @@ def _demo_login(historian: Any, enterprise: str, data_dir: Path) -> dict[str, st
     return login
 
 
-def _demo_broker_logins(enterprise: str, data_dir: Path) -> tuple[Any, dict[str, str]]:
+def _demo_broker_logins(
+    enterprise: str, data_dir: Path, federated: list[str] | None = None
+) -> tuple[Any, dict[str, str]]:
     """Return the demo broker's tenant spec and its users' passwords, the same on every restart.
 
     One enterprise (the demo's): the ingest reads everything, the simulator and the edge agent
-    write only under ``indunet/v1/{enterprise}/#``. The passwords are kept in
+    write only under ``indunet/v1/{enterprise}/#``. With ``federated`` enterprises (``demo
+    --federation``), each gets an uplink user ``{name}-uplink`` (its uplink topics only) and the
+    region's consumer ``indunet-region`` reads them. The passwords are kept in
     ``demo-broker.json`` (mode 600) in the data dir; fresh ones when it is missing or unfit.
     """
     import secrets
 
     from indunet.connect.broker_acl import parse_tenants
 
-    spec = parse_tenants(
-        {
-            "ingest": {"user": "indunet-ingest"},
-            "enterprises": {enterprise: {"users": [f"{enterprise}-sim", f"{enterprise}-edge"]}},
-        }
-    )
+    doc: dict[str, Any] = {
+        "ingest": {"user": "indunet-ingest"},
+        "enterprises": {enterprise: {"users": [f"{enterprise}-sim", f"{enterprise}-edge"]}},
+    }
+    if federated:
+        doc["region"] = {"user": "indunet-region"}
+        for name in federated:
+            doc["enterprises"][name] = {"uplink_users": [f"{name}-uplink"]}
+    spec = parse_tenants(doc)
     kept = data_dir / "demo-broker.json"
     try:
         logins = json.loads(kept.read_text())
@@ -371,6 +387,14 @@ def demo(
             "(OPC UA), read by the edge agent.",
         ),
     ] = True,
+    federation: Annotated[
+        bool,
+        typer.Option(
+            "--federation/--no-federation",
+            help="Also run three small plant instances (own DuckDB each) that uplink their "
+            "figures live to this instance as their region (docs/federation.md).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole platform on embedded defaults: broker, simulated plants, ingest, API."""
     import logging
@@ -390,6 +414,8 @@ def demo(
     from indunet.sim.plant_config import demo_plant_config
     from indunet.sim.publish import SimPublisher
 
+    if federation and mqtt_url is not None:
+        raise ConfigError("--federation runs on the embedded broker: leave out --mqtt-url")
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="indunet-demo-"))
     settings = load_settings(data_dir=data_dir, port=port, db=db)
@@ -432,6 +458,8 @@ def demo(
     ingest = publisher = alarm_service = watcher = edge_demo = None
     nation_loader: threading.Thread | None = None
     chain_live = None  # the supply chain follows the plant and the regional monitor
+    uplink_consumer = None
+    fed_plants: list[Any] = []
     url = f"http://{settings.host}:{settings.port}/"
     server: uvicorn.Server | None = None
 
@@ -450,7 +478,10 @@ def demo(
         client_urls = dict.fromkeys(("ingest", "sim", "edge"), mqtt_url)
         if mqtt_url is None:
             ent = settings.enterprise
-            spec, logins = _demo_broker_logins(ent, Path(data_dir))
+            from indunet.sim.federation_demo import DEMO_ENTERPRISES
+
+            federated = sorted(DEMO_ENTERPRISES) if federation else None
+            spec, logins = _demo_broker_logins(ent, Path(data_dir), federated)
             broker = EmbeddedBroker(
                 tenants=spec, password_hashes={u: hash_password(p) for u, p in logins.items()}
             )
@@ -482,6 +513,25 @@ def demo(
         app.state.mqtt = ingest
         watcher = _start_plant_watcher(app, historian, settings, history_h=max(hours, 1))
         alarm_service = _start_alarms(app, historian, settings, demo_plants=plants)
+        if federation and broker is not None:  # plants of their own, uplinking to this region
+            from indunet.federation.regional import UplinkConsumer
+            from indunet.federation.settings import FederationSettings
+            from indunet.sim.federation_demo import start_demo_plants
+
+            settings.federation = FederationSettings(
+                url=with_credentials(broker.url, "indunet-region", logins["indunet-region"]),
+                client_id="indunet-demo-region",
+            )
+
+            def region() -> Any:  # the nation's store once loaded (its loader owns it until then)
+                if getattr(app.state, "region_loading", False) or not nation:
+                    return None
+                return getattr(app.state, "region_store", None)
+
+            uplink_consumer = UplinkConsumer(historian, settings, region)
+            uplink_consumer.start()
+            app.state.uplink_consumer = uplink_consumer
+            fed_plants = start_demo_plants(Path(data_dir), broker.url, logins)
         from indunet.chain.live import start_chain_live
 
         chain_live = start_chain_live(app, historian, settings)  # chain alerts every minute
@@ -531,6 +581,14 @@ def demo(
                         if broker
                         else "\n"
                     )
+                    + (
+                        f"  federation: {len(fed_plants)} plants of their own "
+                        f"({', '.join(p.name for p in fed_plants)}; data in "
+                        f"{Path(data_dir) / 'plants'}) uplink their figures every 10 s: "
+                        f"{url}api/v1/federation/sites\n"
+                        if fed_plants
+                        else ""
+                    )
                     + "Ctrl+C stops everything."
                 )
 
@@ -549,6 +607,10 @@ def demo(
             nation_loader.join()
         if chain_live:
             chain_live.stop()
+        for plant in fed_plants:
+            plant.stop()
+        if uplink_consumer is not None:
+            uplink_consumer.stop()
         if alarm_service:
             alarm_service.stop()
         if watcher:

@@ -3,6 +3,9 @@
 Each enterprise's devices and edge agents may write only under ``indunet/v1/{enterprise}/#``
 (and its audit records), read only its own command topics, and use only its own Sparkplug
 groups; the ingest user reads everything and writes commands, rebirth requests and its STATE.
+Federation (docs/federation.md): an enterprise's ``uplink_users`` (its plants' `indunet serve
+--uplink`) may publish only ``indunet/uplink/v1/{enterprise}/#``, and the regional consumer's
+user (``[region] user``) may only read ``indunet/uplink/v1/#``.
 Passwords are hashed as Mosquitto 2 does (``$7$``: PBKDF2-SHA512, 101 iterations).
 """
 
@@ -29,6 +32,9 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")  # no MQTT wildcards, no '/'
 _ITERATIONS = 101
+#: the federation's uplink topics (`indunet.federation.contract.ROOT`; kept here as text so the
+#: broker files do not import the federation package)
+UPLINK_ROOT = "indunet/uplink/v1"
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,19 @@ class BrokerTenants:
 
     ingest_user: str
     enterprises: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    #: per enterprise, the users its plants' uplinks log in as (publish its uplink topics only)
+    uplink_users: dict[str, list[str]] = field(default_factory=dict)
+    #: the regional instance's consumer (reads every uplink), if the broker carries uplinks
+    region_user: str | None = None
 
     def users(self) -> list[str]:
         """Return every broker user, the ingest user first."""
-        return [self.ingest_user, *(u for _, users in self.enterprises.values() for u in users)]
+        return [
+            self.ingest_user,
+            *(u for _, users in self.enterprises.values() for u in users),
+            *(u for users in self.uplink_users.values() for u in users),
+            *([self.region_user] if self.region_user else []),
+        ]
 
 
 def _name(kind: str, value: Any) -> str:
@@ -50,10 +65,24 @@ def _name(kind: str, value: Any) -> str:
 
 
 def parse_tenants(doc: dict[str, Any]) -> BrokerTenants:
-    """Validate the tenant document (``[ingest] user``, ``[enterprises.NAME]`` tables)."""
+    """Validate the tenant document (``[ingest] user``, ``[region] user``, ``[enterprises.NAME]``).
+
+    An enterprise table lists ``sparkplug_groups``, ``users`` (devices, edge agents) and
+    ``uplink_users`` (its plants' uplinks to a regional instance).
+    """
     ingest = _name("ingest.user", (doc.get("ingest") or {}).get("user", "indunet-ingest"))
     seen = {ingest: "ingest"}
+    region_table = doc.get("region") or {}
+    if not isinstance(region_table, dict):
+        raise DataError("region must be a table with a user")
+    region = region_table.get("user")
+    if region is not None:
+        _name("region.user", region)
+        if region in seen:
+            raise DataError(f"user {region!r} is listed twice (ingest and region)")
+        seen[region] = "region"
     out: dict[str, tuple[list[str], list[str]]] = {}
+    uplinks: dict[str, list[str]] = {}
     for ent, table in (doc.get("enterprises") or {}).items():
         _name("enterprise", ent)
         if not isinstance(table, dict):
@@ -63,18 +92,23 @@ def parse_tenants(doc: dict[str, Any]) -> BrokerTenants:
             for g in table.get("sparkplug_groups", [])
         ]
         users = [_name(f"enterprises.{ent}.users", u) for u in table.get("users", [])]
-        for u in users:
+        uplink = [
+            _name(f"enterprises.{ent}.uplink_users", u) for u in table.get("uplink_users", [])
+        ]
+        for u in users + uplink:
             if u in seen:
                 raise DataError(f"user {u!r} is listed twice ({seen[u]} and {ent})")
             seen[u] = ent
         out[ent] = (groups, users)
+        if uplink:
+            uplinks[ent] = uplink
     owners: dict[str, str] = {}
     for ent, (groups, _) in out.items():
         for g in groups:
             if g in owners:
                 raise DataError(f"sparkplug group {g!r} belongs to {owners[g]} and {ent}")
             owners[g] = ent
-    return BrokerTenants(ingest, out)
+    return BrokerTenants(ingest, out, uplinks, region)
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -107,6 +141,11 @@ def topic_rules(tenants: BrokerTenants) -> dict[str, list[tuple[str, str]]]:
                 *(("readwrite", f"spBv1.0/{g}/#") for g in groups),
                 ("read", "spBv1.0/STATE/#"),
             ]
+    for ent, users in sorted(tenants.uplink_users.items()):
+        for user in users:  # a plant's uplink: its own enterprise's uplink topics, nothing else
+            rules[user] = [("write", f"{UPLINK_ROOT}/{ent}/#")]
+    if tenants.region_user:
+        rules[tenants.region_user] = [("read", f"{UPLINK_ROOT}/#")]
     return rules
 
 

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS queue (
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS notes (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts INTEGER NOT NULL,
@@ -152,11 +153,33 @@ class EdgeBuffer:
             return value
 
     # ---------------------------------------------------------------- queue
-    def put(self, rows: Iterable[tuple[str, str, int, bytes]]) -> int:
+    def notes(self) -> dict[str, bytes]:
+        """Return the notes kept beside the queue (`put`'s ``notes``), by name."""
+        with self._lock:
+            return {n: bytes(v) for n, v in self._db.execute("SELECT name, value FROM notes")}
+
+    def clear_notes(self) -> None:
+        """Forget every note."""
+        with self._lock:
+            self._db.execute("DELETE FROM notes")
+
+    def put(
+        self,
+        rows: Iterable[tuple[str, str, int, bytes]],
+        notes: Iterable[tuple[str, bytes]] = (),
+        *,
+        replace_notes: bool = False,
+    ) -> int:
         """Append rows (kind, key, ts, payload) in one transaction; return how many old rows
-        were dropped to make room."""
+        were dropped to make room.
+
+        ``notes`` (name, value) are kept (replacing the same name) in the same transaction: what
+        a producer must remember about the rows it queued (the uplink's "sent" figures) is on
+        disk exactly when the rows are; ``replace_notes`` forgets every other note first.
+        """
         rows = list(rows)
-        if not rows:
+        notes = list(notes)
+        if not rows and not notes and not replace_notes:
             return 0
         incoming = sum(_size(k, p) for _, k, _, p in rows)
         dropped = 0
@@ -182,6 +205,13 @@ class EdgeBuffer:
                     incoming = sum(_size(k, p) for _, k, _, p in rows)
                 self._db.executemany(
                     "INSERT INTO queue(kind, key, ts, payload) VALUES (?, ?, ?, ?)", rows
+                )
+                if replace_notes:
+                    self._db.execute("DELETE FROM notes")
+                self._db.executemany(
+                    "INSERT INTO notes(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    notes,
                 )
                 self._bump("enqueued", len(rows))
                 if dropped:

@@ -29,7 +29,10 @@ from indunet.uns import check_segment
 
 __all__ = [
     "KINDS",
+    "MAX_OFFERS",
     "MAX_PAYLOAD_BYTES",
+    "OFFERS_PERIOD",
+    "OFFERS_SITE",
     "ROOT",
     "STATE_NAMES",
     "VERSION",
@@ -46,7 +49,10 @@ __all__ = [
 
 ROOT = "indunet/uplink/v1"
 VERSION = 1
-KINDS = ("kwh_daily", "kwh_hourly", "states", "oee_daily")
+KINDS = ("kwh_daily", "kwh_hourly", "states", "oee_daily", "offers")
+#: an ``offers`` record is the whole plant's docking offers now: this site and period
+OFFERS_SITE, OFFERS_PERIOD = "*", "current"
+MAX_OFFERS = 50  # about 250 bytes each: within MAX_PAYLOAD_BYTES
 #: machine states counted in a ``states`` message (the overview's states, DESIGN §4)
 STATE_NAMES = ("running", "idle", "off", "offline", "unknown")
 MAX_PAYLOAD_BYTES = 16 * 1024
@@ -166,8 +172,11 @@ def build(
     rev: int,
 ) -> Uplink:
     """Return a checked record (the same checks a receiver makes)."""
-    record = Uplink(enterprise, kind, site, period, int(computed_ms), int(rev), dict(data))
-    return _check(record)
+    record = _check(Uplink(enterprise, kind, site, period, int(computed_ms), int(rev), dict(data)))
+    size = len(record.payload())
+    if size > MAX_PAYLOAD_BYTES:
+        raise DataError(f"a {kind} payload of {size} bytes is over {MAX_PAYLOAD_BYTES}")
+    return record
 
 
 def parse(topic_name: str, payload: bytes) -> Uplink:
@@ -258,6 +267,11 @@ def _check(record: Uplink) -> Uplink:
     data = record.data
     if record.kind in ("kwh_daily", "oee_daily"):
         _day(record.period)
+    elif record.kind == "offers":
+        if (record.site, record.period) != (OFFERS_SITE, OFFERS_PERIOD):
+            raise DataError(
+                f"fields site and period of offers must be {OFFERS_SITE!r} and {OFFERS_PERIOD!r}"
+            )
     else:
         pattern = _HOUR if record.kind == "kwh_hourly" else _MINUTE
         if not pattern.match(record.period):
@@ -288,6 +302,8 @@ def _check(record: Uplink) -> Uplink:
             if not isinstance(tz, str) or not 0 < len(tz) <= 64:
                 raise DataError("field data.timezone: missing or not an IANA zone name")
             clean["timezone"] = tz
+    elif record.kind == "offers":
+        clean = {"offers": _offers(data.get("offers"))}
     elif record.kind == "states":
         counts = {s: _count(data, s) for s in STATE_NAMES}
         machines = _count(data, "machines")
@@ -321,6 +337,29 @@ def _check(record: Uplink) -> Uplink:
         record.rev,
         clean,
     )
+
+
+def _offers(value: Any) -> list[dict[str, Any]]:
+    """Return docking offers checked as `indunet.docking.problem.Offer` (ids unique)."""
+    from pydantic import ValidationError
+
+    from indunet.docking.problem import Offer
+
+    if not isinstance(value, list) or len(value) > MAX_OFFERS:
+        raise DataError(f"field data.offers: must be a list of at most {MAX_OFFERS} offers")
+    out, ids = [], set()
+    for n, doc in enumerate(value):
+        try:
+            offer = Offer.model_validate(doc)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(offer)"
+            raise DataError(f"field data.offers[{n}].{where}: {first['msg']}") from None
+        if offer.id in ids:
+            raise DataError(f"field data.offers[{n}].id: {offer.id[:80]!r} is listed twice")
+        ids.add(offer.id)
+        out.append(offer.model_dump(mode="json", exclude_none=True))
+    return out
 
 
 def _count(data: dict[str, Any], name: str, hi: int = _MAX_COUNT) -> int:

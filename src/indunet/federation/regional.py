@@ -12,10 +12,12 @@ records gets no reading, so the monitor shows the enterprise as unknown, never a
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from indunet.docking.store import DockingStore
 from indunet.errors import DataError
 from indunet.federation import contract
 from indunet.federation.contract import Uplink
@@ -31,7 +34,10 @@ from indunet.plant.oee import OeeElements
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
 
-__all__ = ["FederationStore", "UplinkConsumer"]
+__all__ = ["BATCH_MAX", "FederationStore", "UplinkConsumer"]
+
+#: most messages stored in one transaction
+BATCH_MAX = 500
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,13 @@ CREATE TABLE IF NOT EXISTS fed_states (
 """
 
 
+def _where(record: Uplink) -> tuple[str, str, list[str]]:
+    """Return the table, WHERE clause and parameters of a record's row."""
+    if record.kind == "states":
+        return "fed_states", "enterprise = $1 AND site = $2", [record.enterprise, record.site]
+    return "fed_records", "kind = $1 AND rkey = $2", [record.kind, record.key]
+
+
 class FederationStore:
     """The uplink records of every enterprise, beside the historian's points."""
 
@@ -63,35 +76,66 @@ class FederationStore:
 
         ``stored`` (new or newer), ``duplicate`` (the same revision again) or ``older``.
         """
-        states = record.kind == "states"
-        table, where, params = (
-            ("fed_states", "enterprise = $1 AND site = $2", [record.enterprise, record.site])
-            if states
-            else ("fed_records", "kind = $1 AND rkey = $2", [record.kind, record.key])
-        )
-        data = orjson.dumps(record.data).decode()
+        return self.apply_many([record], received_ms)[0]
+
+    def apply_many(self, records: list[Uplink], received_ms: int) -> list[str]:
+        """`apply` each record in order, all in one transaction; return their outcomes.
+
+        One commit for a batch of messages instead of one per message: the consumer stores
+        what arrived together (a record later in the batch sees the ones before it).
+        """
+        outcomes: list[str] = []
         with self.sql.transaction():
-            row = self.sql.rows(f"SELECT computed_ms, rev FROM {table} WHERE {where}", params)
-            if row:
-                stored = (int(row[0]["computed_ms"]), int(row[0]["rev"]))
-                if stored == (record.computed_ms, record.rev):
-                    return "duplicate"
-                if not record.newer_than(*stored):
-                    return "older"
-                self.sql.execute(f"DELETE FROM {table} WHERE {where}", params)
-            if states:
-                self.sql.execute(
-                    "INSERT INTO fed_states VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    [record.enterprise, record.site, record.period, record.computed_ms,
-                     record.rev, received_ms, data],
-                )  # fmt: skip
-            else:
-                self.sql.execute(
-                    "INSERT INTO fed_records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    [record.kind, record.key, record.enterprise, record.site, record.period,
-                     record.computed_ms, record.rev, received_ms, data, False],
-                )  # fmt: skip
-        return "stored"
+            current: dict[tuple[str, ...], tuple[int, int] | None] = {}
+            winners: dict[tuple[str, ...], Uplink] = {}
+            existed: dict[tuple[str, ...], bool] = {}
+            for r in records:
+                table, where, params = _where(r)
+                key = (table, *params)
+                if key not in current:
+                    row = self.sql.rows(
+                        f"SELECT computed_ms, rev FROM {table} WHERE {where}", params
+                    )
+                    current[key] = (int(row[0]["computed_ms"]), int(row[0]["rev"])) if row else None
+                    existed[key] = bool(row)
+                stored = current[key]
+                if stored is not None and stored == (r.computed_ms, r.rev):
+                    outcomes.append("duplicate")
+                elif stored is not None and not r.newer_than(*stored):
+                    outcomes.append("older")
+                else:
+                    current[key], winners[key] = (r.computed_ms, r.rev), r
+                    outcomes.append("stored")
+            # one write per key, its newest record: DuckDB refuses to change a row twice in one
+            # transaction (a batch may hold several revisions of one record)
+            for key, r in winners.items():
+                self._write(r, received_ms, update=existed[key])
+        return outcomes
+
+    def _write(self, record: Uplink, received_ms: int, *, update: bool) -> None:
+        table, where, params = _where(record)
+        data = orjson.dumps(record.data).decode()
+        if update:  # the non-key columns
+            n = len(params)
+            self.sql.execute(
+                f"UPDATE {table} SET period = ${n + 1}, computed_ms = ${n + 2}, rev = ${n + 3}, "
+                f"received_ms = ${n + 4}, data = ${n + 5}"
+                + ("" if table == "fed_states" else ", synced = FALSE")
+                + f" WHERE {where}",
+                [*params, record.period, record.computed_ms, record.rev, received_ms, data],
+            )
+        elif table == "fed_states":
+            self.sql.execute(
+                "INSERT INTO fed_states VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [record.enterprise, record.site, record.period, record.computed_ms,
+                 record.rev, received_ms, data],
+            )  # fmt: skip
+        else:
+            self.sql.execute(
+                "INSERT INTO fed_records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                [record.kind, record.key, record.enterprise, record.site, record.period,
+                 record.computed_ms, record.rev, received_ms, data, False],
+            )  # fmt: skip
 
     def unsynced_days(self) -> list[tuple[str, str]]:
         """Return the (enterprise, day) pairs whose daily kWh changed since the last sync."""
@@ -216,33 +260,78 @@ class UplinkConsumer:
         self.clock = clock
         self.counts = dict.fromkeys(("stored", "duplicate", "older", "refused"), 0)
         self.synced_days = 0
+        self.docking = DockingStore(historian)
+        #: the docking offers of uplinked enterprises go to this enterprise's docking problem
+        self.docking_enterprise: str = settings.enterprise
+        self._offers_dirty = True  # the first sync compares what is stored
+        #: called (with the enterprise) when a site's count of down machines changes: the
+        #: chain live link recomputes at once instead of at its next round
+        self.on_site_change: Callable[[str], None] | None = None
+        self._down: dict[tuple[str, str], tuple[int, int]] = {}
         self.connected = threading.Event()
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._client: Any = None
         self._sync_thread: threading.Thread | None = None
-        self._retry: list[tuple[str, bytes, int, int]] = []
-        self._retry_lock = threading.Lock()
+        self._store_thread: threading.Thread | None = None
+        # messages received and not yet stored (acknowledged only once stored), in order
+        self._inbox: deque[tuple[str, bytes, int, int]] = deque()
+        self._inbox_lock = threading.Lock()
+        self._work = threading.Event()
+        self.batches = 0
         group = self.cfg.shared_group
         self.topic = f"$share/{group}/{contract.ROOT}/#" if group else f"{contract.ROOT}/#"
 
     # ------------------------------------------------------------------ messages
     def handle(self, topic: str, payload: bytes) -> str:
         """Check and store one message; a refused one becomes a dead letter. Return the outcome."""
+        return self.handle_many([(topic, payload)])[0]
+
+    def handle_many(self, messages: list[tuple[str, bytes]]) -> list[str]:
+        """Check and store messages in order, the valid ones in one transaction; return outcomes.
+
+        A refused message becomes a dead letter. Raises when the database fails: then nothing
+        of the batch may be taken as stored (the caller keeps the messages and tries again;
+        stored ones come back as duplicates).
+        """
         now = int(self.clock() * 1000)
-        try:
-            record = contract.parse(topic, payload)
-        except DataError as exc:
-            self._dead_letter(topic, payload, str(exc))
+        parsed: list[tuple[int, Uplink]] = []
+        refused: list[tuple[str, bytes, str]] = []
+        outcomes = ["refused"] * len(messages)
+        for i, (topic, payload) in enumerate(messages):
+            try:
+                parsed.append((i, contract.parse(topic, payload)))
+            except DataError as exc:
+                refused.append((topic, payload, str(exc)))
+        if parsed:
+            with self._lock:
+                results = self.store.apply_many([r for _, r in parsed], now)
+            for (i, record), outcome in zip(parsed, results, strict=True):
+                outcomes[i] = outcome
+                self.counts[outcome] += 1
+                if outcome == "stored":
+                    self._stored(record)
+        for topic, payload, reason in refused:
+            self._dead_letter(topic, payload, reason)
             self.counts["refused"] += 1
-            return "refused"
-        with self._lock:
-            outcome = self.store.apply(record, now)
-        self.counts[outcome] += 1
-        if outcome == "stored" and record.kind == "kwh_daily":
+        return outcomes
+
+    def _stored(self, record: Uplink) -> None:
+        """Note what a newly stored record changes: days to sync, offers, a site's state."""
+        if record.kind == "kwh_daily":
             self._dirty.set()
-        return outcome
+        elif record.kind == "offers":
+            self._offers_dirty = True
+            self._dirty.set()
+        elif record.kind == "states":
+            d = record.data
+            down = (d["off"] + d["offline"], d["machines"])
+            site = (record.enterprise, record.site)
+            if self._down.get(site) != down:
+                self._down[site] = down
+                if self.on_site_change is not None:
+                    self.on_site_change(record.enterprise)
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
         try:
@@ -253,9 +342,38 @@ class UplinkConsumer:
         letter = DeadLetter("uplink", reason, ref=topic[:300], payload=text)
         self.historian.add_dead_letters([letter], enterprise)
 
+    def sync_offers(self) -> int:
+        """Put every uplinked enterprise's newest offers into the docking problem; return how many.
+
+        They are stored in ``docking_enterprise``'s docking entries as ``{enterprise}:{id}`` with
+        ``enterprise`` set to the uplink's (a plant cannot speak for another); an offer a plant
+        no longer lists is removed.
+        """
+        if not self._offers_dirty:
+            return 0
+        self._offers_dirty = False
+        with self._lock:
+            newest = {r["enterprise"]: r["data"]["offers"] for r in self.store.records("offers")}
+        target = self.docking_enterprise
+        docs = []
+        for enterprise, offers in sorted(newest.items()):
+            for o in offers:
+                docs.append({**o, "id": f"{enterprise}:{o['id']}", "enterprise": enterprise})
+        now = int(self.clock() * 1000)
+        if docs:
+            self.docking.save(target, "offer", docs, now_ms=now)
+        keep = {d["id"] for d in docs}
+        for entry in self.docking.entries(target, "offer"):
+            owner = entry["id"].split(":", 1)[0]
+            if ":" in entry["id"] and owner in newest and entry["id"] not in keep:
+                self.docking.delete(target, "offer", entry["id"])
+        return len(docs)
+
     def sync(self) -> int:
         """Turn changed complete days into the monitor's readings; return how many were written."""
-        if self.region_store is None:
+        self.sync_offers()
+        region = self.region_store() if self.region_store is not None else None
+        if region is None:  # no monitor (yet): the days stay unsynced until there is one
             return 0
         with self._lock:
             pairs = self.store.unsynced_days()
@@ -275,7 +393,7 @@ class UplinkConsumer:
                     }
                 )
                 today = (datetime.now(UTC) + timedelta(days=1)).date()  # zones ahead of UTC
-                self.region_store().load_readings(table, source="uplink", today=today)
+                region.load_readings(table, source="uplink", today=today)
             self.store.mark_synced(pairs)
         self.synced_days += len(rows)
         return len(rows)
@@ -315,22 +433,10 @@ class UplinkConsumer:
         def on_disconnect(*_a) -> None:
             self.connected.clear()
 
-        def on_message(c, _u, message) -> None:
-            item = (message.topic, message.payload, message.mid, message.qos)
-            with self._retry_lock:
-                if self._retry:  # keep the order: behind the ones waiting for the database
-                    self._retry.append(item)
-                    return
-            try:
-                self.handle(message.topic, message.payload)
-            except Exception as exc:  # storage down: kept unacknowledged, stored when it is back
-                log.warning("federation: could not store a message on %s (%s); retrying",
-                            message.topic, exc)  # fmt: skip
-                with self._retry_lock:
-                    self._retry.append(item)
-                self._dirty.set()
-                return
-            c.ack(message.mid, message.qos)
+        def on_message(_c, _u, message) -> None:  # stored (and acknowledged) by _store_loop
+            with self._inbox_lock:
+                self._inbox.append((message.topic, message.payload, message.mid, message.qos))
+            self._work.set()
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
@@ -338,29 +444,49 @@ class UplinkConsumer:
         self._client = client
         client.connect_async(host, port, keepalive=30)
         client.loop_start()
+        self._store_thread = threading.Thread(
+            target=self._store_loop, name="fed-store", daemon=True
+        )
+        self._store_thread.start()
         self._sync_thread = threading.Thread(target=self._sync_loop, name="fed-sync", daemon=True)
         self._sync_thread.start()
 
-    def retry_waiting(self) -> bool:
-        """Store the messages kept while the database failed, in order; acknowledge each.
+    def _store_loop(self) -> None:
+        """Store what arrived, up to `BATCH_MAX` messages a transaction; acknowledge after commit.
 
-        Return True when none is left waiting. Not acknowledged, they would also come again
-        from the broker after a restart (persistent session).
+        While one batch is written the next gathers, so under load batches grow and commits get
+        fewer; a lone message is stored at once. When the database fails the batch stays at the
+        head, unacknowledged, and is tried again every second, in order; killed meanwhile, the
+        broker delivers it again to the next session.
         """
-        while True:
-            with self._retry_lock:
-                if not self._retry:
-                    return True
-                topic, payload, mid, qos = self._retry[0]
-            try:
-                self.handle(topic, payload)
-            except Exception as exc:
-                log.warning("federation: the database still fails (%s); retrying", exc)
-                return False
-            with self._retry_lock:
-                self._retry.pop(0)
-            if self._client is not None:
-                self._client.ack(mid, qos)
+        failing = False
+        while not self._stop.is_set():
+            self._work.wait(0.5)
+            self._work.clear()
+            while not self._stop.is_set():
+                with self._inbox_lock:
+                    batch = list(itertools.islice(self._inbox, BATCH_MAX))
+                if not batch:
+                    break
+                try:
+                    self.handle_many([(t, p) for t, p, _, _ in batch])
+                except Exception as exc:
+                    if not failing:
+                        log.warning("federation: could not store %d messages (%s); retrying",
+                                    len(batch), exc)  # fmt: skip
+                        failing = True
+                    self._stop.wait(1.0)
+                    continue
+                if failing:
+                    log.info("federation: storing works again")
+                    failing = False
+                with self._inbox_lock:
+                    for _ in batch:
+                        self._inbox.popleft()
+                self.batches += 1
+                if self._client is not None:
+                    for _, _, mid, qos in batch:
+                        self._client.ack(mid, qos)
 
     def _sync_loop(self) -> None:
         while not self._stop.is_set():
@@ -368,10 +494,6 @@ class UplinkConsumer:
             if self._stop.is_set():
                 break
             self._dirty.clear()
-            if not self.retry_waiting():
-                self._stop.wait(1.0)
-                self._dirty.set()
-                continue
             try:
                 self.sync()
             except Exception:
@@ -383,6 +505,9 @@ class UplinkConsumer:
         """Disconnect and sync what is left."""
         self._stop.set()
         self._dirty.set()
+        self._work.set()
+        if self._store_thread is not None:  # what is not stored stays unacknowledged
+            self._store_thread.join(30)
         if self._sync_thread is not None:
             self._sync_thread.join(30)
         if self._client is not None:

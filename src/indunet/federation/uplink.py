@@ -22,9 +22,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from indunet.docking.store import DockingStore
 from indunet.edge.buffer import EdgeBuffer
 from indunet.edge.config import BrokerConfig, PublisherConfig
 from indunet.edge.publish import Forwarder, JsonEncoder
@@ -99,11 +101,16 @@ def compute_round(
     current: Callable[[str], tuple[str, int] | None] | None = None,
     open_part: Callable[[str], Any] | None = None,
     hourly_cache: HourlyCache | None = None,
+    offers: list[dict[str, Any]] | None = None,
+    not_before_ms: int | None = None,
 ) -> list[Uplink]:
     """Return one round's records of every site: kWh per ended day and hour, OEE, states now.
 
     ``enterprise`` is the plant's tenant (what is read); ``uplink_enterprise`` the id the records
-    carry (the enterprise's id in the regional registry, default the same).
+    carry (the enterprise's id in the regional registry, default the same). ``offers``: the
+    plant's docking offers (spare capacity and stock) to send as one ``offers`` record.
+    ``not_before_ms``: the raw retention's horizon — ended days starting before it are left out
+    (their raw points are going or gone; the figures sent while they were whole stand).
     """
     ent = uplink_enterprise or enterprise
     sites = _sites(plant)
@@ -119,17 +126,20 @@ def compute_round(
     points = read_hourly(historian, enterprise, earliest - HOUR_MS, now_ms + 1)
     for site in sites:
         ended, today = windows[site]
+        if not_before_ms is not None:
+            ended = [d for d in ended if d.start_ms >= not_before_ms]
+        first = ended[0].start_ms if ended else today.start_ms
         tz = plant.site(site).calendar.timezone
         tags = [
             f"{m.id}/{m.meter_tag or m.power_tag}"
             for m in plant.machines
             if m.site == site and (m.meter_tag or m.power_tag)
         ]
-        edges = bucket_edges(ended[0].start_ms, now_ms, "hour", tz)
-        hour_end = int(edges[-2]) if len(edges) > 2 else ended[0].start_ms
-        if hour_end > ended[0].start_ms:
+        edges = bucket_edges(first, now_ms, "hour", tz)
+        hour_end = int(edges[-2]) if len(edges) > 2 else first
+        if hour_end > first:
             report = energy_report(
-                store, historian, plant, enterprise, site, ended[0].start_ms, hour_end,
+                store, historian, plant, enterprise, site, first, hour_end,
                 bucket="hour", open_part=open_part,
             )  # fmt: skip
             buckets = report["buckets"]
@@ -155,7 +165,8 @@ def compute_round(
                     "timezone": tz,
                 },
             )
-        for day, complete in ((ended[-1], True), (today, False)):
+        days = [(ended[-1], True)] if ended else []
+        for day, complete in (*days, (today, False)):
             try:
                 doc = oee_report(
                     store, historian, plant, enterprise, site, day.start_ms, day.end_ms,
@@ -182,6 +193,17 @@ def compute_round(
                     "end_ms": day.end_ms,
                 },
             )
+    if offers is not None:
+        docs = [{k: v for k, v in o.items() if k != "enterprise"} for o in offers]
+        try:
+            record(
+                "offers",
+                contract.OFFERS_SITE,
+                contract.OFFERS_PERIOD,
+                {"offers": docs},
+            )
+        except DataError as exc:
+            log.warning("uplink: docking offers not sent: %s", exc)
     today_sites = site_today(
         store, historian, plant, enterprise, now_ms, current=current, hourly=hourly_cache
     )
@@ -215,6 +237,18 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
         elif x != y:
             return False
     return True
+
+
+def _lost_points(sent: dict[str, Any] | None, now: dict[str, Any]) -> bool:
+    """Tell whether a kWh figure changed only because meters lost readings since it was sent.
+
+    Late data can only add readings; fewer meters with a reading (lower ``coverage``) means raw
+    points were dropped — by the raw retention, whose hourly roll-ups the energy report does not
+    integrate, or by a delete — and the figure the region holds is the better one.
+    """
+    if sent is None or "coverage" not in now or "coverage" not in sent:
+        return False
+    return float(now["coverage"]) < float(sent["coverage"]) - 1e-9
 
 
 class PlantUplink:
@@ -258,8 +292,15 @@ class PlantUplink:
         encoder = JsonEncoder(self.uplink_enterprise, {})  # rows are (topic, payload) as they are
         self.forwarder = Forwarder(broker, publisher, self.buffer, encoder)
         self.hourly = HourlyCache()
+        self.docking = DockingStore(historian)
         self.rounds = self.errors = 0
+        # what went into the buffer, by (kind, key): kept on disk beside the rows (notes), so a
+        # restarted plant neither sends its whole window again as new nor skips a change
         self._sent: dict[tuple[str, str], dict[str, Any]] = {}
+        for name, value in self.buffer.notes().items():
+            kind, _, key = name.partition(" ")
+            if kind in contract.KINDS and key:
+                self._sent[(kind, key)] = orjson.loads(value)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
@@ -269,6 +310,17 @@ class PlantUplink:
         if self.watcher is not None:
             return self.watcher.plant
         return self.store.effective(self.enterprise)
+
+    def raw_horizon(self, now_ms: int) -> int | None:
+        """Return the oldest time whose raw points the strictest retention rule keeps, or None.
+
+        Conservative: the shortest ``raw_days`` of any rule (whatever its prefix), an hour early.
+        """
+        rules = getattr(self.settings, "retention", None) or []
+        if not rules:
+            return None
+        shortest = min(r.raw_days for r in rules)
+        return (now_ms - shortest * 86_400_000) // HOUR_MS * HOUR_MS + HOUR_MS
 
     def tick(self, now_ms: int | None = None) -> int:
         """Run one round; buffer the records that changed since the last one; return how many."""
@@ -289,17 +341,37 @@ class PlantUplink:
             current=self.watcher.current if self.watcher is not None else None,
             open_part=self.watcher.open_segment if self.watcher is not None else None,
             hourly_cache=self.hourly,
+            offers=self.docking.entries(self.enterprise, "offer"),
+            not_before_ms=self.raw_horizon(now),
         )
         rows = []
         changed: list[tuple[tuple[str, str], dict[str, Any]]] = []
         for r in records:
             key = (r.kind, r.key)
-            if r.kind != "states" and _same(self._sent.get(key), r.data):
+            before = self._sent.get(key)
+            if r.kind != "states" and _same(before, r.data):
                 continue  # unchanged; states go every round (the plant's heartbeat)
+            if _lost_points(before, r.data):
+                continue  # raw points aged out (retention) or were deleted: not a correction
             rows.append(("raw", r.topic, now, r.payload()))
-            changed.append((key, r.data))
-        self.buffer.put(rows)
+            if r.kind != "states":
+                changed.append((key, r.data))
+        if full:  # the window's records: what fell out of it is forgotten
+            window = {(r.kind, r.key) for r in records if r.kind != "states"}
+            self._sent = {k: v for k, v in self._sent.items() if k in window}
         self._sent.update(changed)
+        notes = self._sent.items() if full else changed
+        dropped = self.buffer.put(
+            rows,
+            [(f"{kind} {key}", orjson.dumps(data)) for (kind, key), data in notes],
+            replace_notes=full,
+        )
+        if dropped:  # the buffer overflowed: what it dropped may never have reached the region
+            log.warning("uplink: buffer full, %d oldest rows dropped; the next round sends the "
+                        "whole window again", dropped)  # fmt: skip
+            self.buffer.clear_notes()
+            self._sent.clear()
+            self._last_full = None
         self.rounds += 1
         return len(rows)
 

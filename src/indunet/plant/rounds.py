@@ -29,6 +29,7 @@ class Rounds:
 
     def _init_rounds(self) -> None:
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0
         self.errors = 0
@@ -65,11 +66,17 @@ class Rounds:
                 if not failing:
                     log.exception("%s failed; retrying every %s s", self.work, self.interval_s)
                 failing = True
-            self._stop.wait(self.interval_s)
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Run the next round now instead of at the end of the interval."""
+        self._wake.set()
 
     def stop(self) -> None:
         """Stop the thread (waits for the round in progress, at most 30 s)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(30)
             self._thread = None
