@@ -71,7 +71,9 @@ def test_hand_worked_window_and_false_positives():
     late = np.zeros(200)
     late[109] = 1.0
     assert score_corpus([sweep_series("s", ts, late, window)], "standard", 0.5).raw == (
-        pytest.approx(float(scaled_sigmoid(np.array([-0.1]))[0]) / float(scaled_sigmoid(np.array([-1.0]))[0]))
+        pytest.approx(
+            float(scaled_sigmoid(np.array([-0.1]))[0]) / float(scaled_sigmoid(np.array([-1.0]))[0])
+        )
     )
     # a false positive right after the window costs less than fp (sigmoid of the distance)
     after = np.zeros(200)

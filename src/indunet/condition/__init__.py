@@ -1,0 +1,1 @@
+"""Condition monitoring: anomaly detection on tags and machines, and its benchmark scoring."""

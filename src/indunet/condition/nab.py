@@ -92,7 +92,9 @@ class SeriesSweep:
     def weighted(self, profile: Profile) -> np.ndarray:
         """Return each row's weight under ``profile``."""
         inside = self.window >= 0
-        return np.where(inside, self.unweighted * profile.tp / _MAX_TP, self.unweighted * profile.fp)
+        return np.where(
+            inside, self.unweighted * profile.tp / _MAX_TP, self.unweighted * profile.fp
+        )
 
 
 def _first_index(timestamps: Sequence[str]) -> dict[str, int]:
