@@ -130,7 +130,7 @@ def _likelihood_z(s: int, a: int, b: int, k: int, p: StreamParams) -> float:
     """z of the short novelty sum ``s`` against ``k`` past sums (sum ``a``, squares ``b``)."""
     d = p.short * len(p.bins)
     mu = a / (k * d)
-    var = b / (k * d * d) - mu * mu
+    var = b / (k * (d * d)) - mu * mu
     sd = max(math.sqrt(max(var, 0.0)), p.floor_abs + p.floor_rel * abs(mu))
     return (s / d - mu) / sd
 
@@ -166,17 +166,24 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
         counts[first] += 1
     c = np.cumsum(np.r_[np.zeros(p.short, dtype=np.int64), counts])
     s = c[p.short :] - c[:n]  # novelty over the last `short` samples (zeros before the start)
-    cs = np.r_[0, np.cumsum(s)]
-    cs2 = np.r_[0, np.cumsum(s * s)]
+    h = p.history
+    cs = np.cumsum(s)  # sums over the previous `history` samples, by shifting the cumsums
+    a = np.empty(n, dtype=np.int64)
+    a[0] = 0
+    a[1:] = cs[:-1]
+    if h + 1 < n:
+        a[h + 1 :] -= cs[: n - h - 1]
+    cs = np.cumsum(s * s)
+    b2 = np.empty(n, dtype=np.int64)
+    b2[0] = 0
+    b2[1:] = cs[:-1]
+    if h + 1 < n:
+        b2[h + 1 :] -= cs[: n - h - 1]
     idx = np.arange(n)
-    lo_i = np.maximum(idx - p.history, 0)
-    k = idx - lo_i
-    a, b2 = cs[idx] - cs[lo_i], cs2[idx] - cs2[lo_i]
+    kk = np.clip(idx, 1, p.history)
     d = p.short * len(p.bins)
-    kk = np.maximum(k, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mu = a / (kk * d)
-        var = b2 / (kk * d * d) - mu * mu
+    mu = a / (kk * d)
+    var = b2 / (kk * (d * d)) - mu * mu
     sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), p.floor_abs + p.floor_rel * np.abs(mu))
     z = (s / d - mu) / sd
     mx = np.maximum.accumulate(x)
@@ -634,9 +641,9 @@ def _unit_changes(v: np.ndarray, w: int) -> list[int]:
             continue
         before = np.nanmedian(v[max(0, i - w) : i])
         after = np.nanmedian(v[i : min(n, i + w)])
-        if before and _unit_factor(float(after / before)) is not None:
-            if not found or i - found[-1] > w:
-                found.append(int(i))
+        factor = _unit_factor(float(after / before)) if before else None
+        if factor is not None and (not found or i - found[-1] > w):
+            found.append(int(i))
     return found
 
 
