@@ -36,18 +36,23 @@ from scipy.stats import chi2
 
 __all__ = [
     "STOPPED_STATES",
+    "Anomaly",
     "BaselineModel",
     "DataQualityFinding",
+    "GuardPoint",
     "GuardedSeries",
     "MultivariateModel",
     "StreamDetector",
+    "StreamGuard",
     "StreamParams",
     "StreamPoint",
+    "TagMonitor",
     "data_quality",
     "fit_baseline",
     "fit_multivariate",
     "guard",
     "robust_scale",
+    "scan",
     "score_baseline",
     "score_multivariate",
     "stream_scores",
@@ -514,7 +519,7 @@ class DataQualityFinding:
     start_ms: int
     end_ms: int
     detail: str
-    factor: float | None = None  # unit change: new / old level
+    factor: float | None = None  # unit change: new level / old level
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
@@ -531,6 +536,7 @@ _UNIT_FACTORS = (1000.0, 100.0, 3600.0, 60.0, 1e6)
 
 
 def _unit_factor(ratio: float, tolerance: float = 0.15) -> float | None:
+    """Return the unit factor ``ratio`` is (within 15 %), or None."""
     if not math.isfinite(ratio) or ratio <= 0:
         return None
     for f in _UNIT_FACTORS:
@@ -540,142 +546,288 @@ def _unit_factor(ratio: float, tolerance: float = 0.15) -> float | None:
     return None
 
 
-def data_quality(
-    ts_ms: Sequence[int] | np.ndarray,
-    values: Sequence[float] | np.ndarray,
-    *,
-    gap_factor: float = 5.0,
-    flat_min: int = 30,
-    level_window: int = 10,
-) -> list[DataQualityFinding]:
-    """Find gaps, flat lines, unit changes and restarts in one tag's samples (sorted by time).
+@dataclass(frozen=True, slots=True)
+class GuardPoint:
+    """A sample after the guard: the value to score (unit changes undone, NaN in a gap),
+    whether an anomaly may be raised on it, and the findings it completed."""
 
-    * gap: a step longer than ``gap_factor`` times the median step (or NaN values);
-    * flat line: at least ``flat_min`` identical values in a row on a tag that otherwise moves;
-    * unit change: the median of the ``level_window`` samples after a step is the one before
-      times a unit factor (1000, 100, 3600, 60, 1e6 or the inverse) within 15 %;
-    * restart: a counter that only rose drops to (near) zero, or a value 0 right after a gap.
+    value: float
+    quiet: bool
+    findings: tuple[DataQualityFinding, ...] = ()
+
+
+@dataclass(slots=True)
+class StreamGuard:
+    """Data-quality guard in front of a detector, sample by sample (one tag, sorted by time).
+
+    * gap: a step longer than ``gap_factor`` times the typical (median) step, or NaN values;
+    * flat line: ``flat_min`` identical values in a row on a tag that moved before;
+    * unit change: a value ``x1000``, ``x100``, ``x3600``, ``x60``, ``x1e6`` (or the inverse) of
+      the recent level (within 15 %) on a steady tag: later values are divided back;
+    * restart: a counter that kept rising falls to (near) zero, or a 0 right after a gap.
+
+    After each, ``settle`` samples are quiet: the process (or the detector's context) settles.
+    A genuine jump by exactly a unit factor is taken for a unit change; that is the price.
     """
-    t = np.asarray(ts_ms, dtype=np.int64)
-    v = np.asarray(values, dtype=np.float64)
-    if t.shape != v.shape:
-        raise ValueError(f"{len(t)} timestamps for {len(v)} values")
-    out: list[DataQualityFinding] = []
-    n = len(v)
-    if n < 2:
-        return out
-    step = np.diff(t)
-    med_step = float(np.median(step)) if len(step) else 0.0
-    gaps = np.flatnonzero(step > gap_factor * max(med_step, 1.0))
-    for i in gaps:
-        out.append(
-            DataQualityFinding(
-                "gap", int(t[i]), int(t[i + 1]), f"no sample for {step[i] / 1000:.0f} s"
+
+    gap_factor: float = 5.0
+    flat_min: int = 30
+    level_window: int = 10
+    settle: int = 20
+    _steps: deque = field(default_factory=lambda: deque(maxlen=51))
+    _recent: deque = field(default_factory=lambda: deque(maxlen=10))
+    _last_ts: int | None = None
+    _last_raw: float = math.nan
+    _factor: float = 1.0
+    _flat: int = 0
+    _flat_start: int = 0
+    _moved: bool = False
+    _rising: int = 0
+    _quiet_left: int = 0
+    _nan_since: int | None = None
+
+    def update(self, ts_ms: int, value: float) -> GuardPoint:
+        """Guard one sample."""
+        found: list[DataQualityFinding] = []
+        ts = int(ts_ms)
+        if not math.isfinite(value):
+            if self._nan_since is None:
+                self._nan_since = ts
+            return GuardPoint(math.nan, True)
+        if self._nan_since is not None:
+            found.append(DataQualityFinding("gap", self._nan_since, ts, "values missing (NaN)"))
+            self._nan_since = None
+            self._quiet_left = self.settle
+        raw = float(value)
+        if self._last_ts is not None:
+            step = ts - self._last_ts
+            if len(self._steps) >= 5:
+                typical = sorted(self._steps)[len(self._steps) // 2]
+                if step > self.gap_factor * max(typical, 1):
+                    found.append(
+                        DataQualityFinding(
+                            "gap", self._last_ts, ts, f"no sample for {step / 1000:g} s"
+                        )
+                    )
+                    self._quiet_left = self.settle
+                    if raw == 0 and any(v != 0 for v in self._recent):
+                        found.append(
+                            DataQualityFinding("restart", self._last_ts, ts, "restart after a gap")
+                        )
+                else:
+                    self._steps.append(step)
+            elif step > 0:
+                self._steps.append(step)
+            # counter reset
+            reset = raw < self._last_raw and abs(raw) <= 0.05 * abs(self._last_raw)
+            if reset and self._rising >= self.level_window:
+                found.append(DataQualityFinding("restart", self._last_ts, ts, "counter reset"))
+                self._quiet_left = self.settle
+            self._rising = (
+                self._rising + 1
+                if raw > self._last_raw
+                else (self._rising if raw == self._last_raw else 0)
             )
-        )
-    nan = ~np.isfinite(v)
-    if nan.any():
-        edges = np.diff(np.r_[0, nan.astype(np.int8), 0])
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            out.append(
-                DataQualityFinding("gap", int(t[a]), int(t[b - 1]), f"{b - a} samples missing")
-            )
-    # flat lines
-    same = np.r_[False, v[1:] == v[:-1]]
-    edges = np.diff(np.r_[0, same.astype(np.int8), 0])
-    moves = np.nanstd(v) > 0
-    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-        if moves and b - a + 1 >= flat_min:
-            out.append(
-                DataQualityFinding(
-                    "flat_line",
-                    int(t[a - 1]),
-                    int(t[b - 1]),
-                    f"{b - a + 1} identical values {v[a]:g}",
+            # flat line
+            if raw == self._last_raw:
+                self._flat += 1
+                if self._flat + 1 == self.flat_min and self._moved:
+                    found.append(
+                        DataQualityFinding(
+                            "flat_line",
+                            self._flat_start,
+                            ts,
+                            f"{self.flat_min} identical values {raw:g}",
+                        )
+                    )
+            else:
+                if self._flat + 1 >= self.flat_min and self._moved:
+                    self._quiet_left = self.settle
+                self._flat = 0
+                self._flat_start = ts
+                self._moved = True
+        else:
+            self._flat_start = ts
+        # unit change against the recent level (in the first unit)
+        scaled = raw / self._factor
+        if len(self._recent) >= 3:
+            recent = sorted(self._recent)
+            level = recent[len(recent) // 2]
+            spread = recent[-1] - recent[0]
+            steady = level != 0 and spread <= 0.5 * abs(level)
+            ratio = scaled / level if level else math.nan
+            f = _unit_factor(ratio) if steady and (ratio > 30 or ratio < 1 / 30) else None
+            if f is not None:
+                self._factor *= f
+                scaled = raw / self._factor
+                found.append(
+                    DataQualityFinding(
+                        "unit_change",
+                        int(self._last_ts or ts),
+                        ts,
+                        f"level x{f:g} (from about {level * self._factor / f:g} to {raw:g})",
+                        f,
+                    )
                 )
-            )
-    # unit changes
-    w = level_window
-    for i in _unit_changes(v, w):
-        before = float(np.nanmedian(v[max(0, i - w) : i]))
-        after = float(np.nanmedian(v[i : i + w]))
-        f = _unit_factor(after / before) if before else None
-        out.append(
-            DataQualityFinding(
-                "unit_change",
-                int(t[i - 1]),
-                int(t[i]),
-                f"level x{f:g} ({before:g} -> {after:g})",
-                f,
-            )
-        )
-    # restarts: a counter that kept rising falls to (near) zero
-    for i in np.flatnonzero(np.r_[False, np.diff(v) < 0]):
-        before = v[max(0, i - w) : i]
-        if (
-            len(before) >= 3
-            and np.all(np.diff(before) >= 0)
-            and before[-1] > before[0]
-            and abs(v[i]) <= 0.05 * abs(before[-1])
-        ):
-            out.append(DataQualityFinding("restart", int(t[i - 1]), int(t[i]), "counter reset"))
-    after_gap = gaps + 1
-    for i in after_gap:
-        if i < n and v[i] == 0 and np.nanmedian(np.abs(v[max(0, i - w) : i])) > 0:
-            out.append(
-                DataQualityFinding("restart", int(t[i - 1]), int(t[i]), "restart after a gap")
-            )
-    out.sort(key=lambda f: (f.start_ms, f.kind))
-    return out
-
-
-def _unit_changes(v: np.ndarray, w: int) -> list[int]:
-    """Indices where the level jumps by a unit factor and stays there."""
-    found: list[int] = []
-    n = len(v)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.abs(v[1:] / v[:-1])
-    cand = np.flatnonzero((ratio > 30) | (ratio < 1 / 30)) + 1
-    for i in cand:
-        if i < 2 or i + 2 > n:
-            continue
-        before = np.nanmedian(v[max(0, i - w) : i])
-        after = np.nanmedian(v[i : min(n, i + w)])
-        factor = _unit_factor(float(after / before)) if before else None
-        if factor is not None and (not found or i - found[-1] > w):
-            found.append(int(i))
-    return found
+                self._quiet_left = self.settle
+        self._recent.append(scaled)
+        self._last_ts, self._last_raw = ts, raw
+        quiet = self._quiet_left > 0 or (self._flat + 1 >= self.flat_min and self._moved)
+        if self._quiet_left > 0:
+            self._quiet_left -= 1
+        return GuardPoint(scaled, quiet, tuple(found))
 
 
 @dataclass(frozen=True, slots=True)
 class GuardedSeries:
     """A tag's values made fit for anomaly scoring, and where no anomaly may be raised."""
 
-    values: np.ndarray  # unit changes undone (in the first samples' unit); NaN at gaps
+    values: np.ndarray  # unit changes undone (in the first samples' unit); NaN in gaps
     quiet: np.ndarray  # True where a data-quality finding forbids an anomaly
     findings: list[DataQualityFinding]
 
 
 def guard(
+    ts_ms: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray, **kwargs: float
+) -> GuardedSeries:
+    """Run `StreamGuard` over a whole series (sorted by time)."""
+    t = np.asarray(ts_ms, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    if t.shape != v.shape:
+        raise ValueError(f"{len(t)} timestamps for {len(v)} values")
+    g = StreamGuard(**kwargs)  # type: ignore[arg-type]
+    out = np.empty(len(v))
+    quiet = np.zeros(len(v), dtype=bool)
+    findings: list[DataQualityFinding] = []
+    for i, (ts, x) in enumerate(zip(t.tolist(), v.tolist(), strict=True)):
+        p = g.update(ts, x)
+        out[i], quiet[i] = p.value, p.quiet
+        findings.extend(p.findings)
+    return GuardedSeries(out, quiet, findings)
+
+
+def data_quality(
+    ts_ms: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray, **kwargs: float
+) -> list[DataQualityFinding]:
+    """Return the data-quality findings of one tag's samples (see `StreamGuard`)."""
+    return guard(ts_ms, values, **kwargs).findings
+
+
+# --------------------------------------------------------------------------- tag monitor
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """An explained anomaly: which tag, how far from normal, since when."""
+
+    tag: str
+    ts_ms: int  # when the detector alerted
+    since_ms: int  # when the unusual behaviour began
+    score: float  # 0..1
+    value: float
+    median: float  # normal level (recent samples)
+    z: float  # robust z of the value against the recent samples
+    reason: str  # "new extreme", "unusual pattern", "far from its baseline", …
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+
+    def explain(self) -> str:
+        """Return one line of evidence for the alarm."""
+        return (
+            f"{self.tag}: {self.reason}, value {self.value:.4g} vs normal {self.median:.4g} "
+            f"(robust z {self.z:+.1f}, score {self.score:.2f}) since {_iso(self.since_ms)}"
+        )
+
+
+def _iso(ts_ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class TagMonitor:
+    """Guard + streaming detector + explanation for one tag, sample by sample.
+
+    `update` returns an `Anomaly` when the detector alerts on a sample the guard lets through;
+    data-quality findings collect in ``findings``; ``status`` is ``insufficient_history``
+    until the detector has learnt its range and the tag has ``min_history_s`` of history (a
+    day by default: the first daily cycle sets the normal range, no alarm meanwhile).
+    """
+
+    tag: str
+    min_history_s: float = 86_400.0
+    params: StreamParams = field(default_factory=StreamParams)
+    guard: StreamGuard = field(default_factory=StreamGuard)
+    detector: StreamDetector | None = None
+    recent: deque = field(default_factory=lambda: deque(maxlen=500))
+    findings: list[DataQualityFinding] = field(default_factory=list)
+    last_ts_ms: int | None = None
+    first_ts_ms: int | None = None
+    _short: deque = field(default_factory=lambda: deque(maxlen=10))
+
+    def __post_init__(self) -> None:
+        if self.detector is None:
+            self.detector = StreamDetector(self.params)
+        self._short = deque(maxlen=self.params.short)
+
+    @property
+    def status(self) -> str:
+        """``insufficient_history`` while learning (samples seen / needed), else ``ok``."""
+        assert self.detector is not None
+        learnt = self.detector.n >= self.params.learn
+        span_ms = 0 if self.first_ts_ms is None else (self.last_ts_ms or 0) - self.first_ts_ms
+        ok = learnt and span_ms >= self.min_history_s * 1000
+        return "ok" if ok else "insufficient_history"
+
+    def update(self, ts_ms: int, value: float) -> Anomaly | None:
+        """Take one sample (sorted by time; older samples are ignored)."""
+        assert self.detector is not None
+        if self.last_ts_ms is not None and ts_ms <= self.last_ts_ms:
+            return None
+        self.last_ts_ms = int(ts_ms)
+        if self.first_ts_ms is None:
+            self.first_ts_ms = int(ts_ms)
+        g = self.guard.update(ts_ms, value)
+        self.findings.extend(g.findings)
+        point = self.detector.update(g.value)
+        if not math.isfinite(g.value):
+            return None
+        self._short.append((int(ts_ms), point.novelty))
+        self.recent.append(g.value)
+        if g.quiet or point.score < self.params.alert or self.status != "ok":
+            return None
+        return self._explain(int(ts_ms), g.value, point)
+
+    def _explain(self, ts_ms: int, value: float, point: StreamPoint) -> Anomaly:
+        hist = np.fromiter(self.recent, dtype=np.float64)[:-1]
+        med, scale = robust_scale(hist)
+        if not scale > 0:
+            scale = float(np.std(hist)) or 1e-9
+        z = (value - med) / scale
+        since = ts_ms
+        for ts, nov in self._short:  # oldest first: the start of the unusual run
+            if nov > 0:
+                since = ts
+                break
+        reason = "new extreme" if point.extreme else "unusual pattern"
+        return Anomaly(self.tag, ts_ms, since, point.score, value, med, float(z), reason)
+
+
+def scan(
+    tag: str,
     ts_ms: Sequence[int] | np.ndarray,
     values: Sequence[float] | np.ndarray,
     *,
-    settle: int = 20,
-    **kwargs: float,
-) -> GuardedSeries:
-    """Undo unit changes and mark flat lines and ``settle`` samples after gaps/restarts quiet."""
+    min_history_s: float = 86_400.0,
+) -> tuple[list[Anomaly], list[DataQualityFinding], str]:
+    """Score a tag's history: anomalies, data-quality findings and the model's status."""
     t = np.asarray(ts_ms, dtype=np.int64)
-    v = np.asarray(values, dtype=np.float64).copy()
-    findings = data_quality(t, v, **kwargs)  # type: ignore[arg-type]
-    quiet = np.zeros(len(v), dtype=bool)
-    for f in findings:
-        a = int(np.searchsorted(t, f.start_ms, side="left"))
-        b = int(np.searchsorted(t, f.end_ms, side="right"))
-        if f.kind == "unit_change" and f.factor:
-            v[b - 1 :] = v[b - 1 :] / f.factor
-            quiet[b - 1 : b - 1 + settle] = True
-        elif f.kind == "flat_line":
-            quiet[a:b] = True
-        else:  # gap, restart: the process settles again
-            quiet[a : b + settle] = True
-    return GuardedSeries(values=v, quiet=quiet, findings=findings)
+    v = np.asarray(values, dtype=np.float64)
+    if t.shape != v.shape:
+        raise ValueError(f"{len(t)} timestamps for {len(v)} values")
+    mon = TagMonitor(tag, min_history_s=min_history_s)
+    out = [a for ts, x in zip(t.tolist(), v.tolist(), strict=True) if (a := mon.update(ts, x))]
+    return out, mon.findings, mon.status
