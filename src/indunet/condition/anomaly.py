@@ -348,7 +348,7 @@ def fit_baseline(
     """Learn median/MAD per state and time-of-day bucket from history (no labels needed).
 
     ``day_offset_s`` shifts UTC to the plant's local day. A bucket's scale is floored at a
-    quarter of the tag's overall robust scale, so a very steady bucket does not alarm on noise.
+    quarter of the typical bucket's scale, so a very steady bucket does not alarm on noise.
     """
     if bucket_s <= 0 or 86_400 % bucket_s:
         raise ValueError("bucket_s must divide a day (e.g. 900, 3600)")
@@ -378,8 +378,8 @@ def fit_baseline(
         d_s = dev[order]
         mad = (d_s[starts + (ends - starts - 1) // 2] + d_s[starts + (ends - starts) // 2]) / 2
         scale[k_s[starts]] = MAD_SIGMA * mad
-        _, overall = robust_scale(vv)
-        floor = max(0.25 * overall, 1e-9, 1e-6 * float(np.nanmax(np.abs(median))))
+        typical = float(np.nanmedian(scale)) if np.isfinite(scale).any() else 0.0
+        floor = max(0.25 * typical, 1e-9, 1e-6 * float(np.nanmax(np.abs(median))))
         scale = np.where(np.isfinite(scale), np.maximum(scale, floor), np.nan)
     shape = (max(len(known), 1), nb)
     return BaselineModel(
@@ -481,7 +481,7 @@ def fit_multivariate(
     corr = np.corrcoef(z, rowvar=False) if len(tags) > 1 else np.ones((1, 1))
     corr = np.nan_to_num(np.atleast_2d(corr), nan=0.0)
     np.fill_diagonal(corr, 1.0)
-    corr = 0.95 * corr + 0.05 * np.eye(len(tags))  # shrink: stays invertible
+    corr = (1 - 1e-3) * corr + 1e-3 * np.eye(len(tags))  # shrink a little: invertible
     return MultivariateModel(tuple(tags), med, scale, np.linalg.inv(corr), len(rows))
 
 
@@ -594,14 +594,17 @@ class StreamGuard:
             if self._nan_since is None:
                 self._nan_since = ts
             return GuardPoint(math.nan, True)
-        if self._nan_since is not None:
+        after_nan = self._nan_since is not None
+        if after_nan:
             found.append(DataQualityFinding("gap", self._nan_since, ts, "values missing (NaN)"))
             self._nan_since = None
             self._quiet_left = self.settle
         raw = float(value)
         if self._last_ts is not None:
             step = ts - self._last_ts
-            if len(self._steps) >= 5:
+            if after_nan:
+                pass
+            elif len(self._steps) >= 5:
                 typical = sorted(self._steps)[len(self._steps) // 2]
                 if step > self.gap_factor * max(typical, 1):
                     found.append(
