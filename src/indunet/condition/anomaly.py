@@ -733,8 +733,11 @@ class Anomaly:
     reason: str  # "new extreme", "unusual pattern", "far from its baseline", …
 
     def to_dict(self) -> dict:
-        """Return a JSON-ready dict."""
-        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        """Return a JSON-ready dict (NaN and infinities become None)."""
+        out = {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in out.items()
+        }
 
     def explain(self) -> str:
         """Return one line of evidence for the alarm."""
