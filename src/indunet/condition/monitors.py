@@ -37,7 +37,7 @@ from indunet.condition.anomaly import (
     score_multivariate,
 )
 from indunet.errors import ConfigError
-from indunet.plant.alarms import DERIVED, Priority, load_rules, pattern_matches
+from indunet.plant.alarms import DERIVED, AlarmRuleError, Priority, load_rules, pattern_matches
 
 __all__ = [
     "ANOMALY",
@@ -100,23 +100,20 @@ class MonitorConfig(BaseModel):
             if len(self.tags) < 2 or len(set(self.tags)) != len(self.tags):
                 raise ValueError("a multivariate monitor needs at least two different 'tags'")
             for t in self.tags:
-                load_rules([{**rule, "tag": t}])
+                _rule_target({**rule, "tag": t})
         else:
             if (self.tag is None) == (self.pattern is None):
                 raise ValueError("give exactly one of 'tag' or 'pattern'")
             if self.tags:
                 raise ValueError("'tags' is for multivariate monitors")
-            load_rules(
-                [{**rule, "tag": self.tag} if self.tag else {**rule, "pattern": self.pattern}]
-            )
+            target = {"tag": self.tag} if self.tag else {"pattern": self.pattern}
+            _rule_target({**rule, **target})
         if 86_400 % self.bucket_s:
             raise ValueError("bucket_s must divide a day (e.g. 900, 3600)")
         if self.machine is not None:
             parts = self.machine.split("/")
             if len(parts) != 4 or not all(p.strip() for p in parts):
                 raise ValueError("machine must be site/area/line/machine")
-        if self.kind == "baseline" and self.machine is None and self.tag is not None:
-            pass  # no state: one baseline for all states
         return self
 
     @property
@@ -161,6 +158,14 @@ class MonitorConfig(BaseModel):
         else:
             doc["tag"] = self.derived_tag()
         return load_rules([doc])[0]
+
+
+def _rule_target(doc: dict[str, Any]) -> None:
+    """Check a tag or pattern as an alarm rule would (ValueError with the rule's sentence)."""
+    try:
+        load_rules([doc])
+    except AlarmRuleError as exc:
+        raise ValueError(exc.problems[0].removeprefix("alarm rule 'x' ")) from None
 
 
 class MonitorError(ConfigError):
