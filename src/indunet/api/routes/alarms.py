@@ -235,7 +235,38 @@ def delete_rule(request: Request, rule_id: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- anomaly monitors
 
 
-@router.get("/monitors")
+class MonitorList(BaseModel):
+    """The monitors in force and each source's status (with evidence and data quality)."""
+
+    count: int
+    monitors: list[dict[str, Any]]
+    status: list[dict[str, Any]]
+
+
+class MonitorsStored(BaseModel):
+    """Ids of the monitors stored."""
+
+    stored: list[str]
+
+
+class MonitorDeleted(BaseModel):
+    """Id of the monitor deleted."""
+
+    deleted: str
+
+
+class MonitorScan(BaseModel):
+    """A monitor scored over history: per source, explained anomalies and data quality."""
+
+    monitor: str
+    kind: str
+    start_ms: int
+    end_ms: int
+    anomalies: int
+    results: list[dict[str, Any]]
+
+
+@router.get("/monitors", response_model=MonitorList)
 def list_monitors(request: Request) -> dict[str, Any]:
     """List the anomaly monitors, each with its origin, and each source's model status.
 
@@ -250,7 +281,7 @@ def list_monitors(request: Request) -> dict[str, Any]:
     return {"count": len(monitors), "monitors": monitors, "status": service.monitor_status()}
 
 
-@router.post("/monitors", status_code=201)
+@router.post("/monitors", status_code=201, response_model=MonitorsStored)
 def add_monitors(
     request: Request,
     body: Annotated[Any, Body(description="One monitor or a list of them (docs/condition.md)")],
@@ -262,7 +293,7 @@ def add_monitors(
     return {"stored": [m.id for m in monitors]}
 
 
-@router.delete("/monitors/{monitor_id}")
+@router.delete("/monitors/{monitor_id}", response_model=MonitorDeleted)
 def delete_monitor(request: Request, monitor_id: str) -> dict[str, Any]:
     """Delete a monitor added through the API."""
     service = _service(request)
@@ -270,7 +301,7 @@ def delete_monitor(request: Request, monitor_id: str) -> dict[str, Any]:
     return {"deleted": monitor_id}
 
 
-@router.get("/monitors/{monitor_id}/scan")
+@router.get("/monitors/{monitor_id}/scan", response_model=MonitorScan)
 def scan_monitor(
     request: Request,
     settings: SettingsDep,
