@@ -69,9 +69,22 @@ STOPPED_STATES = frozenset(
 
 
 def z_to_score(z: np.ndarray | float) -> np.ndarray:
-    """Map a one-sided z to [0, 1]: ``-log10(tail probability) / 10`` (z 4.3 → 0.5, 6 → 0.9)."""
+    """Map a one-sided z to [0, 1]: ``-log10(tail probability) / 10`` (z 4.3 → 0.5, 6 → 0.9).
+
+    Zero for z <= 0 (not above normal); the tail is only computed where it matters.
+    """
     zz = np.asarray(z, dtype=np.float64)
-    return np.clip(-log_ndtr(-zz) / _LN10 / 10.0, 0.0, 1.0)
+    out = np.zeros(zz.shape)
+    pos = zz > 0
+    out[pos] = np.clip(-log_ndtr(-zz[pos]) / _LN10 / 10.0, 0.0, 1.0)
+    return out
+
+
+def _score_of(z: float) -> float:
+    """`z_to_score` of one value (the same arithmetic)."""
+    if not z > 0:
+        return 0.0
+    return min(max(-float(log_ndtr(-z)) / _LN10 / 10.0, 0.0), 1.0)
 
 
 # --------------------------------------------------------------------------- streaming detector
@@ -112,14 +125,16 @@ class StreamPoint:
     status: str
 
 
-def _levels(x: np.ndarray, lo: float, span: float, b: int, p: StreamParams) -> np.ndarray:
-    q = np.floor((x - lo) / span * b)
-    return (np.clip(q, -p.below * b, p.above * b) + p.below * b).astype(np.int64)
+def _levels(u: np.ndarray, b: int, p: StreamParams) -> np.ndarray:
+    """Levels of ``u = (x - lo) / span`` at resolution ``b`` (int16, 0 = lowest kept)."""
+    q = np.floor(np.clip(u * b, -p.below * b, p.above * b)).astype(np.int16)
+    q += np.int16(p.below * b)
+    return q
 
 
 def _level(x: float, lo: float, span: float, b: int, p: StreamParams) -> int:
-    q = math.floor((x - lo) / span * b)
-    return int(min(max(q, -p.below * b), p.above * b) + p.below * b)
+    q = min(max((x - lo) / span * b, -p.below * b), p.above * b)
+    return int(math.floor(q)) + p.below * b
 
 
 def _range(first: np.ndarray) -> tuple[float, float]:
@@ -151,20 +166,25 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
     finite = np.isfinite(x_all)
     x = x_all[finite]
     n = len(x)
-    out = {
-        "score": np.zeros(len(x_all)),
-        "novelty": np.zeros(len(x_all)),
-        "likelihood_z": np.zeros(len(x_all)),
-        "extreme": np.zeros(len(x_all), dtype=bool),
-        "learning": np.ones(len(x_all), dtype=bool),
-    }
+
+    def empty() -> dict:
+        return {
+            "score": np.zeros(len(x_all)),
+            "novelty": np.zeros(len(x_all)),
+            "likelihood_z": np.zeros(len(x_all)),
+            "extreme": np.zeros(len(x_all), dtype=bool),
+            "learning": np.ones(len(x_all), dtype=bool),
+        }
+
     if n < p.learn:
-        return out
+        return empty()
     lo, span = _range(x[: p.learn])
     counts = np.zeros(n, dtype=np.int64)
+    u = (x - lo) / span
     for b in p.bins:
-        q = _levels(x, lo, span, b, p)
-        code = (q * ((p.below + p.above) * b + 1) + np.r_[0, q[:-1]]).astype(np.int16)
+        q = _levels(u, b, p)
+        code = q * np.int16((p.below + p.above) * b + 1)
+        code[1:] += q[:-1]
         order = np.argsort(code, kind="stable")  # radix sort on 16 bits
         srt = code[order]
         first = order[np.r_[True, srt[1:] != srt[:-1]]]
@@ -197,21 +217,29 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
     rng = pmx - pmn
     extreme = (x > pmx + p.tolerance * rng) | (x < pmn - p.tolerance * rng)
     score = np.maximum(z_to_score(z), extreme.astype(np.float64))
-    learning = idx < p.learn
-    score[learning] = 0.0
-    extreme[learning] = False
-    z[learning] = 0.0
+    learning = np.zeros(n, dtype=bool)
+    learning[: p.learn] = True
+    score[: p.learn] = 0.0
+    extreme[: p.learn] = False
+    z[: p.learn] = 0.0
     until = -1
     for i in np.flatnonzero(score >= p.alert):  # keep quiet after each alert
         if i <= until:
             continue
         until = i + _quiet(int(i), p)
         score[i + 1 : until + 1] = 0.0
-    out["score"][finite] = score
-    out["novelty"][finite] = counts / len(p.bins)
-    out["likelihood_z"][finite] = z
-    out["extreme"][finite] = extreme
-    out["learning"][finite] = learning
+    got = {
+        "score": score,
+        "novelty": counts / len(p.bins),
+        "likelihood_z": z,
+        "extreme": extreme,
+        "learning": learning,
+    }
+    if n == len(x_all):  # no gaps: the arrays are the answer
+        return got
+    out = empty()
+    for key, arr in got.items():
+        out[key][finite] = arr
     return out
 
 
@@ -283,7 +311,7 @@ class StreamDetector:
         self._max, self._min = max(self._max, x), min(self._min, x)
         if i < p.learn:
             return StreamPoint(0.0, count / len(p.bins), 0.0, False, "learning")
-        score = max(float(z_to_score(z)), 1.0 if extreme else 0.0)
+        score = max(_score_of(z), 1.0 if extreme else 0.0)
         if i <= self._quiet_until:
             score = 0.0
         elif score >= p.alert:
