@@ -134,7 +134,7 @@ def _levels(u: np.ndarray, b: int, p: StreamParams) -> np.ndarray:
 
 def _level(x: float, lo: float, span: float, b: int, p: StreamParams) -> int:
     q = min(max((x - lo) / span * b, -p.below * b), p.above * b)
-    return int(math.floor(q)) + p.below * b
+    return math.floor(q) + p.below * b
 
 
 def _range(first: np.ndarray) -> tuple[float, float]:
