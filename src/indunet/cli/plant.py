@@ -169,7 +169,7 @@ def plant_shipments(
 
 # ---------------------------------------------------------------------------- plant: alarms
 def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any = None) -> Any:
-    """Start the alarm service when rules exist (config, API, or the demo's); else None."""
+    """Start the alarm service when rules or anomaly monitors exist (config, API, demo)."""
     from indunet.api.routes.alarms import start_alarm_service
     from indunet.chain.live import chain_alarm_extras
     from indunet.plant.alarm_service import AlarmStore
@@ -183,10 +183,13 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
     if chain["known_tags"]:  # chain alarms built in, so their states survive a restart
         extra["extra_rules"] = [*extra["extra_rules"], *chain["extra_rules"]]
         extra["known_tags"] = [*extra["known_tags"], *chain["known_tags"]]
+    store = AlarmStore(historian)
     if (
         not extra["extra_rules"]
         and not settings.plant.alarms
-        and not AlarmStore(historian).rule_docs(settings.enterprise)
+        and not settings.plant.monitors
+        and not store.rule_docs(settings.enterprise)
+        and not store.monitor_docs(settings.enterprise)
     ):
         return None
     service = start_alarm_service(app, historian, settings, **extra)
