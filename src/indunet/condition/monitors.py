@@ -258,6 +258,7 @@ class MonitorBank:
         self._held: dict[str, _Held] = {}
         self._states: dict[str, str] = {}  # machine id -> current state
         self.evidence: dict[str, Anomaly] = {}
+        self.recent: dict[str, deque[Anomaly]] = {}  # by anomalous tag, the last 50
         self.findings: dict[str, deque[DataQualityFinding]] = {}
         self._warm: set[tuple[str, str]] = set()
 
@@ -336,6 +337,7 @@ class MonitorBank:
         held.until_ms = max(held.until_ms, until)
         if d not in self.evidence or self.evidence[d].ts_ms < a.ts_ms:
             self.evidence[d] = a
+        self.recent.setdefault(a.tag, deque(maxlen=50)).append(a)
 
     def _note(self, tag: str, found: Iterable[DataQualityFinding]) -> None:
         for f in found:
@@ -483,6 +485,18 @@ class MonitorBank:
             "evidence": None if ev is None else {**ev.to_dict(), "text": ev.explain()},
             "data_quality": [f.to_dict() for f in self.findings.get(src or "", ())],
         }
+
+    def anomalies_under(self, prefix: str, since_ms: int = 0) -> list[Anomaly]:
+        """The recent anomalies of tags under ``prefix`` (e.g. a machine), oldest first."""
+        p = prefix.strip("/") + "/"
+        out = [
+            a
+            for tag, items in self.recent.items()
+            if tag.startswith(p)
+            for a in items
+            if a.ts_ms >= since_ms
+        ]
+        return sorted(out, key=lambda a: a.ts_ms)
 
     def explain(self, derived_tag: str) -> str | None:
         """The evidence line for an alarm on ``derived_tag`` (None when there is none)."""

@@ -556,6 +556,12 @@ class AlarmService(Rounds):
                 r["origin"] = self.monitor_sources.get(r["monitor"], "config")
             return rows
 
+    def machine_anomalies(self, machine: str, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Recent anomalies of a machine's tags, each with its evidence line (oldest first)."""
+        with self._lock:
+            found = self.bank.anomalies_under(machine, since_ms)
+        return [{**a.to_dict(), "text": a.explain()} for a in found]
+
     def _with_evidence(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
         """Put the anomaly's evidence into the message of raised monitor alarms."""
         out = []
