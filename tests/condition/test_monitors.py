@@ -131,6 +131,29 @@ def test_bank_warms_up_from_history_then_raises_held_score_with_evidence():
     ).to_pylist() == [0.0]
 
 
+def test_bad_quality_sample_is_a_gap_not_an_anomaly():
+    t0 = 1_700_000_000_000
+    n = 2160
+    ts = t0 + np.arange(n, dtype=np.int64) * MIN
+    v = _values(n)
+
+    def reader(tags, start, end):
+        sel = (ts >= start) & (ts < end)
+        return {TEMP: (ts[sel], v[sel], [None] * int(sel.sum()))}
+
+    bank = MonitorBank(load_monitors([{"id": "t1", "tag": TEMP}]))
+    now = int(ts[-1]) + MIN
+    bank.feed(_table(TEMP, np.array([now]), np.array([v[-1]])), now, reader=reader)
+    bad = _table(TEMP, np.array([now + MIN]), np.array([9999.0])).append_column(
+        "quality", pa.array([2], pa.uint8())
+    )
+    assert bank.feed(bad, now + MIN).column("value").to_pylist() == [0.0]
+    good = _table(TEMP, np.array([now + 2 * MIN]), np.array([v[-1]]))
+    bank.feed(good, now + 2 * MIN)
+    assert [f["kind"] for f in bank.status()[0]["data_quality"]] == ["gap"]
+    assert bank.evidence == {}
+
+
 def test_bank_without_history_says_insufficient():
     bank = MonitorBank(load_monitors([{"id": "t1", "tag": TEMP}]))
     t0 = 1_700_000_000_000

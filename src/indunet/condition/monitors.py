@@ -37,6 +37,7 @@ from indunet.condition.anomaly import (
     score_multivariate,
 )
 from indunet.errors import ConfigError
+from indunet.model import Quality
 from indunet.plant.alarms import DERIVED, AlarmRuleError, Priority, load_rules, pattern_matches
 
 __all__ = [
@@ -280,7 +281,9 @@ class MonitorBank:
         tags: Iterable[str] = (),
         reader: Reader | None = None,
     ) -> pa.Table | None:
-        """Score new points (columns tag, ts, value, sorted by ts); return derived values.
+        """Score new points (columns tag, ts, value[, quality]); return derived values.
+
+        Bad and stale samples count as gaps (data quality), never as anomalies.
 
         ``tags`` are the namespace's tags (for patterns); ``reader`` reads history to fit
         baselines and warm up new stream monitors. Each derived value is the score held for
@@ -291,6 +294,9 @@ class MonitorBank:
             tag_col = np.asarray(points.column("tag").to_pylist(), dtype=object)
             ts = points.column("ts").to_numpy()
             val = points.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+            if "quality" in points.column_names:  # bad or stale samples are gaps, not values
+                q = points.column("quality").to_numpy(zero_copy_only=False)
+                val = np.where((q == Quality.BAD) | (q == Quality.STALE), np.nan, val)
             for t in np.unique(tag_col):
                 sel = tag_col == t
                 order = np.argsort(ts[sel], kind="stable")

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,6 +32,7 @@ from indunet.condition.monitors import (
     monitor_tags,
 )
 from indunet.errors import DataError
+from indunet.model import Quality
 from indunet.plant.alarms import (
     Alarm,
     AlarmActionError,
@@ -531,6 +533,8 @@ class AlarmService(Rounds):
         for tag, table in tables.items():
             ts = table.column("ts").to_numpy()
             values = table.column("value").to_numpy(zero_copy_only=False).astype(float)
+            q = table.column("quality").to_numpy(zero_copy_only=False)
+            values = np.where((q == Quality.BAD) | (q == Quality.STALE), np.nan, values)
             out[tag] = (ts, values, table.column("text").to_pylist())
         return out
 
