@@ -382,6 +382,11 @@ class MonitorBank:
             if reader is not None and self._fit_due(track.fitted_ms, now_ms):
                 track.fitted_ms = now_ms
                 track.model, track.problem = _fit_baseline(m, src, reader, now_ms)
+                if m.machine and m.machine not in self._states:  # the state it was last in
+                    st = reader([f"{m.machine}/state"], now_ms - int(m.history_s * 1000), now_ms)
+                    texts = st.get(f"{m.machine}/state", (None, None, []))[2]
+                    if texts and texts[-1] is not None:
+                        self._states[m.machine] = str(texts[-1])
             if src not in by_tag:
                 continue
             ts, vals = by_tag[src]
