@@ -189,8 +189,9 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
         srt = code[order]
         first = order[np.r_[True, srt[1:] != srt[:-1]]]
         counts[first] += 1
-    c = np.cumsum(np.r_[np.zeros(p.short, dtype=np.int64), counts])
-    s = c[p.short :] - c[:n]  # novelty over the last `short` samples (zeros before the start)
+    s = np.cumsum(counts)  # novelty over the last `short` samples (zeros before the start)
+    if n > p.short:
+        s[p.short :] -= s[: n - p.short].copy()
     h = p.history
     cs = np.cumsum(s)  # sums over the previous `history` samples, by shifting the cumsums
     a = np.empty(n, dtype=np.int64)
@@ -204,19 +205,27 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
     b2[1:] = cs[:-1]
     if h + 1 < n:
         b2[h + 1 :] -= cs[: n - h - 1]
-    idx = np.arange(n)
-    kk = np.clip(idx, 1, p.history)
     d = p.short * len(p.bins)
-    mu = a / (kk * d)
-    var = b2 / (kk * (d * d)) - mu * mu
-    sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), p.floor_abs + p.floor_rel * np.abs(mu))
-    z = (s / d - mu) / sd
+    den = np.arange(n, dtype=np.float64)  # k * d, exact in float64
+    np.clip(den, 1, p.history, out=den)
+    den *= d
+    mu = a / den
+    den *= d
+    var = b2 / den
+    var -= mu * mu
+    np.maximum(var, 0.0, out=var)
+    sd = np.sqrt(var, out=var)
+    np.maximum(sd, p.floor_abs + p.floor_rel * np.abs(mu), out=sd)
+    z = s / d
+    z -= mu
+    z /= sd
     mx = np.maximum.accumulate(x)
     mn = np.minimum.accumulate(x)
-    pmx, pmn = np.r_[x[0], mx[:-1]], np.r_[x[0], mn[:-1]]
-    rng = pmx - pmn
-    extreme = (x > pmx + p.tolerance * rng) | (x < pmn - p.tolerance * rng)
-    score = np.maximum(z_to_score(z), extreme.astype(np.float64))
+    tol = (mx[:-1] - mn[:-1]) * p.tolerance
+    extreme = np.zeros(n, dtype=bool)
+    extreme[1:] = (x[1:] > mx[:-1] + tol) | (x[1:] < mn[:-1] - tol)
+    score = z_to_score(z)
+    score[extreme] = 1.0
     learning = np.zeros(n, dtype=bool)
     learning[: p.learn] = True
     score[: p.learn] = 0.0
