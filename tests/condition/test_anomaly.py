@@ -254,3 +254,15 @@ def test_multivariate_with_too_little_history_says_so():
         fit_multivariate(["a", "b"], np.ones((10, 2)))
     with pytest.raises(ValueError, match="one column per tag"):
         fit_multivariate(["a"], np.ones((200, 2)))
+
+
+@pytest.mark.parametrize(
+    "params", [StreamParams(learn=5, short=10, history=3), StreamParams(bins=(4,), quiet_min=1)]
+)
+def test_batch_equals_streaming_with_other_parameters(params):
+    _, v = _daily(3000, seed=9)
+    v[2000:2005] -= 40
+    batch = stream_scores(v, params)["score"]
+    det = StreamDetector(params)
+    assert np.array_equal([det.update(x).score for x in v], batch)
+    assert (batch >= params.alert).any()
