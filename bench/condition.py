@@ -255,7 +255,7 @@ def main() -> None:
         rows.append(
             row(
                 "runtime: 1-min samples x 1 year",
-                f"{rt['tags']} tags, {rt['workers']} processes",
+                f"{rt['tags']} tags, {rt['workers']} process(es)",
                 "wall s",
                 rt["wall_s"],
                 "this run",
@@ -264,7 +264,7 @@ def main() -> None:
         rows.append(
             row(
                 "runtime: 1-min samples x 1 year",
-                f"{rt['tags']} tags, {rt['workers']} processes",
+                f"{rt['tags']} tags, {rt['workers']} process(es)",
                 "CPU s",
                 rt["scoring_cpu_s"],
                 "this run",
@@ -290,7 +290,7 @@ def main() -> None:
         rt = out["runtime"]
         print(
             f"runtime: {rt['tags']} tags x {rt['samples_per_tag']:,} samples in "
-            f"{rt['wall_s']:.1f} s wall ({rt['workers']} processes, generation included), "
+            f"{rt['wall_s']:.1f} s wall ({rt['workers']} process(es), generation included), "
             f"scoring {rt['scoring_cpu_s']:.1f} s CPU = {rt['per_tag_ms']:.0f} ms per tag-year"
         )
     print_table(rows)
