@@ -16,6 +16,7 @@ from indunet.condition.monitors import (
     MonitorBank,
     MonitorConfig,
     MonitorError,
+    anomaly_asset,
     load_monitors,
     monitor_tags,
     scan_history,
@@ -72,6 +73,13 @@ def test_duplicate_ids_and_not_a_list():
         load_monitors({"id": "m", "tag": TEMP})
 
 
+def test_anomaly_asset_is_the_tag_or_machine():
+    assert anomaly_asset(f"derived/anomaly/t1/{TEMP}") == TEMP
+    assert anomaly_asset("derived/anomaly/mv/s1/press/l1/m1") == "s1/press/l1/m1"
+    assert anomaly_asset("derived/anomaly/mv") is None
+    assert anomaly_asset(TEMP) is None
+
+
 def test_monitor_brings_its_rule_and_derived_tags():
     one, many = load_monitors(
         [
@@ -80,10 +88,14 @@ def test_monitor_brings_its_rule_and_derived_tags():
         ]
     )
     r1, r2 = one.rule(), many.rule()
-    assert (r1.id, r1.tag, r1.priority.value) == ("anomaly.t1", "derived/anomaly/t1", "high")
+    assert (r1.id, r1.tag, r1.priority.value) == (
+        "anomaly.t1",
+        f"derived/anomaly/t1/{TEMP}",
+        "high",
+    )
     assert r2.pattern == "derived/anomaly/all/#" and abs(r2.limit - 0.5) < 1e-6
     assert monitor_tags([one, many], [TEMP, OTHER, "s1/press/l1/m1/power"]) == {
-        "derived/anomaly/t1",
+        f"derived/anomaly/t1/{TEMP}",
         f"derived/anomaly/all/{TEMP}",
         f"derived/anomaly/all/{OTHER}",
     }
@@ -121,9 +133,9 @@ def test_bank_warms_up_from_history_then_raises_held_score_with_evidence():
     assert bank.status()[0]["status"] == "ok"
     spike = now + MIN
     out = bank.feed(_table(TEMP, np.array([spike]), np.array([95.0])), spike, reader=reader)
-    assert out.column("tag").to_pylist() == ["derived/anomaly/t1"]
+    assert out.column("tag").to_pylist() == [f"derived/anomaly/t1/{TEMP}"]
     assert out.column("value").to_pylist()[0] >= 0.3
-    text = bank.explain("derived/anomaly/t1")
+    text = bank.explain(f"derived/anomaly/t1/{TEMP}")
     assert TEMP in text and "robust z" in text
     later = spike + 301_000  # hold over
     assert bank.feed(_table(TEMP, np.array([later]), np.array([v[0]])), later).column(
@@ -188,7 +200,7 @@ def test_multivariate_bank_names_the_tag():
     )
     out = bank.feed(pts, now, reader=reader)
     assert out.column("value").to_pylist()[0] >= 0.6
-    ev = bank.evidence["derived/anomaly/mv"]
+    ev = bank.evidence["derived/anomaly/mv/s1/press/l1/m1"]
     assert ev.tag == OTHER and "relation" in ev.reason
 
 
@@ -218,7 +230,7 @@ def test_baseline_bank_learns_per_state_and_ignores_a_stopped_machine():
     bank.on_state("s1/press/l1/m1", "running")
     out = bank.feed(_table(TEMP, np.array([now + MIN]), np.array([130.0])), now + MIN)
     assert out.column("value").to_pylist()[0] >= 0.6
-    assert "running" in bank.explain("derived/anomaly/bl")
+    assert "running" in bank.explain(f"derived/anomaly/bl/{TEMP}")
 
 
 def test_scan_history_reports_anomalies_and_data_quality():
@@ -328,7 +340,7 @@ def test_anomaly_alarm_lifecycle_raise_webhook_acknowledge(make_settings, receiv
         rows = service.run_once(now + 31_000)
         assert [r["kind"] for r in rows] == ["raised"]
         raised = rows[0]
-        assert raised["alarm_id"] == "anomaly.t1@derived/anomaly/t1"
+        assert raised["alarm_id"] == f"anomaly.t1@derived/anomaly/t1/{TEMP}"
         assert raised["priority"] == "high" and raised["value"] >= 0.3
         assert raised["message"].startswith("press temperature: ")
         assert TEMP in raised["message"] and "robust z" in raised["message"]
@@ -338,7 +350,9 @@ def test_anomaly_alarm_lifecycle_raise_webhook_acknowledge(make_settings, receiv
         verify_signature(SECRET, body, headers["X-Indunet-Signature"], now_s=time.time())
         doc = json.loads(body)
         assert doc["type"] == "alarm.raised" and "robust z" in doc["event"]["message"]
-        acked = service.acknowledge("anomaly.t1@derived/anomaly/t1", by="li", comment="checked")
+        acked = service.acknowledge(
+            f"anomaly.t1@derived/anomaly/t1/{TEMP}", by="li", comment="checked"
+        )
         assert [e["kind"] for e in acked] == ["acknowledged"]
         assert service.alarms()[0].state.value == "acked"
         # the hold runs out: the alarm returns and, being acknowledged, goes back to normal

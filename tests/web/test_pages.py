@@ -562,3 +562,8 @@ def test_machine_page_shades_anomalies_with_their_evidence(duck_client):
     shaded = json.loads(re.search(r"data-anomalies='([^']*)'", html).group(1))
     assert [(a["tag"], a["ts_ms"], a["value"]) for a in shaded] == [(tag, t + 30_000, 97.0)]
     assert f'data-anomaly-tag="{tag}"' in html and "robust z" in html and "new extreme" in html
+    # the anomaly alarm belongs to the machine (its source names the tag): listed on its page
+    part = duck_client.get("/parts/alarms", params={"machine": M1}).text
+    assert "temp_c: anomaly (score 1.00)" in part and "robust z" in part
+    assert '<a href="/machine/s1/press/l1/m1">s1/press/l1/m1</a>/temp_c</div>' in part
+    assert "anomaly" not in duck_client.get("/parts/alarms", params={"machine": M2}).text

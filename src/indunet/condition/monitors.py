@@ -45,6 +45,7 @@ __all__ = [
     "MonitorBank",
     "MonitorConfig",
     "MonitorError",
+    "anomaly_asset",
     "load_monitors",
     "monitor_tags",
     "scan_history",
@@ -128,10 +129,15 @@ class MonitorConfig(BaseModel):
         return f"{RULE_PREFIX}{self.id}"
 
     def derived_tag(self, source: str | None = None) -> str:
-        """The derived value carrying the score of ``source`` (None: the monitor's one value)."""
-        if self.pattern is None or source is None:
-            return f"{ANOMALY}{self.id}"
-        return f"{ANOMALY}{self.id}/{source}"
+        """The derived value carrying the score of ``source``: ``derived/anomaly/<id>/<path>``.
+
+        The path is the tag (tag and pattern monitors) or the machine (multivariate), so an
+        anomaly alarm counts for the machine it is about (`anomaly_asset`).
+        """
+        if self.kind == "multivariate":
+            return f"{ANOMALY}{self.id}/{self.machine}" if self.machine else f"{ANOMALY}{self.id}"
+        src = source if self.pattern is not None and source is not None else self.tag
+        return f"{ANOMALY}{self.id}/{src}"
 
     def sources(self, tags: Iterable[str]) -> list[str]:
         """The tags this monitor scores, of those given."""
@@ -159,6 +165,14 @@ class MonitorConfig(BaseModel):
         else:
             doc["tag"] = self.derived_tag()
         return load_rules([doc])[0]
+
+
+def anomaly_asset(source: str) -> str | None:
+    """The plant path an anomaly alarm's source is about (its tag or machine), else None."""
+    if not source.startswith(ANOMALY):
+        return None
+    _, _, path = source.removeprefix(ANOMALY).partition("/")
+    return path or None
 
 
 def _rule_target(doc: dict[str, Any]) -> None:

@@ -217,7 +217,7 @@ def test_anomaly_monitor_through_the_api_raise_to_acknowledge(client_factory) ->
     assert service.run_once(now + 1000) == []
     _write(client, [(TEMP, now + 30_000, 97.0)])
     assert [e["kind"] for e in service.run_once(now + 31_000)] == ["raised"]
-    alarm_id = "anomaly.t1@derived/anomaly/t1"
+    alarm_id = f"anomaly.t1@derived/anomaly/t1/{TEMP}"
     body = client.get("/api/v1/alarms").json()
     assert body["count"] == 1 and body["alarms"][0]["alarm_id"] == alarm_id
     assert body["alarms"][0]["priority"] == "high"
