@@ -2,11 +2,11 @@
 
 A monitor (``[[plant.monitors]]`` or ``POST /api/v1/monitors``) watches one tag, the tags under
 a pattern, or a machine's tags together. `MonitorBank` feeds it the samples the alarm service
-reads and turns its anomalies into derived values ``derived/anomaly/<monitor id>[/<tag>]``:
+reads and turns its anomalies into derived values ``derived/anomaly/<monitor id>/<tag>``:
 the score of the latest anomaly, held for ``hold_s`` (0 otherwise). Each monitor brings its own
 high-limit rule ``anomaly.<monitor id>`` on those values, so an anomaly is an ordinary alarm:
 priority, acknowledge, shelve, escalation, webhooks. The evidence (which tag, how far from
-normal, since when) replaces the rule's message in the raised event.
+normal, since when) follows the rule's message in the raised event.
 
 Pure code but for ``reader``, the function the caller gives to read history
 (``reader(tags, start_ms, end_ms) -> {tag: (ts, values, texts)}``).
