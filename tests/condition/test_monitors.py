@@ -143,6 +143,31 @@ def test_bank_warms_up_from_history_then_raises_held_score_with_evidence():
     ).to_pylist() == [0.0]
 
 
+def test_stream_monitor_respects_machine_state():
+    t0 = 1_700_000_000_000
+    n = 2160
+    ts = t0 + np.arange(n, dtype=np.int64) * MIN
+    v = _values(n)
+
+    def reader(tags, start, end):
+        sel = (ts >= start) & (ts < end)
+        return {TEMP: (ts[sel], v[sel], [None] * int(sel.sum()))}
+
+    m = MonitorConfig(id="t1", tag=TEMP, machine="s1/press/l1/m1")
+    assert "s1/press/l1/m1/state" in MonitorBank([m]).state_tags()
+    now = int(ts[-1]) + MIN
+    for state, at, raised in (
+        ("stopped", now - 3_600_000, False),  # stopped: never an anomaly
+        ("running", now - 60_000, False),  # just started: settling
+        ("running", now - 3_600_000, True),
+    ):
+        bank = MonitorBank([m])
+        bank.on_state("s1/press/l1/m1", state, at)
+        bank.feed(_table(TEMP, np.array([now]), np.array([v[-1]])), now, reader=reader)
+        out = bank.feed(_table(TEMP, np.array([now + MIN]), np.array([95.0])), now + MIN)
+        assert (out.column("value").to_pylist()[0] > 0) is raised, state
+
+
 def test_bad_quality_sample_is_a_gap_not_an_anomaly():
     t0 = 1_700_000_000_000
     n = 2160

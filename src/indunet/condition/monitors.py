@@ -24,6 +24,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, model_validator
 
 from indunet.condition.anomaly import (
+    STOPPED_STATES,
     Anomaly,
     BaselineModel,
     DataQualityFinding,
@@ -54,6 +55,8 @@ __all__ = [
 ANOMALY = f"{DERIVED}/anomaly/"
 RULE_PREFIX = "anomaly."
 Reader = Callable[[list[str], int, int], Mapping[str, tuple[np.ndarray, np.ndarray, list]]]
+#: after a machine state change, a stream monitor keeps quiet this long (the process settles)
+STATE_SETTLE_MS = 300_000
 _DEFAULT_THRESHOLD = {"stream": StreamParams().alert, "baseline": 0.6, "multivariate": 0.6}
 
 
@@ -72,7 +75,9 @@ class MonitorConfig(BaseModel):
     pattern: str | None = Field(None, description="Every tag under a pattern (stream, baseline).")
     tags: list[str] = Field(default_factory=list, description="A machine's tags (multivariate).")
     machine: str | None = Field(
-        None, description="Machine id site/area/line/machine: its state (baseline) or name."
+        None,
+        description="Machine id site/area/line/machine: its state (stopped: never anomalous; "
+        "baseline: one per state) or name (multivariate).",
     )
     priority: Priority = Priority.MEDIUM
     message: str = Field("", max_length=500)
@@ -272,6 +277,7 @@ class MonitorBank:
         self._multi: dict[str, _MultiTrack] = {}
         self._held: dict[str, _Held] = {}
         self._states: dict[str, str] = {}  # machine id -> current state
+        self._state_since: dict[str, int] = {}
         self.evidence: dict[str, Anomaly] = {}
         self.recent: dict[str, deque[Anomaly]] = {}  # by anomalous tag, the last 50
         self.findings: dict[str, deque[DataQualityFinding]] = {}
@@ -279,12 +285,24 @@ class MonitorBank:
 
     # state --------------------------------------------------------------------------------
     def state_tags(self) -> set[str]:
-        """The machine state tags the baseline monitors need."""
-        return {f"{m.machine}/state" for m in self.monitors if m.machine and m.kind == "baseline"}
+        """The machine state tags the monitors need (those with a ``machine``)."""
+        return {f"{m.machine}/state" for m in self.monitors if m.machine}
 
-    def on_state(self, machine: str, state: str | None) -> None:
-        """Take a machine's current state (``site/area/line/machine``)."""
-        self._states[machine] = "" if state is None else str(state)
+    def on_state(self, machine: str, state: str | None, ts_ms: int | None = None) -> None:
+        """Take a machine's current state (``site/area/line/machine``) and since when."""
+        new = "" if state is None else str(state)
+        if self._states.get(machine) != new:
+            self._state_since[machine] = -(2**62) if ts_ms is None else int(ts_ms)
+        self._states[machine] = new
+
+    def _quiet_for_state(self, m: MonitorConfig, ts_ms: int) -> bool:
+        """A stopped machine is never anomalous, nor one just started again (it settles)."""
+        if m.machine is None:
+            return False
+        state = self._states.get(m.machine, "")
+        if state.lower() in STOPPED_STATES:
+            return True
+        return ts_ms < self._state_since.get(m.machine, -(2**62)) + STATE_SETTLE_MS
 
     # feeding ------------------------------------------------------------------------------
     def feed(
@@ -382,7 +400,7 @@ class MonitorBank:
             before = len(mon.findings)
             for t, v in zip(by_tag[src][0].tolist(), by_tag[src][1].tolist(), strict=True):
                 a = mon.update(t, v)
-                if a is not None:
+                if a is not None and not self._quiet_for_state(m, t):
                     self._raise(m, src, a)
             self._note(src, mon.findings[before:])
             del mon.findings[: max(0, len(mon.findings) - 50)]

@@ -829,7 +829,7 @@ class AlarmService(Rounds):
                 events += self.engine.update(derived)
             if self.bank.monitors:
                 for c in changes:
-                    self.bank.on_state(c.tag.rsplit("/", 1)[0], c.state)
+                    self.bank.on_state(c.tag.rsplit("/", 1)[0], c.state, c.ts_ms)
                 try:
                     scores = self.bank.feed(points, now, tags=self._tag_names, reader=self._history)
                 except Exception as exc:  # the monitors must not stop the alarms
