@@ -39,6 +39,7 @@ PATH_VALUES = {
     "action": "confirm",
     "scenario": "sc1",
     "rule_id": "rule1",
+    "monitor_id": "mon1",
     "key_id": "0123456789abcdef",
     "invitation_id": "0123456789abcdef01234567",
     "site": "s1",

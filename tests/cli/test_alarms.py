@@ -1,4 +1,4 @@
-"""`indunet plant alarms|ack|shelve` on the stored alarm state, with rules from indunet.toml."""
+"""`indunet plant alarms|ack|shelve|scan` on the stored alarm state, rules from indunet.toml."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
@@ -119,3 +120,45 @@ def test_rules_with_unknown_tags_or_fields_exit_2(run, tmp_path: Path) -> None:
     (tmp_path / "indunet.toml").write_text(TOML.replace("limit = 80.0", ""), encoding="utf-8")
     err = _error(run("plant", "alarms", expect=2))
     assert "alarm rule 'hot' field 'limit': Field required" in err
+
+
+def test_scan_an_anomaly_monitor_over_history(run, tmp_path: Path) -> None:
+    (tmp_path / "indunet.toml").write_text(
+        TOML + f'\n[[plant.monitors]]\nid = "press-temp"\ntag = "{TEMP}"\n', encoding="utf-8"
+    )
+    settings = load_settings(data_dir=tmp_path / "data")
+    historian = open_historian(settings)
+    t0 = int(time.time() * 1000) // 60_000 * 60_000 - 3 * 86_400_000
+    n = 3 * 1440
+    rng = np.random.default_rng(1)
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 1440) + rng.normal(0, 0.5, n)
+    values[3000:3010] += 15  # a spike
+    values[3500:] *= 1000  # the logger switched units
+    try:
+        table = pa.table(
+            {
+                "tag": [TEMP] * n,
+                "ts": pa.array(t0 + np.arange(n) * 60_000, pa.int64()),
+                "value": pa.array(values, pa.float64()),
+                "text": pa.array([None] * n, pa.string()),
+                "quality": pa.array([0] * n, pa.uint8()),
+            },
+            schema=POINT_SCHEMA,
+        )
+        historian.write(PointBatch(settings.enterprise, table, {TEMP: DataType.NUMBER}))
+    finally:
+        historian.close()
+    start, end = str(t0), str(t0 + n * 60_000)
+    out = json.loads(
+        run("plant", "scan", "press-temp", "--start", start, "--end", end, "--json").stdout
+    )
+    kinds = [(r["kind"], r["ts"]) for r in out["rows"]]
+    assert kinds == [("anomaly", t0 + 3000 * 60_000), ("unit_change", t0 + 3499 * 60_000)]
+    assert "robust z" in out["rows"][0]["text"]
+    assert (
+        "unit_change" in run("plant", "scan", "press-temp", "--start", start, "--end", end).stdout
+    )
+    assert "does not exist" in _error(run("plant", "scan", "nope", expect=2))
+    assert "after" in _error(
+        run("plant", "scan", "press-temp", "--start", end, "--end", start, expect=2)
+    )

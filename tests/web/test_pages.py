@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from indunet.auth.store import AuthStore
 from indunet.connect.broker import free_port
+from indunet.plant.alarm_service import AlarmService
 from indunet.web.pages import STATIC_DIR
 from tests.web.conftest import sign_in
 
@@ -537,3 +539,31 @@ def test_demo_help_names_its_options():
     assert r.returncode == 0
     for option in ("--port", "--mqtt-url", "--data-dir", "--machines", "--hours"):
         assert option in r.stdout
+
+
+def test_machine_page_shades_anomalies_with_their_evidence(duck_client):
+    t = now_ms() // 60_000 * 60_000
+    n = 2160  # 36 h of 1-min history, then a spike
+    rng = np.random.default_rng(1)
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 1440) + rng.normal(0, 0.5, n)
+    tag = f"{M1}/temp_c"
+    ingest(duck_client, [{"tag": tag, "ts": t - (n - i) * 60_000, "value": float(v)}
+                         for i, v in enumerate(values)])  # fmt: skip
+    assert (
+        duck_client.post("/api/v1/monitors", json={"id": "m1-temp", "tag": tag}).status_code == 201
+    )
+    service = AlarmService(duck_client.app.state.historian, duck_client.app.state.settings)
+    duck_client.app.state.alarms = service
+    service.run_once(t + 1000)
+    assert "data-anomalies='[]'" in duck_client.get(f"/machine/{M1}").text
+    ingest(duck_client, [{"tag": tag, "ts": t + 30_000, "value": 97.0}])
+    service.run_once(t + 31_000)
+    html = duck_client.get(f"/machine/{M1}").text
+    shaded = json.loads(re.search(r"data-anomalies='([^']*)'", html).group(1))
+    assert [(a["tag"], a["ts_ms"], a["value"]) for a in shaded] == [(tag, t + 30_000, 97.0)]
+    assert f'data-anomaly-tag="{tag}"' in html and "robust z" in html and "new extreme" in html
+    # the anomaly alarm belongs to the machine (its source names the tag): listed on its page
+    part = duck_client.get("/parts/alarms", params={"machine": M1}).text
+    assert "temp_c: anomaly (score 1.00)" in part and "robust z" in part
+    assert '<a href="/machine/s1/press/l1/m1">s1/press/l1/m1</a>/temp_c</div>' in part
+    assert "anomaly" not in duck_client.get("/parts/alarms", params={"machine": M2}).text

@@ -40,6 +40,7 @@ BULK_PREFIXES = (
     "/api/v1/machines/",
     "/api/v1/tags",
     "/api/v1/alarm-rules",
+    "/api/v1/monitors",
 )
 
 

@@ -145,6 +145,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/alarm-rules"): _SV,
     ("POST", "/api/v1/alarm-rules"): _SA,
     ("DELETE", "/api/v1/alarm-rules/{rule_id}"): _SA,
+    ("GET", "/api/v1/monitors"): _SV,  # anomaly monitors (condition/monitors.py)
+    ("POST", "/api/v1/monitors"): _SA,
+    ("DELETE", "/api/v1/monitors/{monitor_id}"): _SA,
+    ("GET", "/api/v1/monitors/{monitor_id}/scan"): _SV,
     ("GET", "/api/v1/events"): _SV,
     # web pages (server-rendered; same rules as the data they show)
     ("GET", "/"): _V,

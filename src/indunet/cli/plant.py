@@ -169,7 +169,7 @@ def plant_shipments(
 
 # ---------------------------------------------------------------------------- plant: alarms
 def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any = None) -> Any:
-    """Start the alarm service when rules exist (config, API, or the demo's); else None."""
+    """Start the alarm service when rules or anomaly monitors exist (config, API, demo)."""
     from indunet.api.routes.alarms import start_alarm_service
     from indunet.chain.live import chain_alarm_extras
     from indunet.plant.alarm_service import AlarmStore
@@ -183,11 +183,14 @@ def _start_alarms(app: Any, historian: Any, settings: Settings, demo_plants: Any
     if chain["known_tags"]:  # chain alarms built in, so their states survive a restart
         extra["extra_rules"] = [*extra["extra_rules"], *chain["extra_rules"]]
         extra["known_tags"] = [*extra["known_tags"], *chain["known_tags"]]
+    store = AlarmStore(historian)
     if (
         not extra["extra_rules"]
         and not settings.plant.alarms
         and not settings.plant.rul  # built-in RUL rules (alarm_service.rul_rules)
-        and not AlarmStore(historian).rule_docs(settings.enterprise)
+        and not settings.plant.monitors
+        and not store.rule_docs(settings.enterprise)
+        and not store.monitor_docs(settings.enterprise)
     ):
         return None
     service = start_alarm_service(app, historian, settings, **extra)
@@ -294,6 +297,60 @@ def plant_shelve(
         settings, lambda s: s.shelve(alarm_id, until_ms=until_ms, by=by, comment=reason)
     )
     _print_rows(events if as_json else _with_times(events), as_json)
+
+
+@plant_app.command("scan")
+@guarded
+def plant_scan(
+    monitor_id: Annotated[str, typer.Argument(help="Monitor id ([[plant.monitors]] or API).")],
+    start: Annotated[
+        str | None, typer.Option("--start", help="Epoch ms or RFC 3339 (default: -7 days).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Epoch ms or RFC 3339 (default: now).")
+    ] = None,
+    data_dir: DataDir = None,
+    db: Db = None,
+    enterprise: Enterprise = None,
+    as_json: Json = False,
+) -> None:
+    """Score an anomaly monitor over history: explained anomalies and data quality (no alarms)."""
+    end_ms = _time(end, int(time.time() * 1000) + 1, "--end")
+    start_ms = _time(start, end_ms - 7 * 86_400_000, "--start")
+    if end_ms <= start_ms:
+        raise DataError("--end must be after --start")
+    settings = _settings(data_dir, db, enterprise)
+    out = _alarm_action(settings, lambda s: [s.scan_monitor(monitor_id, start_ms, end_ms)])[0]
+    rows: list[dict[str, Any]] = []
+    for r in out["results"]:
+        for a in r["anomalies"]:
+            rows.append(
+                {
+                    "kind": "anomaly",
+                    "tag": a["tag"],
+                    "ts": a["ts_ms"],
+                    "score": a["score"],
+                    "text": a["text"],
+                }
+            )
+        for f in r["data_quality"]:
+            rows.append(
+                {
+                    "kind": f["kind"],
+                    "tag": r["tag"],
+                    "ts": f["start_ms"],
+                    "score": None,
+                    "text": f["detail"],
+                }
+            )
+        if r["status"] != "ok":
+            rows.append(
+                {"kind": "status", "tag": r["tag"], "ts": None, "score": None, "text": r["status"]}
+            )
+    if as_json:
+        _print_rows(rows, True, {"monitor": monitor_id, "start_ms": start_ms, "end_ms": end_ms})
+        return
+    _print_rows([{**r, "ts": _iso(r["ts"]) if r["ts"] is not None else ""} for r in rows], False)
 
 
 # ---------------------------------------------------------------------------- plant: analytics

@@ -1,1 +1,2 @@
-"""Condition monitoring: how healthy machines are and how long they will last."""
+"""Condition monitoring: anomaly detection on tags and machines, remaining useful life of
+assets, and the benchmark scoring of both."""

@@ -10,6 +10,7 @@ tables (DuckDB or PostgreSQL, through `SqlPort`) and is used alone when no servi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -18,10 +19,20 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from indunet.condition.monitors import (
+    RULE_PREFIX,
+    MonitorBank,
+    MonitorConfig,
+    MonitorError,
+    load_monitors,
+    monitor_tags,
+)
 from indunet.errors import DataError
+from indunet.model import Quality
 from indunet.plant.alarms import (
     Alarm,
     AlarmActionError,
@@ -29,6 +40,7 @@ from indunet.plant.alarms import (
     AlarmEvent,
     AlarmRule,
     AlarmRuleError,
+    EventKind,
     StateChange,
     StateDurationRule,
     load_rules,
@@ -79,6 +91,13 @@ CREATE TABLE IF NOT EXISTS plant_alarm_events (
   suppressed BIGINT NOT NULL,
   recorded_ms BIGINT NOT NULL,
   PRIMARY KEY (enterprise, seq)
+);
+CREATE TABLE IF NOT EXISTS plant_monitors (
+  enterprise TEXT NOT NULL,
+  monitor_id TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  updated_ms BIGINT NOT NULL,
+  PRIMARY KEY (enterprise, monitor_id)
 );
 CREATE TABLE IF NOT EXISTS plant_alarm_state (
   enterprise TEXT NOT NULL PRIMARY KEY,
@@ -166,6 +185,40 @@ class AlarmStore:
         return bool(found)
 
     # events ------------------------------------------------------------------------------
+    # monitors ----------------------------------------------------------------------------
+    def monitor_docs(self, enterprise: str) -> list[dict[str, Any]]:
+        """Return the monitor documents stored through the API, by id."""
+        rows = self.sql.rows(
+            "SELECT doc FROM plant_monitors WHERE enterprise = $1 ORDER BY monitor_id",
+            [enterprise],
+        )
+        return [json.loads(r["doc"]) for r in rows]
+
+    def put_monitors(self, enterprise: str, monitors: Sequence[MonitorConfig], now_ms: int) -> None:
+        """Store (or replace) monitors by id."""
+        table = pa.table(
+            {
+                "enterprise": [enterprise] * len(monitors),
+                "monitor_id": [m.id for m in monitors],
+                "doc": [m.model_dump_json(exclude_none=True) for m in monitors],
+                "updated_ms": pa.array([now_ms] * len(monitors), pa.int64()),
+            }
+        )
+        self.sql.upsert("plant_monitors", table, ["enterprise", "monitor_id"])
+
+    def delete_monitor(self, enterprise: str, monitor_id: str) -> bool:
+        """Delete a stored monitor; return whether it existed."""
+        found = self.sql.rows(
+            "SELECT monitor_id FROM plant_monitors WHERE enterprise = $1 AND monitor_id = $2",
+            [enterprise, monitor_id],
+        )
+        if found:
+            self.sql.execute(
+                "DELETE FROM plant_monitors WHERE enterprise = $1 AND monitor_id = $2",
+                [enterprise, monitor_id],
+            )
+        return bool(found)
+
     def last_seq(self, enterprise: str) -> int:
         """Return the sequence number of the newest stored event (0 when none)."""
         rows = self.sql.rows(
@@ -401,6 +454,9 @@ class AlarmService(Rounds):
         self._unsaved: list[AlarmEvent] = []
         self.sender = WebhookSender(settings.plant.webhooks)
         self.rule_sources: dict[str, str] = {}
+        self.monitor_sources: dict[str, str] = {}
+        self._tag_names: set[str] = set()
+        self.bank = MonitorBank(self._load_monitors())
         rules = self._load_all_rules()
         self.engine = AlarmEngine(rules)
         self._cursor_ms: int | None = None
@@ -415,6 +471,8 @@ class AlarmService(Rounds):
     def known_tags(self) -> set[str]:
         """Return the tags rules may name: the historian's tags, machines' state tags, extras."""
         tags = {t.path for t in self.historian.tags(self.enterprise, limit=10_000_000)}
+        self._tag_names = set(tags)
+        tags |= monitor_tags(self.bank.monitors, tags)
         tags |= {f"{m.id}/state" for m in self.settings.plant.machines}
         tags |= set(derived_oee_tags(self.settings.plant))
         tags |= set(data_quality_tags(self.settings.plant))
@@ -434,7 +492,125 @@ class AlarmService(Rounds):
             if rule.id not in self.rule_sources:
                 rules.append(rule)
                 self.rule_sources[rule.id] = "builtin"
+        for m in self.bank.monitors:  # each monitor raises through its own rule
+            if m.rule_id not in self.rule_sources:
+                rules.append(m.rule())
+                self.rule_sources[m.rule_id] = "monitor"
         return rules
+
+    # monitors ----------------------------------------------------------------------------
+    def _load_monitors(self, api_docs: list[dict[str, Any]] | None = None) -> list[MonitorConfig]:
+        config = list(self.settings.plant.monitors)
+        docs = self.store.monitor_docs(self.enterprise) if api_docs is None else api_docs
+        monitors = load_monitors([*config, *docs])
+        config_ids = {m.id for m in monitors[: len(config)]}
+        self.monitor_sources = {m.id: "config" if m.id in config_ids else "api" for m in monitors}
+        return monitors
+
+    def monitors(self) -> list[MonitorConfig]:
+        """Return the monitors in force."""
+        with self._lock:
+            return list(self.bank.monitors)
+
+    def add_monitors(self, docs: Sequence[Any]) -> list[MonitorConfig]:
+        """Validate, store and apply monitors (by id; the id of a config monitor is refused)."""
+        if not isinstance(docs, list) or not docs:
+            raise MonitorError(["monitors must be a monitor object or a non-empty list of them"])
+        new = load_monitors(docs)
+        with self._lock:
+            clash = [m.id for m in new if self.monitor_sources.get(m.id) == "config"]
+            if clash:
+                raise MonitorError(
+                    [
+                        f"monitor {mid!r} field 'id': the id belongs to a monitor in indunet.toml"
+                        for mid in clash
+                    ]
+                )
+            stored = {d["id"]: d for d in self.store.monitor_docs(self.enterprise)}
+            for m in new:
+                stored[m.id] = json.loads(m.model_dump_json(exclude_none=True))
+            monitors = self._load_monitors(list(stored.values()))
+            self._apply_monitors(monitors)  # checks the rules before storing
+            self.store.put_monitors(self.enterprise, new, _now_ms())
+        return new
+
+    def delete_monitor(self, monitor_id: str) -> None:
+        """Delete a monitor added through the API (config monitors are refused)."""
+        with self._lock:
+            if self.monitor_sources.get(monitor_id) == "config":
+                raise DataError(
+                    f"monitor {monitor_id!r} is defined in indunet.toml; remove it there"
+                )
+            if not self.store.delete_monitor(self.enterprise, monitor_id):
+                raise AlarmNotFound(f"monitor {monitor_id!r} does not exist")
+            self._apply_monitors(self._load_monitors())
+
+    def _apply_monitors(self, monitors: list[MonitorConfig]) -> None:
+        old = self.bank
+        self.bank = MonitorBank(monitors)
+        try:
+            rules = self._load_all_rules()
+        except Exception:
+            self.bank = old
+            raise
+        self._swap(rules)
+
+    def _history(self, tags: list[str], start_ms: int, end_ms: int) -> dict[str, tuple]:
+        """Read history for the monitors: tag -> (ts, values, texts)."""
+        if end_ms <= start_ms:
+            return {}
+        known = [t for t in tags if t.count("/") >= 4]
+        try:
+            tables = self.historian.series_many(self.enterprise, known, start_ms, end_ms)
+        except DataError:
+            return {}
+        out = {}
+        for tag, table in tables.items():
+            ts = table.column("ts").to_numpy()
+            values = table.column("value").to_numpy(zero_copy_only=False).astype(float)
+            q = table.column("quality").to_numpy(zero_copy_only=False)
+            values = np.where((q == Quality.BAD) | (q == Quality.STALE), np.nan, values)
+            out[tag] = (ts, values, table.column("text").to_pylist())
+        return out
+
+    def scan_monitor(self, monitor_id: str, start_ms: int, end_ms: int) -> dict[str, Any]:
+        """Score a monitor over history ``[start_ms, end_ms)`` (on demand, no alarms)."""
+        from indunet.condition.monitors import scan_history
+
+        with self._lock:
+            found = [m for m in self.bank.monitors if m.id == monitor_id]
+            tags = set(self._tag_names) or self.known_tags()
+        if not found:
+            raise AlarmNotFound(f"monitor {monitor_id!r} does not exist")
+        try:
+            return scan_history(found[0], self._history, start_ms, end_ms, tags)
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
+
+    def monitor_status(self) -> list[dict[str, Any]]:
+        """Each monitor source's model status, latest evidence and data-quality findings."""
+        with self._lock:
+            rows = self.bank.status()
+            for r in rows:
+                r["origin"] = self.monitor_sources.get(r["monitor"], "config")
+            return rows
+
+    def machine_anomalies(self, machine: str, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Recent anomalies of a machine's tags, each with its evidence line (oldest first)."""
+        with self._lock:
+            found = self.bank.anomalies_under(machine, since_ms)
+        return [{**a.to_dict(), "text": a.explain()} for a in found]
+
+    def _with_evidence(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        """Put the anomaly's evidence into the message of raised monitor alarms."""
+        out = []
+        for e in events:
+            if e.kind == EventKind.RAISED and e.rule_id.startswith(RULE_PREFIX):
+                evidence = self.bank.explain(e.source)
+                if evidence:
+                    e = dataclasses.replace(e, message=f"{e.message}: {evidence}")
+            out.append(e)
+        return out
 
     def rules(self) -> list[AlarmRule]:
         """Return the rules in force."""
@@ -595,7 +771,8 @@ class AlarmService(Rounds):
 
     def _state_tags(self, tags: list[str]) -> set[str]:
         rules = [r for r in self.engine.rules if isinstance(r, StateDurationRule)]
-        return {t for t in set(tags) if any(r.watches(t) for r in rules)}
+        wanted = self.bank.state_tags()
+        return {t for t in set(tags) if t in wanted or any(r.watches(t) for r in rules)}
 
     def _collapse_old(self, changes: list[StateChange]) -> list[StateChange]:
         """Keep, of the changes older than the last tick, only the newest per tag.
@@ -685,7 +862,20 @@ class AlarmService(Rounds):
             derived = self._derived(now)
             if derived is not None:
                 events += self.engine.update(derived)
+            if self.bank.monitors:
+                for c in changes:
+                    self.bank.on_state(c.tag.rsplit("/", 1)[0], c.state, c.ts_ms)
+                try:
+                    scores = self.bank.feed(points, now, tags=self._tag_names, reader=self._history)
+                except Exception as exc:  # the monitors must not stop the alarms
+                    self.derived_errors += 1
+                    self.last_error = f"anomaly monitors: {exc}"
+                    log.exception("anomaly monitors failed")
+                    scores = None
+                if scores is not None:
+                    events += self.engine.update(scores)
             events += self.engine.tick(now)
+            events = self._with_evidence(events)
             self._last_tick_ms = max(self._last_tick_ms, now)
             self.rounds += 1
             return self._save(events)
@@ -760,6 +950,7 @@ class AlarmService(Rounds):
         with self._lock:
             return {
                 "rules": len(self.engine.rules),
+                "monitors": len(self.bank.monitors),
                 "rounds": self.rounds,
                 "errors": self.errors,
                 "last_error": self.last_error,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -369,6 +369,10 @@ class PlantConfig(_Model):
     alarms: list[AlarmRule] = Field(
         default_factory=list, description="Alarm rules ([[plant.alarms]], docs/alarms.md)."
     )
+    monitors: list[Any] = Field(
+        default_factory=list,
+        description="Anomaly monitors ([[plant.monitors]], docs/condition.md).",
+    )
     command_secret: str | None = Field(
         None,
         min_length=16,
@@ -395,6 +399,17 @@ class PlantConfig(_Model):
         try:
             return load_rules(value)  # type: ignore[arg-type]
         except AlarmRuleError as exc:
+            raise ValueError("; ".join(exc.problems)) from exc
+
+    @field_validator("monitors", mode="before")
+    @classmethod
+    def _check_monitors(cls, value: object) -> object:
+        """Validate monitors with `load_monitors`, so each problem names the monitor and field."""
+        from indunet.condition.monitors import MonitorError, load_monitors  # import cycle
+
+        try:
+            return load_monitors(value)  # type: ignore[arg-type]
+        except MonitorError as exc:
             raise ValueError("; ".join(exc.problems)) from exc
 
     @model_validator(mode="after")

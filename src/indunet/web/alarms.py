@@ -26,6 +26,7 @@ from indunet.api.deps import SettingsDep
 from indunet.auth.model import Need, Principal, PrincipalKind, decide
 from indunet.auth.web import PrincipalDep
 from indunet.condition.config import RUL_TAG
+from indunet.condition.monitors import anomaly_asset
 from indunet.config import Settings
 from indunet.errors import DataError
 from indunet.model import DataType
@@ -99,13 +100,14 @@ def _render(request: Request, name: str, context: dict, status_code: int = 200) 
 
 # ------------------------------------------------------------------------------ the view
 def asset_of(source: str) -> str:
-    """Return the plant path an alarm source belongs to (a derived OEE or data-quality tag's)."""
+    """Return the plant path an alarm source belongs to (a derived OEE, data-quality or anomaly
+    tag's)."""
     for prefix in (DERIVED_OEE, DATA_QUALITY):
         if source.startswith(prefix):
             return source.removeprefix(prefix)
     if source.startswith(RUL_TAG):  # derived/rul/<asset class>/<machine id>
         return source.removeprefix(RUL_TAG).split("/", 1)[-1]
-    return source
+    return anomaly_asset(source) or source
 
 
 CHAIN_PREFIX = "derived/chain/"
@@ -177,6 +179,9 @@ def plain_message(alarm: Alarm, rule: Any, unit: str | None = None) -> str:
     if src.startswith(DATA_QUALITY):
         n = "" if v is None else f"{v:.0f} "
         return f"{asset_of(src)}: {n}OEE figures cannot be true (check counters and cycle times)"
+    if anomaly_asset(src) is not None:
+        score = "" if v is None else f" (score {v:.2f})"
+        return f"{asset_of(src).rsplit('/', 1)[-1]}: anomaly{score}"
     name = src.rsplit("/", 1)[-1]
     value = "" if v is None else f" {_num(v, unit)}"
     if kind in ("high", "low"):
@@ -306,6 +311,7 @@ class AlarmRow:
     can_ack: bool
     shelve_minutes: tuple[int, ...]
     can_unshelve: bool
+    rest: str = ""  # the source's path below its machine ("/temp_c"), shown after the link
 
 
 def _limit_text(rule: Any) -> str | None:
@@ -330,11 +336,13 @@ def alarm_rows(
     now_ms: int,
     may_act: Callable[[str], bool],
     units: Callable[[str], str | None] = lambda source: None,
+    evidence: Callable[[str], str | None] = lambda source: None,
 ) -> list[AlarmRow]:
     """Return the rows of the alarms ``flt`` keeps, most urgent first, then newest first.
 
     ``may_act(site)`` says whether the caller may act on alarms of that site (operator role);
-    ``units(source)`` returns a source tag's unit (the historian's tag metadata).
+    ``units(source)`` returns a source tag's unit (the historian's tag metadata);
+    ``evidence(source)`` the evidence behind an anomaly alarm (shown as its detail).
     """
     kept = [a for a in alarms if a.state != _S.NORMAL and flt.keeps(a)]
     kept.sort(key=lambda a: (a.priority.rank, -(a.raised_ms or 0), a.alarm_id))
@@ -359,7 +367,7 @@ def alarm_rows(
                 state_label=STATE_LABELS.get(a.state, a.state.value),
                 active=a.active,
                 message=plain_message(a, rule, units(a.source)),
-                detail=getattr(rule, "message", "") or a.rule_id,
+                detail=evidence(a.source) or getattr(rule, "message", "") or a.rule_id,
                 value=None if a.value is None else _num(a.value, units(a.source)),
                 limit=_limit_text(rule),
                 age=None if a.raised_ms is None else format_age(now_ms - a.raised_ms),
@@ -372,6 +380,7 @@ def alarm_rows(
                 if act and a.state in _SHELVABLE
                 else (),
                 can_unshelve=act and a.state == _S.SHELVED,
+                rest=asset_of(a.source)[len(str(machine)) :] if machine else "",
             )
         )
     return rows
@@ -451,7 +460,7 @@ def _list_context(
         alarms = service.alarms()
         rows = alarm_rows(
             alarms, rules, flt, _now_ms(), _may_act(settings, principal),
-            units=_units(request, settings.enterprise),
+            units=_units(request, settings.enterprise), evidence=service.bank.explain,
         )  # fmt: skip
         for a in alarms:
             if a.state != _S.NORMAL:

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 
 from indunet.api.deps import HistorianDep, SettingsDep
 from indunet.api.routes.plant import get_plant_store
+from indunet.condition.monitors import anomaly_asset
 from indunet.config import Settings
 from indunet.errors import DataError
 from indunet.plant import report
@@ -153,7 +154,7 @@ def _alarm_scope(source: str) -> str:
     for prefix in (_DERIVED, _DATA_QUALITY):
         if source.startswith(prefix):
             return source[len(prefix) :]
-    return source
+    return anomaly_asset(source) or source
 
 
 def _under(path: str, prefix: str) -> bool:

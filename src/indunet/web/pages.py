@@ -204,8 +204,13 @@ def machine_page(
                     "ago": format_age(now - row["start_ms"]),
                 }
             )
+    service = getattr(request.app.state, "alarms", None)
+    anomalies = (
+        [] if service is None else service.machine_anomalies(machine_id, now - RANGES["24h"])
+    )
     context = {
         "card": card,
+        "anomalies": anomalies,
         "enterprise": settings.enterprise,
         "range": range_,
         "range_ms": RANGES[range_],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
@@ -190,3 +191,54 @@ def test_unknown_tag_in_config_rules_is_a_clear_error(client_factory) -> None:
     r = client.get("/api/v1/alarms")
     assert r.status_code == 422
     assert "alarm rule 'ghost' field 'tag': unknown tag 's9/a/l/m/t'" in r.text
+
+
+def test_anomaly_monitor_through_the_api_raise_to_acknowledge(client_factory) -> None:
+    client = client_factory(alarms=[])
+    now = int(time.time() * 1000) // 60_000 * 60_000
+    n = 2160  # 36 h of 1-min history
+    rng = np.random.default_rng(1)
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 1440) + rng.normal(0, 0.5, n)
+    _write(client, [(TEMP, now - (n - i) * 60_000, float(v)) for i, v in enumerate(values)])
+    # bad input first: every problem names the monitor and field, nothing is stored
+    r = client.post("/api/v1/monitors", json=[{"id": "t1", "tag": TEMP, "kind": "magic"}])
+    assert r.status_code == 422 and "monitor 't1'" in r.json()["detail"]
+    assert client.get("/api/v1/monitors").json()["count"] == 0
+    r = client.post("/api/v1/monitors", json={"id": "t1", "tag": TEMP, "priority": "high"})
+    assert r.status_code == 201 and r.json() == {"stored": ["t1"]}
+    service = AlarmService(
+        client.app.state.historian,
+        client.app.state.settings,
+        publish=client.app.state.events.publish_alarms,
+    )
+    client.app.state.alarms = service
+    rules = {r["id"]: r["source"] for r in client.get("/api/v1/alarm-rules").json()["rules"]}
+    assert rules == {"anomaly.t1": "monitor"}
+    assert service.run_once(now + 1000) == []
+    _write(client, [(TEMP, now + 30_000, 97.0)])
+    assert [e["kind"] for e in service.run_once(now + 31_000)] == ["raised"]
+    alarm_id = f"anomaly.t1@derived/anomaly/t1/{TEMP}"
+    body = client.get("/api/v1/alarms").json()
+    assert body["count"] == 1 and body["alarms"][0]["alarm_id"] == alarm_id
+    assert body["alarms"][0]["priority"] == "high"
+    listed = client.get("/api/v1/monitors").json()
+    assert listed["monitors"][0]["origin"] == "api"
+    evidence = listed["status"][0]["evidence"]
+    assert evidence["tag"] == TEMP and evidence["value"] == 97.0 and evidence["z"] > 3
+    r = client.post(f"/api/v1/alarms/{alarm_id}/acknowledge", json={"by": "li"})
+    assert r.status_code == 200 and [e["kind"] for e in r.json()["events"]] == ["acknowledged"]
+    assert client.get("/api/v1/alarms").json()["alarms"][0]["state"] == "acked"
+    history = client.get("/api/v1/alarms/history", params={"start": now - 60_000}).json()
+    raised = next(e for e in history["events"] if e["kind"] == "raised")
+    assert "robust z" in raised["message"] and TEMP in raised["message"]
+    # on demand over history: the same spike, no alarm raised by the scan
+    scan = client.get(
+        "/api/v1/monitors/t1/scan", params={"start": now - n * 60_000, "end": now + 60_000}
+    )
+    assert scan.status_code == 200, scan.text
+    assert [a["ts_ms"] for a in scan.json()["results"][0]["anomalies"]] == [now + 30_000]
+    assert client.get("/api/v1/monitors/nope/scan").status_code == 404
+    r = client.get("/api/v1/monitors/t1/scan", params={"start": now, "end": now - 1})
+    assert r.status_code == 422
+    assert client.delete("/api/v1/monitors/t1").json() == {"deleted": "t1"}
+    assert client.delete("/api/v1/monitors/t1").status_code == 404

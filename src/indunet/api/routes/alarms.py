@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from indunet.api.deps import SettingsDep, parse_time_param
 from indunet.api.events import EventBus, StreamEvent
 from indunet.api.paging import Offset, page
+from indunet.condition.monitors import MonitorError
 from indunet.errors import DataError
 from indunet.plant.alarm_service import AlarmNotFound, AlarmService, AlarmStore
 from indunet.plant.alarms import AlarmActionError, AlarmRuleError, Priority
@@ -75,7 +76,7 @@ def _call(fn: Callable[[], Any]) -> Any:
         return fn()
     except AlarmNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    except AlarmRuleError as exc:
+    except (AlarmRuleError, MonitorError) as exc:
         raise HTTPException(422, "; ".join(exc.problems)) from exc  # one sentence per rule
     except AlarmActionError as exc:
         raise HTTPException(409, str(exc)) from exc
@@ -229,3 +230,96 @@ def delete_rule(request: Request, rule_id: str) -> dict[str, Any]:
     service = _service(request)
     _call(lambda: service.delete_rule(rule_id))
     return {"deleted": rule_id}
+
+
+# --------------------------------------------------------------------------- anomaly monitors
+
+
+class MonitorList(BaseModel):
+    """The monitors in force and each source's status (with evidence and data quality)."""
+
+    count: int
+    monitors: list[dict[str, Any]]
+    status: list[dict[str, Any]]
+
+
+class MonitorsStored(BaseModel):
+    """Ids of the monitors stored."""
+
+    stored: list[str]
+
+
+class MonitorDeleted(BaseModel):
+    """Id of the monitor deleted."""
+
+    deleted: str
+
+
+class MonitorScan(BaseModel):
+    """A monitor scored over history: per source, explained anomalies and data quality."""
+
+    monitor: str
+    kind: str
+    start_ms: int
+    end_ms: int
+    anomalies: int
+    results: list[dict[str, Any]]
+
+
+@router.get("/monitors", response_model=MonitorList)
+def list_monitors(request: Request) -> dict[str, Any]:
+    """List the anomaly monitors, each with its origin, and each source's model status.
+
+    ``status`` rows carry the latest evidence (which tag, how far from normal, since when)
+    and the tag's recent data-quality findings (gaps, flat lines, unit changes, restarts).
+    """
+    service = _service(request)
+    monitors = [
+        {"origin": service.monitor_sources.get(m.id, "config"), **m.model_dump(mode="json")}
+        for m in service.monitors()
+    ]
+    return {"count": len(monitors), "monitors": monitors, "status": service.monitor_status()}
+
+
+@router.post("/monitors", status_code=201, response_model=MonitorsStored)
+def add_monitors(
+    request: Request,
+    body: Annotated[Any, Body(description="One monitor or a list of them (docs/condition.md)")],
+) -> dict[str, Any]:
+    """Add or replace monitors (by id); every problem names the monitor id and field (422)."""
+    docs = body if isinstance(body, list) else [body]
+    service = _service(request)
+    monitors = _call(lambda: service.add_monitors(docs))
+    return {"stored": [m.id for m in monitors]}
+
+
+@router.delete("/monitors/{monitor_id}", response_model=MonitorDeleted)
+def delete_monitor(request: Request, monitor_id: str) -> dict[str, Any]:
+    """Delete a monitor added through the API."""
+    service = _service(request)
+    _call(lambda: service.delete_monitor(monitor_id))
+    return {"deleted": monitor_id}
+
+
+@router.get("/monitors/{monitor_id}/scan", response_model=MonitorScan)
+def scan_monitor(
+    request: Request,
+    settings: SettingsDep,
+    monitor_id: str,
+    start: Annotated[
+        str | None, Query(description="Epoch ms or RFC 3339 (default: -7 days)")
+    ] = None,
+    end: Annotated[str | None, Query(description="Epoch ms or RFC 3339 (default: now)")] = None,
+) -> dict[str, Any]:
+    """Score a monitor over history on demand: explained anomalies and data-quality findings.
+
+    Raises no alarm. Stream monitors learn from the range itself (the first ``min_history_s``
+    only learns); baseline and multivariate monitors learn from ``history_s`` before ``start``.
+    """
+    now = int(time.time() * 1000)
+    end_ms = parse_time_param("end", end, now + 1, settings)
+    start_ms = parse_time_param("start", start, end_ms - 7 * DAY_MS, settings)
+    if end_ms <= start_ms:
+        raise HTTPException(422, f"parameter 'end' ({end_ms}) must be after 'start' ({start_ms})")
+    service = _service(request)
+    return _call(lambda: service.scan_monitor(monitor_id, start_ms, end_ms))

@@ -107,9 +107,21 @@
     });
   }
 
+  // anomaly windows of this machine (server-side evidence), shaded on each tag's chart
+  function anomalyAreas(tag) {
+    var box = document.getElementById("charts");
+    var all = [];
+    try { all = JSON.parse((box && box.dataset.anomalies) || "[]"); } catch (e) { all = []; }
+    return all.filter(function (a) { return a.tag === tag; }).map(function (a) {
+      var end = Math.max(a.ts_ms, a.since_ms) + 60000;
+      return [{ xAxis: a.since_ms, name: "anomaly " + a.score.toFixed(2) }, { xAxis: end }];
+    });
+  }
+
   function Chart(el, rangeMs) {
     this.el = el;
     this.tag = el.dataset.tag;
+    this.areas = anomalyAreas(this.tag);
     this.rangeMs = rangeMs;
     this.chart = echarts.init(el, null, { renderer: "canvas" });
     this.overview = [];
@@ -132,8 +144,12 @@
     ];
     option.series = [{
       type: "line", name: el.dataset.name, showSymbol: false, data: [],
-      step: el.dataset.type === "boolean" ? "end" : false, lineStyle: { width: 1.5 }
+      step: el.dataset.type === "boolean" ? "end" : false, lineStyle: { width: 1.5 },
+      markArea: { silent: false, itemStyle: { color: "rgba(214, 39, 40, 0.15)" },
+                  label: { show: true, position: "insideTop", fontSize: 10 },
+                  data: this.areas }
     }];
+    el.dataset.anomalies = String(this.areas.length);
     option.title = message("loading…");
     this.chart.setOption(option);
     this.chart.on("datazoom", debounce(this.zoomed.bind(this), 250));
