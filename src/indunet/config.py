@@ -25,6 +25,7 @@ from indunet.errors import ConfigError
 from indunet.federation.settings import FederationSettings, UplinkSettings
 from indunet.plant.config import PlantConfig
 from indunet.region.settings import RegionSettings
+from indunet.store.compaction import CompactionSettings
 
 __all__ = ["RetentionRule", "Settings", "load_settings"]
 
@@ -70,6 +71,10 @@ class Settings(BaseSettings):
     )
     deadletter_payload_bytes: int = Field(4096, gt=0)
     retention: list[RetentionRule] = Field(default_factory=list)
+    compaction: CompactionSettings = Field(
+        default_factory=CompactionSettings,
+        description="Background compaction of closed hours in `serve` ([compaction]).",
+    )
     region: RegionSettings = Field(
         default_factory=RegionSettings, description="Resumption monitor rule ([region])."
     )
