@@ -473,6 +473,12 @@ class DuckDBHistorian(Historian):
                 "points = excluded.points, compacted_ms = excluded.compacted_ms",
                 [hour_ms, end, _now_ms()],
             )
+        time.sleep(pause_s)
+        with self._lock:  # drop the emptied storage now: scans of the hour skip it from here on
+            try:
+                self.con.execute("CHECKPOINT")
+            except duckdb.Error:  # busy: DuckDB's own checkpoint will do it later
+                pass
         return done
 
     def _compact_chunk(self, hour_ms: int, after: int, upto: int) -> int:
