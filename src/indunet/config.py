@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     )
     deadletter_payload_bytes: int = Field(4096, gt=0)
     retention: list[RetentionRule] = Field(default_factory=list)
+    gil_switch_s: float = Field(
+        0.0005,
+        gt=0,
+        le=0.1,
+        description="Python's thread switch interval while the app serves (writers vs readers).",
+    )
     compaction: CompactionSettings = Field(
         default_factory=CompactionSettings,
         description="Background compaction of closed hours in `serve` ([compaction]).",

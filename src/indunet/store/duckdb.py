@@ -6,6 +6,7 @@ commands get a clear "locked" error naming the process, and should go through th
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -474,11 +475,10 @@ class DuckDBHistorian(Historian):
                 [hour_ms, end, _now_ms()],
             )
         time.sleep(pause_s)
-        with self._lock:  # drop the emptied storage now: scans of the hour skip it from here on
-            try:
-                self.con.execute("CHECKPOINT")
-            except duckdb.Error:  # busy: DuckDB's own checkpoint will do it later
-                pass
+        # drop the emptied storage now (scans of the hour skip it from here on); when busy,
+        # DuckDB's own checkpoint does it later
+        with self._lock, contextlib.suppress(duckdb.Error):
+            self.con.execute("CHECKPOINT")
         return done
 
     def _compact_chunk(self, hour_ms: int, after: int, upto: int) -> int:
