@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     )
     deadletter_payload_bytes: int = Field(4096, gt=0)
     retention: list[RetentionRule] = Field(default_factory=list)
+    http_inline_points: int = Field(
+        2_000,
+        ge=0,
+        description="HTTP ingest posts up to this many points are stored on the event loop "
+        "(ahead of queued reads) when no other writer holds the historian; 0: always a thread.",
+    )
     gil_switch_s: float = Field(
         0.0005,
         gt=0,
