@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from indunet.auth.model import Need, PrincipalKind, decide
@@ -109,8 +110,8 @@ class LatestFastPath:
     def route(self) -> Any:
         """Return the app's ``/latest`` route object (found once)."""
         if self._route is None:
-            for route in self.root.router.routes:
-                if getattr(route, "path", None) == LATEST_PATH:
-                    self._route = route
+            for rc in iter_route_contexts(self.root.routes):
+                if rc.path == LATEST_PATH and "GET" in (getattr(rc.original_route, "methods", ())):
+                    self._route = rc.original_route
                     break
         return self._route
