@@ -77,12 +77,6 @@ class Settings(BaseSettings):
         description="HTTP ingest posts up to this many points are stored on the event loop "
         "(ahead of queued reads) when no other writer holds the historian; 0: always a thread.",
     )
-    gil_switch_s: float = Field(
-        0.0005,
-        gt=0,
-        le=0.1,
-        description="Python's thread switch interval while the app serves (writers vs readers).",
-    )
     compaction: CompactionSettings = Field(
         default_factory=CompactionSettings,
         description="Background compaction of closed hours in `serve` ([compaction]).",

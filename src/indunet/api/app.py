@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -59,18 +58,12 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = historian is None
         app.state.historian = historian or open_historian(settings)
-        # the event loop's thread is busy under read load; a writer thread coming back from the
-        # database waits for the GIL up to this long each time (Python's default: 5 ms, which
-        # made a 200-point ingest post take 100+ ms behind 64 readers)
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(settings.gil_switch_s)
         alarm_routes.install(app)  # event bus (SSE) with alarm replay; app.state.alarms
         stop_live = live.install(app, alarm_routes.app_bus(app))  # values/state events, caches
         try:
             yield
         finally:
             stop_live()
-            sys.setswitchinterval(switch)
             if owned:
                 app.state.historian.close()
 
