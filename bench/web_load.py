@@ -106,18 +106,26 @@ def hello(port: int) -> None:
 
 
 def ingest_loop(target: str, url: str, key: str, lines: int, rate: int, seconds: float) -> None:
-    """Child: write ``rate`` points/s across all lines' tags, in 10 posts per second."""
+    """Child: write ``rate`` points/s across all lines' tags, in 10 posts per second.
+
+    Open loop: a post that comes back late is followed by the next at once (never skipped), so
+    the points/s reached is what the server took. Prints points, posts, failures, the rate
+    reached and each post's latency (p50/p99/max: the write's commit as the client sees it).
+    """
     tags = [t for line in range(1, lines + 1) for t in line_tags(line)]
     per_post = max(rate // 10, 1)
     client = httpx.Client(timeout=30)
-    end = time.monotonic() + seconds
+    start = time.monotonic()
+    end = start + seconds
     sent = posts = failures = 0
+    latencies: list[float] = []
     i = 0
-    next_at = time.monotonic()
+    next_at = start
     while time.monotonic() < end:
         now = int(time.time() * 1000)
         batch = [tags[(i + k) % len(tags)] for k in range(per_post)]
         i += per_post
+        t0 = time.perf_counter()
         if target == "indunet":
             body = [{"tag": t, "ts": now, "value": (i + k) % 97} for k, t in enumerate(batch)]
             r = client.post(f"{url}/api/v1/ingest", json=body, headers={"X-Device-Key": key})
@@ -126,6 +134,7 @@ def ingest_loop(target: str, url: str, key: str, lines: int, rate: int, seconds:
                 f"points,tag={t} value={(i + k) % 97} {now}" for k, t in enumerate(batch)
             )
             r = client.post(f"{url}/write", params={"db": "bench", "precision": "ms"}, content=text)
+        latencies.append((time.perf_counter() - t0) * 1000)
         posts += 1
         if r.status_code >= 300:
             failures += 1
@@ -133,7 +142,23 @@ def ingest_loop(target: str, url: str, key: str, lines: int, rate: int, seconds:
             sent += len(batch)
         next_at += 0.1
         time.sleep(max(0.0, next_at - time.monotonic()))
-    print(json.dumps({"points": sent, "posts": posts, "failures": failures}), flush=True)
+    elapsed = time.monotonic() - start
+    latencies.sort()
+    print(
+        json.dumps(
+            {
+                "points": sent,
+                "posts": posts,
+                "failures": failures,
+                "asked_per_s": rate,
+                "points_per_s": round(sent / elapsed),
+                "post_p50_ms": round(latencies[len(latencies) // 2], 1),
+                "post_p99_ms": round(latencies[int(len(latencies) * 0.99)], 1),
+                "post_max_ms": round(latencies[-1], 1),
+            }
+        ),
+        flush=True,
+    )
 
 
 #: extra import path for the servers (e.g. a ``pip install --target`` dir with uvloop and
@@ -288,7 +313,6 @@ def measure_indunet(args: argparse.Namespace, data_dir: Path, keys: dict, cache:
         res["server_rss_mb"] = round(_rss_mb(pid), 1)
         out, _ = feeder.communicate(timeout=60)
         res["ingest"] = json.loads(out.decode().strip().splitlines()[-1])
-        res["ingest"]["points_per_s"] = round(res["ingest"]["points"] / (args.duration + 4))
         res["rows"], res["bytes"] = rows, size
         return res
 
@@ -399,12 +423,56 @@ def versions() -> dict[str, str]:
 def _line(name: str, r: dict | None) -> str:
     if r is None:
         return f"{name:<44} (not run)"
+    ingest = r.get("ingest")
     return (
         f"{name:<44} {r['rps']:>9,.0f} req/s  p50 {r.get('p50_ms', '?'):>6} ms  "
         f"p90 {r.get('p90_ms', '?'):>6} ms  p99 {r.get('p99_ms', '?'):>6} ms  "
         f"non-2xx {r['non_2xx']}  timeouts {r.get('timeouts', 0)}"
         + (f"  server CPU {r['server_cpu_pct']}%" if "server_cpu_pct" in r else "")
+        + (
+            f"  | ingest {ingest['points_per_s']:,} of {ingest['asked_per_s']:,} points/s, "
+            f"post p99 {ingest['post_p99_ms']} ms"
+            if ingest
+            else ""
+        )
     )
+
+
+#: what `verdict` asks of indunet's rows (issue 22): reads at the framework's speed while
+#: ingest keeps the rate it was asked for
+TARGETS = {
+    "cached_rps": 8000,
+    "cached_p99_ms": 50.0,
+    "uncached_rps": 2000,
+    "ingest_share": 0.95,  # of the points/s asked, during every indunet row
+}
+
+
+def verdict(results: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Return whether every target was met, and one reason per miss (pure: figures in)."""
+    misses: list[str] = []
+    for key, rps_target, p99_target in (
+        ("indunet", TARGETS["cached_rps"], TARGETS["cached_p99_ms"]),
+        ("indunet_uncached", TARGETS["uncached_rps"], None),
+    ):
+        r = results.get(key)
+        if r is None:
+            continue
+        if (r.get("rps") or 0) < rps_target:
+            misses.append(f"{key}: {r.get('rps') or 0:,.0f} req/s < {rps_target:,}")
+        p99 = r.get("p99_ms")
+        if p99_target is not None and not (isinstance(p99, float) and p99 <= p99_target):
+            misses.append(f"{key}: p99 {p99} ms > {p99_target:g} ms")
+        if r.get("non_2xx") or r.get("timeouts"):
+            misses.append(f"{key}: {r.get('non_2xx')} non-2xx, {r.get('timeouts')} timeouts")
+        ingest = r.get("ingest") or {}
+        reached, asked = ingest.get("points_per_s", 0), ingest.get("asked_per_s", 0)
+        if ingest.get("failures") or reached < TARGETS["ingest_share"] * asked:
+            misses.append(
+                f"{key}: ingest reached {reached:,} of {asked:,} points/s asked "
+                f"({ingest.get('failures', '?')} failed posts): reads starved the writes"
+            )
+    return not misses, misses
 
 
 def main() -> None:
@@ -455,6 +523,8 @@ def main() -> None:
         r = results.get(key)
         if r and "ingest" in r:
             print(f"  ingest during {key}: {r['ingest']}")
+    ok, misses = verdict(results)
+    results["verdict"] = {"ok": ok, "misses": misses, "targets": TARGETS}
     if args.json:
         slim = {k: ({kk: vv for kk, vv in v.items() if kk != "raw"} if isinstance(v, dict) else v)
                 for k, v in results.items()}  # fmt: skip
@@ -464,6 +534,12 @@ def main() -> None:
         r = results.get(key)
         if r:
             print(f"[{key}]\n{r['raw']}")
+    print(
+        f"VERDICT: {'PASS' if ok else 'FAIL'} (targets {json.dumps(TARGETS)})"
+        + "".join(f"\n  missed: {m}" for m in misses)
+    )
+    if not ok:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from indunet.errors import ConfigError
 from indunet.federation.settings import FederationSettings, UplinkSettings
 from indunet.plant.config import PlantConfig
 from indunet.region.settings import RegionSettings
+from indunet.store.compaction import CompactionSettings
 
 __all__ = ["RetentionRule", "Settings", "load_settings"]
 
@@ -70,6 +71,16 @@ class Settings(BaseSettings):
     )
     deadletter_payload_bytes: int = Field(4096, gt=0)
     retention: list[RetentionRule] = Field(default_factory=list)
+    http_inline_points: int = Field(
+        2_000,
+        ge=0,
+        description="HTTP ingest posts up to this many points are stored on the event loop "
+        "(ahead of queued reads) when no other writer holds the historian; 0: always a thread.",
+    )
+    compaction: CompactionSettings = Field(
+        default_factory=CompactionSettings,
+        description="Background compaction of closed hours in `serve` ([compaction]).",
+    )
     region: RegionSettings = Field(
         default_factory=RegionSettings, description="Resumption monitor rule ([region])."
     )

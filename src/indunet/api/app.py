@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from indunet import __version__
 from indunet.api import events, live
 from indunet.api import metrics as api_metrics
+from indunet.api.fastpath import LatestFastPath
 from indunet.api.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware
 from indunet.api.middleware import RequestIdMiddleware, api_openapi, install_error_handlers
 from indunet.api.routes import alarms as alarm_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     # errors, request ids, metrics, readiness: indunet.api.middleware / indunet.api.metrics
     install_error_handlers(app)  # {"detail", "status", "request_id"} for every 4xx/5xx
     app.state.metrics = api_metrics.Metrics(app)
+    app.add_middleware(LatestFastPath, root=app)  # innermost: GET /api/v1/latest from memory
     app.add_middleware(
         BodyLimitMiddleware,
         bulk_bytes=settings.ingest_max_bytes,

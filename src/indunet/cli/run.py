@@ -183,9 +183,12 @@ def serve(
         running.append(_start_uplink(app, historian, settings))  # last: it reads the watcher
         running.append(_start_federation(app, historian, settings))
 
+    compactor: Any = None
     try:
+        compactor = _start_compactor(historian, settings)
         app = create_app(settings, historian)
         app.state.mqtt = ingest
+        app.state.compactor = compactor
         if answers():
             start_analytics()  # before the app serves, as always
         else:  # once the database answers (the app's start-up is long done by then)
@@ -212,7 +215,20 @@ def serve(
                 service.stop()
         for ingest in ingests:
             ingest.stop()
+        if compactor is not None:
+            compactor.stop()
         historian.close()
+
+
+def _start_compactor(historian: Any, settings: Settings) -> Any:
+    """Start compacting closed hours in the background (the embedded DuckDB); else None."""
+    if not settings.compaction.enabled or historian.backend != "duckdb":
+        return None
+    from indunet.store.compaction import HourCompactor
+
+    compactor = HourCompactor(historian, settings.compaction)
+    compactor.start()
+    return compactor
 
 
 def _federation_options(

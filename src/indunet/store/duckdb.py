@@ -6,6 +6,7 @@ commands get a clear "locked" error naming the process, and should go through th
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS raw_changes (
 );
 CREATE TABLE IF NOT EXISTS followed_tags (tag_id INTEGER PRIMARY KEY);
 CREATE SEQUENCE IF NOT EXISTS deadletter_ids START 1;
+CREATE TABLE IF NOT EXISTS compacted_hours (
+    hour_ms BIGINT PRIMARY KEY,
+    points BIGINT NOT NULL,
+    compacted_ms BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deadletters (
     id BIGINT PRIMARY KEY DEFAULT nextval('deadletter_ids'),
     received_ms BIGINT NOT NULL,
@@ -79,7 +85,19 @@ CREATE TABLE IF NOT EXISTS deadletters (
     reason VARCHAR NOT NULL,
     payload VARCHAR
 );
+ALTER TABLE rollups_hourly ADD COLUMN IF NOT EXISTS from_raw BOOLEAN DEFAULT false;
 """
+
+#: the roll-up columns, in order (``from_raw``: the row is exactly its hour's stored raw points,
+#: written by compaction; retention replaces such a row instead of adding to it)
+_ROLLUP_COLS = (
+    "tag_id, hour_ms, vmin, vmax, vsum, vcount, first_ts, first_value, last_ts, last_value, "
+    "from_raw"
+)
+_ROLLUP_OF = (
+    "min(value), max(value), sum(value), count(value), min(ts), arg_min(value, ts), max(ts), "
+    "arg_max(value, ts)"
+)
 
 _BUCKETS = """
 SELECT $1 + ((ts - $1) // $2) * $2 AS start_ms,
@@ -88,6 +106,9 @@ SELECT $1 + ((ts - $1) // $2) * $2 AS start_ms,
 FROM points WHERE tag_id = $3 AND ts >= $4 AND ts < $5
 GROUP BY 1 ORDER BY 1
 """
+
+
+_READ = re.compile(r"\s*(SELECT|WITH)\b", re.IGNORECASE)
 
 
 def _lock_holder(message: str) -> str:
@@ -106,6 +127,8 @@ class DuckDBHistorian(Historian):
         self.read_only = read_only
         self._lock = threading.RLock()
         self._followed: np.ndarray | None = None  # tag ids whose writes are journaled
+        self._readers = threading.local()  # one read cursor per thread (see `_query`)
+        self._reader_list: list[duckdb.DuckDBPyConnection] = []
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,12 +183,34 @@ class DuckDBHistorian(Historian):
             self._followed = None  # read again on the next write
 
     def close(self) -> None:
-        """Close the DuckDB connection."""
+        """Close the read cursors and the DuckDB connection."""
         with self._lock:
+            for reader in self._reader_list:
+                reader.close()
+            self._reader_list.clear()
             self.con.close()
 
     # -------------------------------------------------------------- primitives
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        """Return this thread's read cursor (DuckDB: one cursor per thread, reads run in parallel).
+
+        A cursor reads the last committed state; it never waits for the writer's lock.
+        """
+        reader = getattr(self._readers, "cursor", None)
+        if reader is None:
+            with self._lock:
+                reader = self._readers.cursor = self.con.cursor()
+                self._reader_list.append(reader)
+        return reader
+
     def _query(self, sql: str, params: list[Any]) -> pa.Table:
+        """Run a query: a SELECT on this thread's read cursor, anything else under the lock.
+
+        A thread inside a transaction of its own (it holds the lock) reads on the writer's
+        connection, so it sees what it wrote.
+        """
+        if _READ.match(sql) and not self._lock._is_owned():  # type: ignore[attr-defined]
+            return self._reader().execute(sql, params).to_arrow_table()
         with self._lock:
             cur = self.con.cursor()
             try:
@@ -315,19 +360,10 @@ class DuckDBHistorian(Historian):
             try:
                 con.execute("BEGIN TRANSACTION")
                 rolled_up = con.execute(
-                    "INSERT INTO rollups_hourly SELECT p.tag_id, p.ts // $1 * $1, min(value), "
-                    "max(value), sum(value), count(value), min(ts), arg_min(value, ts), max(ts), "
-                    "arg_max(value, ts) FROM points p JOIN cut c ON p.tag_id = c.tag_id "
-                    "AND p.ts < c.cutoff WHERE p.text IS NULL GROUP BY 1, 2 "
-                    "ON CONFLICT (tag_id, hour_ms) DO UPDATE SET "
-                    "vmin = least(vmin, excluded.vmin), vmax = greatest(vmax, excluded.vmax), "
-                    "vsum = vsum + excluded.vsum, vcount = vcount + excluded.vcount, "
-                    "first_value = CASE WHEN excluded.first_ts < first_ts "
-                    "THEN excluded.first_value ELSE first_value END, "
-                    "first_ts = least(first_ts, excluded.first_ts), "
-                    "last_value = CASE WHEN excluded.last_ts > last_ts "
-                    "THEN excluded.last_value ELSE last_value END, "
-                    "last_ts = greatest(last_ts, excluded.last_ts)",
+                    f"INSERT INTO rollups_hourly AS r ({_ROLLUP_COLS}) SELECT p.tag_id, "
+                    f"p.ts // $1 * $1, {_ROLLUP_OF}, false FROM points p JOIN cut c "
+                    "ON p.tag_id = c.tag_id AND p.ts < c.cutoff WHERE p.text IS NULL GROUP BY 1, 2 "
+                    f"ON CONFLICT (tag_id, hour_ms) DO UPDATE SET {_MERGE_ROLLUP}",
                     [HOUR_MS],
                 ).fetchone()[0]
                 deleted = con.execute(
@@ -387,6 +423,143 @@ class DuckDBHistorian(Historian):
                 raise
             con.execute("CHECKPOINT")
         return int(n)
+
+    # -------------------------------------------------------------- background compaction
+    def hours_to_compact(self, since_ms: int) -> list[int]:
+        """Return the hours from ``since_ms`` whose points changed since their last compaction.
+
+        An hour counts as changed when its number of points differs from what compaction
+        recorded (a restart loses the in-memory record of writes; this finds most of them).
+        """
+        table = self._query(
+            "SELECT h.hour_ms FROM (SELECT ts // $1 * $1 AS hour_ms, count(*) AS n FROM points "
+            "WHERE ts >= $2 GROUP BY 1) h LEFT JOIN compacted_hours c ON c.hour_ms = h.hour_ms "
+            "WHERE c.points IS NULL OR c.points <> h.n ORDER BY 1",
+            [HOUR_MS, since_ms // HOUR_MS * HOUR_MS],
+        )
+        return [int(h) for h in table.column("hour_ms").to_pylist()]
+
+    def compact_hour(
+        self, hour_ms: int, *, chunk_rows: int = 200_000, pause_s: float = 0.005
+    ) -> int:
+        """Compact one hour in chunks of tags and bring its hourly roll-ups up to date.
+
+        Each chunk (about ``chunk_rows`` points: a run of tag ids) is one transaction under the
+        writer's lock: its points rewritten sorted by (tag, time), its tags' roll-ups of the hour
+        recomputed from them. Between chunks the lock is free for ``pause_s``, so ingest waits
+        at most one chunk. Readers see each chunk before or after, never half: every query
+        answers the same values throughout. Return how many points were rewritten.
+        """
+        if hour_ms % HOUR_MS:
+            raise ValueError(f"hour_ms {hour_ms} is not on an hour")
+        end = hour_ms + HOUR_MS
+        counts = self._query(
+            "SELECT tag_id, count(*) AS n FROM points WHERE ts >= $1 AND ts < $2 "
+            "GROUP BY 1 ORDER BY 1",
+            [hour_ms, end],
+        )
+        bounds = _tag_chunks(
+            counts.column("tag_id").to_numpy(), counts.column("n").to_numpy(), chunk_rows
+        )
+        done = 0
+        for i, (after, upto) in enumerate(bounds):
+            if i:
+                time.sleep(pause_s)  # the writer's turn
+            with self._lock:
+                done += self._compact_chunk(hour_ms, after, upto)
+        with self._lock:
+            self.con.execute(
+                "INSERT INTO compacted_hours SELECT $1, count(*), $3 FROM points "
+                "WHERE ts >= $1 AND ts < $2 ON CONFLICT (hour_ms) DO UPDATE SET "
+                "points = excluded.points, compacted_ms = excluded.compacted_ms",
+                [hour_ms, end, _now_ms()],
+            )
+        time.sleep(pause_s)
+        # drop the emptied storage now (scans of the hour skip it from here on); when busy,
+        # DuckDB's own checkpoint does it later
+        with self._lock, contextlib.suppress(duckdb.Error):
+            self.con.execute("CHECKPOINT")
+        return done
+
+    def _compact_chunk(self, hour_ms: int, after: int, upto: int) -> int:
+        """Rewrite the points of tags ``after < tag_id <= upto`` in one hour; one transaction."""
+        con = self.con
+        where = "ts >= $1 AND ts < $2 AND tag_id > $3 AND tag_id <= $4"
+        params = [hour_ms, hour_ms + HOUR_MS, after, upto]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                f"CREATE TEMP TABLE compacting AS SELECT * FROM points WHERE {where} "
+                "ORDER BY tag_id, ts",
+                params,
+            )
+            n = con.execute(f"DELETE FROM points WHERE {where}", params).fetchone()[0]
+            con.execute("INSERT INTO points SELECT * FROM compacting")
+            con.execute(
+                f"INSERT INTO rollups_hourly AS r ({_ROLLUP_COLS}) SELECT tag_id, $1, "
+                f"{_ROLLUP_OF}, true FROM compacting WHERE text IS NULL GROUP BY tag_id "
+                f"ON CONFLICT (tag_id, hour_ms) DO UPDATE SET {_REPLACE_ROLLUP} WHERE r.from_raw",
+                [hour_ms],
+            )
+            con.execute("DROP TABLE compacting")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return int(n)
+
+
+def _tag_chunks(tag_ids: np.ndarray, counts: np.ndarray, chunk_rows: int) -> list[tuple[int, int]]:
+    """Split sorted tag ids into runs of about ``chunk_rows`` points: (after, upto] bounds.
+
+    The first run starts below every id and the last is open above, so tags created meanwhile
+    are covered too.
+    """
+    bounds: list[tuple[int, int]] = []
+    after, acc = -1, 0
+    for tag_id, n in zip(tag_ids.tolist(), counts.tolist(), strict=True):
+        acc += n
+        if acc >= chunk_rows:
+            bounds.append((after, tag_id))
+            after, acc = tag_id, 0
+    bounds.append((after, 2**31 - 1))
+    return bounds
+
+
+def _merge(column: str, merged: str) -> str:
+    """SET clause of one roll-up column: replaced over a compaction's row, else merged."""
+    return f"{column} = CASE WHEN r.from_raw THEN excluded.{column} ELSE {merged} END"
+
+
+#: retention's upsert of a roll-up: late data for a rolled-up hour adds to it; a row compaction
+#: wrote (``from_raw``: the same raw points retention is rolling up now) is replaced
+_MERGE_ROLLUP = ", ".join(
+    [
+        _merge("vmin", "least(r.vmin, excluded.vmin)"),
+        _merge("vmax", "greatest(r.vmax, excluded.vmax)"),
+        _merge("vsum", "r.vsum + excluded.vsum"),
+        _merge("vcount", "r.vcount + excluded.vcount"),
+        _merge(
+            "first_value",
+            "CASE WHEN excluded.first_ts < r.first_ts THEN excluded.first_value "
+            "ELSE r.first_value END",
+        ),
+        _merge("first_ts", "least(r.first_ts, excluded.first_ts)"),
+        _merge(
+            "last_value",
+            "CASE WHEN excluded.last_ts > r.last_ts THEN excluded.last_value ELSE r.last_value END",
+        ),
+        _merge("last_ts", "greatest(r.last_ts, excluded.last_ts)"),
+        "from_raw = false",
+    ]
+)
+
+
+#: compaction's upsert of a roll-up it owns: the hour's stored points, whole
+_REPLACE_ROLLUP = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in ("vmin", "vmax", "vsum", "vcount", "first_ts", "first_value", "last_ts", "last_value")
+)
 
 
 def _newest(rows: pa.Table) -> pa.Table:

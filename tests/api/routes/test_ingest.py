@@ -165,3 +165,46 @@ def test_errors_list_is_capped(duck_client):
     assert result["rejected"] == 150
     assert len(result["errors"]) == 100
     assert len(duck_client.get("/api/v1/deadletters", params={"limit": 1000}).json()["rows"]) == 150
+
+
+def test_a_post_while_another_writer_holds_the_historian_waits_and_is_stored(duck_client):
+    """Small posts are stored on the event loop only when the writer's lock is free."""
+    import threading
+
+    historian = duck_client.app.state.historian
+    duck_client.post("/api/v1/ingest", json=[{"tag": "s1/a/l/m/u", "ts": T0, "value": 1}])  # key
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+    entered = threading.Event()
+    answers: list[int] = []
+    write = historian.write
+
+    def noted_write(*args, **kwargs):
+        entered.set()  # reached while the lock is held: a worker thread, not the loop
+        return write(*args, **kwargs)
+
+    historian.write = noted_write
+
+    def other_writer() -> None:  # e.g. MQTT ingest or compaction in the middle of a transaction
+        with historian._lock:
+            holding.set()
+            release.wait(30)
+
+    def post() -> None:
+        r = duck_client.post("/api/v1/ingest", json=[{"tag": "s1/a/l/m/t", "ts": T0, "value": 4}])
+        answers.append(r.status_code)
+        done.set()
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert holding.wait(30)
+    poster = threading.Thread(target=post)
+    poster.start()
+    assert entered.wait(30)  # the post went to a worker thread; the event loop is free
+    assert not done.is_set()
+    assert duck_client.get("/health").status_code == 200  # the app answers meanwhile
+    release.set()  # the worker thread gets the lock now
+    assert done.wait(30)
+    holder.join()
+    poster.join()
+    assert answers == [200]
+    assert series(duck_client, "s1/a/l/m/t")[0]["value"] == 4

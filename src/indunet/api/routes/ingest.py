@@ -15,6 +15,12 @@ from indunet.model import DeadLetter
 
 router = APIRouter(tags=["ingest"])
 MAX_ERRORS = 100
+#: a post of at most ``http_inline_points`` points (and these body bytes) is stored on the event
+#: loop itself: it goes before every request waiting there instead of queueing behind them for
+#: a worker thread and back (under read load, each turn of the loop lasts as long as all
+#: readers' requests); bigger posts, and posts arriving while another writer holds the
+#: historian, go to a worker thread so the loop is never held long nor waits for a lock
+INLINE_BYTES = 256 * 1024
 
 
 class IngestResult(BaseModel):
@@ -90,4 +96,11 @@ async def ingest(
             errors=[d.reason for d in rejected[:MAX_ERRORS]],
         )
 
+    small = len(body) <= INLINE_BYTES and parsed.batch.table.num_rows <= settings.http_inline_points
+    writer = getattr(historian, "_lock", None)  # held by another writer (MQTT, compaction)?
+    if small and writer is not None and writer.acquire(blocking=False):
+        try:  # free: store now, on the loop, before the readers waiting there
+            return store()
+        finally:
+            writer.release()
     return await run_in_threadpool(store)

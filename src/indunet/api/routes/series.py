@@ -24,6 +24,7 @@ from indunet.api.deps import (
     get_settings,
     parse_time_param,
 )
+from indunet.errors import DataError
 from indunet.store import Historian
 from indunet.store.base import exact_integers
 from indunet.uns import parse_prefix
@@ -227,6 +228,32 @@ class LatestCache:
                 self._entries.clear()
             self._entries[key] = (version, at, body)
             return body
+
+    def answer_now(self, enterprise: str, prefix: str) -> bytes | None:
+        """Return the answer if memory holds it (cached, or the index is ready), else None.
+
+        Never waits and never queries: `indunet.api.fastpath` answers with it before the
+        framework, and leaves a None to `get`.
+        """
+        key = (enterprise, prefix)
+        found = self._fresh(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        index = self._indexes.get(enterprise) if self.indexed else None
+        if index is None or not index.ready:
+            return None
+        try:
+            wanted = parse_prefix(prefix)
+        except DataError:
+            return None  # the app answers the error
+        version, at = self._version.get(enterprise, 0), time.monotonic()
+        body = _encode(prefix, index.under(wanted))
+        self.misses += 1
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (version, at, body)
+        return body
 
     async def _index(self, enterprise: str, historian: Historian) -> LatestIndex | None:
         if enterprise in self._indexes:
