@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -150,3 +151,34 @@ def test_browser_fleet_to_machine_on_a_phone(settings_factory, tmp_path, browser
             section.screenshot(path=str(SCREENSHOTS / "machine-rul-phone.png"))
         assert problems == []
         page.close()
+
+
+def test_fleet_ranks_the_machine_with_an_anomalous_tag_first(duck_client) -> None:
+    """The anomaly column is wired to the alarm service's monitors (no RUL configured)."""
+    from tests.web.test_pages import ingest, now_ms
+
+    t = now_ms() // 60_000 * 60_000
+    n = 2160  # 36 h of 1-min history on two machines' temperature
+    rng = np.random.default_rng(3)
+    machines = ["s1/press/l1/m1", "s1/press/l1/m2", "s1/press/l1/m3"]
+    records = []
+    for m in machines:
+        values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 1440) + rng.normal(0, 0.5, n)
+        records += [{"tag": f"{m}/temp_c", "ts": t - (n - i) * 60_000, "value": float(v)}
+                    for i, v in enumerate(values)]  # fmt: skip
+    ingest(duck_client, records)
+    monitor = {"id": "temps", "pattern": "s1/press/l1/+/temp_c"}
+    assert duck_client.post("/api/v1/monitors", json=monitor).status_code == 201
+    service = AlarmService(duck_client.app.state.historian, duck_client.app.state.settings)
+    duck_client.app.state.alarms = service
+    service.run_once(t + 1000)
+    assert service.anomaly_scores() == dict.fromkeys(machines, 0.0)
+    spike = [{"tag": f"{m}/temp_c", "ts": t + 30_000, "value": v}
+             for m, v in zip(machines, (50.0, 97.0, 49.0), strict=True)]  # fmt: skip
+    ingest(duck_client, spike)
+    service.run_once(t + 31_000)
+    html = duck_client.get("/fleet", params={"by": "anomaly"}).text
+    order = re.findall(r'<tr class="[^"]*" data-machine="([^"]+)"', html)
+    assert order[0] == machines[1] and set(order) == set(machines)
+    assert float(cells(html, machines[1])[2]) >= 0.3
+    assert [cells(html, m)[2] for m in (machines[0], machines[2])] == ["0.00", "0.00"]

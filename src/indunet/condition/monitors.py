@@ -180,6 +180,12 @@ def anomaly_asset(source: str) -> str | None:
     return path or None
 
 
+def _machine_of(path: str | None) -> str | None:
+    """The machine ``site/area/line/machine`` of a tag or machine path, else None."""
+    parts = (path or "").split("/")
+    return "/".join(parts[:4]) if len(parts) >= 4 and all(parts[:4]) else None
+
+
 def _rule_target(doc: dict[str, Any]) -> None:
     """Check a tag or pattern as an alarm rule would (ValueError with the rule's sentence)."""
     try:
@@ -282,6 +288,7 @@ class MonitorBank:
         self.recent: dict[str, deque[Anomaly]] = {}  # by anomalous tag, the last 50
         self.findings: dict[str, deque[DataQualityFinding]] = {}
         self._warm: set[tuple[str, str]] = set()
+        self.current: dict[str, float] = {}  # derived tag -> its value at the last round
 
     # state --------------------------------------------------------------------------------
     def state_tags(self) -> set[str]:
@@ -351,6 +358,7 @@ class MonitorBank:
                 held = self._held.get(d)
                 names.append(d)
                 values.append(held.score if held is not None and held.until_ms > now_ms else 0.0)
+        self.current = dict(zip(names, values, strict=True))
         if not names:
             return None
         return pa.table(
@@ -528,6 +536,16 @@ class MonitorBank:
             "evidence": None if ev is None else {**ev.to_dict(), "text": ev.explain()},
             "data_quality": [f.to_dict() for f in self.findings.get(src or "", ())],
         }
+
+    def machine_scores(self) -> dict[str, float]:
+        """Each monitored machine's current anomaly score: the highest of its derived values at
+        the last round (0 when nothing is anomalous). Monitors without a machine are left out."""
+        out: dict[str, float] = {}
+        for derived, score in self.current.items():
+            machine = _machine_of(anomaly_asset(derived))
+            if machine is not None:
+                out[machine] = max(out.get(machine, 0.0), score)
+        return out
 
     def anomalies_under(self, prefix: str, since_ms: int = 0) -> list[Anomaly]:
         """The recent anomalies of tags under ``prefix`` (e.g. a machine), oldest first."""

@@ -595,6 +595,11 @@ class AlarmService(Rounds):
                 r["origin"] = self.monitor_sources.get(r["monitor"], "config")
             return rows
 
+    def anomaly_scores(self) -> dict[str, float]:
+        """Machine → current anomaly score from the monitors (the Fleet page's column)."""
+        with self._lock:
+            return self.bank.machine_scores()
+
     def machine_anomalies(self, machine: str, since_ms: int = 0) -> list[dict[str, Any]]:
         """Recent anomalies of a machine's tags, each with its evidence line (oldest first)."""
         with self._lock:

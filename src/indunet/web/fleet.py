@@ -1,9 +1,9 @@
 """The Fleet page: assets ranked by remaining useful life (RUL) and by anomaly score.
 
 RUL comes from the stored estimates (`indunet.condition.rul_service.RulStore`, the table behind
-``GET /api/v1/condition/rul``) of the request's enterprise. The anomaly column shows "—" until
-an anomaly score source is given: `fleet_rows` takes a mapping machine → score, so a detector
-only has to pass its latest scores in.
+``GET /api/v1/condition/rul``) of the request's enterprise. The anomaly column is each
+machine's current score from the alarm service's anomaly monitors (the highest derived
+``derived/anomaly/…`` value of its tags at the last round; "—" for a machine no monitor watches).
 """
 
 from __future__ import annotations
@@ -130,9 +130,13 @@ def _url(machine: str) -> str:
 
 
 def anomaly_scores(request: Request) -> dict[str, float] | None:
-    """The latest anomaly score per machine, when an anomaly detector is attached to the app
-    (``app.state.anomaly_scores``: a callable returning machine → score); else None."""
+    """The current anomaly score per machine: ``app.state.anomaly_scores`` (a callable returning
+    machine → score; `start_alarm_service` sets it to the alarm service's monitors), else the
+    running alarm service's monitors (``app.state.alarms``); None when neither is there."""
     source = getattr(request.app.state, "anomaly_scores", None)
+    if not callable(source):
+        service = getattr(request.app.state, "alarms", None)
+        source = getattr(service, "anomaly_scores", None)
     return source() if callable(source) else None
 
 

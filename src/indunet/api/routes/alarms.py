@@ -60,6 +60,7 @@ def start_alarm_service(app: FastAPI, historian: Any, settings: Any, **kw: Any) 
     bus = app_bus(app)
     service = AlarmService(historian, settings, publish=bus.publish_alarms, **kw)
     app.state.alarms = service
+    app.state.anomaly_scores = service.anomaly_scores  # the Fleet page's anomaly column
     service.start()
     return service
 
