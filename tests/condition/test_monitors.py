@@ -279,6 +279,32 @@ def test_scan_history_reports_anomalies_and_data_quality():
         scan_history(m, reader, t0, t0)
 
 
+def test_scan_history_gives_the_start_of_the_anomalous_run_as_since():
+    t0 = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000
+    n = 4 * 1440
+    ts = t0 + np.arange(n, dtype=np.int64) * MIN
+    rng = np.random.default_rng(5)
+    v = 100 + rng.normal(0, 1, n)
+    w = 2 * v + rng.normal(0, 0.5, n)
+    v[5000:5006] += 40  # one run of six anomalous samples …
+    v[5100] += 40  # … and a lone one
+
+    def reader(tags, start, end):
+        sel = (ts >= start) & (ts < end)
+        cols = {TEMP: v, OTHER: w}
+        return {t: (ts[sel], cols[t][sel], [None] * int(sel.sum())) for t in tags}
+
+    start = int(ts[3 * 1440])
+    for m in (
+        MonitorConfig(id="bl", kind="baseline", tag=TEMP, min_history_s=3600),
+        MonitorConfig(id="mv", kind="multivariate", tags=[TEMP, OTHER]),
+    ):
+        out = scan_history(m, reader, start, int(ts[-1]) + 1)
+        got = [(a["ts_ms"], a["since_ms"]) for a in out["results"][0]["anomalies"]]
+        run = [(int(ts[i]), int(ts[5000])) for i in range(5000, 5006)]
+        assert got == [*run, (int(ts[5100]), int(ts[5100]))], m.kind
+
+
 # --------------------------------------------------------------------------- alarm service
 
 

@@ -661,13 +661,15 @@ def scan_history(
                 st = data.get(f"{m.machine}/state")
                 states = _states_at(ts, st) if st is not None else [""] * len(ts)
             scored = score_baseline(model, ts, vals, states)
+            hit = scored["score"] >= m.alarm_at
+            since = _run_starts(hit, ts)
             anomalies = []
-            for i in np.flatnonzero(scored["score"] >= m.alarm_at):
+            for i in np.flatnonzero(hit):
                 anomalies.append(
                     Anomaly(
                         src,
                         int(ts[i]),
-                        int(ts[i]),
+                        int(since[i]),
                         float(scored["score"][i]),
                         float(vals[i]),
                         float(scored["median"][i]),
@@ -687,14 +689,16 @@ def scan_history(
             matrix = _aligned(m.tags, data)
             stamps = np.unique(np.concatenate([np.asarray(data[t][0]) for t in m.tags]))
             scored = score_multivariate(model, matrix)
+            hit = scored["score"] >= m.alarm_at
+            since = _run_starts(hit, stamps)
             anomalies = []
-            for i in np.flatnonzero(scored["score"] >= m.alarm_at):
+            for i in np.flatnonzero(hit):
                 j = int(scored["main"][i])
                 anomalies.append(
                     Anomaly(
                         m.tags[j],
                         int(stamps[i]),
-                        int(stamps[i]),
+                        int(since[i]),
                         float(scored["score"][i]),
                         float(matrix[i, j]),
                         float(model.median[j]),
@@ -706,6 +710,15 @@ def scan_history(
     out["results"] = results
     out["anomalies"] = sum(len(r["anomalies"]) for r in results)
     return out
+
+
+def _run_starts(hit: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """For each sample, the time of the first sample of its run of consecutive hits (as the
+    live monitors' "since"): ``hit`` marks anomalous samples, ``stamps`` their times."""
+    idx = np.arange(len(hit))
+    start = np.r_[True, ~hit[:-1]] if len(hit) else np.zeros(0, dtype=bool)
+    first = np.maximum.accumulate(np.where(hit & start, idx, 0))
+    return np.asarray(stamps, dtype=np.int64)[first] if len(hit) else np.zeros(0, np.int64)
 
 
 def _result(src: str, status: str, anomalies: list[Anomaly], findings: list, at: float) -> dict:
