@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -412,6 +413,43 @@ def test_anomaly_alarm_lifecycle_raise_webhook_acknowledge(make_settings, receiv
         rows = service.run_once(later)
         assert [r["kind"] for r in rows] == ["returned"]
         assert service.alarms() == []
+    finally:
+        historian.close()
+
+
+def test_restart_mid_anomaly_keeps_the_alarm_without_false_events(make_settings) -> None:
+    now = int(time.time() * 1000) // MIN * MIN
+    settings = make_settings(monitors=[{"id": "t1", "tag": TEMP, "hold_s": 600}])
+    alarm_id = f"anomaly.t1@derived/anomaly/t1/{TEMP}"
+    historian = open_historian(settings)
+    try:
+        n = 2160
+        ts = now - n * MIN + np.arange(n, dtype=np.int64) * MIN
+        historian.write(_batch(TEMP, ts, _values(n)), source="test")
+        service = AlarmService(historian, settings, clock=Clock(now))
+        service.run_once(now + 1000)
+        historian.write(_batch(TEMP, np.array([now + 30_000]), np.array([97.0])), source="test")
+        assert [r["kind"] for r in service.run_once(now + 31_000)] == ["raised"]
+        service.acknowledge(alarm_id, by="li")
+        service.stop()  # saves the snapshot
+        before = copy.deepcopy(service.bank._stream[("t1", TEMP)].detector)
+        before.update(50.0)  # the sample the restarted service will see
+        # restart: the monitor relearns from history; the held score comes from the snapshot
+        again = AlarmService(historian, settings, clock=Clock(now + 90_000))
+        assert again.alarms()[0].state.value == "acked"
+        historian.write(_batch(TEMP, np.array([now + 90_000]), np.array([50.0])), source="test")
+        assert again.run_once(now + 91_000) == []  # no return, no raise
+        assert [(a.alarm_id, a.state.value) for a in again.alarms()] == [(alarm_id, "acked")]
+        assert again.monitor_status()[0]["evidence"]["value"] == 97.0
+        after = again.bank._stream[("t1", TEMP)].detector  # relearnt: the very same state
+        for name in ("n", "_lo", "_span", "_seen", "_prev", "_a", "_b", "_quiet_until", "_max"):
+            assert getattr(after, name) == getattr(before, name), name
+        assert list(after._s_hist) == list(before._s_hist)
+        # the hold runs out after the restart: the acknowledged alarm returns to normal once
+        later = now + 31_000 + 601_000
+        historian.write(_batch(TEMP, np.array([later - 1000]), np.array([50.0])), source="test")
+        assert [r["kind"] for r in again.run_once(later)] == ["returned"]
+        assert again.alarms() == []
     finally:
         historian.close()
 

@@ -180,6 +180,21 @@ def anomaly_asset(source: str) -> str | None:
     return path or None
 
 
+def _anomaly(doc: Mapping[str, Any]) -> Anomaly:
+    """An `Anomaly` from its `Anomaly.to_dict` (None back to NaN)."""
+    nan = float("nan")
+    return Anomaly(
+        str(doc["tag"]),
+        int(doc["ts_ms"]),
+        int(doc["since_ms"]),
+        float(doc["score"]),
+        nan if doc.get("value") is None else float(doc["value"]),
+        nan if doc.get("median") is None else float(doc["median"]),
+        nan if doc.get("z") is None else float(doc["z"]),
+        str(doc["reason"]),
+    )
+
+
 def _machine_of(path: str | None) -> str | None:
     """The machine ``site/area/line/machine`` of a tag or machine path, else None."""
     parts = (path or "").split("/")
@@ -289,6 +304,48 @@ class MonitorBank:
         self.findings: dict[str, deque[DataQualityFinding]] = {}
         self._warm: set[tuple[str, str]] = set()
         self.current: dict[str, float] = {}  # derived tag -> its value at the last round
+
+    # persistence --------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What a restart cannot relearn from history: the held scores (an active anomaly
+        alarm's value), the evidence behind them, the runs in progress ("since") and the recent
+        anomalies. JSON-ready; the learnt models themselves are refitted from history."""
+        return {
+            "version": 1,
+            "held": {d: [h.score, h.until_ms] for d, h in self._held.items()},
+            "evidence": {d: a.to_dict() for d, a in self.evidence.items()},
+            "recent": {t: [a.to_dict() for a in items] for t, items in self.recent.items()},
+            "since": {
+                **{f"baseline\t{k[0]}\t{k[1]}": t.since_ms for k, t in self._baseline.items()},
+                **{f"multivariate\t{k}": t.since_ms for k, t in self._multi.items()},
+            },
+        }
+
+    def restore(self, snap: Mapping[str, Any] | None) -> None:
+        """Take back a `snapshot` (of monitors still configured; others are dropped)."""
+        if not snap:
+            return
+        ids = {m.id for m in self.monitors}
+
+        def ours(derived: str) -> bool:
+            return derived.removeprefix(ANOMALY).split("/", 1)[0] in ids
+
+        for d, (score, until) in (snap.get("held") or {}).items():
+            if ours(d):
+                self._held[d] = _Held(float(score), int(until))
+        for d, doc in (snap.get("evidence") or {}).items():
+            if ours(d):
+                self.evidence[d] = _anomaly(doc)
+        for tag, docs in (snap.get("recent") or {}).items():
+            self.recent[tag] = deque((_anomaly(x) for x in docs), maxlen=50)
+        for key, since in (snap.get("since") or {}).items():
+            kind, _, rest = key.partition("\t")
+            if kind == "baseline":
+                mid, _, src = rest.partition("\t")
+                if mid in ids:
+                    self._baseline.setdefault((mid, src), _BaselineTrack()).since_ms = since
+            elif kind == "multivariate" and rest in ids:
+                self._multi.setdefault(rest, _MultiTrack()).since_ms = since
 
     # state --------------------------------------------------------------------------------
     def state_tags(self) -> set[str]:

@@ -548,6 +548,7 @@ class AlarmService(Rounds):
     def _apply_monitors(self, monitors: list[MonitorConfig]) -> None:
         old = self.bank
         self.bank = MonitorBank(monitors)
+        self.bank.restore(old.snapshot())  # the other monitors' active anomalies stay held
         try:
             rules = self._load_all_rules()
         except Exception:
@@ -678,6 +679,7 @@ class AlarmService(Rounds):
             "cursor_ms": self._cursor_ms,
             "marks": self._marks,
             "outbox": self.sender.outbox.snapshot(),
+            "monitors": self.bank.snapshot(),
         }
 
     def _restore(self, stored: dict[str, Any]) -> None:
@@ -689,6 +691,10 @@ class AlarmService(Rounds):
         self._marks = {str(k): int(v) for k, v in (stored.get("marks") or {}).items()}
         if stored.get("outbox"):
             self.sender.outbox.restore(stored["outbox"])
+        try:  # held anomaly scores: an active anomaly alarm does not "return" after a restart
+            self.bank.restore(stored.get("monitors"))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("anomaly monitors' state not restored: %s", exc)
 
     def _save(self, events: list[AlarmEvent], *, force: bool = False) -> list[dict[str, Any]]:
         """Queue webhooks, then store events and snapshot together; publish the stored rows.
