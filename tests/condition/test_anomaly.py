@@ -49,6 +49,30 @@ def test_batch_path_equals_streaming_path(n):
     assert np.array_equal([q.extreme for q in points], batch["extreme"])
 
 
+@pytest.mark.parametrize(
+    "shape", ["random_walk", "constant", "steps", "new_extremes"], ids=lambda s: s
+)
+def test_batch_path_equals_streaming_path_where_novelty_is_dense_or_absent(shape):
+    """The batch path computes the likelihood only where the novelty sums change: check it on
+    series with novelty everywhere, nowhere after learning, in bursts, and new extremes."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    v = {
+        "random_walk": np.cumsum(rng.normal(0, 1, n)),
+        "constant": np.full(n, 2.5),
+        "steps": np.repeat(rng.integers(0, 4, n // 50), 50).astype(float),
+        "new_extremes": np.arange(n, dtype=float) ** 1.5 * (1 + rng.normal(0, 0.01, n)),
+    }[shape]
+    p = StreamParams(history=700, short=4)
+    batch = stream_scores(v, p)
+    det = StreamDetector(p)
+    points = [det.update(x) for x in v]
+    assert np.array_equal([q.score for q in points], batch["score"])
+    assert np.array_equal([q.likelihood_z for q in points], batch["likelihood_z"])
+    assert np.array_equal([q.novelty for q in points][p.learn :], batch["novelty"][p.learn :])
+    assert np.array_equal([q.extreme for q in points], batch["extreme"])
+
+
 def test_stream_detector_finds_a_level_shift_and_stays_quiet_after():
     _, v = _daily()
     v[3000:] += 30

@@ -155,6 +155,102 @@ def _likelihood_z(s: int, a: int, b: int, k: int, p: StreamParams) -> float:
     return (s / d - mu) / sd
 
 
+def _first_novel(x: np.ndarray, lo: float, span: float, p: StreamParams) -> np.ndarray:
+    """Per sample, at how many resolutions its (previous, current) level pair is new (int8).
+
+    The first occurrence of each 16-bit pair code is found with one scatter-minimum over the
+    codes (no sort); the levels are computed in place in one float buffer.
+    """
+    n = len(x)
+    counts = np.zeros(n, dtype=np.int8)
+    u = np.subtract(x, lo)
+    u /= span
+    v = np.empty(n)
+    q = np.empty(n, dtype=np.int16)
+    where = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    for b in p.bins:
+        np.multiply(u, b, out=v)
+        np.clip(v, -p.below * b, p.above * b, out=v)
+        np.floor(v, out=v)
+        np.copyto(q, v, casting="unsafe")
+        q += np.int16(p.below * b)
+        width = (p.below + p.above) * b + 1
+        code = q * np.int16(width)
+        code[1:] += q[:-1]
+        first = np.full(width * width, n, dtype=where.dtype)
+        np.minimum.at(first, code, where)
+        counts[first[first < n]] += 1
+    return counts
+
+
+def _window_sum(pos: np.ndarray, cum: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Sum of a sparse series (values at sorted ``pos``, running sums ``cum``) over ``[0, end]``
+    for each ``end`` (0 when ``end`` < 0)."""
+    i = np.searchsorted(pos, end, side="right") - 1
+    return np.where(i >= 0, cum[np.maximum(i, 0)], 0)
+
+
+def _likelihood(counts: np.ndarray, p: StreamParams) -> np.ndarray:
+    """The likelihood z of every sample, computed where the novelty sums change only.
+
+    The short novelty sum ``s`` is non-zero only just after a novel sample, and the history
+    sums (sum and squares of ``s`` over the previous ``history`` samples) change only where
+    ``s`` enters or leaves that window: z is computed once per stretch with the same history
+    sums (the same float operations as the streaming path) and repeated over the stretch.
+    """
+    n = len(counts)
+    h, d = p.history, p.short * len(p.bins)
+    nz = np.flatnonzero(counts)
+    ccum = np.cumsum(counts[nz], dtype=np.int64)
+    # support of s (the short sums), and s there
+    sup = np.unique((nz[:, None] + np.arange(p.short)).ravel())
+    sup = sup[sup < n]
+    s = _window_sum(nz, ccum, sup) - _window_sum(nz, ccum, sup - p.short)
+    scum, s2cum = np.cumsum(s), np.cumsum(s * s)
+    # where the history sums may change: the first h+1 samples (k grows), and after s moves
+    starts = np.unique(np.concatenate([np.arange(min(h + 1, n)), sup + 1, sup + h + 1]))
+    starts = starts[starts < n]
+    a = _window_sum(sup, scum, starts - 1) - _window_sum(sup, scum, starts - h - 1)
+    b2 = _window_sum(sup, s2cum, starts - 1) - _window_sum(sup, s2cum, starts - h - 1)
+    den = np.clip(starts, 1, h).astype(np.float64)  # k * d, exact in float64
+    den *= d
+    mu = a / den
+    den *= d
+    var = b2 / den
+    var -= mu * mu
+    np.maximum(var, 0.0, out=var)
+    sd = np.sqrt(var, out=var)
+    np.maximum(sd, p.floor_abs + p.floor_rel * np.abs(mu), out=sd)
+    z0 = np.zeros(len(starts))  # s = 0: z = (0 - mu) / sd
+    z0 -= mu
+    z0 /= sd
+    z = np.repeat(z0, np.diff(np.append(starts, n)))
+    seg = np.searchsorted(starts, sup, side="right") - 1
+    zs = s / d
+    zs -= mu[seg]
+    zs /= sd[seg]
+    z[sup] = zs
+    return z
+
+
+def _extremes(x: np.ndarray, tolerance: float) -> np.ndarray:
+    """Samples beyond every earlier value by ``tolerance`` of the range seen so far.
+
+    Only a new running maximum (minimum) can be beyond it, so the test runs on those only.
+    """
+    mx = np.maximum.accumulate(x)
+    mn = np.minimum.accumulate(x)
+    extreme = np.zeros(len(x), dtype=bool)
+    extreme[1:] = mx[1:] != mx[:-1]
+    extreme[1:] |= mn[1:] != mn[:-1]
+    cand = np.flatnonzero(extreme)
+    prev = cand - 1
+    tol = (mx[prev] - mn[prev]) * tolerance
+    xc = x[cand]
+    extreme[cand] = (xc > mx[prev] + tol) | (xc < mn[prev] - tol)
+    return extreme
+
+
 def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | None = None) -> dict:
     """Score a whole series at once (the batch path of `StreamDetector`, same numbers).
 
@@ -164,7 +260,8 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
     p = params or StreamParams()
     x_all = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(x_all)
-    x = x_all[finite]
+    gaps = not finite.all()
+    x = x_all[finite] if gaps else x_all
     n = len(x)
 
     def empty() -> dict:
@@ -179,51 +276,9 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
     if n < p.learn:
         return empty()
     lo, span = _range(x[: p.learn])
-    counts = np.zeros(n, dtype=np.int64)
-    u = (x - lo) / span
-    for b in p.bins:
-        q = _levels(u, b, p)
-        code = q * np.int16((p.below + p.above) * b + 1)
-        code[1:] += q[:-1]
-        order = np.argsort(code, kind="stable")  # radix sort on 16 bits
-        srt = code[order]
-        first = order[np.r_[True, srt[1:] != srt[:-1]]]
-        counts[first] += 1
-    s = np.cumsum(counts)  # novelty over the last `short` samples (zeros before the start)
-    if n > p.short:
-        s[p.short :] -= s[: n - p.short].copy()
-    h = p.history
-    cs = np.cumsum(s)  # sums over the previous `history` samples, by shifting the cumsums
-    a = np.empty(n, dtype=np.int64)
-    a[0] = 0
-    a[1:] = cs[:-1]
-    if h + 1 < n:
-        a[h + 1 :] -= cs[: n - h - 1]
-    cs = np.cumsum(s * s)
-    b2 = np.empty(n, dtype=np.int64)
-    b2[0] = 0
-    b2[1:] = cs[:-1]
-    if h + 1 < n:
-        b2[h + 1 :] -= cs[: n - h - 1]
-    d = p.short * len(p.bins)
-    den = np.arange(n, dtype=np.float64)  # k * d, exact in float64
-    np.clip(den, 1, p.history, out=den)
-    den *= d
-    mu = a / den
-    den *= d
-    var = b2 / den
-    var -= mu * mu
-    np.maximum(var, 0.0, out=var)
-    sd = np.sqrt(var, out=var)
-    np.maximum(sd, p.floor_abs + p.floor_rel * np.abs(mu), out=sd)
-    z = s / d
-    z -= mu
-    z /= sd
-    mx = np.maximum.accumulate(x)
-    mn = np.minimum.accumulate(x)
-    tol = (mx[:-1] - mn[:-1]) * p.tolerance
-    extreme = np.zeros(n, dtype=bool)
-    extreme[1:] = (x[1:] > mx[:-1] + tol) | (x[1:] < mn[:-1] - tol)
+    counts = _first_novel(x, lo, span, p)
+    z = _likelihood(counts, p)
+    extreme = _extremes(x, p.tolerance)
     score = z_to_score(z)
     score[extreme] = 1.0
     learning = np.zeros(n, dtype=bool)
@@ -244,7 +299,7 @@ def stream_scores(values: Sequence[float] | np.ndarray, params: StreamParams | N
         "extreme": extreme,
         "learning": learning,
     }
-    if n == len(x_all):  # no gaps: the arrays are the answer
+    if not gaps:  # no gaps: the arrays are the answer
         return got
     out = empty()
     for key, arr in got.items():
