@@ -391,6 +391,69 @@ def test_browser_live_cards_and_charts(live, browser):
     http.close()
 
 
+def test_browser_machine_chart_shades_the_anomaly_window_and_shows_evidence(live, browser):
+    """A real Chromium: the anomaly's window is an ECharts markArea on its tag's chart, inside
+    the visible range, and the evidence is listed beside the charts."""
+    store = AuthStore(live.historian)
+    store.add_user("ann", "plant-manager-pw", now_ms=now_ms())
+    store.grant("ann", "demo", "viewer")
+    key = store.create_key("demo", "admin", name="test loader", now_ms=now_ms()).secret
+    http = httpx.Client(base_url=live.url, timeout=30, headers={"Authorization": f"Bearer {key}"})
+    t = now_ms() // 60_000 * 60_000
+    n = 2160  # 36 h of 1-min history, then a spike half a minute ago
+    rng = np.random.default_rng(11)
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 1440) + rng.normal(0, 0.5, n)
+    tag = f"{M1}/temp_c"
+    ingest(http, [{"tag": tag, "ts": t - (n - i) * 60_000, "value": float(v)}
+                  for i, v in enumerate(values)])  # fmt: skip
+    ingest(http, [{"tag": f"{M1}/power_kw", "ts": t - 60_000, "value": 12.0}])
+    assert http.post("/api/v1/monitors", json={"id": "m1-temp", "tag": tag}).status_code == 201
+    app = live.server.config.app
+    service = AlarmService(live.historian, app.state.settings)
+    app.state.alarms = service
+    service.run_once(t)
+    ingest(http, [{"tag": tag, "ts": t - 30_000, "value": 97.0}])
+    service.run_once(t + 1000)
+    [anomaly] = service.machine_anomalies(M1)
+    assert anomaly["ts_ms"] == t - 30_000 and anomaly["since_ms"] <= anomaly["ts_ms"]
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    sign_in(page, f"{live.url}/machine/{M1}", "ann", "plant-manager-pw")
+    page.wait_for_function(
+        """tag => { const el = document.querySelector(`.chart[data-tag="${tag}"]`);
+                    const c = window.echarts && echarts.getInstanceByDom(el);
+                    return c && c.getOption().series[0].data.length > 0; }""",
+        arg=tag,
+        timeout=15_000,
+    )
+    chart = page.locator(f'.chart[data-tag="{tag}"]')
+    areas = chart.evaluate("el => echarts.getInstanceByDom(el).getOption().series[0].markArea.data")
+    assert [[a[0]["xAxis"], a[1]["xAxis"]] for a in areas] == [
+        [anomaly["since_ms"], anomaly["ts_ms"] + 60_000]
+    ]
+    assert areas[0][0]["name"] == "anomaly 1.00"
+    # drawn inside the plot: the window's edges map to pixels within the chart's width
+    left, right = chart.evaluate(
+        """(el, span) => { const c = echarts.getInstanceByDom(el);
+                           return span.map(v => c.convertToPixel({xAxisIndex: 0}, v)); }""",
+        [anomaly["since_ms"], anomaly["ts_ms"] + 60_000],
+    )
+    width = chart.evaluate("el => el.clientWidth")
+    assert 0 < left < right <= width
+    assert chart.get_attribute("data-anomalies") == "1"
+    power = page.locator(f'.chart[data-tag="{M1}/power_kw"]')  # no anomaly there: no shading
+    assert power.get_attribute("data-anomalies") == "0"
+    # the evidence beside the charts
+    evidence = page.locator(f'section.machine-anomalies li[data-anomaly-tag="{tag}"]')
+    assert evidence.count() == 1
+    text = evidence.inner_text()
+    assert "score 1.00" in text and "new extreme" in text and "robust z" in text and "97" in text
+    assert problems == []
+    http.close()
+
+
 # ---------------------------------------------------------------------------- indunet demo
 def _indunet() -> str:
     exe = Path(sys.executable).with_name("indunet")
