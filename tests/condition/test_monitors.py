@@ -200,6 +200,36 @@ def test_bank_without_history_says_insufficient():
     assert bank.status()[0]["status"] == "insufficient_history"
 
 
+def test_bank_snapshot_round_trips_through_json_and_drops_removed_monitors():
+    t0 = 1_700_000_000_000
+    n = 2160
+    ts = t0 + np.arange(n, dtype=np.int64) * MIN
+    v = _values(n)
+
+    def reader(tags, start, end):
+        sel = (ts >= start) & (ts < end)
+        return {TEMP: (ts[sel], v[sel], [None] * int(sel.sum()))}
+
+    monitors = load_monitors([{"id": "t1", "tag": TEMP}, {"id": "t2", "tag": OTHER}])
+    bank = MonitorBank(monitors)
+    now = int(ts[-1]) + MIN
+    bank.feed(_table(TEMP, np.array([now]), np.array([95.0])), now, reader=reader)
+    derived = f"derived/anomaly/t1/{TEMP}"
+    snap = json.loads(json.dumps(bank.snapshot(), allow_nan=False))
+    again = MonitorBank(monitors)
+    again.restore(snap)
+    assert again.explain(derived) == bank.explain(derived) and "95" in bank.explain(derived)
+    assert again.anomalies_under("s1/press/l1/m1") == bank.anomalies_under("s1/press/l1/m1")
+    out = again.feed(_table(OTHER, np.array([now + MIN]), np.array([1.0])), now + MIN)
+    held = dict(zip(out.column("tag").to_pylist(), out.column("value").to_pylist(), strict=True))
+    assert held[derived] >= 0.3 and again.machine_scores()["s1/press/l1/m1"] == held[derived]
+    only_t2 = MonitorBank(monitors[1:])
+    only_t2.restore(snap)
+    assert only_t2.evidence == {} and only_t2.machine_scores() == {}
+    with pytest.raises((TypeError, ValueError)):  # the service logs it and starts afresh
+        MonitorBank(monitors).restore({"held": {derived: "not a pair"}})
+
+
 def test_multivariate_bank_names_the_tag():
     rng = np.random.default_rng(4)
     t0 = 1_700_000_000_000

@@ -57,6 +57,8 @@ RULE_PREFIX = "anomaly."
 Reader = Callable[[list[str], int, int], Mapping[str, tuple[np.ndarray, np.ndarray, list]]]
 #: after a machine state change, a stream monitor keeps quiet this long (the process settles)
 STATE_SETTLE_MS = 300_000
+#: recent anomalies kept in the alarm snapshot (all tags together, the newest)
+SNAPSHOT_RECENT = 2000
 _DEFAULT_THRESHOLD = {"stream": StreamParams().alert, "baseline": 0.6, "multivariate": 0.6}
 
 
@@ -314,12 +316,24 @@ class MonitorBank:
             "version": 1,
             "held": {d: [h.score, h.until_ms] for d, h in self._held.items()},
             "evidence": {d: a.to_dict() for d, a in self.evidence.items()},
-            "recent": {t: [a.to_dict() for a in items] for t, items in self.recent.items()},
+            "recent": self._recent_to_keep(),
             "since": {
                 **{f"baseline\t{k[0]}\t{k[1]}": t.since_ms for k, t in self._baseline.items()},
                 **{f"multivariate\t{k}": t.since_ms for k, t in self._multi.items()},
             },
         }
+
+    def _recent_to_keep(self) -> dict[str, list[dict[str, Any]]]:
+        """The recent anomalies worth keeping over a restart (the machine page shows 24 h):
+        those of the last day before the newest, at most `SNAPSHOT_RECENT` of them."""
+        every = sorted((a for items in self.recent.values() for a in items), key=lambda a: a.ts_ms)
+        if every:
+            newest = every[-1].ts_ms
+            every = [a for a in every[-SNAPSHOT_RECENT:] if a.ts_ms >= newest - 86_400_000]
+        out: dict[str, list[dict[str, Any]]] = {}
+        for a in every:
+            out.setdefault(a.tag, []).append(a.to_dict())
+        return out
 
     def restore(self, snap: Mapping[str, Any] | None) -> None:
         """Take back a `snapshot` (of monitors still configured; others are dropped)."""
