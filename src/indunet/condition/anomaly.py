@@ -190,6 +190,14 @@ def _window_sum(pos: np.ndarray, cum: np.ndarray, end: np.ndarray) -> np.ndarray
     return np.where(i >= 0, cum[np.maximum(i, 0)], 0)
 
 
+def _positions(n: int, *where: np.ndarray) -> np.ndarray:
+    """A mask of ``n`` samples, True at the given positions (those beyond ``n`` dropped)."""
+    mark = np.zeros(n, dtype=bool)
+    for w in where:
+        mark[w[w < n]] = True
+    return mark
+
+
 def _likelihood(counts: np.ndarray, p: StreamParams) -> np.ndarray:
     """The likelihood z of every sample, computed where the novelty sums change only.
 
@@ -203,13 +211,13 @@ def _likelihood(counts: np.ndarray, p: StreamParams) -> np.ndarray:
     nz = np.flatnonzero(counts)
     ccum = np.cumsum(counts[nz], dtype=np.int64)
     # support of s (the short sums), and s there
-    sup = np.unique((nz[:, None] + np.arange(p.short)).ravel())
-    sup = sup[sup < n]
+    sup = np.flatnonzero(_positions(n, (nz[:, None] + np.arange(p.short)).ravel()))
     s = _window_sum(nz, ccum, sup) - _window_sum(nz, ccum, sup - p.short)
     scum, s2cum = np.cumsum(s), np.cumsum(s * s)
     # where the history sums may change: the first h+1 samples (k grows), and after s moves
-    starts = np.unique(np.concatenate([np.arange(min(h + 1, n)), sup + 1, sup + h + 1]))
-    starts = starts[starts < n]
+    starts = _positions(n, sup + 1, sup + h + 1)
+    starts[: min(h + 1, n)] = True
+    starts = np.flatnonzero(starts)
     a = _window_sum(sup, scum, starts - 1) - _window_sum(sup, scum, starts - h - 1)
     b2 = _window_sum(sup, s2cum, starts - 1) - _window_sum(sup, s2cum, starts - h - 1)
     den = np.clip(starts, 1, h).astype(np.float64)  # k * d, exact in float64
