@@ -191,6 +191,28 @@ def _score_tags(args: tuple[int, int, int]) -> tuple[float, int]:
     return spent, alerts
 
 
+def stream_reference(tags: int, samples: int) -> dict:
+    """The peer in the same run: the streaming path (sample by sample, as the alarm service
+    runs it) on the first ``tags`` synthetic tags, checked equal to the batch path."""
+    spent, batch_s, same = 0.0, 0.0, True
+    for seed in range(tags):
+        x = _tag(seed, samples)
+        t0 = time.perf_counter()
+        det = StreamDetector(StreamParams())
+        got = np.array([det.update(v).score for v in x.tolist()])
+        spent += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        want = stream_scores(x)["score"]
+        batch_s += time.perf_counter() - t0
+        same &= bool(np.array_equal(got, want))
+    return {
+        "tags": tags,
+        "stream_per_tag_ms": 1000 * spent / max(tags, 1),
+        "batch_per_tag_ms": 1000 * batch_s / max(tags, 1),
+        "equal": same,
+    }
+
+
 def runtime(tags: int, samples: int, workers: int) -> dict:
     """Score ``tags`` x ``samples`` synthetic values; wall time and scoring time."""
     chunk = max(1, tags // (workers * 4))
@@ -239,6 +261,9 @@ def main() -> None:
         "--samples", type=int, default=YEAR_MIN, help="per tag (default a year of minutes)"
     )
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--stream-tags", type=int, default=2, help="tags also scored by the streaming path"
+    )
     ap.add_argument("--skip-runtime", action="store_true")
     ap.add_argument("--skip-rul", action="store_true")
     ap.add_argument("--json", type=Path)
@@ -252,6 +277,8 @@ def main() -> None:
     if not args.skip_runtime:
         rt = runtime(args.tags, args.samples, args.workers)
         out["runtime"] = rt
+        if args.stream_tags > 0:
+            rt["reference"] = stream_reference(args.stream_tags, args.samples)
         rows.append(
             row(
                 "runtime: 1-min samples x 1 year",
@@ -293,6 +320,15 @@ def main() -> None:
             f"{rt['wall_s']:.1f} s wall ({rt['workers']} process(es), generation included), "
             f"scoring {rt['scoring_cpu_s']:.1f} s CPU = {rt['per_tag_ms']:.0f} ms per tag-year"
         )
+        ref = rt.get("reference")
+        if ref:
+            ratio = ref["stream_per_tag_ms"] / ref["batch_per_tag_ms"]
+            print(
+                f"  peer: the streaming path on {ref['tags']} of those tags: "
+                f"{ref['stream_per_tag_ms']:.0f} ms per tag-year (batch "
+                f"{ref['batch_per_tag_ms']:.0f} ms, {ratio:.0f}x); "
+                f"same scores: {ref['equal']}"
+            )
     print_table(rows)
     if args.json:
         out["rows"] = rows
