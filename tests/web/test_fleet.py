@@ -182,3 +182,15 @@ def test_fleet_ranks_the_machine_with_an_anomalous_tag_first(duck_client) -> Non
     assert order[0] == machines[1] and set(order) == set(machines)
     assert float(cells(html, machines[1])[2]) >= 0.3
     assert [cells(html, m)[2] for m in (machines[0], machines[2])] == ["0.00", "0.00"]
+
+
+def test_serve_wires_the_fleet_page_to_the_alarm_service(make_client) -> None:
+    from indunet.api.routes.alarms import start_alarm_service
+
+    client = make_client()
+    app = client.app
+    service = start_alarm_service(app, app.state.historian, app.state.settings, interval_s=3600)
+    try:
+        assert app.state.anomaly_scores == service.anomaly_scores
+    finally:
+        service.stop()
