@@ -371,8 +371,18 @@ def test_browser_overview_on_a_phone_and_a_wall_screen(settings_factory, browser
         readings_now()
         page.reload()
         assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+        # side by side on a wall screen, once the live cards have settled (a live refresh may
+        # swap them while the page lays out; it failed 2 in 7 runs measured at once)
+        page.wait_for_function(
+            """() => {
+                const s = [...document.querySelectorAll('article.ov-site')];
+                const tops = s.map(e => Math.round(e.getBoundingClientRect().top));
+                return s.length === 3 && new Set(tops).size === 1;
+            }""",
+            timeout=10_000,
+        )
         boxes = [sites.nth(i).bounding_box() for i in range(3)]
-        assert len({round(b["y"]) for b in boxes}) == 1  # side by side on a wall screen
+        assert len({round(b["y"]) for b in boxes}) == 1
         assert boxes[0]["x"] < boxes[1]["x"] < boxes[2]["x"]
         if SHOTS:
             page.screenshot(path=str(SCREENSHOTS / "overview-wall.png"), full_page=False)
