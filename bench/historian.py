@@ -660,7 +660,7 @@ def background_phase(args: argparse.Namespace) -> dict[str, Any]:
     """Write the full dataset while the background compactor runs; query without compact()."""
     import threading
 
-    from indunet.store.base import HOUR_MS
+    from indunet.store.base import DAY_MS, HOUR_MS
     from indunet.store.compaction import CompactionSettings, HourCompactor
 
     ds = Dataset(args.tags, args.seconds, args.batch_seconds, args.order)
@@ -681,12 +681,14 @@ def background_phase(args: argparse.Namespace) -> dict[str, Any]:
 
         bg["duckdb_write"] = load_historian(h, ds, follow)
         log(f"  write beside the compactor: {fmt_rate(bg['duckdb_write']['write_pps'])}")
-        clock["now"] = ds.end_ms + HOUR_MS  # the last hour closes
+        # the data's last hour and its day close (serve's clock moves on past midnight)
+        clock["now"] = max(ds.end_ms + HOUR_MS, (ds.end_ms - 1) // DAY_MS * DAY_MS + DAY_MS)
         caught_up = threading.Event()
         t = time.perf_counter()
         while not caught_up.is_set():
             compactor.wake()
-            if compactor.status()["pending_hours"] == 0:
+            status = compactor.status()
+            if status["pending_hours"] == 0 and status["pending_days"] == 0:
                 caught_up.set()
             else:
                 caught_up.wait(0.2)

@@ -242,3 +242,75 @@ def test_tag_chunks_cover_every_id_in_bounded_runs():
     counts = np.array([30, 30, 30, 100, 10])
     assert _tag_chunks(ids, counts, 50) == [(-1, 2), (2, 5), (5, 2**31 - 1)]
     assert _tag_chunks(np.array([], int), np.array([], int), 50) == [(-1, 2**31 - 1)]
+
+
+D = H // DAY_MS * DAY_MS  # the day (UTC) of H
+
+
+def day_answers(h) -> dict:
+    """What a reader can ask of day D."""
+    out: dict = {"count": h.count(E), "latest": h.latest(E).to_pylist()}
+    for tag in [*TAGS, TEXT]:
+        out[f"series {tag}"] = h.series(E, tag, D, D + DAY_MS).to_pylist()
+    for tag in TAGS:
+        out[f"buckets {tag}"] = h.buckets(E, tag, D, D + DAY_MS, 17).to_pylist()
+        out[f"rollups {tag}"] = h.rollups(E, tag, D, D + DAY_MS).to_pylist()
+    return out
+
+
+def test_a_closed_day_is_merged_into_one_sorted_run_per_tag(historian):
+    """Hours compacted one by one leave each tag's day in pieces; once the day is closed the
+    compactor merges it (what a manual compact() gives), answers unchanged."""
+    clock = Clock(D + 3 * HOUR_MS)
+    compactor = compactor_of(historian, clock)
+    historian.write(batch(live_rows(D + HOUR_MS - 60_000, 150, 1000)))  # hours 0 and 1 of D
+    historian.write(batch([(TEXT, D + 5, "run")]))
+    assert compactor.run_once() == 2  # both hours closed; the day is not
+    by_hour = physical(historian, D, D + DAY_MS)
+    assert by_hour != sorted(by_hour)  # sorted within each hour, not across the day
+    assert compactor.closed_days() == []
+    before = day_answers(historian)
+
+    clock.now = D + DAY_MS + 61_000  # the day and its grace are over
+    assert compactor.run_once() == 0  # no hour left: the day is merged
+    assert compactor.status()["compacted_days"] == 1
+    merged = physical(historian, D, D + DAY_MS)
+    assert merged == sorted(merged)  # one run per tag across the whole day
+    assert day_answers(historian) == before
+    assert historian.days_to_compact(D) == [] and compactor.status()["pending_days"] == 0
+
+    # a late point marks its hour again; the day waits for that hour, then merges again
+    historian.write(batch([(TAGS[1], D + HOUR_MS + 500, 42.0)]))
+    assert compactor.closed_days() == []  # its hour is not compacted yet
+    assert compactor.run_once() == 1
+    assert compactor.status()["compacted_days"] == 2
+    merged = physical(historian, D, D + DAY_MS)
+    assert merged == sorted(merged)
+    assert (
+        historian.series(E, TAGS[1], D + HOUR_MS + 500, D + HOUR_MS + 501).to_pylist()[0]["value"]
+        == 42.0
+    )
+
+
+def test_a_restart_finds_the_days_not_merged_yet(settings_factory):
+    settings = settings_factory()
+    h = open_historian(settings)
+    h.write(batch(live_rows(D + HOUR_MS, 30)))
+    h.compact_hour(D + HOUR_MS)  # compacted hour, day not merged, then a restart
+    h.close()
+    h = open_historian(settings)
+    try:
+        compactor = compactor_of(h, Clock(D + DAY_MS + HOUR_MS), lookback_hours=72)
+        compactor.seed()
+        assert compactor.closed_days() == [D]
+        assert compactor.run_once() == 0 and compactor.status()["compacted_days"] == 1
+        assert h.days_to_compact(D) == []
+    finally:
+        h.close()
+
+
+def test_day_merging_can_be_turned_off(historian):
+    compactor = compactor_of(historian, Clock(D + DAY_MS + HOUR_MS), days=False)
+    historian.write(batch(live_rows(D + HOUR_MS, 30)))
+    assert compactor.run_once() == 1
+    assert compactor.status()["compacted_days"] == 0 and compactor.closed_days() == []

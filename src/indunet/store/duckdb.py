@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from indunet.errors import ConfigError, StorageLocked, StorageUnavailable
 from indunet.model import DataType, DeadLetter
-from indunet.store.base import HOUR_MS, Historian, TagSpec, _now_ms, change_ranges
+from indunet.store.base import DAY_MS, HOUR_MS, Historian, TagSpec, _now_ms, change_ranges
 
 if TYPE_CHECKING:
     from indunet.config import RetentionRule, Settings
@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS followed_tags (tag_id INTEGER PRIMARY KEY);
 CREATE SEQUENCE IF NOT EXISTS deadletter_ids START 1;
 CREATE TABLE IF NOT EXISTS compacted_hours (
     hour_ms BIGINT PRIMARY KEY,
+    points BIGINT NOT NULL,
+    compacted_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS compacted_days (
+    day_ms BIGINT PRIMARY KEY,
     points BIGINT NOT NULL,
     compacted_ms BIGINT NOT NULL
 );
@@ -431,13 +436,20 @@ class DuckDBHistorian(Historian):
         An hour counts as changed when its number of points differs from what compaction
         recorded (a restart loses the in-memory record of writes; this finds most of them).
         """
-        table = self._query(
-            "SELECT h.hour_ms FROM (SELECT ts // $1 * $1 AS hour_ms, count(*) AS n FROM points "
-            "WHERE ts >= $2 GROUP BY 1) h LEFT JOIN compacted_hours c ON c.hour_ms = h.hour_ms "
-            "WHERE c.points IS NULL OR c.points <> h.n ORDER BY 1",
-            [HOUR_MS, since_ms // HOUR_MS * HOUR_MS],
+        return self._to_compact("compacted_hours", "hour_ms", HOUR_MS, since_ms)
+
+    def days_to_compact(self, since_ms: int) -> list[int]:
+        """Return the days (UTC) from ``since_ms`` changed since their last day compaction."""
+        return self._to_compact("compacted_days", "day_ms", DAY_MS, since_ms)
+
+    def _to_compact(self, table: str, key: str, span_ms: int, since_ms: int) -> list[int]:
+        found = self._query(
+            f"SELECT h.{key} FROM (SELECT ts // $1 * $1 AS {key}, count(*) AS n FROM points "
+            f"WHERE ts >= $2 GROUP BY 1) h LEFT JOIN {table} c ON c.{key} = h.{key} "
+            f"WHERE c.points IS NULL OR c.points <> h.n ORDER BY 1",
+            [span_ms, since_ms // span_ms * span_ms],
         )
-        return [int(h) for h in table.column("hour_ms").to_pylist()]
+        return [int(h) for h in found.column(key).to_pylist()]
 
     def compact_hour(
         self, hour_ms: int, *, chunk_rows: int = 200_000, pause_s: float = 0.005
@@ -452,40 +464,61 @@ class DuckDBHistorian(Historian):
         """
         if hour_ms % HOUR_MS:
             raise ValueError(f"hour_ms {hour_ms} is not on an hour")
-        end = hour_ms + HOUR_MS
+        return self._compact_span(hour_ms, HOUR_MS, "compacted_hours", chunk_rows, pause_s)
+
+    def compact_day(self, day_ms: int, *, chunk_rows: int = 200_000, pause_s: float = 0.005) -> int:
+        """Merge a closed day's compacted hours into one run per tag, sorted by (tag, time).
+
+        An hour's compaction leaves each tag's day in 24 pieces, one per hour; a query over the
+        day then reads 24 row groups where one or two hold the tag after this. Chunks, locking
+        and answers as in `compact_hour`; the roll-ups are the hours' (values do not change).
+        """
+        if day_ms % DAY_MS:
+            raise ValueError(f"day_ms {day_ms} is not on a day (UTC)")
+        return self._compact_span(day_ms, DAY_MS, "compacted_days", chunk_rows, pause_s)
+
+    def _compact_span(
+        self, start: int, span_ms: int, record: str, chunk_rows: int, pause_s: float
+    ) -> int:
+        end = start + span_ms
         counts = self._query(
             "SELECT tag_id, count(*) AS n FROM points WHERE ts >= $1 AND ts < $2 "
             "GROUP BY 1 ORDER BY 1",
-            [hour_ms, end],
+            [start, end],
         )
         bounds = _tag_chunks(
             counts.column("tag_id").to_numpy(), counts.column("n").to_numpy(), chunk_rows
         )
+        rollup_hour = start if span_ms == HOUR_MS else None
         done = 0
         for i, (after, upto) in enumerate(bounds):
             if i:
                 time.sleep(pause_s)  # the writer's turn
             with self._lock:
-                done += self._compact_chunk(hour_ms, after, upto)
+                done += self._compact_chunk(start, end, after, upto, rollup_hour)
+        key = "hour_ms" if span_ms == HOUR_MS else "day_ms"
         with self._lock:
             self.con.execute(
-                "INSERT INTO compacted_hours SELECT $1, count(*), $3 FROM points "
-                "WHERE ts >= $1 AND ts < $2 ON CONFLICT (hour_ms) DO UPDATE SET "
+                f"INSERT INTO {record} SELECT $1, count(*), $3 FROM points "
+                f"WHERE ts >= $1 AND ts < $2 ON CONFLICT ({key}) DO UPDATE SET "
                 "points = excluded.points, compacted_ms = excluded.compacted_ms",
-                [hour_ms, end, _now_ms()],
+                [start, end, _now_ms()],
             )
         time.sleep(pause_s)
-        # drop the emptied storage now (scans of the hour skip it from here on); when busy,
+        # drop the emptied storage now (scans of the span skip it from here on); when busy,
         # DuckDB's own checkpoint does it later
         with self._lock, contextlib.suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")
         return done
 
-    def _compact_chunk(self, hour_ms: int, after: int, upto: int) -> int:
-        """Rewrite the points of tags ``after < tag_id <= upto`` in one hour; one transaction."""
+    def _compact_chunk(
+        self, start: int, end: int, after: int, upto: int, rollup_hour: int | None
+    ) -> int:
+        """Rewrite the points of tags ``after < tag_id <= upto`` in ``[start, end)`` sorted,
+        and (an hour) recompute their roll-ups of that hour; one transaction."""
         con = self.con
         where = "ts >= $1 AND ts < $2 AND tag_id > $3 AND tag_id <= $4"
-        params = [hour_ms, hour_ms + HOUR_MS, after, upto]
+        params = [start, end, after, upto]
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(
@@ -495,12 +528,14 @@ class DuckDBHistorian(Historian):
             )
             n = con.execute(f"DELETE FROM points WHERE {where}", params).fetchone()[0]
             con.execute("INSERT INTO points SELECT * FROM compacting")
-            con.execute(
-                f"INSERT INTO rollups_hourly AS r ({_ROLLUP_COLS}) SELECT tag_id, $1, "
-                f"{_ROLLUP_OF}, true FROM compacting WHERE text IS NULL GROUP BY tag_id "
-                f"ON CONFLICT (tag_id, hour_ms) DO UPDATE SET {_REPLACE_ROLLUP} WHERE r.from_raw",
-                [hour_ms],
-            )
+            if rollup_hour is not None:
+                con.execute(
+                    f"INSERT INTO rollups_hourly AS r ({_ROLLUP_COLS}) SELECT tag_id, $1, "
+                    f"{_ROLLUP_OF}, true FROM compacting WHERE text IS NULL GROUP BY tag_id "
+                    f"ON CONFLICT (tag_id, hour_ms) DO UPDATE SET {_REPLACE_ROLLUP} "
+                    "WHERE r.from_raw",
+                    [rollup_hour],
+                )
             con.execute("DROP TABLE compacting")
             con.execute("COMMIT")
         except BaseException:
