@@ -548,6 +548,7 @@ def demo(
             uplink_consumer.start()
             app.state.uplink_consumer = uplink_consumer
             fed_plants = start_demo_plants(Path(data_dir), broker.url, logins)
+            app.state.fed_plants = fed_plants
         from indunet.chain.live import start_chain_live
 
         chain_live = start_chain_live(app, historian, settings)  # chain alerts every minute
@@ -670,6 +671,17 @@ def _load_demo_nation(app: Any, enterprises: int) -> None:
         app.state.region_store = store
     else:
         store.close()
+    plants = getattr(app.state, "fed_plants", None)
+    if plants:  # the demo's own plants uplink: the region registers them (docs/federation.md)
+        from indunet.sim.federation_demo import register_demo_plants
+
+        try:
+            names = register_demo_plants(
+                app.state.region_store, plants, getattr(app.state, "uplink_consumer", None)
+            )
+            typer.echo(f"region: registered the uplinking plants {', '.join(names)}")
+        except Exception as exc:  # the demo goes on; the page lists them as unregistered
+            typer.echo(f"the demo plants could not be registered: {exc}", err=True)
     typer.echo(
         f"  regional monitor: {enterprises} simulated enterprises, Dec 2019 - Apr 2020; try "
         f"/region?date=2020-03-05 (page) or /api/v1/region/rate?date=2020-03-05&by=province"

@@ -34,7 +34,7 @@ from indunet.plant.oee import OeeElements
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
 
-__all__ = ["BATCH_MAX", "FederationStore", "UplinkConsumer"]
+__all__ = ["BATCH_MAX", "FederationStore", "UplinkConsumer", "uplinked_enterprises"]
 
 #: most messages stored in one transaction
 BATCH_MAX = 500
@@ -175,6 +175,36 @@ class FederationStore:
                     [enterprise, day],
                 )
 
+    def resync(self, enterprises: list[str]) -> None:
+        """Send these enterprises' daily kWh to the monitor again (after they were registered)."""
+        with self.sql.transaction():
+            for enterprise in enterprises:
+                self.sql.execute(
+                    "UPDATE fed_records SET synced = FALSE WHERE kind = 'kwh_daily' "
+                    "AND enterprise = $1",
+                    [enterprise],
+                )
+
+    def enterprises(self) -> dict[str, dict[str, Any]]:
+        """Return each uplinking enterprise's newest complete-or-not daily kWh day and sites."""
+        rows = self.sql.rows(
+            "SELECT enterprise, max(period) AS day, count(DISTINCT site) AS sites, "
+            "max(received_ms) AS received_ms FROM fed_records WHERE kind = 'kwh_daily' "
+            "GROUP BY enterprise ORDER BY enterprise"
+        )
+        out = {
+            r["enterprise"]: {"day": r["day"], "sites": int(r["sites"]),
+                              "received_ms": int(r["received_ms"])}
+            for r in rows
+        }  # fmt: skip
+        for r in self.sql.rows(
+            "SELECT enterprise, count(*) AS sites, max(received_ms) AS received_ms "
+            "FROM fed_states GROUP BY enterprise"
+        ):
+            e = out.setdefault(r["enterprise"], {"day": None, "sites": int(r["sites"])})
+            e["received_ms"] = max(int(r["received_ms"]), int(e.get("received_ms") or 0))
+        return out
+
     def records(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
         """Return stored records of a kind (data decoded), by enterprise, site and period."""
         where, params = "kind = $1", [kind]
@@ -239,6 +269,63 @@ class FederationStore:
                 else:
                     s[slot] = {"day": r["period"], "kwh": d["kwh"], "coverage": d["coverage"]}
         return [out[k] for k in sorted(out)]
+
+
+def uplinked_enterprises(
+    fed: FederationStore,
+    region: Any,
+    *,
+    min_coverage: float,
+    now_ms: int,
+    stale_ms: int,
+    rule: Any = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Return the enterprises that uplink, split into ``registered`` and ``unregistered``.
+
+    A registered one carries the monitor's verdict (`RegionStore.states_of`: registry row,
+    kWh, baseline, state by the rule) on its newest **complete** uplinked day — every site
+    arrived with enough meter coverage; without one its state is ``unknown``. An unregistered
+    one (its readings wait: the monitor cannot place it) carries its sites, newest day and kWh
+    so the operator can register it. ``reporting`` is false when every site's newest states are
+    older than ``stale_ms``: unknown, never stopped.
+    """
+    sites = fed.sites(now_ms, stale_ms)
+    reporting = {s["enterprise"] for s in sites if s["status"] == "reporting"}
+    names = {s["enterprise"]: [] for s in sites}
+    for s in sites:
+        names[s["enterprise"]].append(s["site"])
+    seen = fed.enterprises()
+    known = region.registered(seen) if region is not None else set()
+    registered: list[dict[str, Any]] = []
+    unregistered: list[dict[str, Any]] = []
+    for ent, info in sorted(seen.items()):
+        days = sorted({r["period"] for r in fed.records("kwh_daily", ent)}, reverse=True)
+        day, kwh = None, None
+        for d in days:
+            kwh = fed.day_total(ent, d, min_coverage)
+            if kwh is not None:
+                day = d
+                break
+        base = {
+            "enterprise_id": ent,
+            "sites": names.get(ent, []),
+            "reporting": ent in reporting,
+            "last_seen_ms": info.get("received_ms"),
+            "day": day,
+            "kwh": kwh,
+            "source": "uplink",
+        }
+        if ent not in known:
+            unregistered.append(base)
+            continue
+        state = {"state": "unknown", "unknown_because": "no complete uplinked day"}
+        if day is not None:
+            found = region.states_of([(ent, datetime.strptime(day, "%Y-%m-%d").date())], rule)
+            if found:
+                state = found[0]
+                state.pop("day", None)
+        registered.append({**state, **base})
+    return {"registered": registered, "unregistered": unregistered}
 
 
 class UplinkConsumer:
@@ -397,6 +484,12 @@ class UplinkConsumer:
             self.store.mark_synced(pairs)
         self.synced_days += len(rows)
         return len(rows)
+
+    def resync(self, enterprises: list[str]) -> None:
+        """Send these enterprises' stored daily kWh to the monitor again, now (just registered)."""
+        with self._lock:
+            self.store.resync(enterprises)
+        self._dirty.set()
 
     # ------------------------------------------------------------------ MQTT
     def start(self) -> None:
