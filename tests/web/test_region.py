@@ -367,6 +367,7 @@ def test_live_uplinks_beside_the_nation_and_registering_a_waiting_one(
     html = _page(client, "/region")
     # the default day stays the nation's last full day, not the uplinks' lone day
     assert re.search(r'id="headline">2020-03-02:', html), html[:2000]
+    assert [p["day"] for p in _embedded(html)["trend"]][-1] == "2020-03-02"
     live = html.split('id="uplink-table"', 1)[1].split("</table>", 1)[0]
     acme = live.split('data-enterprise="acme"', 1)[1].split("</tr>", 1)[0]
     bolt = live.split('data-enterprise="bolt"', 1)[1].split("</tr>", 1)[0]

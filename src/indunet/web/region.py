@@ -69,8 +69,11 @@ def _choice(store: RegionStore, day: date | None, theta: float | None) -> _Choic
     status = store.stats()
     first = date.fromisoformat(status["first_day"]) if status["first_day"] else None
     last = date.fromisoformat(status["last_day"]) if status["last_day"] else None
+    full = store.last_full_day() or last
     if day is None:  # the last day most enterprises reported (not the live uplinks' alone)
-        day = store.last_full_day() or last
+        day = full
+    if full is not None and day is not None:  # the trend ends there too, or at the chosen day
+        last = max(full, day)
     rule = Rule.from_settings(store.settings, theta=theta)
     return _Choice(day, rule.theta, rule, first, last, status)
 
