@@ -314,3 +314,46 @@ def test_a_batch_is_stored_in_order_with_its_refused_messages_as_dead_letters(hi
     assert consumer.counts == {"stored": 2, "duplicate": 1, "older": 2, "refused": 1}
     (letter,) = historian.dead_letters("acme", source="uplink")
     assert "not JSON" in letter["reason"]
+
+
+def inventory(ent: str, items: list[dict], at: int = MS, rev: int = 1) -> contract.Uplink:
+    return contract.build(ent, "inventory", "*", "current", {"items": items}, computed_ms=at,
+                          rev=rev)  # fmt: skip
+
+
+def _item(item: str, quantity: float, use: float | None, target: float = 3.0) -> dict:
+    cover = None if not use else quantity / use
+    return {"item": item, "quantity": quantity, "daily_use": use, "days_of_cover": cover,
+            "cover_target_days": target, "below_cover": cover is not None and cover < target,
+            "unit": None, "as_of_ms": MS}  # fmt: skip
+
+
+def test_inventory_cover_becomes_stock_offers_and_wakes_the_chain(historian) -> None:
+    from indunet.docking.store import DockingStore
+    from indunet.federation.regional import inventory_cover
+
+    consumer = UplinkConsumer(historian, _Settings(), None)
+    woken: list[str] = []
+    consumer.on_site_change = woken.append
+    docking = DockingStore(historian)
+    # mask: 500 held, 50 a day, 3 days' target -> 350 spare; gown below cover; cap: no use known
+    items = [_item("mask", 500.0, 50.0), _item("gown", 20.0, 10.0), _item("cap", 90.0, None)]
+    acme_own = offers("acme", [{"id": "l1", "item": "mask", "kind": "capacity",
+                                "rate_per_day": 10.0}])  # fmt: skip
+    for r in (inventory("acme", items), acme_own):
+        assert consumer.handle(*_tp(r)) == "stored"
+    assert consumer.handle(*_tp(inventory("acme", items))) == "duplicate"
+    assert woken == ["acme"]  # the duplicate changes nothing
+    consumer.sync_offers()
+    got = {o["id"]: o for o in docking.entries("region", "offer")}
+    assert sorted(got) == ["acme:cover-mask", "acme:l1"]
+    assert got["acme:cover-mask"]["quantity"] == 350.0 and got["acme:cover-mask"]["kind"] == "stock"
+    cover = inventory_cover(consumer.store)
+    assert cover["acme"]["gown"]["below_cover"] and not cover["acme"]["mask"]["below_cover"]
+    # the mask stock falls below its cover: its offer is withdrawn; an older revision is ignored
+    consumer.handle(*_tp(inventory("acme", [_item("mask", 100.0, 50.0)], rev=2)))
+    consumer.handle(*_tp(inventory("acme", items, rev=1, at=MS - 1)))
+    consumer.sync_offers()
+    assert {o["id"] for o in docking.entries("region", "offer")} == {"acme:l1"}
+    assert inventory_cover(consumer.store)["acme"]["mask"]["days_of_cover"] == 2.0
+    docking.problem("region")

@@ -277,3 +277,66 @@ def test_lower_coverage_is_lost_readings_not_a_correction() -> None:
     assert not _lost_points({"kwh": 50.0, "coverage": 0.5}, {"kwh": 90.0, "coverage": 1.0})
     assert not _lost_points(None, {"kwh": 1.0, "coverage": 0.0})  # never sent: goes out
     assert not _lost_points({"running": 1}, {"running": 0})  # states have no coverage
+
+
+def test_declared_items_cover_summed_over_warehouses() -> None:
+    from indunet.federation.uplink import declared_cover
+
+    rows = [
+        {"item": "mask", "warehouse": "w1", "quantity": 100.0, "daily_use": 20.0,
+         "cover_target_days": 3.0, "unit": "pcs", "as_of": D0},
+        {"item": "mask", "warehouse": "w2", "quantity": 20.0, "daily_use": 20.0,
+         "cover_target_days": 5.0, "unit": "pcs", "as_of": D0 + H},
+        {"item": "gown", "warehouse": "w1", "quantity": 8.0, "daily_use": None,
+         "cover_target_days": 3.0, "unit": None, "as_of": D0},
+        {"item": "secret", "warehouse": "w1", "quantity": 1.0, "daily_use": 1.0,
+         "cover_target_days": 3.0, "unit": None, "as_of": D0},
+    ]  # fmt: skip
+    got = {d["item"]: d for d in declared_cover(rows, ["mask", "gown", "absent"])}
+    assert sorted(got) == ["gown", "mask"]  # undeclared items never go up; unknown ones absent
+    mask = got["mask"]
+    assert (mask["quantity"], mask["daily_use"], mask["days_of_cover"]) == (120.0, 40.0, 3.0)
+    assert mask["cover_target_days"] == 5.0 and mask["below_cover"] is True
+    assert mask["as_of_ms"] == D0 + H and mask["unit"] == "pcs"
+    assert got["gown"]["days_of_cover"] is None and got["gown"]["below_cover"] is False
+
+
+def _inventory(uplink: PlantUplink) -> list[dict]:
+    rows = uplink.buffer.read(0, 100_000)
+    return [orjson.loads(r.payload) for r in rows if r.key.endswith("/inventory")]
+
+
+def test_a_round_sends_declared_inventory_once_and_again_when_it_changes(
+    settings_factory, tmp_path: Path
+) -> None:
+    from indunet.business.store import BusinessStore
+
+    cfg = plant_config({"s1": "UTC"})
+    settings = settings_factory(
+        enterprise="acme-plant", plant=cfg.model_dump(mode="json"),
+        uplink={"url": "mqtt://127.0.0.1:1", "enterprise": "acme", "items": ["mask"]},
+    )  # fmt: skip
+    historian = open_historian(settings)
+    try:
+        biz = BusinessStore(historian)
+        row = {"item": "mask", "warehouse": "w1", "quantity": 40, "daily_use": 20,
+               "min_cover_days": 3, "as_of": "2026-06-03T08:00:00Z"}  # fmt: skip
+        assert biz.load("acme-plant", "inventory", [row], source="t", now_ms=NOW).stored == 1
+        uplink = PlantUplink(historian, settings)
+        try:
+            uplink.tick(NOW)
+            sent = _inventory(uplink)
+            assert len(sent) == 1
+            (item,) = sent[0]["data"]["items"]
+            assert (item["days_of_cover"], item["below_cover"]) == (2.0, True)
+            uplink.tick(NOW + 60_000)  # unchanged: not sent again
+            assert len(_inventory(uplink)) == 1
+            biz.load("acme-plant", "inventory", [{**row, "quantity": 100,
+                     "as_of": "2026-06-03T09:00:00Z"}], source="t", now_ms=NOW)  # fmt: skip
+            uplink.tick(NOW + 120_000)
+            last = _inventory(uplink)[-1]
+            assert last["data"]["items"][0]["below_cover"] is False
+        finally:
+            uplink.buffer.close()
+    finally:
+        historian.close()

@@ -34,7 +34,14 @@ from indunet.plant.oee import OeeElements
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
 
-__all__ = ["BATCH_MAX", "FederationStore", "UplinkConsumer", "uplinked_enterprises"]
+__all__ = [
+    "BATCH_MAX",
+    "FederationStore",
+    "UplinkConsumer",
+    "cover_offers",
+    "inventory_cover",
+    "uplinked_enterprises",
+]
 
 #: most messages stored in one transaction
 BATCH_MAX = 500
@@ -271,6 +278,33 @@ class FederationStore:
         return [out[k] for k in sorted(out)]
 
 
+def cover_offers(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the stock offers an ``inventory`` record's items make: stock above their cover.
+
+    An item with a planned daily use offers what it holds beyond its cover target
+    (quantity − target × daily use), as a ``stock`` offer with id ``cover-{item}``; an item
+    without a planned use offers nothing (its spare is unknown).
+    """
+    out = []
+    for it in items:
+        use = it.get("daily_use")
+        if not use:
+            continue
+        spare = it["quantity"] - it["cover_target_days"] * use
+        if spare > 0:
+            out.append({"id": f"cover-{it['item']}", "item": it["item"], "kind": "stock",
+                        "quantity": round(spare, 6)})  # fmt: skip
+    return out
+
+
+def inventory_cover(store: FederationStore) -> dict[str, dict[str, dict[str, Any]]]:
+    """Return each uplinking enterprise's newest declared items by item (``inventory``)."""
+    return {
+        r["enterprise"]: {it["item"]: it for it in r["data"]["items"]}
+        for r in store.records("inventory")
+    }
+
+
 def uplinked_enterprises(
     fed: FederationStore,
     region: Any,
@@ -408,9 +442,11 @@ class UplinkConsumer:
         """Note what a newly stored record changes: days to sync, offers, a site's state."""
         if record.kind == "kwh_daily":
             self._dirty.set()
-        elif record.kind == "offers":
+        elif record.kind in ("offers", "inventory"):
             self._offers_dirty = True
             self._dirty.set()
+            if record.kind == "inventory" and self.on_site_change is not None:
+                self.on_site_change(record.enterprise)  # the chain's cover alerts
         elif record.kind == "states":
             d = record.data
             down = (d["off"] + d["offline"], d["machines"])
@@ -441,6 +477,9 @@ class UplinkConsumer:
         self._offers_dirty = False
         with self._lock:
             newest = {r["enterprise"]: r["data"]["offers"] for r in self.store.records("offers")}
+            for r in self.store.records("inventory"):
+                newest.setdefault(r["enterprise"], [])
+                newest[r["enterprise"]] = newest[r["enterprise"]] + cover_offers(r["data"]["items"])
         target = self.docking_enterprise
         docs = []
         for enterprise, offers in sorted(newest.items()):

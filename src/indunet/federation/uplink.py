@@ -26,6 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from indunet.business.store import BusinessStore
 from indunet.docking.store import DockingStore
 from indunet.edge.buffer import EdgeBuffer
 from indunet.edge.config import BrokerConfig, PublisherConfig
@@ -41,7 +42,7 @@ from indunet.plant.store import PlantStore
 from indunet.plant.today import HOUR_MS, HourlyCache, read_hourly, site_today
 from indunet.store.base import Historian
 
-__all__ = ["PlantUplink", "SiteDay", "compute_round", "local_days"]
+__all__ = ["PlantUplink", "SiteDay", "compute_round", "declared_cover", "local_days"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,43 @@ def _coverage(
     return len(seen) / len(tags), seen
 
 
+def declared_cover(rows: list[dict[str, Any]], items: list[str]) -> list[dict[str, Any]]:
+    """Return the ``inventory`` record's items: each declared item's stock and days of cover.
+
+    ``rows`` are the business inventory with its cover (`business.status.inventory_status`, the
+    newest level per item and warehouse). Per item, summed over its warehouses: quantity and
+    planned daily use; cover = quantity ÷ daily use (None without a planned use: unknown, never
+    zero or infinite); the target is the strictest (largest) warehouse target. A declared item
+    with no stock row is left out (nothing is known of it).
+    """
+    wanted = set(items)
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["item"] in wanted:
+            by_item.setdefault(r["item"], []).append(r)
+    out = []
+    for item in sorted(by_item):
+        group = by_item[item]
+        quantity = float(sum(r["quantity"] for r in group))
+        use = float(sum(r["daily_use"] or 0.0 for r in group))
+        cover = round(quantity / use, 3) if use > 0 else None
+        target = float(max(r["cover_target_days"] for r in group))
+        units = {r.get("unit") for r in group} - {None}
+        out.append(
+            {
+                "item": item,
+                "quantity": quantity,
+                "daily_use": use if use > 0 else None,
+                "days_of_cover": cover,
+                "cover_target_days": target,
+                "below_cover": cover is not None and cover < target,
+                "unit": units.pop() if len(units) == 1 else None,
+                "as_of_ms": int(max(r["as_of"] for r in group)),
+            }
+        )
+    return out
+
+
 def compute_round(
     store: PlantStore,
     historian: Historian,
@@ -102,13 +140,15 @@ def compute_round(
     open_part: Callable[[str], Any] | None = None,
     hourly_cache: HourlyCache | None = None,
     offers: list[dict[str, Any]] | None = None,
+    inventory: list[dict[str, Any]] | None = None,
     not_before_ms: int | None = None,
 ) -> list[Uplink]:
     """Return one round's records of every site: kWh per ended day and hour, OEE, states now.
 
     ``enterprise`` is the plant's tenant (what is read); ``uplink_enterprise`` the id the records
     carry (the enterprise's id in the regional registry, default the same). ``offers``: the
-    plant's docking offers (spare capacity and stock) to send as one ``offers`` record.
+    plant's docking offers (spare capacity and stock) to send as one ``offers`` record;
+    ``inventory``: the declared items' cover (`declared_cover`) as one ``inventory`` record.
     ``not_before_ms``: the raw retention's horizon — ended days starting before it are left out
     (their raw points are going or gone; the figures sent while they were whole stand).
     """
@@ -204,6 +244,11 @@ def compute_round(
             )
         except DataError as exc:
             log.warning("uplink: docking offers not sent: %s", exc)
+    if inventory is not None:
+        try:
+            record("inventory", contract.OFFERS_SITE, contract.OFFERS_PERIOD, {"items": inventory})
+        except DataError as exc:
+            log.warning("uplink: inventory cover not sent: %s", exc)
     today_sites = site_today(
         store, historian, plant, enterprise, now_ms, current=current, hourly=hourly_cache
     )
@@ -293,6 +338,8 @@ class PlantUplink:
         self.forwarder = Forwarder(broker, publisher, self.buffer, encoder)
         self.hourly = HourlyCache()
         self.docking = DockingStore(historian)
+        self.items = list(cfg.items)
+        self.business = BusinessStore(historian) if self.items else None
         self.rounds = self.errors = 0
         # what went into the buffer, by (kind, key): kept on disk beside the rows (notes), so a
         # restarted plant neither sends its whole window again as new nor skips a change
@@ -310,6 +357,13 @@ class PlantUplink:
         if self.watcher is not None:
             return self.watcher.plant
         return self.store.effective(self.enterprise)
+
+    def inventory(self, now_ms: int) -> list[dict[str, Any]] | None:
+        """Return the declared items' stock and cover (None when no item is declared)."""
+        if not self.items or self.business is None:
+            return None
+        rows = self.business.view(self.enterprise, "inventory", now_ms=now_ms)
+        return declared_cover(rows, self.items)
 
     def raw_horizon(self, now_ms: int) -> int | None:
         """Return the oldest time whose raw points the strictest retention rule keeps, or None.
@@ -342,6 +396,7 @@ class PlantUplink:
             open_part=self.watcher.open_segment if self.watcher is not None else None,
             hourly_cache=self.hourly,
             offers=self.docking.entries(self.enterprise, "offer"),
+            inventory=self.inventory(now),
             not_before_ms=self.raw_horizon(now),
         )
         rows = []
