@@ -340,3 +340,62 @@ def test_a_round_sends_declared_inventory_once_and_again_when_it_changes(
             uplink.buffer.close()
     finally:
         historian.close()
+
+
+def test_cached_hours_are_not_recomputed_unless_their_points_changed(plant_db) -> None:
+    from tests.plant.plant_data import write
+
+    _, historian, cfg = plant_db
+    store = PlantStore(historian, cfg)
+
+    def run(now: int, cache: dict | None) -> dict:
+        records = compute_round(store, historian, cfg, "acme-plant", now, days_back=2, rev=1,
+                                kwh_cache=cache)  # fmt: skip
+        return {(r.kind, r.key): r.data for r in records if r.kind.startswith("kwh")}
+
+    cache: dict = {}
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(
+            a[k]["coverage"] == b[k]["coverage"] and a[k]["kwh"] == pytest.approx(b[k]["kwh"])
+            for k in a
+        )
+
+    first = run(NOW, cache)
+    assert same(first, run(NOW, None))  # the same figures as without a cache
+    hours = len(cache)
+    assert hours == sum(1 for kind, _ in first if kind == "kwh_hourly")
+    # late data in an hour of yesterday: only the hours around it are recomputed
+    late = D0 + DAY + 5 * H + 30 * 60_000 + 7_000
+    write(historian, "s1/press/l1/m1/power_kw", [late], [500.0], enterprise="acme-plant")
+    before = dict(cache)
+    second = run(NOW + 60_000, cache)
+    assert same(second, run(NOW + 60_000, None))
+    changed = [k for k in cache if k in before and cache[k] is not before[k]]
+    assert changed and all(k[0] == "s1" for k in changed) and len(changed) <= 3
+    key = f"acme-plant/s1/{contract.hour_period(D0 + DAY + 5 * H)}"
+    assert second[("kwh_hourly", key)]["kwh"] > first[("kwh_hourly", key)]["kwh"]
+
+
+def test_cached_hours_compute_runs_of_changed_hours_only() -> None:
+    from indunet.federation.uplink import _cached_hours
+
+    hours = [(i * H, (i + 1) * H) for i in range(6)]
+    prints = {i * H: (10, 1.0 * i, i * H + 59_000, i * H + 1_000) for i in range(7)}
+    calls: list[tuple[int, int]] = []
+
+    def compute(lo: int, hi: int) -> list[dict]:
+        calls.append((lo, hi))
+        return [{"start_ms": a, "end_ms": b, "kwh": float(a)} for a, b in hours if lo <= a < hi]
+
+    cache: dict = {}
+    got = _cached_hours(cache, hours, prints, compute, "s1")
+    assert calls == [(0, 6 * H)] and [b["start_ms"] for b in got] == [h[0] for h in hours]
+    calls.clear()
+    assert _cached_hours(cache, hours, prints, compute, "s1") == got and calls == []
+    prints[3 * H] = (11, 9.0, 3 * H + 59_500, 3 * H + 1_000)  # a late point inside hour 3
+    _cached_hours(cache, hours, prints, compute, "s1")
+    assert calls == [(3 * H, 5 * H)]  # hour 3, and hour 4 (the reading held into it changed)
+    calls.clear()
+    prints[5 * H] = (11, 9.0, 5 * H + 59_000, 5 * H + 10)  # a late point before hour 5's first
+    _cached_hours(cache, hours, prints, compute, "s1")
+    assert calls == [(4 * H, 6 * H)]  # hour 5 and hour 4 (the reading after it changed)
