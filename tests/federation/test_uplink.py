@@ -354,6 +354,7 @@ def test_cached_hours_are_not_recomputed_unless_their_points_changed(plant_db) -
         return {(r.kind, r.key): r.data for r in records if r.kind.startswith("kwh")}
 
     cache: dict = {}
+
     def same(a: dict, b: dict) -> bool:
         return a.keys() == b.keys() and all(
             a[k]["coverage"] == b[k]["coverage"] and a[k]["kwh"] == pytest.approx(b[k]["kwh"])
