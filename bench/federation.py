@@ -41,7 +41,9 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import psycopg
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -304,6 +306,80 @@ def lag(args, broker_port: int, historian, settings, tmp: Path) -> dict:
     return out
 
 
+def rounds(args, tmp: Path) -> dict:
+    """Time a plant's uplink round with and without the ended hours' kWh cache.
+
+    One site of ``--round-machines`` machines with a power reading every second for a day and
+    half an hour (DuckDB); a round between full rounds recomputes yesterday (24 h of 1 Hz points)
+    and today. Before: every round recomputes every hour from raw points (``kwh_cache=None``).
+    After: the first round fills the cache; then a minute of new points is written and the next
+    round recomputes only hours whose points changed.
+    """
+    from indunet.federation.uplink import compute_round
+    from indunet.model import POINT_SCHEMA, DataType, PointBatch, Quality
+    from indunet.plant.config import PlantConfig
+    from indunet.plant.store import PlantStore
+
+    n = args.round_machines
+    cfg = PlantConfig.model_validate({
+        "machines": [{"id": f"s1/press/l1/m{i}", "power_tag": "power_kw",
+                      "thresholds": {"off_below": 1.0, "running_above": 5.0},
+                      "expected_interval_s": 1.0} for i in range(n)],
+        "sites": {"s1": {"calendar": {"timezone": "UTC"}}},
+    })  # fmt: skip
+    settings = load_settings(data_dir=tmp / "plant", enterprise="bench-plant",
+                             plant=cfg.model_dump(mode="json"))  # fmt: skip
+    historian = open_historian(settings)
+    day0 = (int(time.time() * 1000) // 86_400_000 - 3) * 86_400_000
+    now = day0 + 86_400_000 + 30 * 60_000
+    rng = np.random.default_rng(1)
+
+    def write(lo: int, hi: int) -> None:
+        ts = np.arange(lo, hi, 1000, dtype=np.int64)
+        for m in cfg.machines:
+            kw = rng.uniform(8, 20) + rng.normal(0, 0.3, len(ts))
+            tag = f"{m.id}/power_kw"
+            table = pa.table({
+                "tag": pa.array([tag] * len(ts), pa.string()), "ts": pa.array(ts, pa.int64()),
+                "value": pa.array(kw, pa.float64()), "text": pa.nulls(len(ts), pa.string()),
+                "quality": pa.array(np.full(len(ts), int(Quality.GOOD), np.uint8), pa.uint8()),
+            }, schema=POINT_SCHEMA)  # fmt: skip
+            historian.write(PointBatch("bench-plant", table, {tag: DataType.NUMBER}), source="b")
+
+    t = time.perf_counter()
+    write(day0, now)
+    points = historian.count("bench-plant")
+    out: dict = {"machines": n, "points": points, "write_s": round(time.perf_counter() - t, 1)}
+    print(f"  {points:,} points of {n} machines × 1 s written in {out['write_s']} s")
+    store = PlantStore(historian, cfg)
+
+    def round_s(at: int, cache: dict | None) -> float:
+        t = time.perf_counter()
+        compute_round(store, historian, cfg, "bench-plant", at, days_back=1, rev=1,
+                      kwh_cache=cache)  # fmt: skip
+        return time.perf_counter() - t
+
+    cpu = CpuWatch()
+    before = [round_s(now, None) for _ in range(args.round_repeats)]
+    cache: dict = {}
+    cold = round_s(now, cache)
+    warm = []
+    for k in range(args.round_repeats):
+        write(now + k * 60_000, now + (k + 1) * 60_000)  # a minute of new readings
+        warm.append(round_s(now + (k + 1) * 60_000 + 1, cache))
+    out.update(
+        before_s=[round(x, 2) for x in before],
+        cold_s=round(cold, 2),
+        after_s=[round(x, 2) for x in warm],
+        others_cores=cpu.others_cores(),
+    )
+    print(f"  round without cache {statistics.median(before):.2f} s (each {out['before_s']}); "
+          f"with the cache: first {cold:.2f} s, then {statistics.median(warm):.2f} s "
+          f"(each {out['after_s']}); other processes used {out['others_cores']} cores")  # fmt: skip
+    historian.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20_000)
@@ -312,7 +388,12 @@ def main() -> None:
     ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--pg-schema", default="bench_federation")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--only", choices=["absorb", "lag", "rounds"], action="append",
+                    help="run only these phases (repeatable; default all)")  # fmt: skip
+    ap.add_argument("--round-machines", type=int, default=200)
+    ap.add_argument("--round-repeats", type=int, default=3)
     args = ap.parse_args()
+    phases = set(args.only or ["absorb", "lag", "rounds"])
 
     with psycopg.connect(args.pg_url, autocommit=True) as con:
         con.execute(f"DROP SCHEMA IF EXISTS {args.pg_schema} CASCADE")
@@ -344,10 +425,15 @@ def main() -> None:
                 federation={"url": f"mqtt://127.0.0.1:{port}", "client_id": "bench-region"},
             )  # fmt: skip
             historian = open_historian(settings)
-            print("absorb (PostgreSQL, batched transactions):")
-            result["absorb"] = absorb(args, port, historian, settings)
-            print("lag:")
-            result["lag"] = lag(args, port, historian, settings, tmp)
+            if "absorb" in phases:
+                print("absorb (PostgreSQL, batched transactions):")
+                result["absorb"] = absorb(args, port, historian, settings)
+            if "lag" in phases:
+                print("lag:")
+                result["lag"] = lag(args, port, historian, settings, tmp)
+            if "rounds" in phases:
+                print("uplink rounds (DuckDB plant, 1 Hz power, yesterday and today):")
+                result["rounds"] = rounds(args, tmp)
         finally:
             if historian is not None:
                 historian.close()
