@@ -541,11 +541,13 @@ class UplinkConsumer:
         if not self.cfg.url:
             raise DataError("no federation URL: set --federation-url or [federation] url")
         host, port, tls, user, password = parse_mqtt_url(self.cfg.url)
+        shared = bool(self.cfg.shared_group)
+        # a shared group is an MQTT 5 shared subscription: each message goes to one member
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id or f"indunet-region-{uuid.uuid4().hex[:8]}",
-            protocol=paho.MQTTv311,
-            clean_session=False,
+            protocol=paho.MQTTv5 if shared else paho.MQTTv311,
+            clean_session=None if shared else False,
             manual_ack=True,
         )
         if user:
@@ -574,7 +576,15 @@ class UplinkConsumer:
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         self._client = client
-        client.connect_async(host, port, keepalive=30)
+        if shared:  # a persistent session (MQTT 5: clean start off, a day's session expiry)
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 86_400
+            client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
+        else:
+            client.connect_async(host, port, keepalive=30)
         client.loop_start()
         self._store_thread = threading.Thread(
             target=self._store_loop, name="fed-store", daemon=True
