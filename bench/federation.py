@@ -215,6 +215,85 @@ def absorb(args, broker_port: int, historian, settings) -> dict:
     return out
 
 
+def shared_worker(port: int, pg_url: str, schema: str, cid: str, data_dir: str,
+                  ready, counts, stop) -> None:  # fmt: skip
+    """One regional worker process: an `UplinkConsumer` on the shared subscription."""
+    from indunet.federation.regional import UplinkConsumer
+
+    settings = load_settings(
+        data_dir=Path(data_dir), db=pg_url, pg_schema=schema, enterprise="region-ops",
+        federation={"url": f"mqtt://127.0.0.1:{port}", "shared_group": cid.rsplit("-", 1)[0],
+                    "client_id": cid},
+    )  # fmt: skip
+    historian = open_historian(settings)
+    consumer = UplinkConsumer(historian, settings, None)
+    consumer.start()
+    consumer.connected.wait(10)
+    ready.set()
+    names = ("stored", "duplicate", "older")
+    while not stop.wait(0.01):
+        counts[:] = [consumer.counts[n] for n in names]
+    consumer.stop(leave=True)  # out of the group for good: no share set aside for it
+    counts[:] = [consumer.counts[n] for n in names]
+    historian.close()
+
+
+def shared(args, broker_port: int, tmp: Path) -> dict:
+    """New records/s with 1 and then 2 worker processes on one MQTT 5 shared subscription."""
+    from indunet.federation.regional import FederationStore
+
+    messages = records(args.messages, args.enterprises)
+    out: dict = {"messages": len(messages)}
+    for workers in (1, 2):
+        schema = f"{args.pg_schema}_share{workers}"
+        with psycopg.connect(args.pg_url, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        setup = load_settings(data_dir=tmp / "share", db=args.pg_url, pg_schema=schema)
+        h = open_historian(setup)
+        FederationStore(h)  # the tables, before the workers race to make them
+        h.close()
+        procs, stops, tallies = [], [], []
+        for w in range(workers):
+            ready, stop = mp.Event(), mp.Event()
+            counts = mp.Array("q", 3)
+            proc = mp.Process(target=shared_worker, args=(
+                broker_port, args.pg_url, schema, f"bench-w{workers}-{w}",
+                str(tmp / f"w{workers}-{w}"), ready, counts, stop), daemon=True)  # fmt: skip
+            proc.start()
+            ready.wait(30)
+            procs.append(proc)
+            stops.append(stop)
+            tallies.append(counts)
+        time.sleep(0.3)
+        watch = CpuWatch()
+        pub, t0 = run_publisher(broker_port, messages)
+        until(lambda tallies=tallies: sum(sum(c[:]) for c in tallies) >= len(messages), 600)
+        dt = time.monotonic() - t0
+        pub.join(30)
+        for stop in stops:
+            stop.set()
+        for proc in procs:
+            proc.join(60)
+        with psycopg.connect(args.pg_url, autocommit=True) as con:
+            rows = con.execute(f"SELECT count(*) FROM {schema}.fed_records").fetchone()[0]
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        each = [int(c[0]) for c in tallies]
+        dups = sum(int(c[1]) for c in tallies)
+        older = sum(int(c[2]) for c in tallies)  # a site's states overtaken by a newer one
+        hourly = sum(1 for t, _ in messages if t.endswith("/kwh_hourly"))
+        assert rows == hourly, (rows, hourly)  # every hour's record once: nothing lost
+        out[f"workers_{workers}"] = {
+            "per_s": round(len(messages) / dt), "seconds": round(dt, 2), "stored_each": each,
+            "duplicates": dups, "older_states": older, "kwh_rows": rows,
+            "others_cores": watch.others_cores(),
+        }  # fmt: skip
+        print(f"  {workers} worker(s): {len(messages):,} records in {dt:.2f} s = "
+              f"{len(messages) / dt:,.0f}/s; stored per worker {each}, duplicates {dups}, "
+              f"older states {older}, hourly kWh rows {rows:,} of {hourly:,} "
+              f"(others used {watch.others_cores()} cores)")  # fmt: skip
+    return out
+
+
 def lag(args, broker_port: int, historian, settings, tmp: Path) -> dict:
     import httpx
     import numpy as np
@@ -388,12 +467,12 @@ def main() -> None:
     ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--pg-schema", default="bench_federation")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--only", choices=["absorb", "lag", "rounds"], action="append",
+    ap.add_argument("--only", choices=["absorb", "lag", "rounds", "shared"], action="append",
                     help="run only these phases (repeatable; default all)")  # fmt: skip
     ap.add_argument("--round-machines", type=int, default=200)
     ap.add_argument("--round-repeats", type=int, default=3)
     args = ap.parse_args()
-    phases = set(args.only or ["absorb", "lag", "rounds"])
+    phases = set(args.only or ["absorb", "lag", "rounds", "shared"])
 
     with psycopg.connect(args.pg_url, autocommit=True) as con:
         con.execute(f"DROP SCHEMA IF EXISTS {args.pg_schema} CASCADE")
@@ -431,6 +510,9 @@ def main() -> None:
             if "lag" in phases:
                 print("lag:")
                 result["lag"] = lag(args, port, historian, settings, tmp)
+            if "shared" in phases:
+                print("shared subscription (MQTT 5), 1 then 2 regional worker processes:")
+                result["shared"] = shared(args, port, tmp)
             if "rounds" in phases:
                 print("uplink rounds (DuckDB plant, 1 Hz power, yesterday and today):")
                 result["rounds"] = rounds(args, tmp)

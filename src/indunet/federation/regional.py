@@ -643,8 +643,16 @@ class UplinkConsumer:
                 self._dirty.set()
                 self._stop.wait(5)
 
-    def stop(self) -> None:
-        """Disconnect and sync what is left."""
+    def stop(self, *, leave: bool = False) -> None:
+        """Disconnect and sync what is left.
+
+        ``leave``: a worker of a shared group leaving for good (scaling down). It unsubscribes
+        first and ends its session, so the broker stops setting its share aside for it: a
+        stopped worker's persistent session otherwise keeps getting its share (Mosquitto 2.0,
+        measured), held until the worker returns or the session expires (a day).
+        """
+        if leave and self._client is not None:
+            self._client.unsubscribe(self.topic)
         self._stop.set()
         self._dirty.set()
         self._work.set()
@@ -653,7 +661,15 @@ class UplinkConsumer:
         if self._sync_thread is not None:
             self._sync_thread.join(30)
         if self._client is not None:
-            self._client.disconnect()
+            if leave and self.cfg.shared_group:
+                from paho.mqtt.packettypes import PacketTypes
+                from paho.mqtt.properties import Properties
+
+                props = Properties(PacketTypes.DISCONNECT)
+                props.SessionExpiryInterval = 0  # the session ends with this connection
+                self._client.disconnect(properties=props)
+            else:
+                self._client.disconnect()
             self._client.loop_stop()
         try:
             self.sync()
