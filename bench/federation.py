@@ -41,7 +41,9 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import psycopg
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -213,6 +215,85 @@ def absorb(args, broker_port: int, historian, settings) -> dict:
     return out
 
 
+def shared_worker(port: int, pg_url: str, schema: str, cid: str, data_dir: str,
+                  ready, counts, stop) -> None:  # fmt: skip
+    """One regional worker process: an `UplinkConsumer` on the shared subscription."""
+    from indunet.federation.regional import UplinkConsumer
+
+    settings = load_settings(
+        data_dir=Path(data_dir), db=pg_url, pg_schema=schema, enterprise="region-ops",
+        federation={"url": f"mqtt://127.0.0.1:{port}", "shared_group": cid.rsplit("-", 1)[0],
+                    "client_id": cid},
+    )  # fmt: skip
+    historian = open_historian(settings)
+    consumer = UplinkConsumer(historian, settings, None)
+    consumer.start()
+    consumer.connected.wait(10)
+    ready.set()
+    names = ("stored", "duplicate", "older")
+    while not stop.wait(0.01):
+        counts[:] = [consumer.counts[n] for n in names]
+    consumer.stop(leave=True)  # out of the group for good: no share set aside for it
+    counts[:] = [consumer.counts[n] for n in names]
+    historian.close()
+
+
+def shared(args, broker_port: int, tmp: Path) -> dict:
+    """New records/s with 1 and then 2 worker processes on one MQTT 5 shared subscription."""
+    from indunet.federation.regional import FederationStore
+
+    messages = records(args.messages, args.enterprises)
+    out: dict = {"messages": len(messages)}
+    for workers in (1, 2):
+        schema = f"{args.pg_schema}_share{workers}"
+        with psycopg.connect(args.pg_url, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        setup = load_settings(data_dir=tmp / "share", db=args.pg_url, pg_schema=schema)
+        h = open_historian(setup)
+        FederationStore(h)  # the tables, before the workers race to make them
+        h.close()
+        procs, stops, tallies = [], [], []
+        for w in range(workers):
+            ready, stop = mp.Event(), mp.Event()
+            counts = mp.Array("q", 3)
+            proc = mp.Process(target=shared_worker, args=(
+                broker_port, args.pg_url, schema, f"bench-w{workers}-{w}",
+                str(tmp / f"w{workers}-{w}"), ready, counts, stop), daemon=True)  # fmt: skip
+            proc.start()
+            ready.wait(30)
+            procs.append(proc)
+            stops.append(stop)
+            tallies.append(counts)
+        time.sleep(0.3)
+        watch = CpuWatch()
+        pub, t0 = run_publisher(broker_port, messages)
+        until(lambda tallies=tallies: sum(sum(c[:]) for c in tallies) >= len(messages), 600)
+        dt = time.monotonic() - t0
+        pub.join(30)
+        for stop in stops:
+            stop.set()
+        for proc in procs:
+            proc.join(60)
+        with psycopg.connect(args.pg_url, autocommit=True) as con:
+            rows = con.execute(f"SELECT count(*) FROM {schema}.fed_records").fetchone()[0]
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        each = [int(c[0]) for c in tallies]
+        dups = sum(int(c[1]) for c in tallies)
+        older = sum(int(c[2]) for c in tallies)  # a site's states overtaken by a newer one
+        hourly = sum(1 for t, _ in messages if t.endswith("/kwh_hourly"))
+        assert rows == hourly, (rows, hourly)  # every hour's record once: nothing lost
+        out[f"workers_{workers}"] = {
+            "per_s": round(len(messages) / dt), "seconds": round(dt, 2), "stored_each": each,
+            "duplicates": dups, "older_states": older, "kwh_rows": rows,
+            "others_cores": watch.others_cores(),
+        }  # fmt: skip
+        print(f"  {workers} worker(s): {len(messages):,} records in {dt:.2f} s = "
+              f"{len(messages) / dt:,.0f}/s; stored per worker {each}, duplicates {dups}, "
+              f"older states {older}, hourly kWh rows {rows:,} of {hourly:,} "
+              f"(others used {watch.others_cores()} cores)")  # fmt: skip
+    return out
+
+
 def lag(args, broker_port: int, historian, settings, tmp: Path) -> dict:
     import httpx
     import numpy as np
@@ -304,6 +385,80 @@ def lag(args, broker_port: int, historian, settings, tmp: Path) -> dict:
     return out
 
 
+def rounds(args, tmp: Path) -> dict:
+    """Time a plant's uplink round with and without the ended hours' kWh cache.
+
+    One site of ``--round-machines`` machines with a power reading every second for a day and
+    half an hour (DuckDB); a round between full rounds recomputes yesterday (24 h of 1 Hz points)
+    and today. Before: every round recomputes every hour from raw points (``kwh_cache=None``).
+    After: the first round fills the cache; then a minute of new points is written and the next
+    round recomputes only hours whose points changed.
+    """
+    from indunet.federation.uplink import compute_round
+    from indunet.model import POINT_SCHEMA, DataType, PointBatch, Quality
+    from indunet.plant.config import PlantConfig
+    from indunet.plant.store import PlantStore
+
+    n = args.round_machines
+    cfg = PlantConfig.model_validate({
+        "machines": [{"id": f"s1/press/l1/m{i}", "power_tag": "power_kw",
+                      "thresholds": {"off_below": 1.0, "running_above": 5.0},
+                      "expected_interval_s": 1.0} for i in range(n)],
+        "sites": {"s1": {"calendar": {"timezone": "UTC"}}},
+    })  # fmt: skip
+    settings = load_settings(data_dir=tmp / "plant", enterprise="bench-plant",
+                             plant=cfg.model_dump(mode="json"))  # fmt: skip
+    historian = open_historian(settings)
+    day0 = (int(time.time() * 1000) // 86_400_000 - 3) * 86_400_000
+    now = day0 + 86_400_000 + 30 * 60_000
+    rng = np.random.default_rng(1)
+
+    def write(lo: int, hi: int) -> None:
+        ts = np.arange(lo, hi, 1000, dtype=np.int64)
+        for m in cfg.machines:
+            kw = rng.uniform(8, 20) + rng.normal(0, 0.3, len(ts))
+            tag = f"{m.id}/power_kw"
+            table = pa.table({
+                "tag": pa.array([tag] * len(ts), pa.string()), "ts": pa.array(ts, pa.int64()),
+                "value": pa.array(kw, pa.float64()), "text": pa.nulls(len(ts), pa.string()),
+                "quality": pa.array(np.full(len(ts), int(Quality.GOOD), np.uint8), pa.uint8()),
+            }, schema=POINT_SCHEMA)  # fmt: skip
+            historian.write(PointBatch("bench-plant", table, {tag: DataType.NUMBER}), source="b")
+
+    t = time.perf_counter()
+    write(day0, now)
+    points = historian.count("bench-plant")
+    out: dict = {"machines": n, "points": points, "write_s": round(time.perf_counter() - t, 1)}
+    print(f"  {points:,} points of {n} machines × 1 s written in {out['write_s']} s")
+    store = PlantStore(historian, cfg)
+
+    def round_s(at: int, cache: dict | None) -> float:
+        t = time.perf_counter()
+        compute_round(store, historian, cfg, "bench-plant", at, days_back=1, rev=1,
+                      kwh_cache=cache)  # fmt: skip
+        return time.perf_counter() - t
+
+    cpu = CpuWatch()
+    before = [round_s(now, None) for _ in range(args.round_repeats)]
+    cache: dict = {}
+    cold = round_s(now, cache)
+    warm = []
+    for k in range(args.round_repeats):
+        write(now + k * 60_000, now + (k + 1) * 60_000)  # a minute of new readings
+        warm.append(round_s(now + (k + 1) * 60_000 + 1, cache))
+    out.update(
+        before_s=[round(x, 2) for x in before],
+        cold_s=round(cold, 2),
+        after_s=[round(x, 2) for x in warm],
+        others_cores=cpu.others_cores(),
+    )
+    print(f"  round without cache {statistics.median(before):.2f} s (each {out['before_s']}); "
+          f"with the cache: first {cold:.2f} s, then {statistics.median(warm):.2f} s "
+          f"(each {out['after_s']}); other processes used {out['others_cores']} cores")  # fmt: skip
+    historian.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20_000)
@@ -312,7 +467,12 @@ def main() -> None:
     ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--pg-schema", default="bench_federation")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--only", choices=["absorb", "lag", "rounds", "shared"], action="append",
+                    help="run only these phases (repeatable; default all)")  # fmt: skip
+    ap.add_argument("--round-machines", type=int, default=200)
+    ap.add_argument("--round-repeats", type=int, default=3)
     args = ap.parse_args()
+    phases = set(args.only or ["absorb", "lag", "rounds", "shared"])
 
     with psycopg.connect(args.pg_url, autocommit=True) as con:
         con.execute(f"DROP SCHEMA IF EXISTS {args.pg_schema} CASCADE")
@@ -344,10 +504,18 @@ def main() -> None:
                 federation={"url": f"mqtt://127.0.0.1:{port}", "client_id": "bench-region"},
             )  # fmt: skip
             historian = open_historian(settings)
-            print("absorb (PostgreSQL, batched transactions):")
-            result["absorb"] = absorb(args, port, historian, settings)
-            print("lag:")
-            result["lag"] = lag(args, port, historian, settings, tmp)
+            if "absorb" in phases:
+                print("absorb (PostgreSQL, batched transactions):")
+                result["absorb"] = absorb(args, port, historian, settings)
+            if "lag" in phases:
+                print("lag:")
+                result["lag"] = lag(args, port, historian, settings, tmp)
+            if "shared" in phases:
+                print("shared subscription (MQTT 5), 1 then 2 regional worker processes:")
+                result["shared"] = shared(args, port, tmp)
+            if "rounds" in phases:
+                print("uplink rounds (DuckDB plant, 1 Hz power, yesterday and today):")
+                result["rounds"] = rounds(args, tmp)
         finally:
             if historian is not None:
                 historian.close()

@@ -25,6 +25,7 @@ from indunet.chain.live import (
     capacity_overrides,
     chain_alarm_extras,
     chain_alerts,
+    cover_alerts,
     plant_states_from_watcher,
     region_states_from_store,
     site_statuses,
@@ -134,6 +135,8 @@ def test_alarm_samples_clear_and_raise(g) -> None:
     assert quiet == {
         "derived/chain/two/site/A": 0.0,
         "derived/chain/two/site/B": 0.0,
+        "derived/chain/two/cover/A": 0.0,
+        "derived/chain/two/cover/B": 0.0,
         "derived/chain/two/runout/P": NOT_HIT_DAYS,
     }
     alerts = chain_alerts(g, [SiteStatus("A", 0.0, "off", NOW - 3 * DAY)], NOW)
@@ -297,3 +300,38 @@ def test_an_uplinked_site_going_down_wakes_the_link_at_once(historian) -> None:
         assert view["alerts"][0]["text"].startswith("supplier B down")
     finally:
         live.stop()
+
+
+def _item(net, g) -> str:
+    return g.items[int(g.item_of[g.index("B")])]
+
+
+def test_low_cover_of_an_uplinked_supplier_alerts(net, g, historian) -> None:
+    item = _item(net, g)
+    low = {"item": item, "quantity": 30.0, "daily_use": 20.0, "days_of_cover": 1.5,
+           "cover_target_days": 4.0, "below_cover": True}  # fmt: skip
+    (a,) = cover_alerts(net, g, {"E0000001": {item: low}})
+    assert (a.kind, a.site, a.item, a.days_left, a.target_days) == (
+        "low_cover",
+        "B",
+        item,
+        1.5,
+        4.0,
+    )
+    assert a.text == (f"supplier B (E0000001) holds 1.5 days of {item}, below its 4-day cover "
+                      "target (uplink)")  # fmt: skip
+    samples = alarm_samples("two", g, ["A", "B"], [a])
+    assert samples["derived/chain/two/cover/B"] == pytest.approx(2.5)  # days short
+    assert samples["derived/chain/two/cover/A"] == 0.0
+    # covered, no planned use, another item or another enterprise: nothing
+    ok = {**low, "quantity": 100.0, "days_of_cover": 5.0, "below_cover": False}
+    unknown = {**low, "daily_use": None, "days_of_cover": None, "below_cover": False}
+    for cover in ({"E0000001": {item: ok}}, {"E0000001": {item: unknown}},
+                  {"E0000001": {"other": low}}, {"E0000009": {item: low}}):  # fmt: skip
+        assert cover_alerts(net, g, cover) == []
+    # the live link shows it on the chain page's alerts
+    _store(historian)
+    live = ChainLive(historian, "demo", uplink_cover=lambda: {"E0000001": {item: low}})
+    view = live.run_once(NOW)["two"]
+    assert [x["kind"] for x in view["alerts"]] == ["low_cover"]
+    assert view["statuses"] == []  # short of stock is not down

@@ -45,6 +45,16 @@ EXAMPLES = {
                     {"id": "o2", "item": "mask", "kind": "stock", "quantity": 5000.0}]},
         computed_ms=MS, rev=1,
     ),
+    "inventory": c.build(
+        "acme", "inventory", "*", "current",
+        {"items": [{"item": "N95 mask", "quantity": 100.0, "daily_use": 50.0,
+                    "days_of_cover": 2.0, "cover_target_days": 3.0, "below_cover": True,
+                    "unit": "pcs", "as_of_ms": MS},
+                   {"item": "gown", "quantity": 7.0, "daily_use": None, "days_of_cover": None,
+                    "cover_target_days": 3.0, "below_cover": False, "unit": None,
+                    "as_of_ms": MS}]},
+        computed_ms=MS, rev=1,
+    ),
 }  # fmt: skip
 
 
@@ -71,6 +81,36 @@ def test_malformed_offers_are_refused(offers: object, match: str) -> None:
     doc = _doc(EXAMPLES["offers"])
     doc["data"]["offers"] = offers
     _refused("indunet/uplink/v1/acme/offers", doc, match)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"quantity": -1}, r"items\[0\].quantity: -1 is out of range"),
+        ({"quantity": True}, r"items\[0\].quantity: missing or not a number"),
+        ({"below_cover": False}, r"items\[0\].below_cover: does not match"),
+        ({"days_of_cover": 9.0}, r"items\[0\].days_of_cover: is not quantity / daily_use"),
+        ({"daily_use": None}, r"items\[0\].days_of_cover: given exactly when"),
+        ({"item": "a\x00b"}, r"items\[0\].item: missing or not an item id"),
+        ({"item": "gown"}, r"items\[1\].item: 'gown' is listed twice"),
+        ({"as_of_ms": 3}, r"items\[0\].as_of_ms: 3 is out of range"),
+        ({"unit": "x" * 33}, r"items\[0\].unit"),
+    ],
+)
+def test_malformed_inventory_is_refused_naming_the_item(change: dict, match: str) -> None:
+    doc = _doc(EXAMPLES["inventory"])
+    doc["data"]["items"][0].update(change)
+    with pytest.raises(DataError, match=match):
+        c.parse("indunet/uplink/v1/acme/inventory", orjson.dumps(doc))
+    too_many = _doc(EXAMPLES["inventory"])
+    too_many["data"]["items"] = [
+        {**too_many["data"]["items"][1], "item": f"i{n}"} for n in range(c.MAX_ITEMS + 1)
+    ]
+    with pytest.raises(DataError, match="at most 60 items"):
+        c.parse("indunet/uplink/v1/acme/inventory", orjson.dumps(too_many))
+    wrong = {**_doc(EXAMPLES["inventory"]), "site": "s1", "key": "acme/s1/current"}
+    with pytest.raises(DataError, match="site and period of inventory"):
+        c.parse("indunet/uplink/v1/acme/inventory", orjson.dumps(wrong))
 
 
 def test_offers_are_the_whole_plants_and_fit_a_payload() -> None:

@@ -314,3 +314,103 @@ def test_a_batch_is_stored_in_order_with_its_refused_messages_as_dead_letters(hi
     assert consumer.counts == {"stored": 2, "duplicate": 1, "older": 2, "refused": 1}
     (letter,) = historian.dead_letters("acme", source="uplink")
     assert "not JSON" in letter["reason"]
+
+
+def inventory(ent: str, items: list[dict], at: int = MS, rev: int = 1) -> contract.Uplink:
+    return contract.build(ent, "inventory", "*", "current", {"items": items}, computed_ms=at,
+                          rev=rev)  # fmt: skip
+
+
+def _item(item: str, quantity: float, use: float | None, target: float = 3.0) -> dict:
+    cover = None if not use else quantity / use
+    return {"item": item, "quantity": quantity, "daily_use": use, "days_of_cover": cover,
+            "cover_target_days": target, "below_cover": cover is not None and cover < target,
+            "unit": None, "as_of_ms": MS}  # fmt: skip
+
+
+def test_inventory_cover_becomes_stock_offers_and_wakes_the_chain(historian) -> None:
+    from indunet.docking.store import DockingStore
+    from indunet.federation.regional import inventory_cover
+
+    consumer = UplinkConsumer(historian, _Settings(), None)
+    woken: list[str] = []
+    consumer.on_site_change = woken.append
+    docking = DockingStore(historian)
+    # mask: 500 held, 50 a day, 3 days' target -> 350 spare; gown below cover; cap: no use known
+    items = [_item("mask", 500.0, 50.0), _item("gown", 20.0, 10.0), _item("cap", 90.0, None)]
+    acme_own = offers("acme", [{"id": "l1", "item": "mask", "kind": "capacity",
+                                "rate_per_day": 10.0}])  # fmt: skip
+    for r in (inventory("acme", items), acme_own):
+        assert consumer.handle(*_tp(r)) == "stored"
+    assert consumer.handle(*_tp(inventory("acme", items))) == "duplicate"
+    assert woken == ["acme"]  # the duplicate changes nothing
+    consumer.sync_offers()
+    got = {o["id"]: o for o in docking.entries("region", "offer")}
+    assert sorted(got) == ["acme:cover-mask", "acme:l1"]
+    assert got["acme:cover-mask"]["quantity"] == 350.0 and got["acme:cover-mask"]["kind"] == "stock"
+    cover = inventory_cover(consumer.store)
+    assert cover["acme"]["gown"]["below_cover"] and not cover["acme"]["mask"]["below_cover"]
+    # the mask stock falls below its cover: its offer is withdrawn; an older revision is ignored
+    consumer.handle(*_tp(inventory("acme", [_item("mask", 100.0, 50.0)], rev=2)))
+    consumer.handle(*_tp(inventory("acme", items, rev=1, at=MS - 1)))
+    consumer.sync_offers()
+    assert {o["id"] for o in docking.entries("region", "offer")} == {"acme:l1"}
+    assert inventory_cover(consumer.store)["acme"]["mask"]["days_of_cover"] == 2.0
+    docking.problem("region")
+
+
+def test_two_consumers_on_a_shared_subscription_split_the_uplinks_without_loss_or_double(
+    settings_factory, pg_schema: str, tmp_path: Path
+) -> None:
+    """Two regional workers (MQTT 5 shared subscription, one PostgreSQL) take every record once."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from indunet.store import open_historian
+    from tests.conftest import PG_URL
+    from tests.edge.test_publish import PrivateBroker, _until
+
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    historians, consumers = [], []
+    try:
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        for worker in ("a", "b"):
+            settings = settings_factory(
+                db=PG_URL, pg_schema=pg_schema, enterprise="region",
+                federation={"url": url, "shared_group": "region", "client_id": f"w-{worker}"},
+            )  # fmt: skip
+            historians.append(open_historian(settings))
+            consumers.append(UplinkConsumer(historians[-1], settings, None))
+        for c in consumers:
+            c.start()
+            assert c.connected.wait(10)
+        assert consumers[0].topic == "$share/region/indunet/uplink/v1/#"
+        pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="t-plants",
+                          protocol=paho.MQTTv5)  # fmt: skip
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        n = 400
+        infos = []
+        for i in range(n):
+            hour = contract.hour_period(MS - MS % 3_600_000 - i * 3_600_000)
+            data = {"kwh": float(i), "coverage": 1.0}
+            r = contract.build(f"e{i % 7}", "kwh_hourly", "s1", hour, data, computed_ms=MS, rev=1)
+            infos.append(pub.publish(r.topic, r.payload(), qos=1))
+        for info in infos:
+            info.wait_for_publish(10)
+        _until(lambda: sum(c.counts["stored"] for c in consumers) >= n, 30)
+        pub.loop_stop()
+        pub.disconnect()
+        stored = [c.counts["stored"] for c in consumers]
+        assert sum(stored) == n and min(stored) > 0, stored  # both worked, nothing twice
+        assert all(c.counts["duplicate"] == 0 and c.counts["refused"] == 0 for c in consumers)
+        rows = FederationStore(historians[0]).records("kwh_hourly")
+        assert len(rows) == n
+        assert sorted(r["data"]["kwh"] for r in rows) == [float(i) for i in range(n)]
+    finally:
+        for c in consumers:
+            c.stop()
+        for h in historians:
+            h.close()
+        broker.stop()

@@ -277,3 +277,126 @@ def test_lower_coverage_is_lost_readings_not_a_correction() -> None:
     assert not _lost_points({"kwh": 50.0, "coverage": 0.5}, {"kwh": 90.0, "coverage": 1.0})
     assert not _lost_points(None, {"kwh": 1.0, "coverage": 0.0})  # never sent: goes out
     assert not _lost_points({"running": 1}, {"running": 0})  # states have no coverage
+
+
+def test_declared_items_cover_summed_over_warehouses() -> None:
+    from indunet.federation.uplink import declared_cover
+
+    rows = [
+        {"item": "mask", "warehouse": "w1", "quantity": 100.0, "daily_use": 20.0,
+         "cover_target_days": 3.0, "unit": "pcs", "as_of": D0},
+        {"item": "mask", "warehouse": "w2", "quantity": 20.0, "daily_use": 20.0,
+         "cover_target_days": 5.0, "unit": "pcs", "as_of": D0 + H},
+        {"item": "gown", "warehouse": "w1", "quantity": 8.0, "daily_use": None,
+         "cover_target_days": 3.0, "unit": None, "as_of": D0},
+        {"item": "secret", "warehouse": "w1", "quantity": 1.0, "daily_use": 1.0,
+         "cover_target_days": 3.0, "unit": None, "as_of": D0},
+    ]  # fmt: skip
+    got = {d["item"]: d for d in declared_cover(rows, ["mask", "gown", "absent"])}
+    assert sorted(got) == ["gown", "mask"]  # undeclared items never go up; unknown ones absent
+    mask = got["mask"]
+    assert (mask["quantity"], mask["daily_use"], mask["days_of_cover"]) == (120.0, 40.0, 3.0)
+    assert mask["cover_target_days"] == 5.0 and mask["below_cover"] is True
+    assert mask["as_of_ms"] == D0 + H and mask["unit"] == "pcs"
+    assert got["gown"]["days_of_cover"] is None and got["gown"]["below_cover"] is False
+
+
+def _inventory(uplink: PlantUplink) -> list[dict]:
+    rows = uplink.buffer.read(0, 100_000)
+    return [orjson.loads(r.payload) for r in rows if r.key.endswith("/inventory")]
+
+
+def test_a_round_sends_declared_inventory_once_and_again_when_it_changes(
+    settings_factory, tmp_path: Path
+) -> None:
+    from indunet.business.store import BusinessStore
+
+    cfg = plant_config({"s1": "UTC"})
+    settings = settings_factory(
+        enterprise="acme-plant", plant=cfg.model_dump(mode="json"),
+        uplink={"url": "mqtt://127.0.0.1:1", "enterprise": "acme", "items": ["mask"]},
+    )  # fmt: skip
+    historian = open_historian(settings)
+    try:
+        biz = BusinessStore(historian)
+        row = {"item": "mask", "warehouse": "w1", "quantity": 40, "daily_use": 20,
+               "min_cover_days": 3, "as_of": "2026-06-03T08:00:00Z"}  # fmt: skip
+        assert biz.load("acme-plant", "inventory", [row], source="t", now_ms=NOW).stored == 1
+        uplink = PlantUplink(historian, settings)
+        try:
+            uplink.tick(NOW)
+            sent = _inventory(uplink)
+            assert len(sent) == 1
+            (item,) = sent[0]["data"]["items"]
+            assert (item["days_of_cover"], item["below_cover"]) == (2.0, True)
+            uplink.tick(NOW + 60_000)  # unchanged: not sent again
+            assert len(_inventory(uplink)) == 1
+            biz.load("acme-plant", "inventory", [{**row, "quantity": 100,
+                     "as_of": "2026-06-03T09:00:00Z"}], source="t", now_ms=NOW)  # fmt: skip
+            uplink.tick(NOW + 120_000)
+            last = _inventory(uplink)[-1]
+            assert last["data"]["items"][0]["below_cover"] is False
+        finally:
+            uplink.buffer.close()
+    finally:
+        historian.close()
+
+
+def test_cached_hours_are_not_recomputed_unless_their_points_changed(plant_db) -> None:
+    from tests.plant.plant_data import write
+
+    _, historian, cfg = plant_db
+    store = PlantStore(historian, cfg)
+
+    def run(now: int, cache: dict | None) -> dict:
+        records = compute_round(store, historian, cfg, "acme-plant", now, days_back=2, rev=1,
+                                kwh_cache=cache)  # fmt: skip
+        return {(r.kind, r.key): r.data for r in records if r.kind.startswith("kwh")}
+
+    cache: dict = {}
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(
+            a[k]["coverage"] == b[k]["coverage"] and a[k]["kwh"] == pytest.approx(b[k]["kwh"])
+            for k in a
+        )
+
+    first = run(NOW, cache)
+    assert same(first, run(NOW, None))  # the same figures as without a cache
+    hours = len(cache)
+    assert hours == sum(1 for kind, _ in first if kind == "kwh_hourly")
+    # late data in an hour of yesterday: only the hours around it are recomputed
+    late = D0 + DAY + 5 * H + 30 * 60_000 + 7_000
+    write(historian, "s1/press/l1/m1/power_kw", [late], [500.0], enterprise="acme-plant")
+    before = dict(cache)
+    second = run(NOW + 60_000, cache)
+    assert same(second, run(NOW + 60_000, None))
+    changed = [k for k in cache if k in before and cache[k] is not before[k]]
+    assert changed and all(k[0] == "s1" for k in changed) and len(changed) <= 3
+    key = f"acme-plant/s1/{contract.hour_period(D0 + DAY + 5 * H)}"
+    assert second[("kwh_hourly", key)]["kwh"] > first[("kwh_hourly", key)]["kwh"]
+
+
+def test_cached_hours_compute_runs_of_changed_hours_only() -> None:
+    from indunet.federation.uplink import _cached_hours
+
+    hours = [(i * H, (i + 1) * H) for i in range(6)]
+    prints = {i * H: (10, 1.0 * i, i * H + 59_000, i * H + 1_000) for i in range(7)}
+    calls: list[tuple[int, int]] = []
+
+    def compute(lo: int, hi: int) -> list[dict]:
+        calls.append((lo, hi))
+        return [{"start_ms": a, "end_ms": b, "kwh": float(a)} for a, b in hours if lo <= a < hi]
+
+    cache: dict = {}
+    got = _cached_hours(cache, hours, prints, compute, "s1")
+    assert calls == [(0, 6 * H)] and [b["start_ms"] for b in got] == [h[0] for h in hours]
+    calls.clear()
+    assert _cached_hours(cache, hours, prints, compute, "s1") == got and calls == []
+    prints[3 * H] = (11, 9.0, 3 * H + 59_500, 3 * H + 1_000)  # a late point inside hour 3
+    _cached_hours(cache, hours, prints, compute, "s1")
+    assert calls == [(3 * H, 5 * H)]  # hour 3, and hour 4 (the reading held into it changed)
+    calls.clear()
+    prints[5 * H] = (11, 9.0, 5 * H + 59_000, 5 * H + 10)  # a late point before hour 5's first
+    _cached_hours(cache, hours, prints, compute, "s1")
+    assert calls == [(4 * H, 6 * H)]  # hour 5 and hour 4 (the reading after it changed)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indunet.errors import DataError
 from indunet.region.rate import Filters, Rule
 from indunet.region.store import RegionStore
 from tests.region.conftest import CORRECTION, MAR1, MAR2, REGISTRY, TODAY, fixture_settings, write
@@ -166,3 +167,59 @@ def test_silent_enterprise_never_changes_the_resumed_share(
         before["resumed"],
         before["rate"],
     )
+
+
+def _e4(store: RegionStore) -> dict:
+    return store.states_of([("E4", MAR2)])[0]
+
+
+def test_declared_baseline_judges_an_enterprise_without_normal_period_readings(
+    loaded: RegionStore,
+) -> None:
+    """E4 has no December readings (unknown); its declared normal use makes it count."""
+    before = loaded.rate(MAR2, [])[0].row(0, named=True)
+    assert _e4(loaded)["unknown_because"] == "no baseline"
+    assert loaded.declare_baselines({"E4": 100.0, "E1": 1.0}, source="t") == 2
+    e4 = _e4(loaded)
+    assert (e4["baseline_kwh"], e4["state"]) == (100.0, "resumed")  # 50 > 0.3 × 100
+    # a baseline from the normal period's readings wins over a declared one
+    assert loaded.states_of([("E1", MAR2)])[0]["baseline_kwh"] == 100.0
+    stored = loaded.rate(MAR2, [])[0].row(0, named=True)
+    live = loaded.rate(MAR2, [], live=True)[0].row(0, named=True)
+    assert stored["reporting"] == before["reporting"] + 1 == live["reporting"]
+    assert stored["resumed"] == before["resumed"] + 1 == live["resumed"]
+
+
+def test_declared_baselines_refused_whole(loaded: RegionStore) -> None:
+    bads = [{"E4": 0.0}, {"E4": -1}, {"E4": True}, {"E4": 6e7}, {"E4": 10.0, "nobody": 5.0}]
+    for bad in bads:
+        with pytest.raises(DataError, match="not in"):
+            loaded.declare_baselines(bad, source="t")
+    assert _e4(loaded)["baseline_kwh"] is None  # nothing stored
+
+
+def test_register_documents_all_or_nothing_with_a_declared_baseline(loaded: RegionStore) -> None:
+    row = {"enterprise_id": "U1", "name": "Uplink Works", "province": "Hubei", "city": "Wuhan",
+           "industry": "C36", "size": "small", "baseline_kwh": "250"}  # fmt: skip
+    with pytest.raises(DataError, match=r"row 2, field province"):
+        loaded.register([row, {**row, "enterprise_id": "U2", "province": "Atlantis"}],
+                        source="t", effective=TODAY)  # fmt: skip
+    with pytest.raises(DataError, match=r"row 1, field baseline_kwh"):
+        loaded.register([{**row, "baseline_kwh": "lots"}], source="t", effective=TODAY)
+    with pytest.raises(DataError, match="unknown field"):
+        loaded.register([{**row, "evil": "x"}], source="t", effective=TODAY)
+    assert loaded.registered(["U1", "U2", "E1"]) == {"E1"}
+    report = loaded.register([row], source="t", effective=TODAY)
+    assert report.new == 1 and loaded.registered(["U1"]) == {"U1"}
+    again = loaded.register([row], source="t", effective=TODAY)  # the same again: no change
+    assert again.new == 0 and again.changed == 0
+    assert loaded.states_of([("U1", MAR2)])[0]["baseline_kwh"] == 250.0
+
+
+def test_last_full_day_skips_a_day_few_reported(loaded: RegionStore) -> None:
+    assert loaded.last_full_day() == MAR2
+    import pyarrow as pa
+
+    table = pa.table({"enterprise_id": ["E1"], "date": ["2020-03-03"], "kwh": [10.0]})
+    loaded.load_readings(table, source="t", today=TODAY)
+    assert loaded.days()[-1] == date(2020, 3, 3) and loaded.last_full_day() == MAR2

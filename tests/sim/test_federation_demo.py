@@ -37,7 +37,7 @@ def test_demo_federation_starts_and_the_region_lists_the_live_plants(tmp_path: P
     env["PYTHONPATH"] = str(Path(indunet.__file__).resolve().parents[1])  # this tree's package
     log = (tmp_path / "demo.log").open("w+")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "indunet.cli", "demo", "--federation", "--nation", "0",
+        [sys.executable, "-m", "indunet.cli", "demo", "--federation", "--nation", "150",
          "--no-edge", "--sites", "1", "--machines", "3", "--hours", "1", "--port", str(port),
          "--data-dir", str(tmp_path / "data")],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
@@ -72,6 +72,26 @@ def test_demo_federation_starts_and_the_region_lists_the_live_plants(tmp_path: P
             assert len(by[name]) == n_sites
             assert sum(s["states"]["machines"] for s in by[name]) == machines
             assert all(s["status"] == "reporting" for s in by[name])
+        # the region registered its live plants: the region page lists them beside the nation,
+        # judged by the monitor's rule on their uplinked daily kWh
+        registered: list[dict] = []
+        while time.monotonic() < deadline and len(registered) < len(DEMO_ENTERPRISES):
+            r = client.get("/api/v1/federation/enterprises")
+            registered = [e for e in r.json()["registered"] if e["state"] != "unknown"]
+            time.sleep(0.5)
+        log.seek(0)
+        assert {e["enterprise_id"] for e in registered} == set(DEMO_ENTERPRISES), log.read()[-3000:]
+        for e in registered:
+            assert e["kwh"] > 0 and e["baseline_kwh"] > 0 and e["source"] == "uplink"
+            assert e["state"] == (
+                "resumed" if e["kwh"] > e["theta"] * e["baseline_kwh"] else "stopped"
+            )
+        page = client.get("/region").text
+        live = page.split('id="uplink-table"', 1)[1].split("</table>", 1)[0]
+        for name in DEMO_ENTERPRISES:
+            row = live.split(f'data-enterprise="{name}"', 1)[1].split("</tr>", 1)[0]
+            assert '<span class="badge live"' in row
+        assert 'id="headline">2020-' in page  # the nation's day, not the plants' yesterday
         # each plant's own data: a DuckDB of its own beside the region's
         for name in DEMO_ENTERPRISES:
             assert (tmp_path / "data" / "plants" / name / "uplink.sqlite").exists()

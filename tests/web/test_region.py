@@ -292,3 +292,89 @@ def test_browser_map_draws_provinces(settings_factory, browser, tmp_path: Path) 
 def test_trend_covers_at_most_the_page_limit() -> None:
     assert region_web.TREND_DAYS >= 366
     assert timedelta(days=region_web.TREND_DAYS) > timedelta(days=150)
+
+
+def _uplink(consumer, ent: str, day: str, kwh: float, now: int) -> None:
+    from indunet.federation import contract
+
+    for r in (
+        contract.build(ent, "kwh_daily", "s1", day,
+                       {"kwh": kwh, "coverage": 1.0, "sites": ["s1"], "timezone": "UTC"},
+                       computed_ms=now, rev=1),
+        contract.build(ent, "states", "s1", contract.minute_period(now),
+                       {"machines": 2, "running": 2, "idle": 0, "off": 0, "offline": 0,
+                        "unknown": 0, "at_ms": now}, computed_ms=now, rev=1),
+    ):  # fmt: skip
+        assert consumer.handle(r.topic, r.payload()) == "stored"
+
+
+def test_live_uplinks_beside_the_nation_and_registering_a_waiting_one(
+    make_client, tmp_path: Path
+) -> None:
+    """Registered uplinks show live with the monitor's state; an unregistered one waits, listed."""
+    import time as time_mod
+
+    from indunet.api.routes.region import region_store_of
+    from indunet.federation.regional import UplinkConsumer
+
+    client = make_client(region=RULE)
+    settings = client.app.state.settings
+    with open_region_store(settings.region, settings.data_dir) as store:
+        store.import_registry(write(tmp_path / "reg.csv", REGISTRY), effective=TODAY)
+        store.import_readings(write(tmp_path / "r.csv", READINGS), today=TODAY)
+    app = client.app
+    consumer = UplinkConsumer(app.state.historian, settings, lambda: region_store_of(app))
+    app.state.uplink_consumer = consumer  # not started: messages are handed over directly
+    now = int(time_mod.time() * 1000)
+    day = str(date.today() - timedelta(days=1))
+    _uplink(consumer, "acme", day, 900.0, now)
+    _uplink(consumer, "bolt", day, 50.0, now)
+    consumer.sync()  # neither is in the registry: their readings wait in the quarantine
+    quarantined, _ = region_store_of(app).quarantine(source="uplink")
+    assert {q["enterprise_id"] for q in quarantined} == {"acme", "bolt"}
+
+    html = _page(client, "/region")
+    assert "Live from plant uplinks" in html
+    waiting = html.split('id="unregistered-uplinks"', 1)[1].split("</table>", 1)[0]
+    assert 'data-enterprise="acme"' in waiting and 'data-enterprise="bolt"' in waiting
+    assert 'action="/region/uplinks/register"' in waiting
+
+    row = {"enterprise_id": "acme", "name": "Acme Presses", "province": "Hubei",
+           "city": "Wuhan", "industry": "C34", "size": "medium", "baseline_kwh": 1000}  # fmt: skip
+    # bad input: every refused field named, nothing stored
+    bad = [{**row, "province": "Atlantis"}, {**row, "enterprise_id": "bolt", "baseline_kwh": -5}]
+    r = client.post("/api/v1/region/registry", json={"enterprises": bad}, headers=_chain(client))
+    assert r.status_code == 422, r.text
+    assert "province" in r.text and "baseline_kwh" in r.text
+    assert region_store_of(app).registered(["acme", "bolt"]) == set()
+    r = client.post("/api/v1/region/registry", json={"enterprises": [row]}, headers=_chain(client))
+    assert r.status_code == 200 and r.json()["new"] == 1, r.text
+    # a plant's admin may not register enterprises in the region, by API or by form
+    admin = AuthStore(app.state.historian).create_key("demo", "admin", name="a", now_ms=0).secret
+    plant_admin = {"Authorization": f"Bearer {admin}"}
+    r = client.post("/api/v1/region/registry", json={"enterprises": [row]}, headers=plant_admin)
+    assert r.status_code == 403
+    assert client.post("/region/uplinks/register", data={}, headers=plant_admin).status_code == 403
+    # the form on the page registers the waiting bolt
+    form = {"enterprise_id": "bolt", "name": "Bolt Works", "province": "Guangdong",
+            "city": "Shenzhen", "industry": "C33", "size": "small",
+            "baseline_kwh": "1000"}  # fmt: skip
+    r = client.post("/region/uplinks/register", data=form, headers=_chain(client),
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303, r.text
+    consumer.sync()  # the resent days become readings
+
+    html = _page(client, "/region")
+    # the default day stays the nation's last full day, not the uplinks' lone day
+    assert re.search(r'id="headline">2020-03-02:', html), html[:2000]
+    assert [p["day"] for p in _embedded(html)["trend"]][-1] == "2020-03-02"
+    live = html.split('id="uplink-table"', 1)[1].split("</table>", 1)[0]
+    acme = live.split('data-enterprise="acme"', 1)[1].split("</tr>", 1)[0]
+    bolt = live.split('data-enterprise="bolt"', 1)[1].split("</tr>", 1)[0]
+    # 900 > 0.3 × 1000 resumed, 50 is not: the monitor's rule on the uplinked kWh
+    assert "resumed" in acme and '<span class="badge live"' in acme and "900" in acme
+    assert "stopped" in bolt and "Bolt Works" in bolt and day in bolt
+    assert 'id="unregistered-uplinks"' not in html
+    # the monitor itself has them now: readings from the uplinks, no longer waiting
+    states = region_store_of(app).states_of([("acme", date.fromisoformat(day))])
+    assert states[0]["kwh"] == 900.0 and states[0]["baseline_kwh"] == 1000.0

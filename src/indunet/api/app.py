@@ -83,6 +83,8 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     for module in (ingest, series, tags, deadletters, business, docking, chain, region, federation):
         app.include_router(module.router, prefix="/api/v1", dependencies=guarded)
     app.include_router(condition.router, prefix="/api/v1", dependencies=guarded)  # RUL
+    # registering enterprises (an uplinking plant's) in the resumption monitor's registry
+    app.include_router(federation.registry_router, prefix="/api/v1", dependencies=guarded)
     app.include_router(plant_routes.router, prefix="/api/v1", dependencies=guarded)  # machines, …
     for extra in (alarm_routes, events):  # alarms and the live event stream (SSE)
         app.include_router(extra.router, prefix="/api/v1", dependencies=guarded)

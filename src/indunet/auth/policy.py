@@ -119,6 +119,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/region/status"): _CHAIN,
     ("GET", "/api/v1/region/quarantine"): _CHAIN,
     ("GET", "/api/v1/federation/sites"): _CHAIN,  # plants' uplinked sites (docs/federation.md)
+    ("GET", "/api/v1/federation/enterprises"): _CHAIN,  # uplinking enterprises, registered or not
+    ("POST", "/api/v1/region/registry"): _CHAIN,  # register enterprises (uplinking plants')
+    ("POST", "/region/uplinks/register"): _CHAIN,  # the same from the region page's form
     ("GET", "/region"): _CHAIN,  # regional monitor pages (web/region.py)
     ("GET", "/region/watchlist"): _CHAIN,
     ("GET", "/region/{name}"): _CHAIN,

@@ -47,10 +47,12 @@ __all__ = [
     "capacity_overrides",
     "chain_alarm_extras",
     "chain_alerts",
+    "cover_alerts",
     "plant_states_from_watcher",
     "region_states_from_store",
     "site_statuses",
     "start_chain_live",
+    "uplink_cover_from_store",
     "uplink_states_from_store",
 ]
 
@@ -73,6 +75,14 @@ CHAIN_RULES = [
         priority=Priority.MEDIUM,
         message="chain: a supplier site is down or short of capacity (value: days down)",
     ),
+    HighLimitRule(
+        id="chain-low-cover",
+        pattern=f"{DERIVED_PREFIX}/+/cover/+",
+        limit=0.0,
+        priority=Priority.MEDIUM,
+        message="chain: a supplier's stock of its item is below its cover target "
+        "(value: days short)",
+    ),
     LowLimitRule(
         id="chain-runs-out",
         pattern=f"{DERIVED_PREFIX}/+/runout/+",
@@ -82,6 +92,8 @@ CHAIN_RULES = [
     ),
 ]
 
+#: uplinked inventory (federation): enterprise -> item -> its declared stock and cover
+UplinkCover = Mapping[str, Mapping[str, Mapping[str, Any]]]
 #: plant site -> machine -> (state, since ms)
 PlantStates = Mapping[str, Mapping[str, tuple[str, int | None]]]
 #: uplinked sites (federation): enterprise -> site -> its newest ``states`` counts, or None when
@@ -107,7 +119,7 @@ class SiteStatus:
 class ChainAlert:
     """One alert: a site down, or a product running out because of it."""
 
-    kind: str  # "site_down" or "runs_out"
+    kind: str  # "site_down", "runs_out" or "low_cover"
     site: str
     text: str
     days_down: float
@@ -115,6 +127,7 @@ class ChainAlert:
     product: str = ""
     days_left: float | None = None
     priority: str = "medium"
+    target_days: float | None = None  # low_cover: the supplier's cover target
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data."""
@@ -273,6 +286,38 @@ def chain_alerts(
     return alerts
 
 
+def cover_alerts(network: Network, g: SupplyGraph, cover: UplinkCover) -> list[ChainAlert]:
+    """Return an alert per supplier node whose uplinked stock of its item is below its target.
+
+    A node with ``enterprise`` supplies its graph item; when that enterprise uplinks the item
+    (``inventory`` kind) with ``below_cover``, the alert says how many days it holds against
+    its target. An item it does not uplink, or without a planned use, raises nothing.
+    """
+    out = []
+    for node in network.nodes:
+        if not node.enterprise or node.enterprise not in cover:
+            continue
+        item = g.items[int(g.item_of[g.index(node.id)])]
+        it = cover[node.enterprise].get(item)
+        if it is None or not it.get("below_cover") or it.get("days_of_cover") is None:
+            continue
+        days, target = float(it["days_of_cover"]), float(it["cover_target_days"])
+        out.append(
+            ChainAlert(
+                kind="low_cover",
+                site=node.id,
+                item=item,
+                days_down=0.0,
+                days_left=round(days, 3),
+                target_days=target,
+                text=f"supplier {node.id} ({node.enterprise}) holds {days:.1f} days of {item}, "
+                f"below its {target:g}-day cover target (uplink)",
+                priority="medium",
+            )
+        )
+    return out
+
+
 _UNSAFE = re.compile(r"[/#+\s\x00-\x1f\x7f]")
 
 
@@ -292,18 +337,24 @@ def alarm_samples(
 
     ``derived/chain/<network>/site/<id>``: days down (0 when up or when spare capacity covers
     it) for every watched site; ``derived/chain/<network>/runout/<product>``: the fewest days
-    left for every product (`NOT_HIT_DAYS` when it does not run out).
+    left for every product (`NOT_HIT_DAYS` when it does not run out);
+    ``derived/chain/<network>/cover/<id>``: days short of its cover target (0 when covered or
+    not uplinked) for every watched site.
     """
     net = _segment(network_name)
     out: dict[str, float] = {}
     for site in watched:
         out[f"{DERIVED_PREFIX}/{net}/site/{_segment(site)}"] = 0.0
+        out[f"{DERIVED_PREFIX}/{net}/cover/{_segment(site)}"] = 0.0
     for m in range(g.n_sites, g.n):
         out[f"{DERIVED_PREFIX}/{net}/runout/{_segment(g.product(m))}"] = NOT_HIT_DAYS
     for a in alerts:
         if a.kind == "site_down" and a.priority != "low":  # spare capacity covers a low one
             key = f"{DERIVED_PREFIX}/{net}/site/{_segment(a.site)}"
             out[key] = max(out.get(key, 0.0), a.days_down, 1e-3)  # down: > 0 even at once
+        elif a.kind == "low_cover" and a.days_left is not None:
+            short = max((a.target_days or 0.0) - a.days_left, 1e-3)
+            out[f"{DERIVED_PREFIX}/{net}/cover/{_segment(a.site)}"] = short
         elif a.days_left is not None:
             key = f"{DERIVED_PREFIX}/{net}/runout/{_segment(a.product)}"
             out[key] = min(out.get(key, NOT_HIT_DAYS), a.days_left)
@@ -363,6 +414,18 @@ def uplink_states_from_store(
             fresh = s["status"] == "reporting" and s["states"] is not None
             out.setdefault(s["enterprise"], {})[s["site"]] = s["states"] if fresh else None
         return out
+
+    return read
+
+
+def uplink_cover_from_store(get_store: Callable[[], Any]) -> Callable[[], UplinkCover]:
+    """Return a reader of uplinking enterprises' declared items' cover (``inventory`` kind)."""
+
+    def read() -> UplinkCover:
+        from indunet.federation.regional import inventory_cover
+
+        store = get_store()
+        return {} if store is None else inventory_cover(store)
 
     return read
 
@@ -447,6 +510,7 @@ class ChainLive(Rounds):
         plant_states: Callable[[], PlantStates] | None = None,
         region_states: Callable[[list[str]], tuple[dict[str, str], str]] | None = None,
         uplink_states: Callable[[], UplinkStates] | None = None,
+        uplink_cover: Callable[[], UplinkCover] | None = None,
         alarms: Any = None,
         interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -456,6 +520,7 @@ class ChainLive(Rounds):
         self.plant_states = plant_states or (lambda: {})
         self.region_states = region_states or (lambda ids: ({}, ""))
         self.uplink_states = uplink_states or (lambda: {})
+        self.uplink_cover = uplink_cover or (lambda: {})
         self.feed = _AlarmFeed(alarms) if alarms is not None else None
         self.interval_s = interval_s
         self.clock = clock
@@ -477,6 +542,7 @@ class ChainLive(Rounds):
         now = int(self.clock() * 1000) if now_ms is None else int(now_ms)
         plant = self.plant_states()
         uplinks = self.uplink_states()
+        cover = self.uplink_cover()
         views: dict[str, dict[str, Any]] = {}
         samples: dict[str, float] = {}
         for row in self.store.networks(self.enterprise):
@@ -487,7 +553,7 @@ class ChainLive(Rounds):
             if self.store.resilience(self.enterprise, name) is None:
                 self._keep_resilience(name, g, now)  # the page's table, solved here once
             statuses = site_statuses(network, plant, states, region_day=day, uplinks=uplinks)
-            alerts = chain_alerts(g, statuses, now)
+            alerts = chain_alerts(g, statuses, now) + cover_alerts(network, g, cover)
             previous = self._views.get(name, {})
             key = tuple((s.id, s.factor) for s in statuses)
             resilience = previous.get("resilience") if previous.get("key") == key else None
@@ -545,6 +611,7 @@ def start_chain_live(app: Any, historian: Any, settings: Any, **kw: Any) -> Chai
         plant_states=plant_states_from_watcher(watcher) if watcher is not None else None,
         region_states=region_states_from_store(lambda: getattr(app.state, "region_store", None)),
         uplink_states=uplink_states_from_store(federation, int(settings.federation.stale_s * 1000)),
+        uplink_cover=uplink_cover_from_store(federation),
         alarms=getattr(app.state, "alarms", None),
         **kw,
     )

@@ -110,6 +110,22 @@ def serve(
             "broker into the resumption monitor ([federation] url).",
         ),
     ] = None,
+    federation_share: Annotated[
+        str | None,
+        typer.Option(
+            "--federation-share",
+            help="Regional worker: consume the uplinks on an MQTT 5 shared subscription of this "
+            "group, so several workers split them ([federation] shared_group; give each "
+            "worker its own [federation] client_id).",
+        ),
+    ] = None,
+    federation_client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--federation-client-id",
+            help="The regional consumer's persistent MQTT session id ([federation] client_id).",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API on the historian, and MQTT ingest when --mqtt-url is given."""
     import logging
@@ -125,7 +141,9 @@ def serve(
     )
     logging.getLogger("indunet").setLevel(logging.INFO)
     settings = load_settings(data_dir=data_dir, db=db, host=host, port=port)
-    _federation_options(settings, uplink, uplink_enterprise, federation_url)
+    _federation_options(
+        settings, uplink, uplink_enterprise, federation_url, federation_share, federation_client_id
+    )
     if sparkplug_host_id is not None:
         from indunet.connect.mqtt import check_host_id
 
@@ -232,9 +250,14 @@ def _start_compactor(historian: Any, settings: Settings) -> Any:
 
 
 def _federation_options(
-    settings: Settings, uplink: str | None, enterprise: str | None, federation_url: str | None
+    settings: Settings,
+    uplink: str | None,
+    enterprise: str | None,
+    federation_url: str | None,
+    share: str | None = None,
+    client_id: str | None = None,
 ) -> None:
-    """Apply --uplink, --uplink-enterprise and --federation-url over the settings (checked)."""
+    """Apply --uplink, --uplink-enterprise, --federation-url/-share/-client-id (checked)."""
     from indunet.federation.settings import FederationSettings, UplinkSettings
 
     up = settings.uplink.model_dump()
@@ -242,6 +265,10 @@ def _federation_options(
     fed = settings.federation.model_dump()
     if federation_url is not None:
         fed["url"] = federation_url
+    if share is not None:
+        fed["shared_group"] = share
+    if client_id is not None:
+        fed["client_id"] = client_id
     try:
         settings.uplink = UplinkSettings.model_validate(up)
         settings.federation = FederationSettings.model_validate(fed)
@@ -548,6 +575,7 @@ def demo(
             uplink_consumer.start()
             app.state.uplink_consumer = uplink_consumer
             fed_plants = start_demo_plants(Path(data_dir), broker.url, logins)
+            app.state.fed_plants = fed_plants
         from indunet.chain.live import start_chain_live
 
         chain_live = start_chain_live(app, historian, settings)  # chain alerts every minute
@@ -670,6 +698,17 @@ def _load_demo_nation(app: Any, enterprises: int) -> None:
         app.state.region_store = store
     else:
         store.close()
+    plants = getattr(app.state, "fed_plants", None)
+    if plants:  # the demo's own plants uplink: the region registers them (docs/federation.md)
+        from indunet.sim.federation_demo import register_demo_plants
+
+        try:
+            names = register_demo_plants(
+                app.state.region_store, plants, getattr(app.state, "uplink_consumer", None)
+            )
+            typer.echo(f"region: registered the uplinking plants {', '.join(names)}")
+        except Exception as exc:  # the demo goes on; the page lists them as unregistered
+            typer.echo(f"the demo plants could not be registered: {exc}", err=True)
     typer.echo(
         f"  regional monitor: {enterprises} simulated enterprises, Dec 2019 - Apr 2020; try "
         f"/region?date=2020-03-05 (page) or /api/v1/region/rate?date=2020-03-05&by=province"

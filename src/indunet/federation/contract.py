@@ -29,6 +29,7 @@ from indunet.uns import check_segment
 
 __all__ = [
     "KINDS",
+    "MAX_ITEMS",
     "MAX_OFFERS",
     "MAX_PAYLOAD_BYTES",
     "OFFERS_PERIOD",
@@ -49,10 +50,14 @@ __all__ = [
 
 ROOT = "indunet/uplink/v1"
 VERSION = 1
-KINDS = ("kwh_daily", "kwh_hourly", "states", "oee_daily", "offers")
-#: an ``offers`` record is the whole plant's docking offers now: this site and period
+KINDS = ("kwh_daily", "kwh_hourly", "states", "oee_daily", "offers", "inventory")
+#: an ``offers`` (``inventory``) record is the whole plant's docking offers (declared items'
+#: stock) now: this site and period
 OFFERS_SITE, OFFERS_PERIOD = "*", "current"
 MAX_OFFERS = 50  # about 250 bytes each: within MAX_PAYLOAD_BYTES
+MAX_ITEMS = 60  # inventory items, about 200 bytes each
+#: a business item id (no control characters), short enough for a ``cover-{item}`` offer id
+_ITEM = re.compile(r"^[^\x00-\x1f\x7f]{1,120}$")
 #: machine states counted in a ``states`` message (the overview's states, DESIGN §4)
 STATE_NAMES = ("running", "idle", "off", "offline", "unknown")
 MAX_PAYLOAD_BYTES = 16 * 1024
@@ -267,10 +272,11 @@ def _check(record: Uplink) -> Uplink:
     data = record.data
     if record.kind in ("kwh_daily", "oee_daily"):
         _day(record.period)
-    elif record.kind == "offers":
+    elif record.kind in ("offers", "inventory"):
         if (record.site, record.period) != (OFFERS_SITE, OFFERS_PERIOD):
             raise DataError(
-                f"fields site and period of offers must be {OFFERS_SITE!r} and {OFFERS_PERIOD!r}"
+                f"fields site and period of {record.kind} must be {OFFERS_SITE!r} and "
+                f"{OFFERS_PERIOD!r}"
             )
     else:
         pattern = _HOUR if record.kind == "kwh_hourly" else _MINUTE
@@ -304,6 +310,8 @@ def _check(record: Uplink) -> Uplink:
             clean["timezone"] = tz
     elif record.kind == "offers":
         clean = {"offers": _offers(data.get("offers"))}
+    elif record.kind == "inventory":
+        clean = {"items": _items(data.get("items"))}
     elif record.kind == "states":
         counts = {s: _count(data, s) for s in STATE_NAMES}
         machines = _count(data, "machines")
@@ -359,6 +367,56 @@ def _offers(value: Any) -> list[dict[str, Any]]:
             raise DataError(f"field data.offers[{n}].id: {offer.id[:80]!r} is listed twice")
         ids.add(offer.id)
         out.append(offer.model_dump(mode="json", exclude_none=True))
+    return out
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    """Return declared items' stock and days of cover, checked (items unique, cover consistent)."""
+    if not isinstance(value, list) or len(value) > MAX_ITEMS:
+        raise DataError(f"field data.items: must be a list of at most {MAX_ITEMS} items")
+    out, seen = [], set()
+    for n, doc in enumerate(value):
+        where = f"items[{n}]"
+        if not isinstance(doc, dict):
+            raise DataError(f"field data.{where}: not an object")
+        item = doc.get("item")
+        if not isinstance(item, str) or not _ITEM.match(item):
+            raise DataError(f"field data.{where}.item: missing or not an item id")
+        if item in seen:
+            raise DataError(f"field data.{where}.item: {item!r} is listed twice")
+        seen.add(item)
+        clean: dict[str, Any] = {"item": item}
+        try:
+            clean["quantity"] = _number(doc, "quantity", 0.0, 1e15)
+            clean["daily_use"] = _number(doc, "daily_use", 0.0, 1e15, optional=True)
+            clean["days_of_cover"] = _number(doc, "days_of_cover", 0.0, 1e9, optional=True)
+            clean["cover_target_days"] = _number(doc, "cover_target_days", 0.0, 3650.0)
+            as_of = _int(doc, "as_of_ms", _MIN_MS, _MAX_MS)
+        except DataError as exc:
+            raise DataError(
+                str(exc)
+                .replace("field data.", f"field data.{where}.", 1)
+                .replace("field as_of_ms", f"field data.{where}.as_of_ms", 1)
+            ) from None
+        below = doc.get("below_cover")
+        if type(below) is not bool:
+            raise DataError(f"field data.{where}.below_cover: missing or not true/false")
+        cover = clean["days_of_cover"]
+        if (cover is None) != (not clean["daily_use"]):
+            raise DataError(f"field data.{where}.days_of_cover: given exactly when daily_use > 0")
+        if cover is not None and not math.isclose(
+            cover, clean["quantity"] / clean["daily_use"], rel_tol=1e-3, abs_tol=1e-3
+        ):
+            raise DataError(f"field data.{where}.days_of_cover: is not quantity / daily_use")
+        if below != (cover is not None and cover < clean["cover_target_days"]):
+            raise DataError(f"field data.{where}.below_cover: does not match the cover")
+        clean["below_cover"] = below
+        unit = doc.get("unit")
+        if unit is not None and (not isinstance(unit, str) or len(unit) > 32):
+            raise DataError(f"field data.{where}.unit: not a text of at most 32 characters")
+        clean["unit"] = unit
+        clean["as_of_ms"] = as_of
+        out.append(clean)
     return out
 
 

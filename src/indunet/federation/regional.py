@@ -34,7 +34,14 @@ from indunet.plant.oee import OeeElements
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
 
-__all__ = ["BATCH_MAX", "FederationStore", "UplinkConsumer"]
+__all__ = [
+    "BATCH_MAX",
+    "FederationStore",
+    "UplinkConsumer",
+    "cover_offers",
+    "inventory_cover",
+    "uplinked_enterprises",
+]
 
 #: most messages stored in one transaction
 BATCH_MAX = 500
@@ -175,6 +182,36 @@ class FederationStore:
                     [enterprise, day],
                 )
 
+    def resync(self, enterprises: list[str]) -> None:
+        """Send these enterprises' daily kWh to the monitor again (after they were registered)."""
+        with self.sql.transaction():
+            for enterprise in enterprises:
+                self.sql.execute(
+                    "UPDATE fed_records SET synced = FALSE WHERE kind = 'kwh_daily' "
+                    "AND enterprise = $1",
+                    [enterprise],
+                )
+
+    def enterprises(self) -> dict[str, dict[str, Any]]:
+        """Return each uplinking enterprise's newest complete-or-not daily kWh day and sites."""
+        rows = self.sql.rows(
+            "SELECT enterprise, max(period) AS day, count(DISTINCT site) AS sites, "
+            "max(received_ms) AS received_ms FROM fed_records WHERE kind = 'kwh_daily' "
+            "GROUP BY enterprise ORDER BY enterprise"
+        )
+        out = {
+            r["enterprise"]: {"day": r["day"], "sites": int(r["sites"]),
+                              "received_ms": int(r["received_ms"])}
+            for r in rows
+        }  # fmt: skip
+        for r in self.sql.rows(
+            "SELECT enterprise, count(*) AS sites, max(received_ms) AS received_ms "
+            "FROM fed_states GROUP BY enterprise"
+        ):
+            e = out.setdefault(r["enterprise"], {"day": None, "sites": int(r["sites"])})
+            e["received_ms"] = max(int(r["received_ms"]), int(e.get("received_ms") or 0))
+        return out
+
     def records(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
         """Return stored records of a kind (data decoded), by enterprise, site and period."""
         where, params = "kind = $1", [kind]
@@ -239,6 +276,90 @@ class FederationStore:
                 else:
                     s[slot] = {"day": r["period"], "kwh": d["kwh"], "coverage": d["coverage"]}
         return [out[k] for k in sorted(out)]
+
+
+def cover_offers(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the stock offers an ``inventory`` record's items make: stock above their cover.
+
+    An item with a planned daily use offers what it holds beyond its cover target
+    (quantity − target × daily use), as a ``stock`` offer with id ``cover-{item}``; an item
+    without a planned use offers nothing (its spare is unknown).
+    """
+    out = []
+    for it in items:
+        use = it.get("daily_use")
+        if not use:
+            continue
+        spare = it["quantity"] - it["cover_target_days"] * use
+        if spare > 0:
+            out.append({"id": f"cover-{it['item']}", "item": it["item"], "kind": "stock",
+                        "quantity": round(spare, 6)})  # fmt: skip
+    return out
+
+
+def inventory_cover(store: FederationStore) -> dict[str, dict[str, dict[str, Any]]]:
+    """Return each uplinking enterprise's newest declared items by item (``inventory``)."""
+    return {
+        r["enterprise"]: {it["item"]: it for it in r["data"]["items"]}
+        for r in store.records("inventory")
+    }
+
+
+def uplinked_enterprises(
+    fed: FederationStore,
+    region: Any,
+    *,
+    min_coverage: float,
+    now_ms: int,
+    stale_ms: int,
+    rule: Any = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Return the enterprises that uplink, split into ``registered`` and ``unregistered``.
+
+    A registered one carries the monitor's verdict (`RegionStore.states_of`: registry row,
+    kWh, baseline, state by the rule) on its newest **complete** uplinked day — every site
+    arrived with enough meter coverage; without one its state is ``unknown``. An unregistered
+    one (its readings wait: the monitor cannot place it) carries its sites, newest day and kWh
+    so the operator can register it. ``reporting`` is false when every site's newest states are
+    older than ``stale_ms``: unknown, never stopped.
+    """
+    sites = fed.sites(now_ms, stale_ms)
+    reporting = {s["enterprise"] for s in sites if s["status"] == "reporting"}
+    names = {s["enterprise"]: [] for s in sites}
+    for s in sites:
+        names[s["enterprise"]].append(s["site"])
+    seen = fed.enterprises()
+    known = region.registered(seen) if region is not None else set()
+    registered: list[dict[str, Any]] = []
+    unregistered: list[dict[str, Any]] = []
+    for ent, info in sorted(seen.items()):
+        days = sorted({r["period"] for r in fed.records("kwh_daily", ent)}, reverse=True)
+        day, kwh = None, None
+        for d in days:
+            kwh = fed.day_total(ent, d, min_coverage)
+            if kwh is not None:
+                day = d
+                break
+        base = {
+            "enterprise_id": ent,
+            "sites": names.get(ent, []),
+            "reporting": ent in reporting,
+            "last_seen_ms": info.get("received_ms"),
+            "day": day,
+            "kwh": kwh,
+            "source": "uplink",
+        }
+        if ent not in known:
+            unregistered.append(base)
+            continue
+        state = {"state": "unknown", "unknown_because": "no complete uplinked day"}
+        if day is not None:
+            found = region.states_of([(ent, datetime.strptime(day, "%Y-%m-%d").date())], rule)
+            if found:
+                state = found[0]
+                state.pop("day", None)
+        registered.append({**state, **base})
+    return {"registered": registered, "unregistered": unregistered}
 
 
 class UplinkConsumer:
@@ -321,9 +442,11 @@ class UplinkConsumer:
         """Note what a newly stored record changes: days to sync, offers, a site's state."""
         if record.kind == "kwh_daily":
             self._dirty.set()
-        elif record.kind == "offers":
+        elif record.kind in ("offers", "inventory"):
             self._offers_dirty = True
             self._dirty.set()
+            if record.kind == "inventory" and self.on_site_change is not None:
+                self.on_site_change(record.enterprise)  # the chain's cover alerts
         elif record.kind == "states":
             d = record.data
             down = (d["off"] + d["offline"], d["machines"])
@@ -354,6 +477,9 @@ class UplinkConsumer:
         self._offers_dirty = False
         with self._lock:
             newest = {r["enterprise"]: r["data"]["offers"] for r in self.store.records("offers")}
+            for r in self.store.records("inventory"):
+                newest.setdefault(r["enterprise"], [])
+                newest[r["enterprise"]] = newest[r["enterprise"]] + cover_offers(r["data"]["items"])
         target = self.docking_enterprise
         docs = []
         for enterprise, offers in sorted(newest.items()):
@@ -398,6 +524,12 @@ class UplinkConsumer:
         self.synced_days += len(rows)
         return len(rows)
 
+    def resync(self, enterprises: list[str]) -> None:
+        """Send these enterprises' stored daily kWh to the monitor again, now (just registered)."""
+        with self._lock:
+            self.store.resync(enterprises)
+        self._dirty.set()
+
     # ------------------------------------------------------------------ MQTT
     def start(self) -> None:
         """Connect (a persistent session, QoS 1, manual acknowledgement) and start syncing."""
@@ -409,11 +541,13 @@ class UplinkConsumer:
         if not self.cfg.url:
             raise DataError("no federation URL: set --federation-url or [federation] url")
         host, port, tls, user, password = parse_mqtt_url(self.cfg.url)
+        shared = bool(self.cfg.shared_group)
+        # a shared group is an MQTT 5 shared subscription: each message goes to one member
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id or f"indunet-region-{uuid.uuid4().hex[:8]}",
-            protocol=paho.MQTTv311,
-            clean_session=False,
+            protocol=paho.MQTTv5 if shared else paho.MQTTv311,
+            clean_session=None if shared else False,
             manual_ack=True,
         )
         if user:
@@ -442,7 +576,15 @@ class UplinkConsumer:
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         self._client = client
-        client.connect_async(host, port, keepalive=30)
+        if shared:  # a persistent session (MQTT 5: clean start off, a day's session expiry)
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 86_400
+            client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
+        else:
+            client.connect_async(host, port, keepalive=30)
         client.loop_start()
         self._store_thread = threading.Thread(
             target=self._store_loop, name="fed-store", daemon=True
@@ -501,8 +643,16 @@ class UplinkConsumer:
                 self._dirty.set()
                 self._stop.wait(5)
 
-    def stop(self) -> None:
-        """Disconnect and sync what is left."""
+    def stop(self, *, leave: bool = False) -> None:
+        """Disconnect and sync what is left.
+
+        ``leave``: a worker of a shared group leaving for good (scaling down). It unsubscribes
+        first and ends its session, so the broker stops setting its share aside for it: a
+        stopped worker's persistent session otherwise keeps getting its share (Mosquitto 2.0,
+        measured), held until the worker returns or the session expires (a day).
+        """
+        if leave and self._client is not None:
+            self._client.unsubscribe(self.topic)
         self._stop.set()
         self._dirty.set()
         self._work.set()
@@ -511,7 +661,15 @@ class UplinkConsumer:
         if self._sync_thread is not None:
             self._sync_thread.join(30)
         if self._client is not None:
-            self._client.disconnect()
+            if leave and self.cfg.shared_group:
+                from paho.mqtt.packettypes import PacketTypes
+                from paho.mqtt.properties import Properties
+
+                props = Properties(PacketTypes.DISCONNECT)
+                props.SessionExpiryInterval = 0  # the session ends with this connection
+                self._client.disconnect(properties=props)
+            else:
+                self._client.disconnect()
             self._client.loop_stop()
         try:
             self.sync()

@@ -61,6 +61,11 @@ class UplinkSettings(BaseModel):
     buffer_mb: int = Field(64, ge=1, le=65_536, description="Store-and-forward file size cap.")
     max_inflight: int = Field(100, gt=0, le=65_535)
     reconnect_s: tuple[float, float] = (0.5, 30.0)
+    items: list[str] = Field(
+        default_factory=list,
+        max_length=60,
+        description="Declared items whose stock and days of cover go up (inventory kind).",
+    )
 
     @field_validator("url")
     @classmethod

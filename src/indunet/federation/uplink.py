@@ -11,6 +11,7 @@ first when the broker is back.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -26,6 +27,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from indunet.business.store import BusinessStore
 from indunet.docking.store import DockingStore
 from indunet.edge.buffer import EdgeBuffer
 from indunet.edge.config import BrokerConfig, PublisherConfig
@@ -41,7 +43,7 @@ from indunet.plant.store import PlantStore
 from indunet.plant.today import HOUR_MS, HourlyCache, read_hourly, site_today
 from indunet.store.base import Historian
 
-__all__ = ["PlantUplink", "SiteDay", "compute_round", "local_days"]
+__all__ = ["PlantUplink", "SiteDay", "compute_round", "declared_cover", "local_days"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,103 @@ def _coverage(
     return len(seen) / len(tags), seen
 
 
+def _fingerprints(hourly: pa.Table, tags: list[str]) -> dict[int, tuple]:
+    """Return per UTC hour what the points of ``tags`` there add up to (count, sum, last time)."""
+    if not tags or not hourly.num_rows:
+        return {}
+    mask = pc.is_in(hourly.column("tag"), value_set=pa.array(sorted(set(tags))))
+    t = hourly.filter(mask)
+    g = t.group_by("hour_ms", use_threads=False).aggregate(
+        [("vcount", "sum"), ("vsum", "sum"), ("last_ts", "max"), ("first_ts", "min")]
+    )
+    return {
+        int(h): (int(n), round(float(v), 9), int(last), int(first))
+        for h, n, v, last, first in zip(
+            g.column("hour_ms").to_pylist(), g.column("vcount_sum").to_pylist(),
+            g.column("vsum_sum").to_pylist(), g.column("last_ts_max").to_pylist(),
+            g.column("first_ts_min").to_pylist(), strict=True,
+        )
+    }  # fmt: skip
+
+
+def _cached_hours(
+    cache: dict[tuple[str, int], tuple[Any, dict[str, Any]]],
+    hours: list[tuple[int, int]],
+    prints: dict[int, tuple],
+    compute: Callable[[int, int], list[dict[str, Any]]],
+    site: str,
+) -> list[dict[str, Any]]:
+    """Return the hours' energy buckets, computing only those whose points changed.
+
+    An hour's energy depends on its points and its neighbours' (the reading held into it, the
+    one after it), so its key is the fingerprints of the UTC hours around it. Runs of hours to
+    compute go to ``compute(lo, hi)`` one run at a time.
+    """
+
+    def key(lo: int, hi: int) -> tuple:
+        first = lo - lo % HOUR_MS
+        before, after = prints.get(first - HOUR_MS), prints.get(hi - hi % HOUR_MS)
+        inside = tuple(prints.get(h) for h in range(first, hi, HOUR_MS))
+        # the reading held into the hour (the last before it), the first after it
+        return (before and before[2], inside, after and after[3])
+
+    keys = [key(lo, hi) for lo, hi in hours]
+    todo = [
+        i for i, (lo, _) in enumerate(hours)
+        if (c := cache.get((site, lo))) is None or c[0] != keys[i]
+    ]  # fmt: skip
+    runs: list[tuple[int, int]] = []
+    for i in todo:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    for a, b in runs:
+        got = {int(x["start_ms"]): x for x in compute(hours[a][0], hours[b][1])}
+        for i in range(a, b + 1):
+            bucket = got.get(hours[i][0])
+            if bucket is not None:
+                cache[(site, hours[i][0])] = (keys[i], bucket)
+    return [cache[(site, lo)][1] for lo, _ in hours if (site, lo) in cache]
+
+
+def declared_cover(rows: list[dict[str, Any]], items: list[str]) -> list[dict[str, Any]]:
+    """Return the ``inventory`` record's items: each declared item's stock and days of cover.
+
+    ``rows`` are the business inventory with its cover (`business.status.inventory_status`, the
+    newest level per item and warehouse). Per item, summed over its warehouses: quantity and
+    planned daily use; cover = quantity ÷ daily use (None without a planned use: unknown, never
+    zero or infinite); the target is the strictest (largest) warehouse target. A declared item
+    with no stock row is left out (nothing is known of it).
+    """
+    wanted = set(items)
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["item"] in wanted:
+            by_item.setdefault(r["item"], []).append(r)
+    out = []
+    for item in sorted(by_item):
+        group = by_item[item]
+        quantity = float(sum(r["quantity"] for r in group))
+        use = float(sum(r["daily_use"] or 0.0 for r in group))
+        cover = round(quantity / use, 3) if use > 0 else None
+        target = float(max(r["cover_target_days"] for r in group))
+        units = {r.get("unit") for r in group} - {None}
+        out.append(
+            {
+                "item": item,
+                "quantity": quantity,
+                "daily_use": use if use > 0 else None,
+                "days_of_cover": cover,
+                "cover_target_days": target,
+                "below_cover": cover is not None and cover < target,
+                "unit": units.pop() if len(units) == 1 else None,
+                "as_of_ms": int(max(r["as_of"] for r in group)),
+            }
+        )
+    return out
+
+
 def compute_round(
     store: PlantStore,
     historian: Historian,
@@ -102,15 +201,22 @@ def compute_round(
     open_part: Callable[[str], Any] | None = None,
     hourly_cache: HourlyCache | None = None,
     offers: list[dict[str, Any]] | None = None,
+    inventory: list[dict[str, Any]] | None = None,
     not_before_ms: int | None = None,
+    kwh_cache: dict[tuple[str, int], tuple[Any, dict[str, Any]]] | None = None,
 ) -> list[Uplink]:
     """Return one round's records of every site: kWh per ended day and hour, OEE, states now.
 
     ``enterprise`` is the plant's tenant (what is read); ``uplink_enterprise`` the id the records
     carry (the enterprise's id in the regional registry, default the same). ``offers``: the
-    plant's docking offers (spare capacity and stock) to send as one ``offers`` record.
+    plant's docking offers (spare capacity and stock) to send as one ``offers`` record;
+    ``inventory``: the declared items' cover (`declared_cover`) as one ``inventory`` record.
     ``not_before_ms``: the raw retention's horizon — ended days starting before it are left out
     (their raw points are going or gone; the figures sent while they were whole stand).
+    ``kwh_cache``: ended hours' energy buckets kept between rounds, by (site, hour start), each
+    with the fingerprint of its power points (`_fingerprints`); an hour whose points did not
+    change since is not recomputed, so a round reads raw points only for new hours and hours
+    with late data (and the aggregate the fingerprints come from).
     """
     ent = uplink_enterprise or enterprise
     sites = _sites(plant)
@@ -137,14 +243,24 @@ def compute_round(
         ]
         edges = bucket_edges(first, now_ms, "hour", tz)
         hour_end = int(edges[-2]) if len(edges) > 2 else first
-        if hour_end > first:
+        if hour_end <= first:
+            buckets = []
+        elif kwh_cache is None:
             report = energy_report(
                 store, historian, plant, enterprise, site, first, hour_end,
                 bucket="hour", open_part=open_part,
             )  # fmt: skip
             buckets = report["buckets"]
         else:
-            buckets = []
+            hours = [(int(a), int(b)) for a, b in itertools.pairwise(edges[:-1])]
+            buckets = _cached_hours(
+                kwh_cache, hours, _fingerprints(points, tags),
+                lambda lo, hi, site=site: energy_report(
+                    store, historian, plant, enterprise, site, lo, hi,
+                    bucket="hour", open_part=open_part,
+                )["buckets"],
+                site,
+            )  # fmt: skip
         starts = np.array([b["start_ms"] for b in buckets], np.int64)
         kwh = np.array([b["kwh"] for b in buckets], np.float64)
         for b in buckets:
@@ -204,6 +320,11 @@ def compute_round(
             )
         except DataError as exc:
             log.warning("uplink: docking offers not sent: %s", exc)
+    if inventory is not None:
+        try:
+            record("inventory", contract.OFFERS_SITE, contract.OFFERS_PERIOD, {"items": inventory})
+        except DataError as exc:
+            log.warning("uplink: inventory cover not sent: %s", exc)
     today_sites = site_today(
         store, historian, plant, enterprise, now_ms, current=current, hourly=hourly_cache
     )
@@ -293,6 +414,11 @@ class PlantUplink:
         self.forwarder = Forwarder(broker, publisher, self.buffer, encoder)
         self.hourly = HourlyCache()
         self.docking = DockingStore(historian)
+        self.items = list(cfg.items)
+        #: ended hours' energy by (site, hour start) with their points' fingerprint: a round
+        #: recomputes only new hours and hours with late data (`compute_round`)
+        self.kwh_cache: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
+        self.business = BusinessStore(historian) if self.items else None
         self.rounds = self.errors = 0
         # what went into the buffer, by (kind, key): kept on disk beside the rows (notes), so a
         # restarted plant neither sends its whole window again as new nor skips a change
@@ -310,6 +436,13 @@ class PlantUplink:
         if self.watcher is not None:
             return self.watcher.plant
         return self.store.effective(self.enterprise)
+
+    def inventory(self, now_ms: int) -> list[dict[str, Any]] | None:
+        """Return the declared items' stock and cover (None when no item is declared)."""
+        if not self.items or self.business is None:
+            return None
+        rows = self.business.view(self.enterprise, "inventory", now_ms=now_ms)
+        return declared_cover(rows, self.items)
 
     def raw_horizon(self, now_ms: int) -> int | None:
         """Return the oldest time whose raw points the strictest retention rule keeps, or None.
@@ -342,7 +475,9 @@ class PlantUplink:
             open_part=self.watcher.open_segment if self.watcher is not None else None,
             hourly_cache=self.hourly,
             offers=self.docking.entries(self.enterprise, "offer"),
+            inventory=self.inventory(now),
             not_before_ms=self.raw_horizon(now),
+            kwh_cache=self.kwh_cache,
         )
         rows = []
         changed: list[tuple[tuple[str, str], dict[str, Any]]] = []
@@ -359,6 +494,8 @@ class PlantUplink:
         if full:  # the window's records: what fell out of it is forgotten
             window = {(r.kind, r.key) for r in records if r.kind != "states"}
             self._sent = {k: v for k, v in self._sent.items() if k in window}
+            oldest = now - (self.days_back + 2) * 86_400_000
+            self.kwh_cache = {k: v for k, v in self.kwh_cache.items() if k[1] >= oldest}
         self._sent.update(changed)
         notes = self._sent.items() if full else changed
         dropped = self.buffer.put(

@@ -43,7 +43,9 @@ from indunet.region.rate import (
 )
 from indunet.region.readings import ReadingsReport, reading_files
 from indunet.region.registry import (
+    OPTIONAL_COLUMNS,
     REGISTRY_COLUMNS,
+    REQUIRED_COLUMNS,
     RegistryCheck,
     RowError,
     check_registry,
@@ -71,6 +73,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
   ref VARCHAR, enterprise_id VARCHAR, day VARCHAR, kwh VARCHAR, reason VARCHAR
 );
 CREATE TABLE IF NOT EXISTS baselines (eid INTEGER NOT NULL, kwh DOUBLE NOT NULL, days INTEGER);
+CREATE TABLE IF NOT EXISTS declared_baselines (
+  eid INTEGER NOT NULL PRIMARY KEY, kwh DOUBLE NOT NULL, source VARCHAR, loaded_ms BIGINT
+);
 CREATE TABLE IF NOT EXISTS thetas (division VARCHAR NOT NULL, theta DOUBLE NOT NULL);
 CREATE TABLE IF NOT EXISTS rollups (
   day DATE NOT NULL, province_code VARCHAR, city VARCHAR, division VARCHAR, size VARCHAR,
@@ -243,6 +248,58 @@ class RegionStore:
                 self._build_dim()
             if first_changed is not None:
                 self._refresh_from(first_changed)
+        return report
+
+    def register(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        source: str,
+        effective: date,
+        now_ms: int | None = None,
+    ) -> RegistryReport:
+        """Register enterprises from documents (registry columns, optional ``baseline_kwh``).
+
+        All or nothing: every row is checked as a registry file's is, and when any row (or any
+        ``baseline_kwh``) is refused a `DataError` lists the errors and nothing is stored. A
+        ``baseline_kwh`` is the enterprise's declared normal daily kWh (`declare_baselines`).
+        """
+        if not rows:
+            raise DataError("no enterprises to register")
+        if len(rows) > 1000:
+            raise DataError(f"{len(rows)} enterprises at once: at most 1000")
+        columns = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+        for i, r in enumerate(rows, start=1):
+            extra = sorted(set(r) - set(columns) - {"baseline_kwh"})
+            if extra:
+                raise DataError(f"row {i}: unknown field(s) {', '.join(extra)}")
+        text = {
+            c: pl.Series(c, [_text(r.get(c)) for r in rows], pl.String)
+            for c in columns
+            if c in REQUIRED_COLUMNS or any(r.get(c) is not None for r in rows)
+        }
+        check = check_registry(pl.DataFrame(text))
+        errors = [str(e) for e in check.errors]
+        baselines: dict[str, float] = {}
+        for i, r in enumerate(rows, start=1):
+            raw = r.get("baseline_kwh")
+            if raw is None or raw == "":
+                continue
+            try:
+                kwh = float(raw)
+            except (TypeError, ValueError):
+                kwh = float("nan")
+            if isinstance(raw, bool) or not (0 < kwh <= self.settings.max_daily_kwh):
+                errors.append(
+                    f"row {i}, field baseline_kwh: {raw!r} is not a daily kWh in (0, "
+                    f"{self.settings.max_daily_kwh:g}]"
+                )
+            else:
+                baselines[str(r.get("enterprise_id", "")).strip()] = kwh
+        if errors:
+            raise DataError("; ".join(errors[:20]))
+        report = self.load_registry(check, source=source, effective=effective, now_ms=now_ms)
+        self.declare_baselines(baselines, source=source, now_ms=now_ms)
         return report
 
     def _store_versions(
@@ -702,13 +759,120 @@ FROM checked c JOIN stage s USING (pos) WHERE c.kind IS NOT NULL""",
         )
 
     def _compute_baselines(self, table: str, rule: Rule, temp: bool = False) -> None:
+        """Baselines from the normal period's readings; a declared one where there are none.
+
+        A declared baseline (`declare_baselines`: an enterprise registered after the normal
+        period, e.g. a plant that uplinks) has ``days`` NULL; a computed one always wins.
+        """
         kind = "TEMP TABLE" if temp else "TABLE"
         self._sql(
-            f"CREATE OR REPLACE {kind} {table} AS SELECT eid, avg(kwh) AS kwh, "
+            f"CREATE OR REPLACE {kind} {table} AS WITH c AS (SELECT eid, avg(kwh) AS kwh, "
             "CAST(count(*) AS INTEGER) AS days FROM readings WHERE day BETWEEN $a AND $b "
-            "GROUP BY eid HAVING count(*) >= $m",
+            "GROUP BY eid HAVING count(*) >= $m) SELECT * FROM c UNION ALL SELECT eid, kwh, "
+            "CAST(NULL AS INTEGER) FROM declared_baselines WHERE eid NOT IN (SELECT eid FROM c)",
             {"a": rule.baseline_start, "b": rule.baseline_end, "m": rule.baseline_min_days},
         )
+
+    def declare_baselines(
+        self, baselines: dict[str, float], *, source: str, now_ms: int | None = None
+    ) -> int:
+        """Declare normal daily kWh for registered enterprises without normal-period readings.
+
+        For an enterprise that joined after the normal period (a plant that uplinks its daily
+        kWh): the operator states its normal use. Readings of the normal period, when there are
+        any, still win. Raises `DataError` naming the enterprise for an unknown id or a kWh
+        outside (0, ``max_daily_kwh``]; nothing is stored then. Return how many were declared.
+        """
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        for ent, kwh in baselines.items():
+            if (
+                not isinstance(kwh, int | float)
+                or isinstance(kwh, bool)
+                or not (0 < float(kwh) <= self.settings.max_daily_kwh)
+            ):
+                raise DataError(
+                    f"baseline of {ent}: {kwh!r} kWh/day is not in (0, "
+                    f"{self.settings.max_daily_kwh:g}]"
+                )
+        with self._lock:
+            ids = dict(self._sql("SELECT enterprise_id, eid FROM enterprise_keys").fetchall())
+            unknown = sorted(e for e in baselines if e not in ids)
+            if unknown:
+                raise DataError(f"baseline of {unknown[0]}: not in the registry")
+            if not baselines:
+                return 0
+            self._sql("BEGIN")
+            try:
+                for ent, kwh in baselines.items():
+                    self._sql("DELETE FROM declared_baselines WHERE eid = $e", {"e": ids[ent]})
+                    self._sql(
+                        "INSERT INTO declared_baselines VALUES ($e, $k, $s, $t)",
+                        {"e": ids[ent], "k": float(kwh), "s": source, "t": now_ms},
+                    )
+                self._sql("COMMIT")
+            except Exception:
+                self._sql("ROLLBACK")
+                raise
+            self._compute_baselines("baselines", self.rule)
+            self._build_dim()
+            eids = [ids[e] for e in baselines]
+            days = [
+                r[0]
+                for r in self._sql(
+                    "SELECT DISTINCT day FROM readings WHERE eid IN (SELECT unnest($e))",
+                    {"e": eids},
+                ).fetchall()
+            ]
+            if days and self._stored_rule == self.rule.fingerprint():
+                self.refresh(days)
+        return len(baselines)
+
+    def registered(self, enterprise_ids: Iterable[str]) -> set[str]:
+        """Return which of these enterprise ids are in the registry."""
+        wanted = sorted(set(enterprise_ids))
+        if not wanted:
+            return set()
+        with self._lock:
+            rows = self._sql(
+                "SELECT enterprise_id FROM enterprise_keys WHERE enterprise_id IN "
+                "(SELECT unnest($i))",
+                {"i": wanted},
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def states_of(
+        self, wanted: list[tuple[str, date]], rule: Rule | None = None
+    ) -> list[dict[str, Any]]:
+        """Return each (enterprise, day)'s registry row, kWh, baseline and state by the rule.
+
+        For short lists (the live uplinks on the region page); an enterprise not valid in the
+        registry that day is left out.
+        """
+        rule = rule or self.rule
+        out: list[dict[str, Any]] = []
+        with self._lock:
+            base, thetas, _ = self._tables_for(rule)
+            sql = enterprise_states_sql("e.enterprise_id = $id", baselines=base, thetas=thetas)
+            for ent, day in wanted:
+                rows = self._pl(
+                    f"SELECT * EXCLUDE (supplies) FROM ({sql})", {"id": ent, "day": day}
+                ).to_dicts()
+                out.extend({**r, "day": day} for r in rows)
+        return out
+
+    def last_full_day(self) -> date | None:
+        """Return the last day with readings from at least half as many as the busiest day.
+
+        The pages' default day: a day with readings from only a few enterprises so far (live
+        uplinks' yesterday next to a file-imported nation, a day whose file has not arrived
+        yet) is not where an operator starts.
+        """
+        with self._lock:
+            row = self._sql(
+                "SELECT max(day) FROM reading_days WHERE rows * 2 >= "
+                "(SELECT max(rows) FROM reading_days)"
+            ).fetchone()
+        return row[0] if row and row[0] else None
 
     def _write_thetas(self, table: str, rule: Rule, temp: bool = False) -> None:
         kind = "TEMP TABLE" if temp else "TABLE"
@@ -1085,6 +1249,17 @@ FROM checked c JOIN stage s USING (pos) WHERE c.kind IS NOT NULL""",
                 "quarantined": row[5],
                 "rule": self.rule.as_dict(),
             }
+
+
+def _text(value: Any) -> str | None:
+    """A registry document's field as the text a file would hold (booleans as true/false)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return str(value)
 
 
 def _csv_header(file: Path) -> list[str]:

@@ -24,12 +24,21 @@ from indunet.sim.live import build_plants
 from indunet.sim.plant_config import demo_plant_config
 from indunet.store import open_historian
 
-__all__ = ["DEMO_ENTERPRISES", "DemoPlant"]
+__all__ = ["DEMO_ENTERPRISES", "DEMO_REGISTRY", "DemoPlant", "register_demo_plants"]
 
 log = logging.getLogger(__name__)
 
 #: the federated demo's plants: enterprise id (in the region) and (sites, machines)
 DEMO_ENTERPRISES = {"fed-acme": (2, 6), "fed-bolt": (1, 4), "fed-carl": (1, 3)}
+#: how the region registers them (what a regional operator enters for a plant that uplinks)
+DEMO_REGISTRY = {
+    "fed-acme": {"name": "Acme Auto Parts", "province": "Hubei", "city": "Wuhan",
+                 "industry": "C36", "size": "medium"},
+    "fed-bolt": {"name": "Bolt Fasteners", "province": "Zhejiang", "city": "Ningbo",
+                 "industry": "C33", "size": "small"},
+    "fed-carl": {"name": "Carl Electric", "province": "Guangdong", "city": "Dongguan",
+                 "industry": "C38", "size": "small"},
+}  # fmt: skip
 
 
 class DemoPlant:
@@ -73,6 +82,17 @@ class DemoPlant:
             self.historian, self.name, self.machines, hours=self.hours, now_ms=now, seed=self.seed
         )
 
+    def normal_daily_kwh(self) -> float:
+        """Return the plant's kWh over its last 24 simulated hours (its declared normal use)."""
+        from indunet.plant.report import energy_report
+
+        end = int(time.time() * 1000)
+        doc = energy_report(
+            self.uplink.store, self.historian, self.settings.plant, self.name, "",
+            end - 24 * 3_600_000, end, bucket="day",
+        )  # fmt: skip
+        return float(doc["total"]["kwh"])
+
     def start(self) -> DemoPlant:
         """Start the uplink and the data's growth."""
         self.uplink.start()
@@ -110,3 +130,24 @@ def start_demo_plants(
             DemoPlant(name, data_dir, url, sites=sites, machines=machines, seed=seed + i).start()
         )
     return plants
+
+
+def register_demo_plants(region: Any, plants: list[DemoPlant], consumer: Any = None) -> list[str]:
+    """Register the demo's plants in the region's registry with their normal daily kWh.
+
+    What a regional operator does for a plant that starts uplinking (`RegionStore.register`):
+    province, city, industry, size and a declared baseline (the plant's last 24 h). Their
+    uplinked days that waited (quarantined as not in the registry) are sent again.
+    """
+    from datetime import UTC, datetime
+
+    rows = []
+    for p in plants:
+        kwh = p.normal_daily_kwh()
+        rows.append({"enterprise_id": p.name, **DEMO_REGISTRY[p.name],
+                     "baseline_kwh": kwh if kwh > 0 else None})  # fmt: skip
+    region.register(rows, source="demo plants", effective=datetime.now(UTC).date())
+    names = [p.name for p in plants]
+    if consumer is not None:
+        consumer.resync(names)
+    return names

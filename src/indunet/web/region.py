@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from indunet.api.deps import HistorianDep
+from indunet.api.routes.federation import register_enterprises, uplinks_of
 from indunet.api.routes.region import get_region_store, ranked
 from indunet.errors import DataError
 from indunet.region.rate import Filters, Rule, headline
@@ -67,8 +69,11 @@ def _choice(store: RegionStore, day: date | None, theta: float | None) -> _Choic
     status = store.stats()
     first = date.fromisoformat(status["first_day"]) if status["first_day"] else None
     last = date.fromisoformat(status["last_day"]) if status["last_day"] else None
-    if day is None:
-        day = last
+    full = store.last_full_day() or last
+    if day is None:  # the last day most enterprises reported (not the live uplinks' alone)
+        day = full
+    if full is not None and day is not None:  # the trend ends there too, or at the chosen day
+        last = max(full, day)
     rule = Rule.from_settings(store.settings, theta=theta)
     return _Choice(day, rule.theta, rule, first, last, status)
 
@@ -120,8 +125,14 @@ Theta = Annotated[float | None, Query(gt=0, le=5, description="θ for this page.
 
 
 @router.get("/region", response_class=HTMLResponse)
-def region_page(request: Request, day: Day = None, theta: Theta = None) -> HTMLResponse:
-    """Show the nation on one day: headline, map, province table, trend and rankings."""
+def region_page(
+    request: Request, historian: HistorianDep, day: Day = None, theta: Theta = None
+) -> HTMLResponse:
+    """Show the nation on one day: headline, map, province table, trend and rankings.
+
+    With plant uplinks (``[federation] url``) also the enterprises whose figures come live from
+    their plants, each on its newest complete day, and the uplinks not registered yet.
+    """
     store = get_region_store(request)
     choice = _choice(store, day, theta)
     empty = _empty(request, choice)
@@ -158,8 +169,54 @@ def region_page(request: Request, day: Day = None, theta: Theta = None) -> HTMLR
         "lowest": ranked(rows, "lowest", 5, min_reporting),
         "lagging": ranked(industries.to_dicts(), "lowest", 5, min_reporting),
         "data": data,
+        "uplinks": _uplinks(request, historian, choice),
+        "csrf_token": _csrf_token(request),
     }
     return _render(request, "region.html", context)
+
+
+def _federated(request: Request) -> bool:
+    state = request.app.state
+    return getattr(state, "uplink_consumer", None) is not None or bool(
+        state.settings.federation.url
+    )
+
+
+def _uplinks(request: Request, historian: Any, choice: _Choice) -> dict[str, Any] | None:
+    """Return the live uplinking enterprises (by the page's rule) when this is a region."""
+    if not _federated(request):
+        return None
+    return uplinks_of(request, historian, rule=choice.rule)
+
+
+def _csrf_token(request: Request) -> str:
+    principal = getattr(request.state, "principal", None)
+    return (principal.csrf_token or "") if principal is not None else ""
+
+
+FormText = Annotated[str, Form(min_length=1, max_length=200)]
+
+
+@router.post("/region/uplinks/register")
+def register_uplink(
+    request: Request,
+    historian: HistorianDep,
+    enterprise_id: FormText,
+    name: FormText,
+    province: FormText,
+    city: FormText,
+    industry: FormText,
+    size: FormText,
+    baseline_kwh: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Register an uplinking enterprise from the region page's form, then show the page."""
+    row = {"enterprise_id": enterprise_id, "name": name, "province": province, "city": city,
+           "industry": industry, "size": size, "baseline_kwh": baseline_kwh or None}  # fmt: skip
+    try:
+        register_enterprises(request, historian, [row], "region page")
+    except DataError as exc:
+        return _bad_request(request, f"{enterprise_id} was not registered: {exc}")
+    return RedirectResponse("/region#uplinks", status_code=303)
 
 
 @router.get("/region/watchlist", response_class=HTMLResponse)
