@@ -144,13 +144,19 @@ def serve_requests(conn: Connection, historian: Any, stats: DecodeWorkersStats, 
             return  # the worker died: its unacknowledged messages come back to its session
 
 
-def _worker_main(conn: Connection, stop: Any, url: str, options: dict, parent: int) -> None:
-    """A decode worker's process: an `MqttIngest` on the JSON tree writing through the pipe."""
+def _worker_main(conn: Connection, url: str, options: dict, parent: int) -> None:
+    """A decode worker's process: an `MqttIngest` on the JSON tree writing through the pipe.
+
+    SIGTERM stops it cleanly (a `multiprocessing.Event` would not do: setting one waits for
+    every process that waits on it, and a worker killed while waiting never wakes).
+    """
     import signal
 
     from indunet.connect.mqtt import MqttIngest
 
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the serve process stops its workers itself
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     link = WriterLink(conn)
     ingest = MqttIngest(link, url, sparkplug_host=False, command_results=False, **options)
@@ -206,7 +212,6 @@ class DecodeWorkers:
         self.options = options
         self.stats = DecodeWorkersStats()
         self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self._stop = self._ctx.Event()
         self._slots: list[dict] = []
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -230,7 +235,7 @@ class DecodeWorkers:
         options = dict(self.options, client_id=slot["client_id"], shared_group=self.group)
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(there, self._stop, self.url, options, os.getpid()),
+            args=(there, self.url, options, os.getpid()),
             name=f"indunet-decode-{slot['index']}",
             daemon=True,
         )
@@ -290,7 +295,9 @@ class DecodeWorkers:
         self._stopping.set()
         if self._watcher:
             self._watcher.join(timeout=5)
-        self._stop.set()
+        for slot in self._slots:
+            if slot["proc"].is_alive():
+                slot["proc"].terminate()  # SIGTERM: write, acknowledge, disconnect
         for slot in self._slots:
             slot["proc"].join(timeout)
             if slot["proc"].is_alive():
