@@ -233,6 +233,8 @@ def test_serve_with_decode_workers_ingests_end_to_end(crashable, tmp_path):  # n
         )
         import httpx
 
+        last: list = []
+
         def count() -> int:
             try:
                 r = httpx.get(
@@ -242,9 +244,10 @@ def test_serve_with_decode_workers_ingests_end_to_end(crashable, tmp_path):  # n
                 )
             except httpx.HTTPError:
                 return -1
+            last[:] = [r.status_code, r.text[:300]]
             return len(r.json().get("rows", [])) if r.status_code == 200 else -1
 
-        assert _wait(lambda: count() == n, timeout=60), count()
+        assert _wait(lambda: count() == n, timeout=60), (count(), last)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -165,6 +165,9 @@ def serve(
                 )
                 workers.start()
                 ingests.append(workers)
+                # their first subscription: a shared one gets nothing published before it
+                if not workers.wait_subscribed(15):
+                    typer.echo("decode workers not subscribed yet (broker down?); they keep trying")
                 typer.echo(
                     f"ingesting {workers.topic} in {workers_count} decode workers "
                     f"({', '.join(workers.client_ids())})"
