@@ -17,7 +17,6 @@ import time
 import uuid
 
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from indunet.connect.broker import free_port
@@ -94,7 +93,10 @@ def test_workers_store_every_message_once_with_dead_letters_and_metadata(
         assert values.to_pylist() == [float(i) for i in range(600) if i % 7 == k]
     assert historian.count(enterprise) == 1200
     units = {t.path: t.unit for t in historian.tags(enterprise)}
-    assert units[f"{M}0/v"] == "kW" and units[f"{M}0/w"] is None, (units, historian.dead_letters(enterprise))
+    assert units[f"{M}0/v"] == "kW" and units[f"{M}0/w"] is None, (
+        units,
+        historian.dead_letters(enterprise),
+    )
     reasons = [d["reason"] for d in historian.dead_letters(enterprise)]
     assert any("not valid JSON" in r for r in reasons), reasons
     assert any("no 'value'" in r for r in reasons), reasons
@@ -108,13 +110,18 @@ def test_a_failing_writer_delays_the_acknowledgement_and_loses_nothing(
     real = open_historian(settings_factory())
     flaky = FlakyHistorian(real, failures=3)
     enterprise = f"w{uuid.uuid4().hex[:8]}"
-    workers = DecodeWorkers(flaky, crashable.url, count=2, client_id=f"ing-{enterprise}", flush_s=0.05)
+    workers = DecodeWorkers(
+        flaky, crashable.url, count=2, client_id=f"ing-{enterprise}", flush_s=0.05
+    )
     workers.start()
     try:
         assert workers.wait_subscribed(60), workers.stats
         _publish(
             crashable.url,
-            [(f"indunet/v1/{enterprise}/{M}", json.dumps({"ts": T0 + i, "v": i}).encode()) for i in range(200)],
+            [
+                (f"indunet/v1/{enterprise}/{M}", json.dumps({"ts": T0 + i, "v": i}).encode())
+                for i in range(200)
+            ],
         )
         assert _wait(lambda: workers.stats.stored_points >= 200, timeout=60), workers.stats
         assert workers.stats.write_failures == 3
@@ -152,8 +159,8 @@ def test_kill_9_of_a_worker_mid_stream_loses_nothing_and_stores_each_point_once(
         assert _wait(lambda: workers.stats.restarts == 1, timeout=30), workers.stats
         assert victim not in workers.pids()
         # the restarted worker's session gets back what the killed one had not acknowledged
-        assert _wait(lambda: len(_stored(historian, enterprise, tag)) >= n, timeout=60), (
-            len(_stored(historian, enterprise, tag))
+        assert _wait(lambda: len(_stored(historian, enterprise, tag)) >= n, timeout=60), len(
+            _stored(historian, enterprise, tag)
         )
         stored_before = workers.stats.stored_points
     finally:
@@ -182,7 +189,9 @@ def test_sparkplug_host_without_json_topics_leaves_the_json_tree_to_the_workers(
     host.start()
     try:
         assert _wait(lambda: host.stats.subscribed)
-        _publish(crashable.url, [(f"indunet/v1/{enterprise}/{M}", b'{"ts": 1700000000000, "v": 1}')])
+        _publish(
+            crashable.url, [(f"indunet/v1/{enterprise}/{M}", b'{"ts": 1700000000000, "v": 1}')]
+        )
         time.sleep(0.5)  # a message that should not come: nothing to wait for
         assert host.stats.received == 0
     finally:
@@ -229,7 +238,10 @@ def test_serve_with_decode_workers_ingests_end_to_end(crashable, tmp_path):  # n
         n = 300
         _publish(
             crashable.url,
-            [(f"indunet/v1/{enterprise}/{M}", json.dumps({"ts": T0 + i, "v": i}).encode()) for i in range(n)],
+            [
+                (f"indunet/v1/{enterprise}/{M}", json.dumps({"ts": T0 + i, "v": i}).encode())
+                for i in range(n)
+            ],
         )
         import httpx
 

@@ -89,7 +89,14 @@ class WriterLink:
         with pa.ipc.new_stream(sink, batch.table.schema) as ipc:
             ipc.write_table(batch.table)
         stored, rejected = self._call(
-            ("write", batch.enterprise, sink.getvalue().to_pybytes(), batch.types, batch.refs, source)
+            (
+                "write",
+                batch.enterprise,
+                sink.getvalue().to_pybytes(),
+                batch.types,
+                batch.refs,
+                source,
+            )
         )
         return WriteResult(stored, rejected)
 
@@ -157,7 +164,9 @@ def _worker_main(conn: Connection, url: str, options: dict, parent: int) -> None
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the serve process stops its workers itself
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     link = WriterLink(conn)
     ingest = MqttIngest(link, url, sparkplug_host=False, command_results=False, **options)
     ingest.start(wait=True)
@@ -190,7 +199,7 @@ def _worker_main(conn: Connection, url: str, options: dict, parent: int) -> None
 
 
 class DecodeWorkers:
-    """Run ``count`` decode worker processes on a shared subscription, writing into ``historian``."""
+    """Run ``count`` decode worker processes on a shared subscription writing into ``historian``."""
 
     def __init__(
         self,
