@@ -259,9 +259,7 @@ class MqttIngest:
             self._flusher.join(timeout=30)
         if self.stats.connected:  # the death certificate, stamped now, then DISCONNECT
             if self.sparkplug_host:
-                done = self._publish(
-                    self.state_topic, _state(False, _now_ms()), qos=1, retain=True
-                )
+                done = self._publish(self.state_topic, _state(False, _now_ms()), qos=1, retain=True)
                 if done is not None:
                     done.wait(5)
             self._closing.set()  # the broker closes the socket on DISCONNECT: no reconnect
