@@ -272,3 +272,49 @@ def test_serve_with_decode_workers_ingests_end_to_end(crashable, tmp_path):  # n
             proc.kill()
             proc.wait(5)
     assert proc.returncode == 0, "".join(lines) + (proc.stdout.read() if proc.stdout else "")
+
+
+def test_mosquitto_keeps_an_absent_shared_subscribers_share_in_its_session(
+    crashable,  # noqa: F811
+    settings_factory,
+):
+    """Why a dead worker must come back: Mosquitto 2.0 does not hand its share to the others.
+
+    While one member of the group is away (its persistent session stays), the broker keeps
+    sending it its turn of the round robin: those messages wait in its session and arrive only
+    when it reconnects.
+    """
+    historian = open_historian(settings_factory())
+    enterprise = f"r{uuid.uuid4().hex[:8]}"
+
+    def member(cid: str) -> MqttIngest:
+        ingest = MqttIngest(
+            historian,
+            crashable.url,
+            client_id=f"{cid}-{enterprise}",
+            shared_group=enterprise,
+            sparkplug_host=False,
+            command_results=False,
+            flush_s=0.05,
+        )
+        ingest.start()
+        assert _wait(lambda: ingest.stats.subscribed)
+        return ingest
+
+    stays, leaves = member("a"), member("z")
+    leaves.abort()  # like a crash: no DISCONNECT, the session stays at the broker
+    n = 400
+    topic = f"indunet/v1/{enterprise}/{M}"
+    _publish(
+        crashable.url, [(topic, json.dumps({"ts": T0 + i, "v": i}).encode()) for i in range(n)]
+    )
+    assert _wait(lambda: stays.stats.acked >= n // 2)
+    back = member("z")
+    try:
+        assert _wait(lambda: historian.count(enterprise) == n, timeout=30)
+        assert back.stats.received > 0  # its share waited for it
+        assert stays.stats.received < n
+    finally:
+        stays.stop()
+        back.stop()
+    historian.close()
