@@ -13,16 +13,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 
 import paho.mqtt.client as paho
+import pyarrow as pa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from indunet.connect.broker import free_port
 from indunet.connect.codec.tag_meta import encode_tag_meta, meta_topic
-from indunet.connect.decode_workers import DecodeWorkers
+from indunet.connect.decode_workers import DecodeWorkers, GroupWriter
 from indunet.connect.mqtt import MqttIngest, parse_mqtt_url
 from indunet.errors import StorageUnavailable
+from indunet.model import POINT_SCHEMA, DataType, PointBatch, WriteResult
 from indunet.store import open_historian
 from tests.connect.test_broker_crash import crashable  # noqa: F401  (the fixture)
 from tests.connect.test_broker_failures import AckCountingPublisher, _stored
@@ -318,3 +321,68 @@ def test_mosquitto_keeps_an_absent_shared_subscribers_share_in_its_session(
         stays.stop()
         back.stop()
     historian.close()
+
+
+class _SlowHistorian:
+    """Records each write; the first one waits until released (the writer is busy)."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.release = threading.Event()
+
+    def write(self, batch, *, source="api"):
+        self.calls.append((batch.enterprise, batch.table.column("ts").to_pylist(), batch.refs))
+        if len(self.calls) == 1:
+            self.release.wait(10)
+        if batch.table.column("value").null_count:
+            raise StorageUnavailable("down (test)")
+        return WriteResult(stored=len(batch))
+
+
+def _batch(enterprise: str, ts: list[int], values: list[float | None]) -> PointBatch:
+    table = pa.table(
+        {
+            "tag": ["s/a/l/m/v"] * len(ts),
+            "ts": pa.array(ts, pa.int64()),
+            "value": pa.array(values, pa.float64()),
+            "text": pa.nulls(len(ts), pa.string()),
+            "quality": pa.array([0] * len(ts), pa.uint8()),
+        },
+        schema=POINT_SCHEMA,
+    )
+    return PointBatch(enterprise, table, {"s/a/l/m/v": DataType.NUMBER}, [f"r{t}" for t in ts])
+
+
+def test_group_writer_commits_batches_that_wait_together_as_one():
+    slow = _SlowHistorian()
+    writer = GroupWriter(slow)
+    results: dict = {}
+
+    def submit(name: str, batch: PointBatch) -> None:
+        try:
+            results[name] = writer.write(batch, "mqtt")
+        except StorageUnavailable as exc:
+            results[name] = exc
+
+    first = threading.Thread(target=submit, args=("first", _batch("e", [1], [1.0])))
+    first.start()
+    assert _wait(lambda: len(slow.calls) == 1)  # the writer is busy with the first
+    waiting = [
+        threading.Thread(target=submit, args=("b", _batch("e", [2, 3], [2.0, 3.0]))),
+        threading.Thread(target=submit, args=("c", _batch("e", [4], [4.0]))),
+        threading.Thread(target=submit, args=("other", _batch("f", [5], [5.0]))),
+        threading.Thread(target=submit, args=("bad", _batch("g", [6], [None]))),
+    ]
+    for t in waiting:
+        t.start()
+    assert _wait(lambda: len(writer._jobs) == 4)
+    slow.release.set()
+    for t in [first, *waiting]:
+        t.join(10)
+    writer.close()
+    joined = sorted(c for c in slow.calls[1:])
+    assert joined[0][0] == "e" and sorted(joined[0][1]) == [2, 3, 4]  # one write for both
+    assert sorted(joined[0][2]) == ["r2", "r3", "r4"]
+    assert [c[0] for c in joined] == ["e", "f", "g"]  # one per enterprise
+    assert results["b"].stored + results["c"].stored == 3
+    assert isinstance(results["bad"], StorageUnavailable)  # its worker keeps its batch

@@ -109,8 +109,88 @@ class WriterLink:
         return self._call(("declare", enterprise, specs))
 
 
-def serve_requests(conn: Connection, historian: Any, stats: DecodeWorkersStats, slot: dict) -> None:
-    """Answer one worker's requests with ``historian`` until its pipe closes."""
+class GroupWriter:
+    """One writer thread for all workers: batches that wait together are committed together.
+
+    Each worker waits for its commit before it acknowledges, so while one batch is written the
+    others' next batches queue up; writing them as one transaction halves the commits (DuckDB
+    pays per commit) without delaying anyone's acknowledgement.
+    """
+
+    def __init__(self, historian: Any) -> None:
+        self.historian = historian
+        self._jobs: list[dict] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="decode-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, batch: PointBatch, source: str) -> WriteResult:
+        """Commit ``batch`` (with whatever else waits); raise what the write raised."""
+        job: dict = {"batch": batch, "source": source, "done": threading.Event()}
+        with self._cond:
+            if self._closed:
+                raise TemporaryError("the decode workers' writer is stopping")
+            self._jobs.append(job)
+            self._cond.notify()
+        job["done"].wait()
+        if "error" in job:
+            raise job["error"]
+        return job["result"]
+
+    def close(self) -> None:
+        """Finish what is queued and end the writer thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                jobs, self._jobs = self._jobs, []
+                if not jobs and self._closed:
+                    return
+            groups: dict[tuple[str, str], list[dict]] = {}
+            for job in jobs:
+                groups.setdefault((job["batch"].enterprise, job["source"]), []).append(job)
+            for (enterprise, source), group in groups.items():
+                try:
+                    result = self.historian.write(_joined(enterprise, group), source=source)
+                except BaseException as exc:  # every job of the group gets the failure
+                    for job in group:
+                        job["error"] = exc
+                else:  # the whole result to the first; the writer's counters hold the truth
+                    group[0]["result"] = result
+                    for job in group[1:]:
+                        job["result"] = WriteResult()
+                for job in group:
+                    job["done"].set()
+
+
+def _joined(enterprise: str, jobs: list[dict]) -> PointBatch:
+    """Return the batches of ``jobs`` as one (the first data type seen for a tag wins)."""
+    if len(jobs) == 1:
+        return jobs[0]["batch"]
+    batches = [job["batch"] for job in jobs]
+    types: dict = {}
+    refs: list[str] | None = []
+    for b in batches:
+        for tag, kind in b.types.items():
+            types.setdefault(tag, kind)
+        if refs is not None and b.refs is not None:
+            refs.extend(b.refs)
+        else:
+            refs = None
+    table = pa.concat_tables([b.table for b in batches])
+    return PointBatch(enterprise, table, types, refs)
+
+
+def serve_requests(conn: Connection, writer: Any, stats: DecodeWorkersStats, slot: dict) -> None:
+    """Answer one worker's requests with ``writer`` (a `GroupWriter`) until its pipe closes."""
+    historian = writer.historian
     while True:
         try:
             request = conn.recv()
@@ -124,7 +204,8 @@ def serve_requests(conn: Connection, historian: Any, stats: DecodeWorkersStats, 
             if op == "write":
                 _, enterprise, ipc, types, refs, source = request
                 table = pa.ipc.open_stream(ipc).read_all()
-                result = historian.write(PointBatch(enterprise, table, types, refs), source=source)
+                batch = PointBatch(enterprise, table, types, refs)
+                result = writer.write(batch, source)
                 stats.stored_points += result.stored
                 stats.dead_letters += len(result.rejected)
                 stats.batches += 1
@@ -224,6 +305,7 @@ class DecodeWorkers:
         self._slots: list[dict] = []
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._writer: GroupWriter | None = None
         self.topic = f"$share/{self.group}/indunet/v1/#"
 
     def client_ids(self) -> list[str]:
@@ -232,6 +314,7 @@ class DecodeWorkers:
 
     def start(self) -> None:
         """Start the workers and the watcher that restarts a dead one."""
+        self._writer = GroupWriter(self.historian)
         for i, cid in enumerate(self.client_ids()):
             slot: dict = {"client_id": cid, "index": i, "status": {}}
             self._slots.append(slot)
@@ -252,7 +335,7 @@ class DecodeWorkers:
         there.close()  # the worker holds the other end: its death closes the pipe
         server = threading.Thread(
             target=serve_requests,
-            args=(here, self.historian, self.stats, slot),
+            args=(here, self._writer, self.stats, slot),
             name=f"decode-writer-{slot['index']}",
             daemon=True,
         )
@@ -315,4 +398,6 @@ class DecodeWorkers:
                 slot["proc"].join(5)
             slot["server"].join(timeout=5)
             slot["conn"].close()
+        if self._writer is not None:
+            self._writer.close()
         self._sum()
