@@ -435,6 +435,8 @@ def test_topics_of_a_decode_worker_and_of_a_host_without_the_json_tree(settings_
     host = MqttIngest(historian, BROKER, json_topics=False)
     assert "indunet/v1/#" not in host.topics and host.unsubscribe == ["indunet/v1/#"]
     assert "spBv1.0/#" in host.topics
+    shared = MqttIngest(historian, BROKER, json_topics=False, shared_group="g")
+    assert shared.unsubscribe == ["indunet/v1/#", "$share/g/indunet/v1/#"]  # either may be held
     with pytest.raises(ConfigError, match="must host Sparkplug"):
         MqttIngest(historian, BROKER, json_topics=False, sparkplug_host=False)
     historian.close()

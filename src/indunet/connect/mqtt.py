@@ -172,7 +172,7 @@ class MqttIngest:
         # without the JSON tree (decode workers take it), the filter is dropped from a session
         # that held it: a persistent session keeps its subscriptions across restarts
         self.topics = [shared_json] if json_topics else []
-        self.unsubscribe = [] if json_topics else [json_topic]
+        self.unsubscribe = [] if json_topics else list(dict.fromkeys([json_topic, shared_json]))
         check_host_id(host_id)
         self.state_topic = f"{NAMESPACE}/STATE/{host_id}"
         # a decode worker (sparkplug_host False) takes JSON only: no STATE, will or Sparkplug
