@@ -68,6 +68,7 @@ from paho.mqtt.properties import Properties
 from indunet.config import load_settings
 from indunet.connect.codec._protobuf import sparkplug_b_pb2 as pb
 from indunet.connect.codec.sparkplug import SparkplugMapping
+from indunet.connect.decode_workers import DecodeWorkers
 from indunet.connect.mqtt import MqttIngest
 from indunet.store import open_historian
 
@@ -547,10 +548,12 @@ class Params:
     max_points: int = 100_000
     flush_s: float = 0.2
     mqtt_version: int = 5
+    workers: int = 0  # decode worker processes (0: decode in the ingest process)
 
     def label(self) -> str:
         v = " MQTT3.1.1" if self.mqtt_version == 4 else ""
-        return f"unacked={self.max_unacked} points={self.max_points} flush={self.flush_s}{v}"
+        w = f" workers={self.workers}" if self.workers else ""
+        return f"unacked={self.max_unacked} points={self.max_points} flush={self.flush_s}{v}{w}"
 
 
 DEFAULT_PARAMS = Params()
@@ -689,10 +692,27 @@ class Bench:
             sparkplug=SparkplugMapping(enterprise=ENTERPRISE),
             host_id=f"bench-{client_id[-8:]}",
             mqtt_version=params.mqtt_version,
+            json_topics=not params.workers,  # with workers: Sparkplug here, JSON in them
         )
+        workers = None
+        if params.workers:
+            workers = DecodeWorkers(
+                timed,
+                broker.url,
+                count=params.workers,
+                client_id=client_id,
+                flush_s=params.flush_s,
+                max_points=params.max_points,
+                max_unacked=params.max_unacked,
+                mqtt_version=params.mqtt_version,
+            )
         spy = None
         try:
             ingest.start()
+            if workers is not None:
+                workers.start()
+                if not workers.wait_subscribed(60):
+                    raise RuntimeError(f"decode workers did not subscribe: {workers.stats}")
             if not _until(lambda: ingest.stats.subscribed, 10):
                 raise RuntimeError(f"ingest did not subscribe: {ingest.stats}")
             # warm-up: every tag once (Sparkplug: NBIRTH + DBIRTH), so tag creation is not timed
@@ -709,8 +729,11 @@ class Bench:
             expected = scen.msgs * scen.per_msg
             if profile:
                 spy = _start_py_spy(profile)
-            cpu = CpuWatch({"ingest": os.getpid(), "broker": broker.pid, "publisher": self.pub_pid})
-            received0 = ingest.stats.received
+            pids = {"ingest": os.getpid(), "broker": broker.pid, "publisher": self.pub_pid}
+            for i, pid in enumerate(workers.pids() if workers else []):
+                pids[f"worker{i}"] = pid
+            cpu = CpuWatch(pids)
+            received0 = ingest.stats.received + (workers.stats.received if workers else 0)
             self.pub.go("data")
             box: list = []
             timed_out, pub = self._wait(lambda: timed.stored - base, expected, box)
@@ -721,10 +744,18 @@ class Bench:
         finally:
             if spy:
                 _stop_py_spy(spy)
+            if workers is not None:
+                workers.stop()
+                for cid in workers.client_ids():
+                    _delete_session(broker, cid, f"bench-none/{cid}")
             ingest.stop()
             _delete_session(broker, client_id, ingest.state_topic)
         stored = historian.count(ENTERPRISE) - base
         stats = ingest.stats
+        if workers is not None:  # the workers' counters with the host's
+            stats.received += workers.stats.received
+            stats.acked += workers.stats.acked
+            stats.dead_letters += workers.stats.dead_letters
         historian.close()
         shutil.rmtree(data_dir, ignore_errors=True)
         t_end = timed.t_last or pub["t_acked"]
@@ -734,7 +765,8 @@ class Bench:
             "group": group,
             "scenario": scen.name,
             "label": scen.label,
-            "client": "indunet MqttIngest",
+            "client": "indunet MqttIngest"
+            + (f" + {params.workers} decode workers" if params.workers else ""),
             "broker": broker.name,
             "qos": scen.qos,
             "params": params.label(),
@@ -904,7 +936,7 @@ class Bench:
             rate = f"{r['points_per_s']:>10,.0f} pt/s"
         print(
             f"  {r['group']:<7} {r['label']:<27} {r['broker']:<17} {r['client'][:14]:<14} "
-            f"{r['params'][:44]:<44} {rate}  loss {r['loss_points']:>7,}  "
+            f"{r['params'][-44:]:<44} {rate}  loss {r['loss_points']:>7,}  "
             f"{r['elapsed_s']:>6.2f}s  cpu {r['cpu']}",
             flush=True,
         )
@@ -1456,6 +1488,47 @@ def verdicts(main: list[dict], peer: dict | None) -> list[dict]:
     return out
 
 
+def raw_rate(main: list[dict]) -> float:
+    """Return the raw-socket subscriber's single-value QoS 1 rate (msg/s), 0 when not run."""
+    for s in main:
+        if s["scenario"] == "single" and s["qos"] == 1 and "raw-socket" in s["client"]:
+            return s["msgs_per_s"]["median"]
+    return 0.0
+
+
+def both_cores_verdicts(main: list[dict], peer: dict | None) -> list[dict]:
+    """Issue 22: batched JSON QoS 1 >= 3 M points/s, single QoS 1 >= 80 k msg/s, 0 loss."""
+    out = []
+    for s in main:
+        if s["qos"] != 1 or s["client"].startswith("bare"):
+            continue
+        if s["scenario"] not in ("batch", "single"):
+            continue
+        workers = (s.get("params_raw") or {}).get("workers", 0)
+        batch = s["scenario"] == "batch"
+        value = s["points_per_s" if batch else "msgs_per_s"]["median"]
+        target = 3_000_000 if batch else 80_000
+        lost = sum(s["loss_per_run"])
+        v = {
+            "issue22": True,
+            "kind": "batched JSON x100 QoS1" if batch else "single-value QoS1",
+            "setup": f"decode workers {workers}",
+            "unit": "points/s" if batch else "msg/s",
+            "target": f"{s['label']} with {workers} decode workers: >= {target:,} "
+            f"{'points' if batch else 'msgs'}/s, 0 loss",
+            "value": value,
+            "loss": lost,
+            "met": value >= target and lost == 0,
+        }
+        kind = "batch-100" if batch else "single-point"
+        rs = [r for r in (peer or {}).get("runs", []) if kind in r["scenario"]]
+        if rs:
+            theirs = statistics.median(r["stored_points_per_s"] for r in rs)
+            v["vs_ming"] = round(s["points_per_s"]["median"] / max(theirs, 1e-9), 1)
+        out.append(v)
+    return out
+
+
 # ============================================================== main
 def main() -> int:
     ap = argparse.ArgumentParser(
@@ -1495,6 +1568,12 @@ def main() -> int:
     ap.add_argument("--peer-single", type=int, default=None, help="peer single msgs (30,000)")
     ap.add_argument("--peer-batch", type=int, default=None, help="peer batch msgs (5,000)")
     ap.add_argument("--tag", default=time.strftime("%Y%m%dT%H%M%S"))
+    ap.add_argument(
+        "--decode-workers",
+        default="0,2",
+        help="decode worker counts compared in the main block (batched and single QoS 1), "
+        "comma list; 0 is the single-process ingest (always run)",
+    )
     args = ap.parse_args()
     q = args.quick
     args.repeats = args.repeats or (1 if q else 3)
@@ -1513,6 +1592,7 @@ def main() -> int:
         "main,peer" if q else "probe,sweep,main,system,profile,micro,peer"
     )
     blocks = set(args.blocks.split(","))
+    worker_counts = [int(n) for n in args.decode_workers.split(",") if n.strip() and int(n) > 0]
     tag = args.tag + ("-quick" if q else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS / f"mqtt_ingest-{tag}.json"
@@ -1645,6 +1725,10 @@ def main() -> int:
                 bench.run_bare(private, scen("single", 1), group="main", repeat=rep, raw=True)
                 bench.run_ingest(private, scen("spb", 0), tuned["spb"], group="main", repeat=rep)
                 bench.run_ingest(private, scen("spb", 1), tuned["spb"], group="main", repeat=rep)
+                for n in worker_counts:  # issue 22: decode workers beside the same rows
+                    for name in ("batch", "single"):
+                        p = Params(**(tuned[name].__dict__ | {"workers": n}))
+                        bench.run_ingest(private, scen(name, 1), p, group="main", repeat=rep)
             report["main"] = summarize(bench.rows, "main")
             print_table("main summary (private broker)", report["main"])
         # ------------------------------------------------------------ system broker
@@ -1690,18 +1774,33 @@ def main() -> int:
         print("\n== peer: Mosquitto -> Node-RED -> InfluxDB 1.x (peers/ming harness)")
         report["peer"] = run_peer(args, tag)
     report["verdicts"] = verdicts(report.get("main", []), report.get("peer"))
+    report["verdicts"] += both_cores_verdicts(report.get("main", []), report.get("peer"))
     report["rows"] = bench.rows
     out_path.write_text(json.dumps(report, indent=2, default=str))
     print("\n== verdicts")
     for v in report["verdicts"]:
         mark = "INFO" if v.get("reference") else ("MET " if v["met"] else "MISS")
         print(f"  [{mark}] {v['target']}: {v['value']:,}")
+        if "vs_ming" in v:
+            print(f"         {v['vs_ming']}x MING (Mosquitto -> Node-RED -> InfluxDB) points/s")
         if "peer_points_per_s" in v:
             print(
                 f"         indunet {v['indunet_points_per_s']:,.0f} pt/s (loss "
                 f"{v['indunet_loss_per_run']}), MING {v['peer_points_per_s']:,.0f} pt/s "
                 f"(loss {v['peer_loss_per_run']})"
             )
+    both = [v for v in report["verdicts"] if v.get("issue22")]
+    if both:
+        best = {v["kind"]: v for v in sorted(both, key=lambda v: v["value"])}
+        ok = all(v["met"] for v in best.values()) and len(best) == 2
+        print(
+            f"\nVERDICT issue 22 both cores for ingest: {'MET' if ok else 'MISSED'} — "
+            + "; ".join(
+                f"{k} best {v['value']:,.0f} {v['unit']} ({v['setup']}, loss {v['loss']})"
+                for k, v in best.items()
+            )
+            + f"; raw-socket subscriber {raw_rate(report.get('main', [])):,.0f} msg/s"
+        )
     print(f"\nresults: {out_path}")
     return 0
 

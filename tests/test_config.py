@@ -180,3 +180,14 @@ def test_env_value_that_is_not_json_names_the_field(clean, monkeypatch):
     monkeypatch.setenv("INDUNET_RETENTION", "[{prefix: a}]")
     with pytest.raises(ConfigError, match="retention"):
         load_settings()
+
+
+def test_ingest_decode_workers_from_the_environment_and_refused_when_negative(
+    settings_factory, monkeypatch
+):
+    assert settings_factory().ingest.decode_workers == 0  # decode in the serve process
+    monkeypatch.setenv("INDUNET_INGEST__DECODE_WORKERS", "2")
+    assert settings_factory().ingest.decode_workers == 2
+    monkeypatch.setenv("INDUNET_INGEST__DECODE_WORKERS", "-1")
+    with pytest.raises(ConfigError, match="decode_workers"):
+        settings_factory()

@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from indunet.auth.settings import AuthSettings
-from indunet.connect.settings import SparkplugSettings
+from indunet.connect.settings import IngestSettings, SparkplugSettings
 from indunet.errors import ConfigError
 from indunet.federation.settings import FederationSettings, UplinkSettings
 from indunet.plant.config import PlantConfig
@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     federation: FederationSettings = Field(
         default_factory=FederationSettings,
         description="Consume plants' uplinks as a regional instance ([federation]).",
+    )
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings,
+        description="MQTT JSON ingest: decode worker processes ([ingest]).",
     )
     sparkplug: SparkplugSettings = Field(
         default_factory=SparkplugSettings,

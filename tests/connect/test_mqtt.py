@@ -423,3 +423,20 @@ def test_credentials_and_tls_from_options_win_over_the_url():
     assert with_credentials("mqtts://h") == "mqtts://h:8883"
     with pytest.raises(ConfigError, match="needs a user name"):
         with_credentials("mqtt://h", password="x")
+
+
+def test_topics_of_a_decode_worker_and_of_a_host_without_the_json_tree(settings_factory):
+    historian = open_historian(settings_factory())
+    worker = MqttIngest(
+        historian, BROKER, shared_group="g", sparkplug_host=False, command_results=False
+    )
+    assert worker.topics == ["$share/g/indunet/v1/#"]  # no Sparkplug, no STATE, no audit
+    assert worker.unsubscribe == []
+    host = MqttIngest(historian, BROKER, json_topics=False)
+    assert "indunet/v1/#" not in host.topics and host.unsubscribe == ["indunet/v1/#"]
+    assert "spBv1.0/#" in host.topics
+    shared = MqttIngest(historian, BROKER, json_topics=False, shared_group="g")
+    assert shared.unsubscribe == ["indunet/v1/#", "$share/g/indunet/v1/#"]  # either may be held
+    with pytest.raises(ConfigError, match="must host Sparkplug"):
+        MqttIngest(historian, BROKER, json_topics=False, sparkplug_host=False)
+    historian.close()

@@ -280,3 +280,26 @@ def test_overwrite_of_numeric_points_after_the_fast_path(historian):
     got = historian.series(E, POWER, T0, T0 + 1000).column("value").to_pylist()
     assert got == [-1.0 if i % 10 == 0 else float(i) for i in range(1000)]
     assert historian.latest(E).column("value").to_pylist() == [999.0]
+
+
+def test_declare_keeps_metadata_when_a_concurrent_write_created_the_tag_first(historian):
+    """A write in another thread may create the tag between declare's look-up and its insert."""
+    path = "s1/a/l/m/power"
+    looked_up = historian._load_tags
+    calls = []
+
+    def stale_lookup(enterprise, paths):  # the first look-up ran before the write committed
+        calls.append(paths)
+        return {} if len(calls) == 1 else looked_up(enterprise, paths)
+
+    historian.write(batch([(path, T0, 1.0)]))  # the "concurrent" write: no unit
+    historian._load_tags = stale_lookup
+    try:
+        historian.declare_tags(E, [TagSpec(path, DataType.NUMBER, "kW", "Active power")])
+        with pytest.raises(DataError, match="cannot become"):
+            calls.clear()
+            historian.declare_tags(E, [TagSpec(path, DataType.STRING)])
+    finally:
+        historian._load_tags = looked_up
+    tag = historian.tag(E, path)
+    assert (tag.unit, tag.description, tag.data_type) == ("kW", "Active power", DataType.NUMBER)

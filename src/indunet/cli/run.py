@@ -75,6 +75,16 @@ def serve(
             help="Share the subscription ($share/GROUP/…) among several ingest workers.",
         ),
     ] = None,
+    decode_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--decode-workers",
+            min=0,
+            max=32,
+            help="Decode the JSON tree in N worker processes on a shared subscription, one "
+            "writer here ([ingest] decode_workers; 0: in this process).",
+        ),
+    ] = None,
     username: Annotated[
         str | None, typer.Option("--username", help="MQTT user name (or in the URL).")
     ] = None,
@@ -149,18 +159,44 @@ def serve(
 
         settings.sparkplug.host_id = check_host_id(sparkplug_host_id)
     # a plant's boot order is not ours: a database that is not up yet is waited for (/ready 503)
+    if decode_workers is not None:
+        settings.ingest.decode_workers = decode_workers
+    workers_count = settings.ingest.decode_workers
     historian = open_historian(settings, wait=True)
-    ingests: list[Any] = []
+    ingests: list[Any] = []  # each with its decode workers (a DecodeWorkers) after it, if any
     try:
         for url in mqtt_url or []:  # one host connection per broker, each with its own STATE
             from indunet.connect.mqtt import with_credentials
 
+            full_url = with_credentials(url, username, password, tls)
+            if workers_count:  # the JSON tree in worker processes, Sparkplug stays here
+                from indunet.connect.decode_workers import DecodeWorkers
+
+                workers = DecodeWorkers(
+                    historian,
+                    full_url,
+                    count=workers_count,
+                    client_id=mqtt_client_id,
+                    shared_group=mqtt_shared_group,
+                    max_future_s=settings.max_future_s,
+                    payload_limit=settings.deadletter_payload_bytes,
+                )
+                workers.start()
+                ingests.append(workers)
+                # their first subscription: a shared one gets nothing published before it
+                if not workers.wait_subscribed(15):
+                    typer.echo("decode workers not subscribed yet (broker down?); they keep trying")
+                typer.echo(
+                    f"ingesting {workers.topic} in {workers_count} decode workers "
+                    f"({', '.join(workers.client_ids())})"
+                )
             ingest = mqtt_ingest(
                 historian,
-                with_credentials(url, username, password, tls),
+                full_url,
                 settings,
                 client_id=mqtt_client_id,
                 shared_group=mqtt_shared_group,
+                json_topics=not workers_count,
                 sparkplug_groups=None
                 if sparkplug_groups is None
                 else [g.strip() for g in sparkplug_groups.split(",") if g.strip()],
@@ -173,7 +209,7 @@ def serve(
             ingest.stop()
         historian.close()
         raise
-    ingest = ingests[0] if ingests else None
+    ingest = next((i for i in ingests if hasattr(i, "state_topic")), None)  # the host ingest
     typer.echo(f"indunet serving on http://{settings.host}:{settings.port} ({historian.backend})")
     running: list[Any] = []  # the plant watcher, the alarm service and reports, once started
     stopping = threading.Event()

@@ -156,6 +156,8 @@ class MqttIngest:
         command_results: bool = True,
         clean_start: bool = False,
         retry_max_s: float = 1.0,
+        json_topics: bool = True,
+        sparkplug_host: bool = True,
     ) -> None:
         self.historian = historian
         self.host, self.port, self.tls, self.username, self.password = parse_mqtt_url(url)
@@ -166,19 +168,29 @@ class MqttIngest:
         self.max_future_ms = max_future_s * 1000
         self.payload_limit = payload_limit
         json_topic = f"{ROOT}/#"
-        self.topics = [f"$share/{shared_group}/{json_topic}" if shared_group else json_topic]
+        shared_json = f"$share/{shared_group}/{json_topic}" if shared_group else json_topic
+        # without the JSON tree (decode workers take it), the filter is dropped from a session
+        # that held it: a persistent session keeps its subscriptions across restarts
+        self.topics = [shared_json] if json_topics else []
+        self.unsubscribe = [] if json_topics else list(dict.fromkeys([json_topic, shared_json]))
         check_host_id(host_id)
         self.state_topic = f"{NAMESPACE}/STATE/{host_id}"
+        # a decode worker (sparkplug_host False) takes JSON only: no STATE, will or Sparkplug
+        self.sparkplug_host = sparkplug_host
         # Sparkplug state is per edge node: never share it; shard hosts by group id instead
-        if sparkplug_groups is None:
+        if not sparkplug_host:
+            pass
+        elif sparkplug_groups is None:
             self.topics.append(f"{NAMESPACE}/#")  # holds the host's own STATE topic
         else:
             for group in sparkplug_groups:
                 check_segment(group, "Sparkplug group")
                 self.topics.append(f"{NAMESPACE}/{group}/#")
             self.topics.append(self.state_topic)
-        if command_results:  # edge agents' write results (never shared: they are few)
+        if command_results and sparkplug_host:  # edge agents' write results (never shared)
             self.topics.append(f"{AUDIT_ROOT}/#")
+        if not self.topics:
+            raise ConfigError("an MQTT ingest without JSON topics must host Sparkplug")
         self.topic = ", ".join(self.topics)
         self._command_log: CommandLog | None = None
         self.json = UnsJsonDecoder(self.max_future_ms)
@@ -246,9 +258,10 @@ class MqttIngest:
         if self._flusher:
             self._flusher.join(timeout=30)
         if self.stats.connected:  # the death certificate, stamped now, then DISCONNECT
-            done = self._publish(self.state_topic, _state(False, _now_ms()), qos=1, retain=True)
-            if done is not None:
-                done.wait(5)
+            if self.sparkplug_host:
+                done = self._publish(self.state_topic, _state(False, _now_ms()), qos=1, retain=True)
+                if done is not None:
+                    done.wait(5)
             self._closing.set()  # the broker closes the socket on DISCONNECT: no reconnect
             self._send(mp.encode_disconnect())
         self._close_receiver()
@@ -282,7 +295,11 @@ class MqttIngest:
             sock.settimeout(None)
             # one timestamp for this connection's will and the birth that follows it
             will_ts = max(_now_ms(), self._will_ts + 1)
-            will = mp.Will(self.state_topic, _state(False, will_ts).encode(), qos=1, retain=True)
+            will = None
+            if self.sparkplug_host:
+                will = mp.Will(
+                    self.state_topic, _state(False, will_ts).encode(), qos=1, retain=True
+                )
             sock.sendall(
                 mp.encode_connect(
                     self.client_id,
@@ -400,6 +417,10 @@ class MqttIngest:
         self.stats.connections += 1
         self.stats.last_error = None  # recovered
         log.info("connected to MQTT broker %s:%s", self.host, self.port)
+        if self.unsubscribe:
+            self._send(
+                mp.encode_unsubscribe(self._mid(), self.unsubscribe, version=self.mqtt_version)
+            )
         self._sub_mid = self._mid()
         self._send(
             mp.encode_subscribe(
@@ -416,7 +437,8 @@ class MqttIngest:
                 f"broker refused the subscription to {self.topic}: 0x{failed[0]:02x}"
             )
             log.warning("%s", self.stats.last_error)
-        self._publish_birth()
+        if self.sparkplug_host:
+            self._publish_birth()
 
     def _publish_birth(self) -> None:
         """Publish the host's STATE birth: online, with the timestamp of the connection's will."""

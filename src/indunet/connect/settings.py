@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from indunet.errors import DataError
 
-__all__ = ["SparkplugRouteSettings", "SparkplugSettings"]
+__all__ = ["IngestSettings", "SparkplugRouteSettings", "SparkplugSettings"]
 
 
 class SparkplugRouteSettings(BaseModel):
@@ -99,3 +99,17 @@ class SparkplugSettings(BaseModel):
                 SparkplugRoute(r.group, r.node, r.enterprise, r.site) for r in self.routes
             ),
         )
+
+
+class IngestSettings(BaseModel):
+    """MQTT ingest of the JSON tree (``[ingest]``): how many decode worker processes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decode_workers: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Decode worker processes on a shared subscription of indunet/v1/# feeding "
+        "the one writer (docs/mqtt.md); 0: decode in the serve process.",
+    )

@@ -247,10 +247,21 @@ class Historian(ABC):
                     f"tag {spec.path} is already {existing[spec.path][1]}; "
                     f"it cannot become {spec.data_type}"
                 )
-        self._create_tags(enterprise, [s for s in specs if s.path not in existing], _now_ms())
+        fresh = [s for s in specs if s.path not in existing]
+        self._create_tags(enterprise, fresh, _now_ms())
         for spec in specs:
             if spec.path in existing:
                 self._update_tag_meta(enterprise, spec)
+        if fresh:  # a write in another thread may have created one first, without metadata
+            now = self._load_tags(enterprise, [s.path for s in fresh])
+            for spec in fresh:
+                found = now.get(spec.path)
+                if found is not None and found[1] != spec.data_type:
+                    raise DataError(
+                        f"tag {spec.path} is already {found[1]}; it cannot become {spec.data_type}"
+                    )
+                if spec.unit or spec.description or spec.expected_interval_ms is not None:
+                    self._update_tag_meta(enterprise, spec)
         return len(specs)
 
     def tags(

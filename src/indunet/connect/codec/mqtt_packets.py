@@ -1,6 +1,6 @@
 """The few MQTT 3.1.1 / 5 control packets a subscribing ingest needs (pure: bytes in and out).
 
-Only what `indunet.connect.mqtt` uses is here: CONNECT, SUBSCRIBE, PUBLISH (QoS 0/1), PUBACK,
+Only what `indunet.connect.mqtt` uses is here: CONNECT, (UN)SUBSCRIBE, PUBLISH (QoS 0/1), PUBACK,
 PINGREQ, DISCONNECT to send; CONNACK, SUBACK, PUBLISH, PUBACK, PINGRESP, DISCONNECT to read.
 `PacketReader` splits a byte stream into packets; `parse_publish` reads one PUBLISH body.
 """
@@ -26,13 +26,15 @@ __all__ = [
     "encode_pubacks",
     "encode_publish",
     "encode_subscribe",
+    "encode_unsubscribe",
     "parse_connack",
     "parse_publish",
     "parse_suback",
 ]
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
+SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK = 8, 9, 10, 11
+PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 MAX_PACKET = 268_435_455  # the largest remaining length MQTT can express
 _PINGREQ = b"\xc0\x00"
 
@@ -117,6 +119,13 @@ def encode_subscribe(mid: int, topics: list[tuple[str, int]], *, version: int = 
     body = mid.to_bytes(2, "big") + (_props([]) if version == 5 else b"")
     body += b"".join(_text(topic) + bytes([qos]) for topic, qos in topics)
     return _packet(SUBSCRIBE << 4 | 0x02, body)
+
+
+def encode_unsubscribe(mid: int, topics: list[str], *, version: int = 5) -> bytes:
+    """Return an UNSUBSCRIBE packet for ``topics`` (the broker answers with an UNSUBACK)."""
+    body = mid.to_bytes(2, "big") + (_props([]) if version == 5 else b"")
+    body += b"".join(_text(topic) for topic in topics)
+    return _packet(UNSUBSCRIBE << 4 | 0x02, body)
 
 
 def encode_publish(
