@@ -251,3 +251,82 @@ def test_latest_from_memory_matches_the_database(duck_client):
     rows = c.get("/api/v1/latest", params={"prefix": "s1/a/l1"}).json()["rows"]
     assert [r["tag"] for r in rows] == ["s1/a/l1/m1/new", "s1/a/l1/m1/p"]  # not l1-x, l10
     assert rows[1]["value"] == 10.5 and rows[0]["text"] == "text"
+
+
+def test_latest_without_the_answer_cache_follows_every_write(duck_client):
+    """With answers never cached (``ttl_s < 0``) each one is built from the index's encoded rows:
+    every write, a new tag under an asked prefix and a stale mark show at once, with big exact
+    integers and non-finite floats encoded as the query path encodes them."""
+    c = duck_client
+    cache = c.app.state.latest_cache
+    cache.ttl_s = -1.0  # no answer cache: as `bench/web_load.py`'s uncached server
+    t0 = int(time.time() * 1000) - 60_000
+    p, q = "s1/a/l1/m1/p", "s1/a/l1/m2/q"
+    ingest(c, [{"tag": p, "ts": t0, "value": 1.5}])
+    asked = {"prefix": "s1/a/l1"}
+    first = c.get("/api/v1/latest", params=asked).json()["rows"]
+    assert [(r["tag"], r["value"]) for r in first] == [(p, 1.5)]
+    hits = cache.hits
+    for i in range(3):  # each answer sees the write before it
+        ingest(c, [{"tag": p, "ts": t0 + 1 + i, "value": 2.5 + i}])
+        row = c.get("/api/v1/latest", params=asked).json()["rows"][0]
+        assert (row["ts"], row["value"]) == (t0 + 1 + i, 2.5 + i)
+    from indunet.ingest.batch import BatchBuilder
+    from indunet.ingest.values import Value
+    from indunet.model import DataType
+
+    big = 2**63 + 12345  # a UInt64 id, kept exact in `text`
+    builder = BatchBuilder("demo")
+    builder.add(q, t0, Value(float(big), str(big), DataType.NUMBER), "test")
+    c.app.state.historian.write(builder.take(), source="test")  # a new tag under the prefix
+    rows = c.get("/api/v1/latest", params=asked).json()["rows"]
+    assert [r["tag"] for r in rows] == [p, q]
+    assert rows[1]["value"] == big and rows[1]["text"] is None
+    c.app.state.historian.mark_stale("demo", "s1/a/l1/m1")
+    rows = c.get("/api/v1/latest", params=asked).json()["rows"]
+    assert [r["quality"] for r in rows] == [3, 0]
+    assert cache.hits == hits  # never served a kept answer
+    # the same bytes as the query path's encoding, for every prefix
+    from indunet.api.routes.series import _encode
+
+    for prefix in ("", "s1", "s1/a/l1/m2", "s1/a/l1/m1/p", "s2"):
+        got = c.get("/api/v1/latest", params={"prefix": prefix}).content
+        want = _encode(prefix, c.app.state.historian.latest("demo", prefix).to_pylist())
+        assert got == want, prefix
+
+
+def test_latest_index_encodes_rows_once_and_drops_them_on_change():
+    """`LatestIndex.encoded_under` keeps each row's JSON until that tag changes."""
+    import orjson
+    import pyarrow as pa
+
+    from indunet.api.routes.series import LatestIndex
+
+    def points(rows):
+        tags, ts, values = zip(*rows, strict=True)
+        return pa.table(
+            {
+                "tag": list(tags),
+                "ts": pa.array(ts, pa.int64()),
+                "value": pa.array(values, pa.float64()),
+                "text": pa.array([None] * len(rows), pa.string()),
+                "quality": pa.array([0] * len(rows), pa.uint8()),
+            }
+        )
+
+    index = LatestIndex()
+    index.apply(points([("a/b/c", 10, 1.0), ("a/b/d", 10, float("nan")), ("a/bc/x", 5, 2.0)]))
+    rows = orjson.loads(b"[" + index.encoded_under("a/b") + b"]")
+    assert [(r["tag"], r["value"], r["time"]) for r in rows] == [
+        ("a/b/c", 1.0, "1970-01-01T00:00:00.010Z"),
+        ("a/b/d", None, "1970-01-01T00:00:00.010Z"),
+    ]
+    kept = index._encoded["a/b/c"]
+    index.apply(points([("a/b/d", 11, 3.0), ("a/b/c", 9, 9.0)]))  # c: older, ignored
+    assert index._encoded["a/b/c"] is kept and "a/b/d" not in index._encoded
+    index.apply(points([("a/b/e", 1, 4.0)]))  # a new tag under an asked prefix
+    rows = orjson.loads(b"[" + index.encoded_under("a/b") + b"]")
+    want = [("a/b/c", 1.0), ("a/b/d", 3.0), ("a/b/e", 4.0)]
+    assert [(r["tag"], r["value"]) for r in rows] == want
+    assert index.encoded_under("a/b/zz") == b""
+    assert [r["tag"] for r in index.under("")] == ["a/b/c", "a/b/d", "a/b/e", "a/bc/x"]
