@@ -5,7 +5,12 @@ historian holding ``--lines`` lines of 200 tags; a side process ingests into it 
 (``POST /api/v1/ingest`` with a device key, ``--ingest-rate`` points/s across all lines) while
 ``wrk`` (Debian's package) hammers ``GET /api/v1/latest?prefix=<line>``. Peers in the same run:
 
-- the same route with the latest cache switched off (every request queries the historian);
+- the same route with the answer cache switched off (``uncached``: every answer is built anew,
+  from the in-memory latest index the writer keeps), and with the index off too (``query``:
+  every request queries DuckDB, as on PostgreSQL; shown, no target);
+- heavier reads as the load (``--heavy``, default on): a bucketed day of one tag
+  (``/api/v1/series``) and the overview page (``/``), to show that ingest keeps its rate under
+  any read load, not only ``/latest``;
 - a bare FastAPI hello world on the same uvicorn settings (the framework's ceiling here);
 - InfluxDB 1.x (``/usr/bin/influxd``, when installed): ``SELECT last(value) … GROUP BY tag`` for
   the same 200 tags over its HTTP API, while the same ingest rate is written to it.
@@ -77,16 +82,25 @@ def _uvicorn_options() -> dict[str, Any]:
     return opts
 
 
-def serve(data_dir: str, port: int, cache: bool) -> None:
-    """Child: the indunet app on ``data_dir`` (``cache=False``: no latest cache)."""
+#: how the server answers ``/latest``: answers kept until the next write (``cached``), built
+#: anew per request from the in-memory index (``uncached``), or queried per request (``query``)
+MODES = ("cached", "uncached", "query")
+
+
+def serve(data_dir: str, port: int, mode: str) -> None:
+    """Child: the indunet app on ``data_dir``, ``/latest`` answered as ``mode`` says."""
     import uvicorn
 
     from indunet.api.app import create_app
     from indunet.api.routes.series import LatestCache
     from indunet.config import load_settings
 
+    if os.environ.get("XSWITCH"):
+        sys.setswitchinterval(float(os.environ["XSWITCH"]))
     app = create_app(load_settings(data_dir=data_dir))
-    if not cache:
+    if mode == "uncached":
+        app.state.latest_cache = LatestCache(ttl_s=-1.0)  # no answer kept: built per request
+    elif mode == "query":
         app.state.latest_cache = LatestCache(ttl_s=-1.0, may_index=False)  # always queries
     uvicorn.run(app, host="127.0.0.1", port=port, **_uvicorn_options())
 
@@ -260,10 +274,10 @@ def prepare(data_dir: Path, lines: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def indunet_server(data_dir: Path, cache: bool = True) -> Iterator[tuple[str, int]]:
+def indunet_server(data_dir: Path, mode: str = "cached") -> Iterator[tuple[str, int]]:
     """Start the app in a child process; yield its URL and PID."""
     port = free_port()
-    proc = _child("_serve", str(data_dir), str(port), "1" if cache else "0")
+    proc = _child("_serve", str(data_dir), str(port), mode)
     try:
         _wait_http(f"http://127.0.0.1:{port}/health")
         yield f"http://127.0.0.1:{port}", proc.pid
@@ -284,16 +298,32 @@ def _rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 1e6
 
 
-def measure_indunet(args: argparse.Namespace, data_dir: Path, keys: dict, cache: bool) -> dict:
-    """wrk on /latest of line 1 while the side process ingests; the server's CPU and memory."""
-    with indunet_server(data_dir, cache) as (url, pid):
-        target = f"{url}/api/v1/latest?prefix=site-01/press-shop/line-01"
+#: the heavier reads of ``--heavy``: a bucketed day of one tag, and the overview page
+HEAVY_READS = {
+    "series": "/api/v1/series?tag=site-01/press-shop/line-01/m00/t0&buckets=500",
+    "overview": "/",
+}
+
+
+def measure_indunet(
+    args: argparse.Namespace, data_dir: Path, keys: dict, mode: str, read: str = "latest"
+) -> dict:
+    """wrk on ``read`` (/latest of line 1, or a `HEAVY_READS` path) while the side process
+    ingests; the server's CPU and memory."""
+    with indunet_server(data_dir, mode) as (url, pid):
         auth = {"Authorization": f"Bearer {keys['viewer']}"}
-        check = httpx.get(target, headers=auth, timeout=10)
-        check.raise_for_status()
-        rows = len(check.json()["rows"])
-        if rows != TAGS_PER_LINE:
-            raise RuntimeError(f"latest returned {rows} rows, expected {TAGS_PER_LINE}")
+        if read == "latest":
+            target = f"{url}/api/v1/latest?prefix=site-01/press-shop/line-01"
+            check = httpx.get(target, headers=auth, timeout=10)
+            check.raise_for_status()
+            rows = len(check.json()["rows"])
+            if rows != TAGS_PER_LINE:
+                raise RuntimeError(f"latest returned {rows} rows, expected {TAGS_PER_LINE}")
+        else:
+            target = url + HEAVY_READS[read]
+            check = httpx.get(target, headers=auth, timeout=30)
+            check.raise_for_status()
+            rows = None
         size = len(check.content)
         feeder = _child(
             "_ingest", "indunet", url, keys["device"], str(args.lines), str(args.ingest_rate),
@@ -448,17 +478,30 @@ TARGETS = {
 }
 
 
+#: indunet's rows: /latest three ways, then the heavier reads (ingest runs beside each)
+INDUNET_ROWS = (
+    "indunet",
+    "indunet_uncached",
+    "indunet_query",
+    *(f"reads_{r}" for r in HEAVY_READS),
+)
+
+
 def verdict(results: dict[str, Any]) -> tuple[bool, list[str]]:
-    """Return whether every target was met, and one reason per miss (pure: figures in)."""
+    """Return whether every target was met, and one reason per miss (pure: figures in).
+
+    Read targets apply to ``/latest`` cached and uncached; the ingest rate to every indunet row.
+    """
     misses: list[str] = []
     for key, rps_target, p99_target in (
         ("indunet", TARGETS["cached_rps"], TARGETS["cached_p99_ms"]),
         ("indunet_uncached", TARGETS["uncached_rps"], None),
+        *((k, None, None) for k in INDUNET_ROWS[2:]),
     ):
         r = results.get(key)
         if r is None:
             continue
-        if (r.get("rps") or 0) < rps_target:
+        if rps_target is not None and (r.get("rps") or 0) < rps_target:
             misses.append(f"{key}: {r.get('rps') or 0:,.0f} req/s < {rps_target:,}")
         p99 = r.get("p99_ms")
         if p99_target is not None and not (isinstance(p99, float) and p99 <= p99_target):
@@ -483,6 +526,10 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=5, help="lines of 200 tags in the historian")
     p.add_argument("--ingest-rate", type=int, default=2000, help="points/s written meanwhile")
     p.add_argument("--no-peers", action="store_true", help="skip hello world and InfluxDB")
+    p.add_argument(
+        "--no-heavy", dest="heavy", action="store_false",
+        help="skip the heavier reads (series, overview page) as the load",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument(
         "--extra-path", default=EXTRA_PATH, help="import path with uvloop/httptools for servers"
@@ -495,8 +542,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="indunet-webload-") as tmp:
         data_dir = Path(tmp) / "data"
         keys = prepare(data_dir, args.lines)
-        results["indunet"] = measure_indunet(args, data_dir, keys, cache=True)
-        results["indunet_uncached"] = measure_indunet(args, data_dir, keys, cache=False)
+        results["indunet"] = measure_indunet(args, data_dir, keys, "cached")
+        results["indunet_uncached"] = measure_indunet(args, data_dir, keys, "uncached")
+        results["indunet_query"] = measure_indunet(args, data_dir, keys, "query")
+        if args.heavy:
+            for read in HEAVY_READS:
+                results[f"reads_{read}"] = measure_indunet(args, data_dir, keys, "cached", read)
         if not args.no_peers:
             results["hello"] = measure_hello(args)
             try:
@@ -510,8 +561,13 @@ def main() -> None:
         f"ingest {args.ingest_rate} points/s over HTTP meanwhile; 2 cores shared with wrk, "
         "the ingest process and other work on this machine"
     )
-    print(_line("indunet /latest (latest cache, key cache)", results["indunet"]))
-    print(_line("indunet /latest, cache off (queries DuckDB)", results["indunet_uncached"]))
+    print(_line("indunet /latest (answers kept until a write)", results["indunet"]))
+    print(_line("indunet /latest uncached (built per request)", results["indunet_uncached"]))
+    print(_line("indunet /latest, no index (queries DuckDB)", results["indunet_query"]))
+    for read, path in HEAVY_READS.items():
+        if f"reads_{read}" in results:
+            r = results[f"reads_{read}"]
+            print(_line(f"indunet {path.split('?')[0]} ({r['bytes']:,} B)", r))
     peers = (
         ("peer: bare FastAPI hello world", "hello"),
         ("peer: InfluxDB last() by tag", "influx"),
@@ -519,7 +575,7 @@ def main() -> None:
     for name, key in peers:
         if key in results:
             print(_line(name, results[key]))
-    for key in ("indunet", "indunet_uncached", "influx"):
+    for key in (*INDUNET_ROWS, "influx"):
         r = results.get(key)
         if r and "ingest" in r:
             print(f"  ingest during {key}: {r['ingest']}")
@@ -530,7 +586,7 @@ def main() -> None:
                 for k, v in results.items()}  # fmt: skip
         args.json.write_text(json.dumps(slim, indent=2))
     print("\n--- raw wrk output ---")
-    for key in ("indunet", "indunet_uncached", "hello", "influx"):
+    for key in (*INDUNET_ROWS, "hello", "influx"):
         r = results.get(key)
         if r:
             print(f"[{key}]\n{r['raw']}")
@@ -544,7 +600,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_serve":
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif len(sys.argv) > 1 and sys.argv[1] == "_hello":
         hello(int(sys.argv[2]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_ingest":

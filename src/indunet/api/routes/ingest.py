@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from indunet.api.deps import HistorianDep, SettingsDep, read_limited, time_parser
+from indunet.api.lanes import run_first
 from indunet.api.metrics import record_ingest
 from indunet.errors import DataError
 from indunet.ingest.records import parse_body
@@ -103,4 +104,4 @@ async def ingest(
             return store()
         finally:
             writer.release()
-    return await run_in_threadpool(store)
+    return await run_first(request.app, store)  # never behind the reads' worker threads
