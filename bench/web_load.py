@@ -95,8 +95,6 @@ def serve(data_dir: str, port: int, mode: str) -> None:
     from indunet.api.routes.series import LatestCache
     from indunet.config import load_settings
 
-    if os.environ.get("XSWITCH"):
-        sys.setswitchinterval(float(os.environ["XSWITCH"]))
     app = create_app(load_settings(data_dir=data_dir))
     if mode == "uncached":
         app.state.latest_cache = LatestCache(ttl_s=-1.0)  # no answer kept: built per request
