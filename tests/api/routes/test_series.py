@@ -321,12 +321,61 @@ def test_latest_index_encodes_rows_once_and_drops_them_on_change():
         ("a/b/c", 1.0, "1970-01-01T00:00:00.010Z"),
         ("a/b/d", None, "1970-01-01T00:00:00.010Z"),
     ]
-    kept = index._encoded["a/b/c"]
+    kept_c, kept_d = index._encoded["a/b/c"], index._encoded["a/b/d"]
     index.apply(points([("a/b/d", 11, 3.0), ("a/b/c", 9, 9.0)]))  # c: older, ignored
-    assert index._encoded["a/b/c"] is kept and "a/b/d" not in index._encoded
+    index.encoded_under("a/b")
+    assert index._encoded["a/b/c"] is kept_c  # unchanged: not encoded again
+    assert index._encoded["a/b/d"] is not kept_d  # changed: encoded again
     index.apply(points([("a/b/e", 1, 4.0)]))  # a new tag under an asked prefix
     rows = orjson.loads(b"[" + index.encoded_under("a/b") + b"]")
     want = [("a/b/c", 1.0), ("a/b/d", 3.0), ("a/b/e", 4.0)]
     assert [(r["tag"], r["value"]) for r in rows] == want
     assert index.encoded_under("a/b/zz") == b""
     assert [r["tag"] for r in index.under("")] == ["a/b/c", "a/b/d", "a/b/e", "a/bc/x"]
+
+
+def test_latest_index_readers_beside_a_writer_thread_see_whole_rows_never_older():
+    """Readers take no lock: each answer is whole JSON, every tag is there once added, and a
+    tag's ``ts`` never goes back between two answers; the last answer is the last write."""
+    import threading
+
+    import orjson
+    import pyarrow as pa
+
+    from indunet.api.routes.series import LatestIndex
+
+    tags = [f"s/a/l/m{i:02d}/t" for i in range(50)]
+
+    def points(ts: int, names: list[str]) -> pa.Table:
+        n = len(names)
+        return pa.table(
+            {
+                "tag": names,
+                "ts": pa.array([ts] * n, pa.int64()),
+                "value": pa.array([float(ts)] * n, pa.float64()),
+                "text": pa.array([None] * n, pa.string()),
+                "quality": pa.array([0] * n, pa.uint8()),
+            }
+        )
+
+    index = LatestIndex()
+    index.apply(points(0, tags[:10]))
+    done = threading.Event()
+
+    def writer() -> None:
+        for ts in range(1, 400):
+            index.apply(points(ts, tags[: 10 + ts // 10]))  # more tags as it goes
+        done.set()
+
+    seen: dict[str, int] = {}
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while not done.is_set():
+        rows = orjson.loads(b"[" + index.encoded_under("s/a") + b"]")
+        assert len(rows) >= 10 and [r["tag"] for r in rows] == sorted(r["tag"] for r in rows)
+        for r in rows:
+            assert r["ts"] >= seen.get(r["tag"], 0) and r["value"] == float(r["ts"])
+            seen[r["tag"]] = r["ts"]
+    thread.join()
+    rows = orjson.loads(b"[" + index.encoded_under("s/a") + b"]")
+    assert [(r["tag"], r["ts"]) for r in rows] == [(t, 399) for t in tags[:49]]

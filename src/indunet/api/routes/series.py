@@ -122,64 +122,73 @@ class LatestIndex:
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[int, float | None, str | None, int]] = {}
-        self._keys: list[str] | None = None
-        self._encoded: dict[str, bytes] = {}  # tag -> its row as JSON, dropped when it changes
-        self._spans: dict[str, list[str]] = {}  # prefix -> its tags, dropped when tags are added
-        self._lock = threading.Lock()
+        self._keys: tuple[int, list[str]] | None = None  # (generation, sorted tags)
+        self._encoded: dict[str, tuple[tuple, bytes]] = {}  # tag -> (its row, the row's JSON)
+        self._spans: dict[str, tuple[int, list[str]]] = {}  # prefix -> (generation, its tags)
+        self._generation = 0  # +1 whenever a tag is added: older keys and spans are not used
+        self._writing = threading.Lock()  # one apply at a time; readers never take it
         self.ready = False
 
     def apply(self, newest: pa.Table, *, seed: bool = False) -> None:
-        """Take newest points (tag, ts, value, text, quality); a seed never replaces equal ts."""
+        """Take newest points (tag, ts, value, text, quality); a seed never replaces equal ts.
+
+        Readers never wait for it (they would wait for the GIL behind the writer's thread): the
+        changes are gathered first and put in with one ``dict.update``, atomic for readers.
+        """
         cols = [newest.column(c).to_pylist() for c in ("tag", "ts", "value", "text", "quality")]
-        with self._lock:
-            rows, encoded = self.rows, self._encoded
+        with self._writing:
+            rows = self.rows
+            changed: dict[str, tuple[int, float | None, str | None, int]] = {}
+            added = False
             for tag, ts, value, text, quality in zip(*cols, strict=True):
-                old = rows.get(tag)
+                old = changed.get(tag) or rows.get(tag)
                 if old is None:
-                    self._keys = None
-                    self._spans.clear()
+                    added = True
                 elif ts < old[0] or (seed and ts == old[0]):
                     continue
-                rows[tag] = (ts, value, text, quality)
-                encoded.pop(tag, None)
+                changed[tag] = (ts, value, text, quality)
+            rows.update(changed)
+            if added:
+                self._generation += 1
 
     def _tags_under(self, prefix: str) -> list[str]:
-        """The tags under a normalised ``prefix`` by path (the caller holds the lock)."""
-        found = self._spans.get(prefix)
-        if found is not None:
-            return found
-        if self._keys is None:
-            self._keys = sorted(self.rows)
+        """The tags under a normalised ``prefix`` by path, from the current generation."""
+        generation = self._generation
+        span = self._spans.get(prefix)
+        if span is not None and span[0] == generation:
+            return span[1]
         keys = self._keys
-        lo = bisect.bisect_left(keys, prefix) if prefix else 0
+        if keys is None or keys[0] != generation:
+            keys = self._keys = (generation, sorted(list(self.rows)))
+        ordered = keys[1]
+        lo = bisect.bisect_left(ordered, prefix) if prefix else 0
         found = []
-        for tag in itertools.islice(keys, lo, None):
+        for tag in itertools.islice(ordered, lo, None):
             if prefix and not tag.startswith(prefix):
                 break
             if not prefix or len(tag) == len(prefix) or tag[len(prefix)] == "/":
                 found.append(tag)
         if len(self._spans) >= 4096:
             self._spans.clear()
-        self._spans[prefix] = found
+        self._spans[prefix] = (generation, found)
         return found
 
     def under(self, prefix: str) -> list[dict[str, Any]]:
         """Return the rows of the tags under a normalised ``prefix``, by tag path."""
-        with self._lock:
-            rows = self.rows
-            return [_row(tag, *rows[tag]) for tag in self._tags_under(prefix)]
+        rows = self.rows
+        return [_row(tag, *rows[tag]) for tag in self._tags_under(prefix)]
 
     def encoded_under(self, prefix: str) -> bytes:
         """Return the rows under a normalised ``prefix`` as the JSON of `under`'s list's items,
         comma-separated (without the brackets)."""
-        with self._lock:
-            rows, encoded = self.rows, self._encoded
-            parts = []
-            for tag in self._tags_under(prefix):
-                part = encoded.get(tag)
-                if part is None:
-                    part = encoded[tag] = _encode_row(_row(tag, *rows[tag]))
-                parts.append(part)
+        rows, encoded = self.rows, self._encoded
+        parts = []
+        for tag in self._tags_under(prefix):
+            row = rows[tag]
+            kept = encoded.get(tag)
+            if kept is None or kept[0] is not row:  # new, or changed since it was encoded
+                kept = encoded[tag] = (row, _encode_row(_row(tag, *row)))
+            parts.append(kept[1])
         return b",".join(parts)
 
 
