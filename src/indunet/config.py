@@ -84,10 +84,11 @@ class Settings(BaseSettings):
         "checks have their own, so a read load never holds them up.",
     )
     http_read_slots: int = Field(
-        8,
+        4,
         ge=0,
         description="Reads (GET, HEAD) worked on at once; more wait, so writes never queue "
-        "behind a crowd of readers on the event loop. 0: no limit.",
+        "behind a crowd of readers on the event loop. Raise it where reads wait on a database "
+        "server (PostgreSQL) rather than on this process's CPU. 0: no limit.",
     )
     compaction: CompactionSettings = Field(
         default_factory=CompactionSettings,
