@@ -5,7 +5,12 @@ historian holding ``--lines`` lines of 200 tags; a side process ingests into it 
 (``POST /api/v1/ingest`` with a device key, ``--ingest-rate`` points/s across all lines) while
 ``wrk`` (Debian's package) hammers ``GET /api/v1/latest?prefix=<line>``. Peers in the same run:
 
-- the same route with the latest cache switched off (every request queries the historian);
+- the same route with the answer cache switched off (``uncached``: every answer is built anew,
+  from the in-memory latest index the writer keeps), and with the index off too (``query``:
+  every request queries DuckDB, as on PostgreSQL; shown, no target);
+- heavier reads as the load (``--heavy``, default on): a bucketed day of one tag
+  (``/api/v1/series``) and the overview page (``/``), to show that ingest keeps its rate under
+  any read load, not only ``/latest``;
 - a bare FastAPI hello world on the same uvicorn settings (the framework's ceiling here);
 - InfluxDB 1.x (``/usr/bin/influxd``, when installed): ``SELECT last(value) … GROUP BY tag`` for
   the same 200 tags over its HTTP API, while the same ingest rate is written to it.
@@ -77,18 +82,82 @@ def _uvicorn_options() -> dict[str, Any]:
     return opts
 
 
-def serve(data_dir: str, port: int, cache: bool) -> None:
-    """Child: the indunet app on ``data_dir`` (``cache=False``: no latest cache)."""
+#: how the server answers ``/latest``: answers kept until the next write (``cached``), built
+#: anew per request from the in-memory index (``uncached``), or queried per request (``query``)
+MODES = ("cached", "uncached", "query")
+
+
+def serve(data_dir: str, port: int, mode: str) -> None:
+    """Child: the indunet app on ``data_dir``, ``/latest`` answered as ``mode`` says."""
     import uvicorn
 
     from indunet.api.app import create_app
     from indunet.api.routes.series import LatestCache
+    from indunet.cli.run import mqtt_ingest
     from indunet.config import load_settings
+    from indunet.store import open_historian
 
-    app = create_app(load_settings(data_dir=data_dir))
-    if not cache:
+    settings = load_settings(data_dir=data_dir)
+    historian = open_historian(settings)  # as `indunet serve`: MQTT ingest beside the app
+    ingest = None
+    if os.environ.get(MQTT_ENV):
+        client_id = f"webload-{os.getpid()}"
+        ingest = mqtt_ingest(historian, os.environ[MQTT_ENV], settings, client_id=client_id)
+        ingest.start(wait=True)
+    app = create_app(settings, historian)
+    app.state.mqtt = ingest
+    if mode == "uncached":
+        app.state.latest_cache = LatestCache(ttl_s=-1.0)  # no answer kept: built per request
+    elif mode == "query":
         app.state.latest_cache = LatestCache(ttl_s=-1.0, may_index=False)  # always queries
-    uvicorn.run(app, host="127.0.0.1", port=port, **_uvicorn_options())
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, **_uvicorn_options())
+    finally:
+        if ingest is not None:
+            ingest.stop()
+        historian.close()
+
+
+#: the private broker's URL for the servers and the MQTT publisher (``--mqtt-rate``)
+MQTT_ENV = "WEBLOAD_MQTT_URL"  # not INDUNET_: that prefix is for settings
+MQTT_TAGS = 100  # tags per message: one machine's batched JSON
+
+
+def mqtt_publish(url: str, rate: int, seconds: float) -> None:
+    """Child: publish ``rate`` points/s of batched JSON (100 tags a message, QoS 1) to line 9.
+
+    Ten ticks a second, open loop; prints the points published. The server's MQTT ingest
+    counts what it stored (``/health``).
+    """
+    import paho.mqtt.client as mqtt
+
+    parts = urllib.parse.urlsplit(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"webload-pub-{os.getpid()}")
+    client.max_inflight_messages_set(1000)
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client.loop_start()
+    per_tick = max(rate // 10 // MQTT_TAGS, 1)
+    start = next_at = time.monotonic()
+    sent = i = 0
+    while time.monotonic() < start + seconds:
+        now = int(time.time() * 1000)
+        for _ in range(per_tick):
+            doc: dict[str, Any] = {"timestamp_ms": now}
+            doc.update((f"t{k}", (i + k) % 97) for k in range(MQTT_TAGS))
+            topic = f"indunet/v1/{ENTERPRISE}/site-01/press-shop/line-09/m{i % 20:02d}"
+            client.publish(topic, json.dumps(doc), qos=1)
+            sent += MQTT_TAGS
+            i += 1
+        next_at += 0.1
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    client.loop_stop()
+    client.disconnect()
+    print(json.dumps({"points": sent, "asked_per_s": rate}), flush=True)
+
+
+def _mqtt_stored(url: str) -> int:
+    mqtt = httpx.get(f"{url}/health", timeout=10).json().get("mqtt") or {}
+    return int(mqtt.get("stored_points", 0))
 
 
 def hello(port: int) -> None:
@@ -260,10 +329,10 @@ def prepare(data_dir: Path, lines: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def indunet_server(data_dir: Path, cache: bool = True) -> Iterator[tuple[str, int]]:
+def indunet_server(data_dir: Path, mode: str = "cached") -> Iterator[tuple[str, int]]:
     """Start the app in a child process; yield its URL and PID."""
     port = free_port()
-    proc = _child("_serve", str(data_dir), str(port), "1" if cache else "0")
+    proc = _child("_serve", str(data_dir), str(port), mode)
     try:
         _wait_http(f"http://127.0.0.1:{port}/health")
         yield f"http://127.0.0.1:{port}", proc.pid
@@ -284,24 +353,46 @@ def _rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 1e6
 
 
-def measure_indunet(args: argparse.Namespace, data_dir: Path, keys: dict, cache: bool) -> dict:
-    """wrk on /latest of line 1 while the side process ingests; the server's CPU and memory."""
-    with indunet_server(data_dir, cache) as (url, pid):
-        target = f"{url}/api/v1/latest?prefix=site-01/press-shop/line-01"
+#: the heavier reads of ``--heavy``: a bucketed day of one tag, and the overview page
+HEAVY_READS = {
+    "series": "/api/v1/series?tag=site-01/press-shop/line-01/m00/t0&buckets=500",
+    "overview": "/",
+}
+
+
+def measure_indunet(
+    args: argparse.Namespace, data_dir: Path, keys: dict, mode: str, read: str = "latest"
+) -> dict:
+    """wrk on ``read`` (/latest of line 1, or a `HEAVY_READS` path) while the side process
+    ingests; the server's CPU and memory."""
+    with indunet_server(data_dir, mode) as (url, pid):
         auth = {"Authorization": f"Bearer {keys['viewer']}"}
-        check = httpx.get(target, headers=auth, timeout=10)
-        check.raise_for_status()
-        rows = len(check.json()["rows"])
-        if rows != TAGS_PER_LINE:
-            raise RuntimeError(f"latest returned {rows} rows, expected {TAGS_PER_LINE}")
+        if read == "latest":
+            target = f"{url}/api/v1/latest?prefix=site-01/press-shop/line-01"
+            check = httpx.get(target, headers=auth, timeout=10)
+            check.raise_for_status()
+            rows = len(check.json()["rows"])
+            if rows != TAGS_PER_LINE:
+                raise RuntimeError(f"latest returned {rows} rows, expected {TAGS_PER_LINE}")
+        else:
+            target = url + HEAVY_READS[read]
+            check = httpx.get(target, headers=auth, timeout=30)
+            check.raise_for_status()
+            rows = None
         size = len(check.content)
         feeder = _child(
             "_ingest", "indunet", url, keys["device"], str(args.lines), str(args.ingest_rate),
             str(args.duration + 4),
         )  # fmt: skip
+        publisher = None
+        if os.environ.get(MQTT_ENV) and args.mqtt_rate:
+            publisher = _child(
+                "_mqtt", os.environ[MQTT_ENV], str(args.mqtt_rate), str(args.duration + 4)
+            )
         time.sleep(2)  # the ingest is running
         wrk(target, seconds=2, connections=args.connections, threads=args.threads, headers=auth)
         cpu0, t0 = _cpu_s(pid), time.monotonic()
+        stored0 = _mqtt_stored(url) if publisher else 0
         res = wrk(
             target,
             seconds=args.duration,
@@ -309,8 +400,17 @@ def measure_indunet(args: argparse.Namespace, data_dir: Path, keys: dict, cache:
             threads=args.threads,
             headers=auth,
         )
-        res["server_cpu_pct"] = round(100 * (_cpu_s(pid) - cpu0) / (time.monotonic() - t0), 1)
+        took = time.monotonic() - t0
+        res["server_cpu_pct"] = round(100 * (_cpu_s(pid) - cpu0) / took, 1)
         res["server_rss_mb"] = round(_rss_mb(pid), 1)
+        if publisher is not None:  # stored while wrk ran, against the rate asked
+            stored = _mqtt_stored(url) - stored0
+            pub_out, _ = publisher.communicate(timeout=60)
+            res["mqtt"] = {
+                "asked_per_s": args.mqtt_rate,
+                "points_per_s": round(stored / took),
+                "published": json.loads(pub_out.decode().strip().splitlines()[-1])["points"],
+            }
         out, _ = feeder.communicate(timeout=60)
         res["ingest"] = json.loads(out.decode().strip().splitlines()[-1])
         res["rows"], res["bytes"] = rows, size
@@ -435,6 +535,11 @@ def _line(name: str, r: dict | None) -> str:
             if ingest
             else ""
         )
+        + (
+            f"; MQTT {r['mqtt']['points_per_s']:,} of {r['mqtt']['asked_per_s']:,} points/s"
+            if r.get("mqtt")
+            else ""
+        )
     )
 
 
@@ -448,23 +553,42 @@ TARGETS = {
 }
 
 
+#: indunet's rows: /latest three ways, then the heavier reads (ingest runs beside each)
+INDUNET_ROWS = (
+    "indunet",
+    "indunet_uncached",
+    "indunet_query",
+    *(f"reads_{r}" for r in HEAVY_READS),
+)
+
+
 def verdict(results: dict[str, Any]) -> tuple[bool, list[str]]:
-    """Return whether every target was met, and one reason per miss (pure: figures in)."""
+    """Return whether every target was met, and one reason per miss (pure: figures in).
+
+    Read targets apply to ``/latest`` cached and uncached; the ingest rate to every indunet row.
+    """
     misses: list[str] = []
     for key, rps_target, p99_target in (
         ("indunet", TARGETS["cached_rps"], TARGETS["cached_p99_ms"]),
         ("indunet_uncached", TARGETS["uncached_rps"], None),
+        *((k, None, None) for k in INDUNET_ROWS[2:]),
     ):
         r = results.get(key)
         if r is None:
             continue
-        if (r.get("rps") or 0) < rps_target:
+        if rps_target is not None and (r.get("rps") or 0) < rps_target:
             misses.append(f"{key}: {r.get('rps') or 0:,.0f} req/s < {rps_target:,}")
         p99 = r.get("p99_ms")
         if p99_target is not None and not (isinstance(p99, float) and p99 <= p99_target):
             misses.append(f"{key}: p99 {p99} ms > {p99_target:g} ms")
         if r.get("non_2xx") or r.get("timeouts"):
             misses.append(f"{key}: {r.get('non_2xx')} non-2xx, {r.get('timeouts')} timeouts")
+        mqtt = r.get("mqtt")
+        if mqtt and mqtt["points_per_s"] < TARGETS["ingest_share"] * mqtt["asked_per_s"]:
+            misses.append(
+                f"{key}: MQTT ingest stored {mqtt['points_per_s']:,} of "
+                f"{mqtt['asked_per_s']:,} points/s published: reads starved the writes"
+            )
         ingest = r.get("ingest") or {}
         reached, asked = ingest.get("points_per_s", 0), ingest.get("asked_per_s", 0)
         if ingest.get("failures") or reached < TARGETS["ingest_share"] * asked:
@@ -483,6 +607,14 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=5, help="lines of 200 tags in the historian")
     p.add_argument("--ingest-rate", type=int, default=2000, help="points/s written meanwhile")
     p.add_argument("--no-peers", action="store_true", help="skip hello world and InfluxDB")
+    p.add_argument(
+        "--mqtt-rate", type=int, default=20_000,
+        help="points/s of batched JSON over MQTT (private mosquitto) beside HTTP ingest; 0: off",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-heavy", dest="heavy", action="store_false",
+        help="skip the heavier reads (series, overview page) as the load",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument(
         "--extra-path", default=EXTRA_PATH, help="import path with uvloop/httptools for servers"
@@ -492,26 +624,57 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     results: dict[str, Any] = {"versions": versions(), "args": vars(args) | {"json": None}}
+    broker = None
+    if args.mqtt_rate:
+        from bench.mqtt_ingest import Broker
+
+        broker = Broker.private(inflight=1000, queued=100_000)
+        os.environ[MQTT_ENV] = broker.url  # the servers and the publisher inherit it
+    try:
+        run_rows(args, results)
+    finally:
+        if broker is not None:
+            broker.stop()
+    report(args, results)
+
+
+def run_rows(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Measure every row (indunet's, then the peers') into ``results``."""
     with tempfile.TemporaryDirectory(prefix="indunet-webload-") as tmp:
         data_dir = Path(tmp) / "data"
         keys = prepare(data_dir, args.lines)
-        results["indunet"] = measure_indunet(args, data_dir, keys, cache=True)
-        results["indunet_uncached"] = measure_indunet(args, data_dir, keys, cache=False)
+        results["indunet"] = measure_indunet(args, data_dir, keys, "cached")
+        results["indunet_uncached"] = measure_indunet(args, data_dir, keys, "uncached")
+        results["indunet_query"] = measure_indunet(args, data_dir, keys, "query")
+        if args.heavy:
+            for read in HEAVY_READS:
+                results[f"reads_{read}"] = measure_indunet(args, data_dir, keys, "cached", read)
         if not args.no_peers:
             results["hello"] = measure_hello(args)
             try:
                 results["influx"] = measure_influx(args, Path(tmp))
             except Exception as exc:  # the peer must not cost the run its own figures
                 print(f"InfluxDB peer failed: {exc!r}")
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Print the rows, the raw wrk output and the verdict; exit 1 when it fails."""
     print(f"versions: {results['versions']}")
     print(
         f"GET /api/v1/latest?prefix=<line> (200 tags, {results['indunet']['bytes']:,} bytes), "
         f"API key, wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, "
-        f"ingest {args.ingest_rate} points/s over HTTP meanwhile; 2 cores shared with wrk, "
+        f"ingest {args.ingest_rate} points/s over HTTP"
+        + (f" and {args.mqtt_rate} over MQTT" if args.mqtt_rate else "")
+        + " meanwhile; 2 cores shared with wrk, "
         "the ingest process and other work on this machine"
     )
-    print(_line("indunet /latest (latest cache, key cache)", results["indunet"]))
-    print(_line("indunet /latest, cache off (queries DuckDB)", results["indunet_uncached"]))
+    print(_line("indunet /latest (answers kept until a write)", results["indunet"]))
+    print(_line("indunet /latest uncached (built per request)", results["indunet_uncached"]))
+    print(_line("indunet /latest, no index (queries DuckDB)", results["indunet_query"]))
+    for read, path in HEAVY_READS.items():
+        if f"reads_{read}" in results:
+            r = results[f"reads_{read}"]
+            print(_line(f"indunet {path.split('?')[0]} ({r['bytes']:,} B)", r))
     peers = (
         ("peer: bare FastAPI hello world", "hello"),
         ("peer: InfluxDB last() by tag", "influx"),
@@ -519,7 +682,7 @@ def main() -> None:
     for name, key in peers:
         if key in results:
             print(_line(name, results[key]))
-    for key in ("indunet", "indunet_uncached", "influx"):
+    for key in (*INDUNET_ROWS, "influx"):
         r = results.get(key)
         if r and "ingest" in r:
             print(f"  ingest during {key}: {r['ingest']}")
@@ -530,7 +693,7 @@ def main() -> None:
                 for k, v in results.items()}  # fmt: skip
         args.json.write_text(json.dumps(slim, indent=2))
     print("\n--- raw wrk output ---")
-    for key in ("indunet", "indunet_uncached", "hello", "influx"):
+    for key in (*INDUNET_ROWS, "hello", "influx"):
         r = results.get(key)
         if r:
             print(f"[{key}]\n{r['raw']}")
@@ -544,9 +707,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_serve":
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif len(sys.argv) > 1 and sys.argv[1] == "_hello":
         hello(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_mqtt":
+        mqtt_publish(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_ingest":
         ingest_loop(*sys.argv[2:5], int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]))
     else:

@@ -77,6 +77,19 @@ class Settings(BaseSettings):
         description="HTTP ingest posts up to this many points are stored on the event loop "
         "(ahead of queued reads) when no other writer holds the historian; 0: always a thread.",
     )
+    http_read_threads: int = Field(
+        8,
+        gt=0,
+        description="Worker threads for reads (plain routes, pages, reports); writes and key "
+        "checks have their own, so a read load never holds them up.",
+    )
+    http_read_slots: int = Field(
+        4,
+        ge=0,
+        description="Reads (GET, HEAD) worked on at once; more wait, so writes never queue "
+        "behind a crowd of readers on the event loop. Raise it where reads wait on a database "
+        "server (PostgreSQL) rather than on this process's CPU. 0: no limit.",
+    )
     compaction: CompactionSettings = Field(
         default_factory=CompactionSettings,
         description="Background compaction of closed hours in `serve` ([compaction]).",

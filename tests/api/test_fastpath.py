@@ -89,3 +89,23 @@ def test_other_routes_and_methods_pass_through(client):
     assert client.post("/api/v1/latest").status_code == 405
     assert client.get("/api/v1/latest/", follow_redirects=False).status_code in (307, 404)
     assert answered(client) == before
+
+
+def test_without_the_answer_cache_every_answer_is_built_fresh_before_the_framework(client):
+    """``ttl_s < 0``: nothing is kept, yet the fast path answers from the index, write by write."""
+    client.app.state.latest_cache.ttl_s = -1.0
+    client.get("/api/v1/latest", params=LINE)  # verifies the key, seeds the index
+    before = answered(client)
+    t = int(time.time() * 1000)
+    for i in range(3):
+        client.post("/api/v1/ingest", json=[{"tag": TAG, "ts": t + i, "value": i + 0.5}])
+        rows = client.get("/api/v1/latest", params=LINE).json()["rows"]
+        assert [(r["ts"], r["value"]) for r in rows] == [(t + i, i + 0.5)]
+    assert answered(client) == before + 3
+    key = client.auth.key_for("demo")
+    other = client.get(
+        "/api/v1/latest",
+        params={**LINE, "enterprise": "acme"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert other.status_code == 403 and answered(client) == before + 3

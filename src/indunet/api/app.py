@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 
 from indunet import __version__
-from indunet.api import events, live
+from indunet.api import events, lanes, live
 from indunet.api import metrics as api_metrics
 from indunet.api.fastpath import LatestFastPath
 from indunet.api.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -59,6 +59,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = historian is None
+        lanes.install(app, settings.http_read_threads)  # writes never queue behind reads
         app.state.historian = historian or open_historian(settings)
         alarm_routes.install(app)  # event bus (SSE) with alarm replay; app.state.alarms
         stop_live = live.install(app, alarm_routes.app_bus(app))  # values/state events, caches
@@ -116,7 +117,9 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     )
     app.add_middleware(SecurityHeadersMiddleware)  # CSP with a nonce, no framing, nosniff, …
     app.add_middleware(api_metrics.HttpMetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(RequestIdMiddleware)  # outermost: the id is set before anything runs
+    app.add_middleware(RequestIdMiddleware)  # the id is set before anything runs
+    # outermost: reads beyond the slots wait before any work is done (writes go first)
+    app.add_middleware(lanes.ReadGate, slots=settings.http_read_slots)
     app.include_router(api_metrics.router, dependencies=guarded)  # /metrics, /ready
     app.openapi = api_openapi(app)  # documents the error responses of every operation
 

@@ -19,9 +19,9 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import iter_route_contexts
 
+from indunet.api.lanes import run_first
 from indunet.auth.model import Decision, Need, Principal, PrincipalKind, decide
 from indunet.auth.policy import Rule, rule_for
 from indunet.auth.store import AuthStore
@@ -179,7 +179,8 @@ def _refresh_in_background(request: Request) -> None:
         refreshing = state._auth_refreshing = {}
     if credential is None or credential in refreshing:
         return
-    task = asyncio.get_running_loop().create_task(run_in_threadpool(_verify_key_again, request))
+    again = run_first(request.app, _verify_key_again, request)  # never behind the reads
+    task = asyncio.get_running_loop().create_task(again)
     refreshing[credential] = task  # also keeps a reference until it is done
 
     def done(t: asyncio.Task[Any]) -> None:
@@ -212,7 +213,7 @@ async def _resolve_once(request: Request) -> Principal | None:
     """
     credential = _credential(request)
     if credential is None:
-        return await run_in_threadpool(_resolve, request)
+        return await run_first(request.app, _resolve, request)
     state = request.app.state
     pending: dict[tuple[str, str], asyncio.Future[Principal | None]] | None = getattr(
         state, "_auth_pending", None
@@ -225,7 +226,7 @@ async def _resolve_once(request: Request) -> Principal | None:
     future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
     pending[credential] = future
     try:
-        found = await run_in_threadpool(_resolve, request)
+        found = await run_first(request.app, _resolve, request)
     except BaseException as exc:
         future.set_exception(exc)
         future.exception()  # retrieved: no "never retrieved" warning when nobody else waits

@@ -208,3 +208,50 @@ def test_a_post_while_another_writer_holds_the_historian_waits_and_is_stored(duc
     poster.join()
     assert answers == [200]
     assert series(duck_client, "s1/a/l/m/t")[0]["value"] == 4
+
+
+def test_a_small_post_waits_for_another_writers_batch_on_the_loop(duck_client, monkeypatch):
+    """While another writer holds the historian a small post waits without blocking the loop,
+    then is stored on the loop itself (no worker thread: it would queue for the GIL)."""
+    import threading
+
+    from indunet.api.routes import ingest as ingest_route
+
+    monkeypatch.setattr(ingest_route, "INLINE_WAIT_S", 30.0)  # never gives up in this test
+    historian = duck_client.app.state.historian
+    duck_client.post("/api/v1/ingest", json=[{"tag": "s1/a/l/m/u", "ts": T0, "value": 1}])  # key
+    writers: list[str] = []
+    write = historian.write
+
+    def noted_write(*args, **kwargs):
+        writers.append(threading.current_thread().name)
+        return write(*args, **kwargs)
+
+    historian.write = noted_write
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+    answers: list[int] = []
+
+    def other_writer() -> None:
+        with historian._lock:
+            holding.set()
+            release.wait(30)
+
+    def post() -> None:
+        r = duck_client.post("/api/v1/ingest", json=[{"tag": "s1/a/l/m/t", "ts": T0, "value": 5}])
+        answers.append(r.status_code)
+        done.set()
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert holding.wait(30)
+    poster = threading.Thread(target=post)
+    poster.start()
+    assert duck_client.get("/health").status_code == 200  # the loop is free while it waits
+    assert not done.is_set() and writers == []
+    release.set()
+    assert done.wait(30)
+    holder.join()
+    poster.join()
+    assert answers == [200]
+    assert len(writers) == 1 and "worker" not in writers[0].lower()  # stored on the loop
+    assert series(duck_client, "s1/a/l/m/t")[0]["value"] == 5

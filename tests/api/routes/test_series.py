@@ -251,3 +251,131 @@ def test_latest_from_memory_matches_the_database(duck_client):
     rows = c.get("/api/v1/latest", params={"prefix": "s1/a/l1"}).json()["rows"]
     assert [r["tag"] for r in rows] == ["s1/a/l1/m1/new", "s1/a/l1/m1/p"]  # not l1-x, l10
     assert rows[1]["value"] == 10.5 and rows[0]["text"] == "text"
+
+
+def test_latest_without_the_answer_cache_follows_every_write(duck_client):
+    """With answers never cached (``ttl_s < 0``) each one is built from the index's encoded rows:
+    every write, a new tag under an asked prefix and a stale mark show at once, with big exact
+    integers and non-finite floats encoded as the query path encodes them."""
+    c = duck_client
+    cache = c.app.state.latest_cache
+    cache.ttl_s = -1.0  # no answer cache: as `bench/web_load.py`'s uncached server
+    t0 = int(time.time() * 1000) - 60_000
+    p, q = "s1/a/l1/m1/p", "s1/a/l1/m2/q"
+    ingest(c, [{"tag": p, "ts": t0, "value": 1.5}])
+    asked = {"prefix": "s1/a/l1"}
+    first = c.get("/api/v1/latest", params=asked).json()["rows"]
+    assert [(r["tag"], r["value"]) for r in first] == [(p, 1.5)]
+    hits = cache.hits
+    for i in range(3):  # each answer sees the write before it
+        ingest(c, [{"tag": p, "ts": t0 + 1 + i, "value": 2.5 + i}])
+        row = c.get("/api/v1/latest", params=asked).json()["rows"][0]
+        assert (row["ts"], row["value"]) == (t0 + 1 + i, 2.5 + i)
+    from indunet.ingest.batch import BatchBuilder
+    from indunet.ingest.values import Value
+    from indunet.model import DataType
+
+    big = 2**63 + 12345  # a UInt64 id, kept exact in `text`
+    builder = BatchBuilder("demo")
+    builder.add(q, t0, Value(float(big), str(big), DataType.NUMBER), "test")
+    c.app.state.historian.write(builder.take(), source="test")  # a new tag under the prefix
+    rows = c.get("/api/v1/latest", params=asked).json()["rows"]
+    assert [r["tag"] for r in rows] == [p, q]
+    assert rows[1]["value"] == big and rows[1]["text"] is None
+    c.app.state.historian.mark_stale("demo", "s1/a/l1/m1")
+    rows = c.get("/api/v1/latest", params=asked).json()["rows"]
+    assert [r["quality"] for r in rows] == [3, 0]
+    assert cache.hits == hits  # never served a kept answer
+    # the same bytes as the query path's encoding, for every prefix
+    from indunet.api.routes.series import _encode
+
+    for prefix in ("", "s1", "s1/a/l1/m2", "s1/a/l1/m1/p", "s2"):
+        got = c.get("/api/v1/latest", params={"prefix": prefix}).content
+        want = _encode(prefix, c.app.state.historian.latest("demo", prefix).to_pylist())
+        assert got == want, prefix
+
+
+def test_latest_index_encodes_rows_once_and_drops_them_on_change():
+    """`LatestIndex.encoded_under` keeps each row's JSON until that tag changes."""
+    import orjson
+    import pyarrow as pa
+
+    from indunet.api.routes.series import LatestIndex
+
+    def points(rows):
+        tags, ts, values = zip(*rows, strict=True)
+        return pa.table(
+            {
+                "tag": list(tags),
+                "ts": pa.array(ts, pa.int64()),
+                "value": pa.array(values, pa.float64()),
+                "text": pa.array([None] * len(rows), pa.string()),
+                "quality": pa.array([0] * len(rows), pa.uint8()),
+            }
+        )
+
+    index = LatestIndex()
+    index.apply(points([("a/b/c", 10, 1.0), ("a/b/d", 10, float("nan")), ("a/bc/x", 5, 2.0)]))
+    rows = orjson.loads(b"[" + index.encoded_under("a/b") + b"]")
+    assert [(r["tag"], r["value"], r["time"]) for r in rows] == [
+        ("a/b/c", 1.0, "1970-01-01T00:00:00.010Z"),
+        ("a/b/d", None, "1970-01-01T00:00:00.010Z"),
+    ]
+    kept_c, kept_d = index._encoded["a/b/c"], index._encoded["a/b/d"]
+    index.apply(points([("a/b/d", 11, 3.0), ("a/b/c", 9, 9.0)]))  # c: older, ignored
+    index.encoded_under("a/b")
+    assert index._encoded["a/b/c"] is kept_c  # unchanged: not encoded again
+    assert index._encoded["a/b/d"] is not kept_d  # changed: encoded again
+    index.apply(points([("a/b/e", 1, 4.0)]))  # a new tag under an asked prefix
+    rows = orjson.loads(b"[" + index.encoded_under("a/b") + b"]")
+    want = [("a/b/c", 1.0), ("a/b/d", 3.0), ("a/b/e", 4.0)]
+    assert [(r["tag"], r["value"]) for r in rows] == want
+    assert index.encoded_under("a/b/zz") == b""
+    assert [r["tag"] for r in index.under("")] == ["a/b/c", "a/b/d", "a/b/e", "a/bc/x"]
+
+
+def test_latest_index_readers_beside_a_writer_thread_see_whole_rows_never_older():
+    """Readers take no lock: each answer is whole JSON, every tag is there once added, and a
+    tag's ``ts`` never goes back between two answers; the last answer is the last write."""
+    import threading
+
+    import orjson
+    import pyarrow as pa
+
+    from indunet.api.routes.series import LatestIndex
+
+    tags = [f"s/a/l/m{i:02d}/t" for i in range(50)]
+
+    def points(ts: int, names: list[str]) -> pa.Table:
+        n = len(names)
+        return pa.table(
+            {
+                "tag": names,
+                "ts": pa.array([ts] * n, pa.int64()),
+                "value": pa.array([float(ts)] * n, pa.float64()),
+                "text": pa.array([None] * n, pa.string()),
+                "quality": pa.array([0] * n, pa.uint8()),
+            }
+        )
+
+    index = LatestIndex()
+    index.apply(points(0, tags[:10]))
+    done = threading.Event()
+
+    def writer() -> None:
+        for ts in range(1, 400):
+            index.apply(points(ts, tags[: 10 + ts // 10]))  # more tags as it goes
+        done.set()
+
+    seen: dict[str, int] = {}
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while not done.is_set():
+        rows = orjson.loads(b"[" + index.encoded_under("s/a") + b"]")
+        assert len(rows) >= 10 and [r["tag"] for r in rows] == sorted(r["tag"] for r in rows)
+        for r in rows:
+            assert r["ts"] >= seen.get(r["tag"], 0) and r["value"] == float(r["ts"])
+            seen[r["tag"]] = r["ts"]
+    thread.join()
+    rows = orjson.loads(b"[" + index.encoded_under("s/a") + b"]")
+    assert [(r["tag"], r["ts"]) for r in rows] == [(t, 399) for t in tags[:49]]

@@ -114,44 +114,86 @@ class LatestIndex:
     Seeded once from the historian; every later write and stale mark of this process updates it
     with the rule of the ``latest`` table (a point replaces the stored one when its ``ts`` is not
     older). Only used where this process is the only writer (the embedded DuckDB file).
+
+    Each tag's row is kept encoded as JSON (built on the first read after it changed), and the
+    tags under a prefix are looked up once per set of tags, so an answer is a join of bytes:
+    reads that may not be cached (``ttl_s < 0``) cost about as little as cached ones.
     """
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[int, float | None, str | None, int]] = {}
-        self._keys: list[str] | None = None
-        self._lock = threading.Lock()
+        self._keys: tuple[int, list[str]] | None = None  # (generation, sorted tags)
+        self._encoded: dict[str, tuple[tuple, bytes]] = {}  # tag -> (its row, the row's JSON)
+        self._spans: dict[str, tuple[int, list[str]]] = {}  # prefix -> (generation, its tags)
+        self._generation = 0  # +1 whenever a tag is added: older keys and spans are not used
+        self._writing = threading.Lock()  # one apply at a time; readers never take it
         self.ready = False
 
     def apply(self, newest: pa.Table, *, seed: bool = False) -> None:
-        """Take newest points (tag, ts, value, text, quality); a seed never replaces equal ts."""
+        """Take newest points (tag, ts, value, text, quality); a seed never replaces equal ts.
+
+        Readers never wait for it (they would wait for the GIL behind the writer's thread): the
+        changes are gathered first and put in with one ``dict.update``, atomic for readers.
+        """
         cols = [newest.column(c).to_pylist() for c in ("tag", "ts", "value", "text", "quality")]
-        with self._lock:
+        with self._writing:
             rows = self.rows
+            changed: dict[str, tuple[int, float | None, str | None, int]] = {}
+            added = False
             for tag, ts, value, text, quality in zip(*cols, strict=True):
-                old = rows.get(tag)
+                old = changed.get(tag) or rows.get(tag)
                 if old is None:
-                    self._keys = None
+                    added = True
                 elif ts < old[0] or (seed and ts == old[0]):
                     continue
-                rows[tag] = (ts, value, text, quality)
+                changed[tag] = (ts, value, text, quality)
+            rows.update(changed)
+            if added:
+                self._generation += 1
+
+    def _tags_under(self, prefix: str) -> list[str]:
+        """The tags under a normalised ``prefix`` by path, from the current generation."""
+        generation = self._generation
+        span = self._spans.get(prefix)
+        if span is not None and span[0] == generation:
+            return span[1]
+        keys = self._keys
+        if keys is None or keys[0] != generation:
+            keys = self._keys = (generation, sorted(list(self.rows)))
+        ordered = keys[1]
+        lo = bisect.bisect_left(ordered, prefix) if prefix else 0
+        found = []
+        for tag in itertools.islice(ordered, lo, None):
+            if prefix and not tag.startswith(prefix):
+                break
+            if not prefix or len(tag) == len(prefix) or tag[len(prefix)] == "/":
+                found.append(tag)
+        if len(self._spans) >= 4096:
+            self._spans.clear()
+        self._spans[prefix] = (generation, found)
+        return found
 
     def under(self, prefix: str) -> list[dict[str, Any]]:
         """Return the rows of the tags under a normalised ``prefix``, by tag path."""
-        with self._lock:
-            if self._keys is None:
-                self._keys = sorted(self.rows)
-            keys, rows = self._keys, self.rows
-            lo = bisect.bisect_left(keys, prefix) if prefix else 0
-            found = []
-            for tag in itertools.islice(keys, lo, None):
-                if prefix and not tag.startswith(prefix):
-                    break
-                if not prefix or len(tag) == len(prefix) or tag[len(prefix)] == "/":
-                    ts, value, text, quality = rows[tag]
-                    found.append(
-                        {"tag": tag, "ts": ts, "value": value, "text": text, "quality": quality}
-                    )
-        return found
+        rows = self.rows
+        return [_row(tag, *rows[tag]) for tag in self._tags_under(prefix)]
+
+    def encoded_under(self, prefix: str) -> bytes:
+        """Return the rows under a normalised ``prefix`` as the JSON of `under`'s list's items,
+        comma-separated (without the brackets)."""
+        rows, encoded = self.rows, self._encoded
+        parts = []
+        for tag in self._tags_under(prefix):
+            row = rows[tag]
+            kept = encoded.get(tag)
+            if kept is None or kept[0] is not row:  # new, or changed since it was encoded
+                kept = encoded[tag] = (row, _encode_row(_row(tag, *row)))
+            parts.append(kept[1])
+        return b",".join(parts)
+
+
+def _row(tag: str, ts: int, value: Any, text: str | None, quality: int) -> dict[str, Any]:
+    return {"tag": tag, "ts": ts, "value": value, "text": text, "quality": quality}
 
 
 class LatestCache:
@@ -219,7 +261,7 @@ class LatestCache:
             version, at = self._version.get(enterprise, 0), time.monotonic()  # before the read
             index = await self._index(enterprise, historian) if self.indexed else None
             if index is not None:
-                body = _encode(prefix, index.under(parse_prefix(prefix)))
+                body = _encode_parts(prefix, index.encoded_under(parse_prefix(prefix)))
             else:
                 body = await run_in_threadpool(
                     lambda: _encode(prefix, historian.latest(enterprise, prefix).to_pylist())
@@ -248,7 +290,7 @@ class LatestCache:
         except DataError:
             return None  # the app answers the error
         version, at = self._version.get(enterprise, 0), time.monotonic()
-        body = _encode(prefix, index.under(wanted))
+        body = _encode_parts(prefix, index.encoded_under(wanted))
         self.misses += 1
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
@@ -283,12 +325,22 @@ class LatestCache:
 
 
 def _encode(prefix: str, rows: list[dict[str, Any]]) -> bytes:
-    for r in exact_integers(rows):
-        r["time"] = iso(r["ts"])
-        v = r["value"]
-        if isinstance(v, float) and not math.isfinite(v):
-            r["value"] = None
-    return orjson.dumps({"prefix": prefix, "rows": rows})
+    return _encode_parts(prefix, b",".join(_encode_row(r) for r in rows))
+
+
+def _encode_row(r: dict[str, Any]) -> bytes:
+    """One ``LatestRow`` as JSON: exact big integers, the time as text, no NaN (changes ``r``)."""
+    exact_integers([r])
+    r["time"] = iso(r["ts"])
+    v = r["value"]
+    if isinstance(v, float) and not math.isfinite(v):
+        r["value"] = None
+    return orjson.dumps(r)
+
+
+def _encode_parts(prefix: str, rows: bytes) -> bytes:
+    """The ``LatestAnswer`` JSON from its prefix and its encoded rows (comma-separated)."""
+    return b'{"prefix":' + orjson.dumps(prefix) + b',"rows":[' + rows + b"]}"
 
 
 def latest_cache(app: FastAPI) -> LatestCache:
