@@ -77,7 +77,42 @@ def uplinks_of(request: Request, historian: Historian, rule: Any = None) -> dict
     )  # fmt: skip
 
 
-@router.get("/enterprises")
+class UplinkEnterprise(BaseModel, extra="allow"):
+    """An uplinking enterprise; a registered one also carries the monitor's verdict (its
+    registry columns, ``baseline``, ``state`` and, when unknown, ``unknown_because``)."""
+
+    enterprise_id: str
+    sites: list[str]
+    reporting: bool
+    last_seen_ms: int | None
+    day: str | None
+    kwh: float | None
+    source: str
+    state: str | None = None
+
+
+class UplinkEnterprises(BaseModel):
+    """The uplinking enterprises, split by whether the monitor's registry knows them."""
+
+    registered: list[UplinkEnterprise]
+    unregistered: list[UplinkEnterprise]
+
+
+class RegistryOutcome(BaseModel):
+    """What registering did: rows new, changed, unchanged, refused; the enterprises named."""
+
+    file: str
+    rows: int
+    new: int
+    changed: int
+    unchanged: int
+    refused: int
+    errors: list[str]
+    warnings: list[str]
+    enterprises: list[str]
+
+
+@router.get("/enterprises", response_model=UplinkEnterprises)
 def federation_enterprises(request: Request, historian: HistorianDep) -> dict[str, Any]:
     """Return each uplinking enterprise: registered (with its state) or waiting to be."""
     return uplinks_of(request, historian)
@@ -112,7 +147,7 @@ class RegistryRows(BaseModel):
     enterprises: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
 
 
-@registry_router.post("/registry")
+@registry_router.post("/registry", response_model=RegistryOutcome)
 def register(request: Request, historian: HistorianDep, body: RegistryRows) -> dict[str, Any]:
     """Register enterprises (all or nothing; 422 names each refused row and field)."""
     return register_enterprises(request, historian, body.enterprises, "api")
