@@ -116,34 +116,10 @@ class HourCompactor:
             return sorted(h for h in self.dirty if h + HOUR_MS <= limit)
 
     def run_once(self) -> int:
-        """Compact every closed marked hour; return how many were compacted."""
-        done = 0
-        for hour in self.closed():
-            if self._stop.is_set():
-                break
-            with self._guard:
-                self.dirty.discard(hour)  # a write from now on marks it again
-                self._working_hours.add(hour)
-            try:
-                self.points += self.historian.compact_hour(
-                    hour, chunk_rows=self.settings.chunk_rows, pause_s=self.settings.pause_s
-                )
-            except Exception as exc:  # keep ingest running; try the hour again later
-                with self._guard:
-                    self.dirty.add(hour)
-                    self._working_hours.discard(hour)
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("compaction of hour %d failed: %s", hour, self.last_error)
-                break
-            done += 1
-            self.compacted += 1
-            with self._guard:
-                self._working_hours.discard(hour)
-                if self.settings.days:
-                    self.dirty_days.add(hour // DAY_MS * DAY_MS)
-            for listener in list(self.compacted_listeners):
-                listener(hour)
+        """Compact every closed marked hour (then merge closed days); return the hours done."""
+        done = self._compact_each(
+            self.closed(), self.dirty, self._working_hours, self.historian.compact_hour, "hour"
+        )
         if self.settings.days and not self._stop.is_set():
             self.merge_days()
         return done
@@ -157,29 +133,51 @@ class HourCompactor:
 
     def merge_days(self) -> int:
         """Merge every closed marked day into one sorted run per tag; return how many."""
+        return self._compact_each(
+            self.closed_days(), self.dirty_days, self._working_days, self.historian.compact_day,
+            "day",
+        )  # fmt: skip
+
+    def _compact_each(
+        self,
+        starts: list[int],
+        dirty: set[int],
+        working: set[int],
+        compact: Callable[..., int],
+        what: str,
+    ) -> int:
+        """Compact each hour or day of ``starts`` in turn; a failure keeps it marked and stops
+        the round (ingest goes on; it is tried again later). Return how many were done."""
         done = 0
-        for day in self.closed_days():
+        for start in starts:
             if self._stop.is_set():
                 break
             with self._guard:
-                self.dirty_days.discard(day)
-                self._working_days.add(day)
+                dirty.discard(start)  # a write from now on marks it again
+                working.add(start)  # ... and it stays pending until done
             try:
-                self.points += self.historian.compact_day(
-                    day, chunk_rows=self.settings.chunk_rows, pause_s=self.settings.pause_s
+                self.points += compact(
+                    start, chunk_rows=self.settings.chunk_rows, pause_s=self.settings.pause_s
                 )
-            except Exception as exc:  # keep ingest running; try the day again later
+            except Exception as exc:
                 with self._guard:
-                    self.dirty_days.add(day)
-                    self._working_days.discard(day)
+                    dirty.add(start)
+                    working.discard(start)
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("compaction of day %d failed: %s", day, self.last_error)
+                log.warning("compaction of %s %d failed: %s", what, start, self.last_error)
                 break
             done += 1
-            self.compacted_days += 1
             with self._guard:
-                self._working_days.discard(day)
+                working.discard(start)
+                if what == "hour" and self.settings.days:
+                    self.dirty_days.add(start // DAY_MS * DAY_MS)
+            if what == "hour":
+                self.compacted += 1
+                for listener in list(self.compacted_listeners):
+                    listener(start)
+            else:
+                self.compacted_days += 1
         return done
 
     def wake(self) -> None:
