@@ -39,7 +39,14 @@ from indunet.condition.anomaly import (
 )
 from indunet.errors import ConfigError
 from indunet.model import Quality
-from indunet.plant.alarms import DERIVED, AlarmRuleError, Priority, load_rules, pattern_matches
+from indunet.plant.alarms import (
+    DERIVED,
+    AlarmRuleError,
+    Priority,
+    derived_samples,
+    load_rules,
+    pattern_matches,
+)
 
 __all__ = [
     "ANOMALY",
@@ -432,14 +439,7 @@ class MonitorBank:
         self.current = dict(zip(names, values, strict=True))
         if not names:
             return None
-        return pa.table(
-            {
-                "tag": pa.array(names, pa.string()),
-                "ts": pa.array([now_ms] * len(names), pa.int64()),
-                "value": pa.array(values, pa.float64()),
-                "quality": pa.array([0] * len(names), pa.uint8()),
-            }
-        )
+        return derived_samples(names, [now_ms] * len(names), values)
 
     def _raise(self, m: MonitorConfig, source: str, a: Anomaly) -> None:
         if a.score < m.alarm_at:

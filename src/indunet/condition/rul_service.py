@@ -33,6 +33,7 @@ from indunet.condition.rul import (
     read_run_csv,
 )
 from indunet.errors import DataError
+from indunet.plant.alarms import derived_samples
 from indunet.plant.rounds import Rounds
 from indunet.store.base import MAX_BUCKETS
 from indunet.store.tables import SqlPort
@@ -312,11 +313,8 @@ def _columns(table: pa.Table | None) -> tuple[np.ndarray, np.ndarray] | None:
 def _alarm_points(rows: list[dict[str, Any]], plant: PlantConfig) -> pa.Table:
     classes = {c.asset_class: c for c in plant.rul}
     ok = [r for r in rows if r["status"] == "ok"]
-    return pa.table(
-        {
-            "tag": pa.array([classes[r["asset_class"]].tag(r["machine"]) for r in ok], pa.string()),
-            "ts": pa.array([r["ts_ms"] for r in ok], pa.int64()),
-            "value": pa.array([float(r["rul"]) for r in ok], pa.float64()),
-            "quality": pa.array([0] * len(ok), pa.uint8()),
-        }
+    return derived_samples(
+        [classes[r["asset_class"]].tag(r["machine"]) for r in ok],
+        [r["ts_ms"] for r in ok],
+        [float(r["rul"]) for r in ok],
     )

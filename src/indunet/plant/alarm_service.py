@@ -43,6 +43,7 @@ from indunet.plant.alarms import (
     EventKind,
     StateChange,
     StateDurationRule,
+    derived_samples,
     load_rules,
 )
 from indunet.plant.notify import WebhookSender
@@ -848,14 +849,7 @@ class AlarmService(Rounds):
                 values.append(float(len(doc.get("implausible", ()))))
         if not names:
             return None
-        return pa.table(
-            {
-                "tag": pa.array(names, pa.string()),
-                "ts": pa.array([now_ms] * len(names), pa.int64()),
-                "value": pa.array(values, pa.float64()),
-                "quality": pa.array([0] * len(names), pa.uint8()),
-            }
-        )
+        return derived_samples(names, [now_ms] * len(names), values)
 
     def run_once(self, now_ms: int | None = None) -> list[dict[str, Any]]:
         """Read, evaluate, tick, store and notify once; return the stored event rows."""

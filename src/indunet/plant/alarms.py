@@ -73,6 +73,21 @@ __all__ = [
 ]
 
 DERIVED = "derived"
+
+
+def derived_samples(tags: Sequence[str], ts: Sequence[int], values: Sequence[float]) -> pa.Table:
+    """Return samples of derived tags (OEE, data quality, anomaly scores, RUL) as the table of
+    tag, ts, value and quality (good) the engine evaluates."""
+    return pa.table(
+        {
+            "tag": pa.array(tags, pa.string()),
+            "ts": pa.array(ts, pa.int64()),
+            "value": pa.array(values, pa.float64()),
+            "quality": pa.array([0] * len(tags), pa.uint8()),
+        }
+    )
+
+
 #: "never" for times; far enough from int64's ends that differences cannot overflow
 NEVER = -(2**62)
 

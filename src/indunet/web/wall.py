@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep
-from indunet.api.routes.plant import StoreDep, _open_part, _watcher
+from indunet.api.routes.plant import StoreDep, _open_part, _watcher, current_state
 from indunet.api.routes.shift import AndonCall, andon_store
 from indunet.auth.display import DISPLAY_COOKIE
 from indunet.errors import DataError
@@ -100,15 +100,7 @@ def _states(request: Request, store: Any, ent: str, machines: list[Any]) -> list
     watcher = _watcher(request)
     out = []
     for m in machines:
-        state = since = None
-        if watcher is not None and watcher.enterprise == ent:
-            current = watcher.current(m.id)
-            if current is not None:
-                state, since = current
-        if state is None:
-            last = store.last_segment(ent, m.id)
-            if last is not None:
-                state, since = last[2], last[0]
+        state, since = current_state(watcher, store, ent, m.id)
         out.append({"id": m.id, "line": m.line, "state": state or "unknown", "since_ms": since})
     return out
 

@@ -47,6 +47,19 @@ def _watcher(request: Request) -> PlantWatcher | None:
     return getattr(request.app.state, "plant_watcher", None)
 
 
+def current_state(
+    watcher: PlantWatcher | None, store: PlantStore, ent: str, machine: str
+) -> tuple[str | None, int | None]:
+    """Return a machine's state and since when: the watcher's live one, else its last stored
+    segment's; (None, None) when neither knows."""
+    if watcher is not None and watcher.enterprise == ent:
+        current = watcher.current(machine)
+        if current is not None:
+            return current
+    last = store.last_segment(ent, machine)
+    return (last[2], last[0]) if last is not None else (None, None)
+
+
 StoreDep = Annotated[PlantStore, Depends(get_plant_store)]
 EnterpriseQ = Annotated[str | None, Q(description="Enterprise (tenant)")]
 
@@ -113,15 +126,7 @@ def machines(
     found = report.scope_machines(plant, prefix) if plant.machines else []
     out = []
     for m in found:
-        state = since = None
-        if watcher is not None and watcher.enterprise == ent:
-            current = watcher.current(m.id)
-            if current is not None:
-                state, since = current
-        if state is None:
-            last = store.last_segment(ent, m.id)
-            if last is not None:
-                state, since = last[2], last[0]
+        state, since = current_state(watcher, store, ent, m.id)
         out.append(
             {
                 "id": m.id,
