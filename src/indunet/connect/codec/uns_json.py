@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -155,6 +156,27 @@ def _qualities(doc: dict) -> tuple[dict[str, Quality], dict[str, str]]:
     return good, bad
 
 
+def _machine_points(
+    doc: dict, tag_of: Callable[[str], str]
+) -> tuple[list[tuple[str, Value, Quality]], list[str]]:
+    """Return a machine payload's (tag, value, quality) points and the reasons for the tags
+    refused; ``tag_of`` turns a payload key into its tag path (or raises `DataError`)."""
+    qualities, refused = _qualities(doc)
+    points: list[tuple[str, Value, Quality]] = []
+    errors: list[str] = []
+    for key, raw in doc.items():
+        if key in _TIME_KEYS:
+            continue
+        try:
+            tag = tag_of(key)
+            if key in refused:
+                raise DataError(refused[key])
+            points.append((tag, parse_json_value(raw), qualities.get(key, Quality.GOOD)))
+        except DataError as exc:
+            errors.append(f"tag {key[:100]!r}: {exc}")
+    return points, errors
+
+
 def decode(topic: str, payload: bytes, times: TimeParser) -> DecodedMessage:
     """Decode one message; raise `DataError` when nothing in it can be stored.
 
@@ -171,19 +193,11 @@ def decode(topic: str, payload: bytes, times: TimeParser) -> DecodedMessage:
         if quality != Quality.GOOD:
             out.quality[tag] = quality
         return out
-    qualities, refused = _qualities(doc)
-    for key, raw in doc.items():
-        if key in _TIME_KEYS:
-            continue
-        try:
-            tag = str(machine.tag(key))
-            if key in refused:
-                raise DataError(refused[key])
-            out.points.append((tag, ts, parse_json_value(raw)))
-            if key in qualities:
-                out.quality[tag] = qualities[key]
-        except DataError as exc:
-            out.errors.append(f"tag {key[:100]!r}: {exc}")
+    points, out.errors = _machine_points(doc, lambda key: str(machine.tag(key)))
+    for tag, value, quality in points:
+        out.points.append((tag, ts, value))
+        if quality != Quality.GOOD:
+            out.quality[tag] = quality
     if not out.points and not out.errors:
         raise DataError("payload holds a timestamp but no tags")
     return out
@@ -308,19 +322,9 @@ class UnsJsonDecoder:
     ) -> list[str]:
         """Add a machine payload that carries ``$quality`` (parsed by the standard parser, as
         `decode` does, so integers stay exact)."""
-        qualities, refused = _qualities(doc)
-        errors: list[str] = []
-        points: list[tuple[str, Value, Quality]] = []
-        for key, raw in doc.items():
-            if key in _TIME_KEYS:
-                continue
-            try:
-                tag = f"{entry.machine}/{check_segment(key, 'tag')}"
-                if key in refused:
-                    raise DataError(refused[key])
-                points.append((tag, parse_json_value(raw), qualities.get(key, Quality.GOOD)))
-            except DataError as exc:
-                errors.append(f"tag {key[:100]!r}: {exc}")
+        points, errors = _machine_points(
+            doc, lambda key: f"{entry.machine}/{check_segment(key, 'tag')}"
+        )
         if not points:
             if not errors:
                 raise DataError("payload holds a timestamp but no tags")
