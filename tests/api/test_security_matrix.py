@@ -375,6 +375,8 @@ BODY = {"acme": "ctacme5v8p", "globex": "ctglobex3n6k"}
 
 def _plant_markers(client: TestClient, app: FastAPI, enterprise: str, key: str) -> dict:
     """Write ``enterprise``'s markers into every table it owns; return its ids for probing."""
+    from indunet.condition.monitors import load_monitors
+    from indunet.condition.rul_service import RulStore
     from indunet.model import DeadLetter
     from indunet.plant.alarm_service import AlarmStore
     from indunet.plant.alarms import load_rules
@@ -452,6 +454,19 @@ def _plant_markers(client: TestClient, app: FastAPI, enterprise: str, key: str) 
         AlarmStore(app.state.historian).put_rules(enterprise, load_rules([rule]), now)
     ids["rule_id"] = rule["id"]
     historian = app.state.historian
+    monitor = {"id": f"{m}mon", "tag": ids["tag"], "message": c}  # anomaly monitors
+    AlarmStore(historian).put_monitors(enterprise, load_monitors([monitor]), now)
+    ids["monitor_id"] = monitor["id"]
+    RulStore(historian).put(  # remaining useful life estimates
+        [
+            {
+                "enterprise": enterprise, "machine": machine, "asset_class": f"{m}class",
+                "ts_ms": now, "status": "ok", "cycle": 9.0, "cycles_seen": 30, "rul": 50.0,
+                "low": 40.0, "high": 60.0, "band_low": 0.05, "band_high": 0.95, "cap": 125,
+                "horizon": 20.0, "message": c,
+            }
+        ]
+    )  # fmt: skip
     historian.add_dead_letters([DeadLetter("mqtt", f"bad {c}", c, c)], enterprise=enterprise)
     result = CommandResult(
         enterprise, f"{c}c", f"{c}_kw", now, machine, c, c, "operator", "1", "2", "ok", c
@@ -512,6 +527,7 @@ SEEN_BY_OWNER = [
     "/api/v1/users",
     "/api/v1/invitations",
     "/api/v1/commands",
+    "/api/v1/condition/rul",
 ]
 
 
