@@ -325,3 +325,77 @@ def test_components_stay_in_unit_range_and_splitting_is_additive(
     assert parts.produced == whole.produced
     assert parts.produced_unplanned == whole.produced_unplanned
     assert parts.unplanned_running_ms == whole.unplanned_running_ms
+
+
+def _hour_running(parts_at_s: list[int], values: list[float]):
+    """One hour, running throughout, a counter sampled at the given seconds."""
+    t0 = t(6)
+    tl = StateTimeline(np.array([t0]), np.array([t0 + 3_600 * S]), np.array([RUN]))
+    ts = np.array([t0 + s * S for s in parts_at_s])
+    total = counter_deltas(ts, np.array(values), CounterConfig(tag="parts_total"))
+    busy = np.array([[t0, t0 + 3_600 * S]], dtype=np.int64)
+    return tl, total, busy, (t0, t0 + 3_600 * S)
+
+
+def test_a_part_begun_before_the_window_is_not_implausible():
+    """61 parts of 60 s counted in an hour of running: the first was begun before the hour.
+
+    Its ideal time (60 s) covers the excess (3,660 − 3,600 s), so performance is 100 % with a
+    note, and OEE stays within [0, 1]; the figures stay plausible.
+    """
+    # a sample at 0 s with the counter at 100, then one part a minute from 0:30 (61 parts)
+    secs = [0] + [30 + 60 * k for k in range(60)] + [3_599]
+    values = [100.0] + [101.0 + k for k in range(60)] + [161.0]
+    tl, total, busy, win = _hour_running(secs, values)
+    e = machine_oee(tl, busy, win, total=total, ideal_cycle_s=60.0, machine="m1")
+    assert e.produced == 61
+    assert e.performance == 1.0 and 0.0 <= e.oee <= 1.0
+    assert e.plausible and not e.implausible
+    assert any("within the first count" in w for w in e.warnings)
+
+
+def test_an_excess_beyond_the_first_count_stays_implausible():
+    """The same hour with the ideal cycle at 62 s: 61 × 62 s = 3,782 s, 182 s over — more
+    than the first part's 62 s, so the ideal cycle time is wrong: flagged, not capped."""
+    secs = [0] + [30 + 60 * k for k in range(60)] + [3_599]
+    values = [100.0] + [101.0 + k for k in range(60)] + [161.0]
+    tl, total, busy, win = _hour_running(secs, values)
+    e = machine_oee(tl, busy, win, total=total, ideal_cycle_s=62.0, machine="m1")
+    assert e.performance == pytest.approx(61 * 62 / 3_600)
+    assert not e.plausible
+    assert [f.figure for f in e.implausible] == ["performance"]
+
+
+def test_the_tolerance_is_the_first_counted_parts_ideal_time_per_product():
+    """With an ideal cycle per counter row, the first row's cycle sets the tolerance."""
+    secs = [0, 60, 3_599]
+    # 10 parts at 60 s, then 50 parts: 60 parts, ideal 10 × 90 s + 50 × 58 s = 3,800 s
+    values = [0.0, 10.0, 60.0]
+    tl, total, busy, win = _hour_running(secs, values)
+    cycles = np.array([np.nan, 90.0, 58.0])
+    e = machine_oee(tl, busy, win, total=total, ideal_cycle_s=cycles, machine="m1")
+    assert e.ideal_ms == 3_600 * S  # the 200 s excess is within the first count's 900 s
+    assert e.performance == 1.0 and e.plausible
+    cycles = np.array([np.nan, 10.0, 75.0])  # 100 s + 3,750 s: 250 s over, the first is 100 s
+    e = machine_oee(tl, busy, win, total=total, ideal_cycle_s=cycles, machine="m1")
+    assert e.performance == pytest.approx(3_850 / 3_600) and not e.plausible
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cycle=st.floats(min_value=1.0, max_value=600.0),
+    deltas=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=30),
+)
+def test_performance_is_capped_only_within_the_first_count(cycle, deltas):
+    """Invariant: performance is either at most 100 %, or flagged implausible."""
+    n = len(deltas)
+    secs = [0] + [int(3_599 * (k + 1) / n) for k in range(n)]
+    values = list(np.cumsum([0.0, *deltas]))
+    tl, total, busy, win = _hour_running(secs, values)
+    e = machine_oee(tl, busy, win, total=total, ideal_cycle_s=cycle, machine="m1")
+    if e.performance is not None and e.performance > 1.0:
+        assert not e.plausible
+        first = next(d for d in deltas if d > 0)
+        assert sum(deltas) * cycle - 3_600 > first * cycle
+    else:
+        assert e.oee is None or 0.0 <= e.oee <= 1.0

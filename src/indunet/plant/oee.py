@@ -250,6 +250,42 @@ def overlap_ms(start_ms: np.ndarray, end_ms: np.ndarray, intervals: np.ndarray) 
     return covered(e) - covered(s)
 
 
+def _within_first_parts(
+    machine: str,
+    total: CounterDeltas,
+    in_p: np.ndarray,
+    ideal_cycle_s: float | np.ndarray,
+    apt_ms: int,
+    ideal_ms: float,
+    warnings: list[str],
+) -> float:
+    """Return the ideal time for performance, capped at APT when the excess is one count's.
+
+    Parts are counted when they are finished, so the first count inside planned time may hold
+    parts begun before it (before the window, or before the machine was seen running): their
+    whole ideal time lands in a window that holds only the end of their running time. An
+    excess no larger than that first count's ideal time is this artefact, not a wrong ideal
+    cycle time: performance is then 100 % (with a note). A larger excess stays implausible.
+    """
+    first = np.flatnonzero(in_p & (total.delta > 0))
+    if not len(first):
+        return ideal_ms
+    i = int(first[0])
+    if np.ndim(ideal_cycle_s) == 0:
+        cycle = float(ideal_cycle_s)  # type: ignore[arg-type]
+    else:
+        cycle = float(np.asarray(ideal_cycle_s, dtype=np.float64)[i])
+    first_ms = float(total.delta[i]) * cycle * 1000 if np.isfinite(cycle) else 0.0
+    if ideal_ms - apt_ms > first_ms:
+        return ideal_ms
+    warnings.append(
+        f"{machine}: performance {ideal_ms / apt_ms:.1%} is within the first count's parts of "
+        "100 % (they were begun before the window or before the machine was seen running); "
+        "shown as 100 %"
+    )
+    return float(apt_ms)
+
+
 def machine_oee(
     timeline: StateTimeline,
     busy: np.ndarray,
@@ -324,6 +360,9 @@ def machine_oee(
             known = np.isfinite(cycles) & in_p
             ideal_ms = float((total.delta[known] * cycles[known]).sum() * 1000)
             without_ideal = float(total.delta[in_p & ~np.isfinite(cycles)].sum())
+        if ideal_ms > apt_ms > 0:
+            ideal_ms = _within_first_parts(machine, total, in_p, ideal_cycle_s, apt_ms, ideal_ms,
+                                           warnings)  # fmt: skip
         if without_ideal > 0:
             warnings.append(
                 f"{machine}: {without_ideal:g} parts have no ideal cycle time "
