@@ -79,3 +79,55 @@ def test_reason_assignment_is_checked(historian):
     assert store.assign_reason("demo", M1, at(8), "mechanical", now_ms=0)["state"] == "offline"
     assert store.assign_reason("demo", M1, at(8), "waiting", now_ms=1)["reason"] == "waiting"
     assert [a.reason for a in store.assignments("demo", M1, at(0), at(24))] == ["waiting"]
+
+
+CAL = {"timezone": "Europe/Berlin", "shifts": [{"name": "early", "start": "06:00", "end": "14:00"}]}
+
+
+def test_site_configs_per_tenant_api_wins_and_can_be_forgotten(historian):
+    """A tenant other than the file's owner sets its own site; the owner's file is untouched."""
+    store = PlantStore(historian, plant(M1), owner="demo")
+    store.put_machine("globex", {"power_tag": "p"}, now_ms=1, path="bsite/a/l/m")
+    store.put_machine("globex", {"power_tag": "p"}, now_ms=1, path="csite/a/l/m")
+    assert store.effective("globex").site("bsite").calendar.timezone == "UTC"
+    store.put_site("globex", "bsite", {"calendar": CAL, "oee_target": 0.8}, now_ms=2)
+    eff = store.effective("globex")
+    assert eff.site("bsite").calendar.timezone == "Europe/Berlin"
+    assert [s.name for s in eff.site("bsite").calendar.shifts] == ["early"]
+    assert eff.site("csite").calendar.shifts == []  # undeclared: UTC, no shifts, not an error
+    assert store.site_sources("globex") == {"bsite": "api"}
+    assert store.effective("demo").sites == plant(M1).sites  # the owner's file, untouched
+    # a machine on a new site is still accepted once sites come from the API
+    store.put_machine("globex", {"power_tag": "p"}, now_ms=3, path="dsite/a/l/m")
+    # replace, then forget: UTC again
+    store.put_site("globex", "bsite", {"calendar": {"timezone": "Asia/Shanghai"}}, now_ms=4)
+    assert store.effective("globex").site("bsite").calendar.timezone == "Asia/Shanghai"
+    assert store.delete_site("globex", "bsite") is True
+    assert store.delete_site("globex", "bsite") is False
+    assert store.effective("globex").site("bsite").calendar.timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("site", "doc", "text"),
+    [
+        ("bsite", {"calendar": {"timezone": "Mars/Olympus"}}, "field calendar.timezone"),
+        ("bsite", {"grid_kg_co2_per_kwh": -1}, "field grid_kg_co2_per_kwh"),
+        ("bsite", {"oee_target": 1.5}, "field oee_target"),
+        ("bsite", {"colour": "red"}, "field colour"),
+        ("bsite", [1], "must be a JSON object"),
+        ("bsite", None, "must be a JSON object"),
+        ("b/site", {}, "site"),
+        ("  ", {}, "site name is empty"),
+        (
+            "bsite",
+            {"calendar": {"shifts": [{"name": "x", "start": "06:00", "end": "25:00"}]}},
+            "field calendar.shifts",
+        ),
+    ],
+)
+def test_bad_site_docs_are_refused_and_change_nothing(historian, site, doc, text):
+    store = PlantStore(historian, plant(M1), owner="demo")
+    store.put_site("globex", "bsite", {"oee_target": 0.5}, now_ms=1)
+    with pytest.raises(DataError, match=text):
+        store.put_site("globex", site, doc, now_ms=2)
+    assert store.effective("globex").site("bsite").oee_target == 0.5

@@ -128,6 +128,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # machines, states, OEE, energy
     ("GET", "/api/v1/machines"): _V,
     ("PUT", "/api/v1/machines/{path:path}"): _A,
+    ("GET", "/api/v1/sites"): _V,  # site calendars, grid factor, OEE target
+    ("PUT", "/api/v1/sites/{site}"): _A,
+    ("DELETE", "/api/v1/sites/{site}"): _A,
     ("POST", "/api/v1/commands"): _O,
     ("GET", "/api/v1/commands"): _V,
     ("GET", "/api/v1/states"): _V,

@@ -1,10 +1,13 @@
 """Plant tables beside the historian's points: machine configs, state timelines, stop reasons.
 
-Three tables, on the historian's own connection (`SqlPort`, DuckDB or PostgreSQL):
+Four tables, on the historian's own connection (`SqlPort`, DuckDB or PostgreSQL):
 
 * ``plant_machines``: machine configs added or changed through the API, as JSON documents
   validated with `MachineConfig`. The effective config is ``indunet.toml`` ∪ stored; a stored
   document wins over the file for the same machine id.
+* ``plant_sites``: site configs (calendar, grid factor, OEE target) set through the API, per
+  enterprise, so a tenant other than the server's gets its shifts; a stored site wins over the
+  file's table of the same name.
 * ``plant_states``: closed state segments keyed ``(enterprise, machine, start_ms)``.
 * ``plant_reasons``: operators' stop-reason assignments. They outlive a recompute: whenever
   segments are written, the assignments of that range are applied again.
@@ -21,13 +24,14 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from indunet.errors import DataError
-from indunet.plant.config import MachineConfig, PlantConfig
+from indunet.plant.config import MachineConfig, PlantConfig, SiteConfig
 from indunet.plant.oee import StopAssignment, apply_reasons
 from indunet.plant.states import STATE_NAMES, MachineState, StateTimeline
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
+from indunet.uns import check_segment
 
-__all__ = ["PlantStore", "validate_machine_doc"]
+__all__ = ["PlantStore", "validate_machine_doc", "validate_site_doc"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS plant_machines (
@@ -36,6 +40,13 @@ CREATE TABLE IF NOT EXISTS plant_machines (
   doc TEXT NOT NULL,
   updated_ms BIGINT NOT NULL,
   PRIMARY KEY (enterprise, machine)
+);
+CREATE TABLE IF NOT EXISTS plant_sites (
+  enterprise TEXT NOT NULL,
+  site TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  updated_ms BIGINT NOT NULL,
+  PRIMARY KEY (enterprise, site)
 );
 CREATE TABLE IF NOT EXISTS plant_states (
   enterprise TEXT NOT NULL,
@@ -60,6 +71,18 @@ _CODES = {name: i for i, name in enumerate(STATE_NAMES)}
 _PREFIX_SQL = (
     "(CAST($2 AS TEXT) = '' OR machine = $2 OR starts_with(machine, CAST($2 AS TEXT) || '/'))"
 )
+
+
+def validate_site_doc(doc: Any) -> SiteConfig:
+    """Validate a site config document (as ``[plant.sites.<site>]``); `DataError` names the field."""
+    if not isinstance(doc, dict):
+        raise DataError("site config must be a JSON object")
+    try:
+        return SiteConfig.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise DataError(f"site config field {where}: {first['msg']}") from exc
 
 
 def validate_machine_doc(doc: Any, path: str | None = None) -> MachineConfig:
@@ -137,18 +160,85 @@ class PlantStore:
                 ) from exc
         return out
 
+    # ------------------------------------------------------------------ site configs
+    def put_site(self, enterprise: str, site: str, doc: Any, *, now_ms: int) -> SiteConfig:
+        """Validate and store a site's calendar, grid factor and OEE target (it replaces the
+        file's ``[plant.sites.<site>]`` for this enterprise)."""
+        site = check_segment(site, "site")
+        config = validate_site_doc(doc)
+        stored = self._stored_sites(enterprise)
+        stored[site] = config
+        self._merge({m.id: m for m in self._stored_machines(enterprise)}, enterprise, stored)
+        self.sql.upsert(
+            "plant_sites",
+            pa.table(
+                {
+                    "enterprise": [enterprise],
+                    "site": [site],
+                    "doc": [config.model_dump_json()],
+                    "updated_ms": pa.array([now_ms], pa.int64()),
+                }
+            ),
+            ("enterprise", "site"),
+        )
+        return config
+
+    def delete_site(self, enterprise: str, site: str) -> bool:
+        """Forget a site stored through the API (the file's table, if any, applies again)."""
+        site = check_segment(site, "site")
+        found = self.sql.rows(
+            "SELECT site FROM plant_sites WHERE enterprise = $1 AND site = $2", [enterprise, site]
+        )
+        if found:
+            self.sql.execute(
+                "DELETE FROM plant_sites WHERE enterprise = $1 AND site = $2", [enterprise, site]
+            )
+        return bool(found)
+
+    def _stored_sites(self, enterprise: str) -> dict[str, SiteConfig]:
+        rows = self.sql.rows(
+            "SELECT site, doc FROM plant_sites WHERE enterprise = $1 ORDER BY site", [enterprise]
+        )
+        out = {}
+        for r in rows:
+            try:
+                out[r["site"]] = SiteConfig.model_validate(json.loads(r["doc"]))
+            except (ValidationError, ValueError) as exc:
+                raise DataError(
+                    f"stored config of site {r['site']} is invalid: {exc}; PUT it again"
+                ) from exc
+        return out
+
+    def site_sources(self, enterprise: str) -> dict[str, str]:
+        """Return where each declared site's config comes from: ``file`` or ``api``."""
+        out = {name: "file" for name in self.file_config(enterprise).sites}
+        out.update({name: "api" for name in self._stored_sites(enterprise)})
+        return out
+
     def file_config(self, enterprise: str) -> PlantConfig:
         """Return the file's plant config if ``enterprise`` owns it, else an empty one."""
         if self.owner is None or enterprise == self.owner:
             return self.config
         return PlantConfig()
 
-    def _merge(self, stored: dict[str, MachineConfig], enterprise: str) -> PlantConfig:
+    def _merge(
+        self,
+        stored: dict[str, MachineConfig],
+        enterprise: str,
+        sites: dict[str, SiteConfig] | None = None,
+    ) -> PlantConfig:
         base = self.file_config(enterprise)
         machines = [stored.pop(m.id, m) for m in base.machines]
         machines.extend(stored.values())
+        if sites is None:
+            sites = self._stored_sites(enterprise)
+        merged = dict(base.sites)
+        if sites:  # sites set through the API: the others keep UTC and no shifts, as undeclared
+            merged.update(sites)
+            for m in machines:
+                merged.setdefault(m.site, SiteConfig())
         try:
-            return PlantConfig(machines=machines, sites=base.sites, reasons=base.reasons)
+            return PlantConfig(machines=machines, sites=merged, reasons=base.reasons)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise DataError(f"plant config: {first['msg']}") from exc

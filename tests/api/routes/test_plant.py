@@ -288,3 +288,72 @@ def test_states_show_the_reasons_the_machine_reported(make_client):
     rows = c.get("/api/v1/states", params={"machine": M1, "start": at(6), "end": at(11)}).json()
     idle = [r for r in rows["rows"] if r["state"] == "idle"]
     assert [(r["reason"], r["proposed"]) for r in idle] == [("waiting", False)]
+
+
+def test_a_tenant_admin_sets_its_own_site_calendar(client):
+    """globex (not the server's enterprise) puts a machine and its site's shifts; OEE by shift
+    then uses them. demo's key cannot touch globex's sites, and globex's cannot touch demo's."""
+    globex = {"Authorization": f"Bearer {client.auth.key_for('globex')}"}
+    demo = {"Authorization": f"Bearer {client.auth.key_for('demo')}"}
+    q = {"enterprise": "globex"}
+    machine = {"power_tag": "power_kw", "thresholds": {"off_below": 0.5, "running_above": 2.0}}
+    r = client.put("/api/v1/machines/gsite/a/l/m1", json=machine, params=q, headers=globex)
+    assert r.status_code == 200, r.text
+    listed = client.get("/api/v1/sites", params=q, headers=globex).json()["sites"]
+    assert [(s["site"], s["source"], s["machines"]) for s in listed] == [("gsite", "default", 1)]
+    cal = {
+        "timezone": "UTC",
+        "shifts": [
+            {"name": "early", "start": "06:00", "end": "14:00"},
+            {"name": "late", "start": "14:00", "end": "22:00"},
+        ],
+    }
+    r = client.put("/api/v1/sites/gsite", json={"calendar": cal}, params=q, headers=demo)
+    assert r.status_code == 403  # another tenant's admin
+    r = client.put("/api/v1/sites/gsite", json={"calendar": cal}, params=q, headers=globex)
+    assert r.status_code == 200, r.text
+    assert [s["name"] for s in r.json()["config"]["calendar"]["shifts"]] == ["early", "late"]
+    listed = client.get("/api/v1/sites", params=q, headers=globex).json()["sites"]
+    assert [(s["site"], s["source"]) for s in listed] == [("gsite", "api")]
+    # the shifts are in effect: a day's OEE by shift has the two shifts, 8 h planned each
+    store = PlantStore(client.app.state.historian, client.app.state.settings.plant)
+    store.save_segments("globex", "gsite/a/l/m1", tl((6, 22, 2)))
+    params = {**q, "start": at(0), "end": at(24), "by": "shift"}
+    body = client.get("/api/v1/oee", params=params, headers=globex).json()
+    assert [g["label"] for g in body["groups"]] == ["2026-06-01 early", "2026-06-01 late"]
+    assert [g["pbt_ms"] for g in body["groups"]] == [8 * H, 8 * H]
+    # globex's admin cannot set demo's sites; demo's own sites are not globex's
+    r = client.put("/api/v1/sites/s1", json={}, params={"enterprise": "demo"}, headers=globex)
+    assert r.status_code == 403
+    assert client.get("/api/v1/sites").json()["sites"] == []
+    # forget it: planned time is the whole day again (no shifts)
+    r = client.delete("/api/v1/sites/gsite", params=q, headers=globex)
+    assert r.status_code == 200
+    assert client.delete("/api/v1/sites/gsite", params=q, headers=globex).status_code == 404
+    listed = client.get("/api/v1/sites", params=q, headers=globex).json()["sites"]
+    assert [(s["site"], s["source"]) for s in listed] == [("gsite", "default")]
+
+
+@pytest.mark.parametrize(
+    ("site", "body", "status", "text"),
+    [
+        ("s1", {"calendar": {"timezone": "Nowhere/Land"}}, 422, "field calendar.timezone"),
+        ("s1", {"oee_target": 2}, 422, "field oee_target"),
+        ("s1", {"extra": 1}, 422, "field extra"),
+        ("s1", [1, 2], 422, "must be a JSON object"),
+        ("s1+x", {}, 422, "site name 's1+x' contains the forbidden character '+'"),
+    ],
+)
+def test_bad_site_docs_are_refused(plant_client, site, body, status, text):
+    before = plant_client.get("/api/v1/sites").json()
+    r = plant_client.put(f"/api/v1/sites/{site}", json=body)
+    assert r.status_code == status, r.text
+    assert text in r.json()["detail"]
+    assert plant_client.get("/api/v1/sites").json() == before
+
+
+def test_put_site_refuses_broken_json_and_big_bodies(make_client):
+    c = make_client(ingest_max_bytes=200)
+    assert c.put("/api/v1/sites/s1", content=b"{nope").status_code == 400
+    r = c.put("/api/v1/sites/s1", json={"calendar": {"timezone": "UTC"}, "x": "y" * 400})
+    assert r.status_code == 413

@@ -21,7 +21,7 @@ from indunet.api.middleware import json_body
 from indunet.config import Settings
 from indunet.errors import DataError
 from indunet.plant import report
-from indunet.plant.config import PlantConfig
+from indunet.plant.config import PlantConfig, SiteConfig
 from indunet.plant.states import StateTimeline
 from indunet.plant.store import PlantStore
 from indunet.plant.watch import PlantWatcher
@@ -161,6 +161,109 @@ async def put_machine(
     if watcher is not None and watcher.enterprise == ent:
         await run_in_threadpool(watcher.reload)
     return {"enterprise": ent, "machine": machine.model_dump(mode="json")}
+
+
+class SiteInEffect(BaseModel):
+    """A site of the enterprise and the config in effect for it."""
+
+    site: str
+    source: Literal["file", "api", "default"] = Field(
+        description="indunet.toml, set through this API, or undeclared (UTC, no shifts)"
+    )
+    machines: int = Field(description="Configured machines on the site")
+    config: SiteConfig
+
+
+class SitesAnswer(BaseModel):
+    """The enterprise's sites."""
+
+    enterprise: str
+    sites: list[SiteInEffect]
+
+
+class SiteStored(BaseModel):
+    """A site config as stored."""
+
+    enterprise: str
+    site: str
+    config: SiteConfig
+
+
+class SiteDeleted(BaseModel):
+    """A site config set through the API, forgotten."""
+
+    enterprise: str
+    site: str
+    deleted: bool
+
+
+@router.get("/sites", response_model=SitesAnswer)
+def sites(
+    store: StoreDep, settings: SettingsDep, enterprise: EnterpriseQ = None
+) -> dict[str, Any]:
+    """List the enterprise's sites in effect: calendar, grid factor, OEE target, and where each
+    comes from (``file``: indunet.toml, ``api``: set here, ``default``: a machine's site that no
+    table declares: UTC, no shifts)."""
+    ent = enterprise or settings.enterprise
+    plant = _plant(store, ent)
+    sources = store.site_sources(ent)
+    names = sorted(set(plant.sites) | {m.site for m in plant.machines})
+    return {
+        "enterprise": ent,
+        "sites": [
+            {
+                "site": name,
+                "source": sources.get(name, "default"),
+                "machines": sum(1 for m in plant.machines if m.site == name),
+                "config": plant.site(name).model_dump(mode="json"),
+            }
+            for name in names
+        ],
+    }
+
+
+@router.put(
+    "/sites/{site}",
+    response_model=SiteStored,
+    openapi_extra=json_body("A site config, as in [plant.sites.<site>]: calendar, grid factor"),
+)
+async def put_site(
+    site: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Set a site's shift calendar, grid emission factor and OEE target for this enterprise.
+
+    OEE, reports and the pages use it from the next request on; a stored site wins over the
+    file's table of the same name.
+    """
+    doc = await read_json(request, settings.ingest_max_bytes)
+    ent = enterprise or settings.enterprise
+    config = await run_in_threadpool(store.put_site, ent, site, doc, now_ms=_now())
+    watcher = _watcher(request)
+    if watcher is not None and watcher.enterprise == ent:
+        await run_in_threadpool(watcher.reload)
+    return {"enterprise": ent, "site": site, "config": config.model_dump(mode="json")}
+
+
+@router.delete("/sites/{site}", response_model=SiteDeleted)
+async def delete_site(
+    site: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    enterprise: EnterpriseQ = None,
+) -> dict[str, Any]:
+    """Forget a site set through the API; the file's table (or UTC, no shifts) applies again."""
+    ent = enterprise or settings.enterprise
+    if not await run_in_threadpool(store.delete_site, ent, site):
+        raise HTTPException(404, f"site {site} was not set through the API in enterprise {ent}")
+    watcher = _watcher(request)
+    if watcher is not None and watcher.enterprise == ent:
+        await run_in_threadpool(watcher.reload)
+    return {"enterprise": ent, "site": site, "deleted": True}
 
 
 @router.get("/states")
