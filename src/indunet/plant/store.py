@@ -74,7 +74,7 @@ _PREFIX_SQL = (
 
 
 def validate_site_doc(doc: Any) -> SiteConfig:
-    """Validate a site config document (as ``[plant.sites.<site>]``); `DataError` names the field."""
+    """Validate a site config document (``[plant.sites.<site>]``); `DataError` names the field."""
     if not isinstance(doc, dict):
         raise DataError("site config must be a JSON object")
     try:
