@@ -420,11 +420,7 @@ def _plant_markers(client: TestClient, app: FastAPI, enterprise: str, key: str) 
         )
     )
     shifts = [{"name": c, "start": "06:00", "end": "14:00"}]  # a site calendar (plant_sites)
-    ok(
-        client.put(
-            f"/api/v1/sites/{m}", params=q, headers=h, json={"calendar": {"shifts": shifts}}
-        )
-    )
+    ok(client.put(f"/api/v1/sites/{m}", params=q, headers=h, json={"calendar": {"shifts": shifts}}))
     row = {"item": c, "warehouse": c, "quantity": 5, "as_of": now}
     ok(client.post("/api/v1/business/inventory", params=q, headers=h, json=[row]))
     ok(

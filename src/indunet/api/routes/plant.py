@@ -198,9 +198,7 @@ class SiteDeleted(BaseModel):
 
 
 @router.get("/sites", response_model=SitesAnswer)
-def sites(
-    store: StoreDep, settings: SettingsDep, enterprise: EnterpriseQ = None
-) -> dict[str, Any]:
+def sites(store: StoreDep, settings: SettingsDep, enterprise: EnterpriseQ = None) -> dict[str, Any]:
     """List the enterprise's sites in effect: calendar, grid factor, OEE target, and where each
     comes from (``file``: indunet.toml, ``api``: set here, ``default``: a machine's site that no
     table declares: UTC, no shifts)."""
