@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from indunet.connect.broker import EmbeddedBroker
 from indunet.connect.mqtt import MqttIngest
 from indunet.sim.live import PlantSim, build_plants
@@ -46,3 +48,39 @@ def test_simulated_plant_flows_through_the_embedded_broker_into_the_historian(se
     assert n == publisher.sent // 4  # every payload of that machine stored
     assert historian.tag("sim", power.replace("power_kw", "state")).data_type == "string"
     historian.close()
+
+
+def test_the_subscription_table_survives_changes_during_a_broadcast_walk() -> None:
+    """amqtt walks the table and awaits inside the walk; a subscribe or a leave meanwhile
+    changed a plain dict under it ("dictionary changed size during iteration": the message was
+    not sent to the rest). The walk now runs over a snapshot taken when it starts."""
+    from indunet.connect.broker import SubscriptionTable
+
+    plain = {"a/#": [("s1", 1)], "b/#": [("s2", 1)]}
+    with pytest.raises(RuntimeError, match="changed size"):
+        for k, _subs in plain.items():
+            plain[k + "/x"] = []  # what a subscribe does mid-walk
+    table = SubscriptionTable({"a/#": [("s1", 1)], "b/#": [("s2", 1)], "c/#": [("s3", 0)]})
+    seen = []
+    for k, subs in table.items():
+        seen.append((k, subs))
+        table["new/#"] = [("s4", 1)]  # a subscribe
+        table.pop("c/#", None)  # the last subscriber of c/# leaves
+        table["a/#"].append(("s5", 1))  # another subscriber of a/#
+    assert seen == [("a/#", [("s1", 1)]), ("b/#", [("s2", 1)]), ("c/#", [("s3", 0)])]
+    walked = []
+    for k in table:  # amqtt's retained-message walk on reconnect
+        walked.append(k)
+        table.pop(k)
+    assert walked == ["a/#", "b/#", "new/#"] and table == {}
+
+
+def test_the_embedded_broker_uses_the_safe_table() -> None:
+    from indunet.connect.broker import SubscriptionTable
+
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        assert isinstance(broker._broker._subscriptions, SubscriptionTable)
+    finally:
+        broker.stop()

@@ -133,6 +133,27 @@ def tenant_plugins(
     }
 
 
+class SubscriptionTable(dict):
+    """amqtt's subscription table (topic filter → subscribers), safe to change mid-broadcast.
+
+    amqtt 0.12.1 walks ``_subscriptions.items()`` to broadcast a message and awaits inside the
+    loop (topic checks, retaining for an offline session); a client that subscribes or leaves
+    meanwhile changes the dict, the walk dies with "dictionary changed size during iteration"
+    and the message never reaches the subscribers not yet served — the ingest among them. Seen
+    in `indunet demo` at start-up, when the simulator, the edge and the ingest connect at once.
+    Here a walk runs over a snapshot taken when it starts: each message goes to everyone
+    subscribed at that moment (amqtt still checks each one is connected before sending).
+    """
+
+    def items(self):  # type: ignore[override]
+        """Return a snapshot: (filter, a copy of its subscriber list) pairs."""
+        return [(k, list(v)) for k, v in super().items()]
+
+    def __iter__(self):  # type: ignore[override]
+        """Iterate over a snapshot of the filters (amqtt also awaits inside such a loop)."""
+        return iter(list(super().keys()))
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -182,6 +203,7 @@ class EmbeddedBroker:
                 # built in its own thread: amqtt creates futures on the *current* event loop,
                 # which the calling thread may not have (after an asyncio.run there, say)
                 self._broker = Broker(config, loop=self._loop)
+                self._broker._subscriptions = SubscriptionTable(self._broker._subscriptions)
                 self._loop.run_until_complete(self._broker.start())
             except BaseException as exc:  # reported to the caller below
                 failure.append(exc)
