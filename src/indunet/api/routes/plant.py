@@ -89,6 +89,13 @@ def _open_part(request: Request, enterprise: str, settings: Settings) -> report.
     return watcher.open_segment
 
 
+async def _reload_watcher(request: Request, enterprise: str) -> None:
+    """Make the live watcher read the enterprise's plant config again (after a change)."""
+    watcher = _watcher(request)
+    if watcher is not None and watcher.enterprise == enterprise:
+        await run_in_threadpool(watcher.reload)
+
+
 def _known(plant: PlantConfig, machine: str) -> None:
     try:
         plant.machine(machine.strip("/"))
@@ -157,9 +164,7 @@ async def put_machine(
     doc = await read_json(request, settings.ingest_max_bytes)
     ent = enterprise or settings.enterprise
     machine = await run_in_threadpool(store.put_machine, ent, doc, now_ms=_now(), path=path)
-    watcher = _watcher(request)
-    if watcher is not None and watcher.enterprise == ent:
-        await run_in_threadpool(watcher.reload)
+    await _reload_watcher(request, ent)
     return {"enterprise": ent, "machine": machine.model_dump(mode="json")}
 
 
@@ -240,9 +245,7 @@ async def put_site(
     doc = await read_json(request, settings.ingest_max_bytes)
     ent = enterprise or settings.enterprise
     config = await run_in_threadpool(store.put_site, ent, site, doc, now_ms=_now())
-    watcher = _watcher(request)
-    if watcher is not None and watcher.enterprise == ent:
-        await run_in_threadpool(watcher.reload)
+    await _reload_watcher(request, ent)
     return {"enterprise": ent, "site": site, "config": config.model_dump(mode="json")}
 
 
@@ -258,9 +261,7 @@ async def delete_site(
     ent = enterprise or settings.enterprise
     if not await run_in_threadpool(store.delete_site, ent, site):
         raise HTTPException(404, f"site {site} was not set through the API in enterprise {ent}")
-    watcher = _watcher(request)
-    if watcher is not None and watcher.enterprise == ent:
-        await run_in_threadpool(watcher.reload)
+    await _reload_watcher(request, ent)
     return {"enterprise": ent, "site": site, "deleted": True}
 
 
