@@ -122,6 +122,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     app.include_router(api_metrics.router, dependencies=guarded)  # /metrics, /ready
     # asked before all of the above; adds the request id, security headers and metrics itself
     app.latest_fast_path = LatestFastPath(super(FastPathApp, app).__call__, root=app)
+    app.turn_gate = lanes.TurnGate(settings.http_fast_reads_per_turn)  # writes go first
     app.openapi = api_openapi(app)  # documents the error responses of every operation
 
     @app.get("/health", tags=["health"])

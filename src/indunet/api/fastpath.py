@@ -36,6 +36,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from indunet.api.hardening import security_headers
+from indunet.api.lanes import TurnGate
 from indunet.api.middleware import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from indunet.auth.model import Need, PrincipalKind, decide
 from indunet.auth.policy import rule_for
@@ -222,20 +223,23 @@ class FastPathApp(FastAPI):
     """
 
     latest_fast_path: LatestFastPath | None = None
+    turn_gate: TurnGate | None = None  # writes first: fast reads per turn while one runs
     _telemetry_off_until = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer ``/latest`` from memory, or run the app."""
-        fast = self.latest_fast_path
-        if (
-            fast is not None
-            and scope["type"] == "http"
-            and scope["path"] == LATEST_PATH
-            and scope["method"] == "GET"
-            and self._untraced()
-            and await fast.try_answer(scope, send)
-        ):
-            return
+        if scope["type"] == "http":
+            method = scope["method"]
+            if method == "GET":
+                fast = self.latest_fast_path
+                if fast is not None and scope["path"] == LATEST_PATH and self._untraced():
+                    if self.turn_gate is not None:
+                        await self.turn_gate.read()
+                    if await fast.try_answer(scope, send):
+                        return
+            elif method != "HEAD" and self.turn_gate is not None:
+                await self.turn_gate.write(super().__call__, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
     def _untraced(self) -> bool:
