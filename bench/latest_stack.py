@@ -80,6 +80,7 @@ async def measure(requests: int, rounds: int) -> dict[str, float]:
     try:
         async with app.router.lifespan_context(app):
             for cache in caches.values():  # verify the key, seed each cache's index
+                cache.indexed = historian.backend == "duckdb"  # as indunet.api.live.install
                 app.state.latest_cache = cache
                 await app(scope(headers), receive, send)
                 assert sent[0]["status"] == 200, sent[0]
