@@ -615,6 +615,10 @@ def main() -> None:
         "--no-heavy", dest="heavy", action="store_false",
         help="skip the heavier reads (series, overview page) as the load",
     )  # fmt: skip
+    p.add_argument(
+        "--rows", type=lambda v: set(v.split(",")), default=set(ROWS),
+        help=f"comma-separated rows to run (default all: {','.join(ROWS)})",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument(
         "--extra-path", default=EXTRA_PATH, help="import path with uvloop/httptools for servers"
@@ -623,7 +627,8 @@ def main() -> None:
     set_extra_path(args.extra_path)
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
-    results: dict[str, Any] = {"versions": versions(), "args": vars(args) | {"json": None}}
+    shown = vars(args) | {"json": None, "rows": sorted(args.rows)}
+    results: dict[str, Any] = {"versions": versions(), "args": shown}
     broker = None
     if args.mqtt_rate:
         from bench.mqtt_ingest import Broker
@@ -638,19 +643,29 @@ def main() -> None:
     report(args, results)
 
 
+#: the rows ``--rows`` may pick: /latest three ways, the heavier reads, the peers
+ROWS = ("cached", "uncached", "query", *HEAVY_READS, "hello", "influx")
+
+
 def run_rows(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Measure every row (indunet's, then the peers') into ``results``."""
     with tempfile.TemporaryDirectory(prefix="indunet-webload-") as tmp:
         data_dir = Path(tmp) / "data"
         keys = prepare(data_dir, args.lines)
-        results["indunet"] = measure_indunet(args, data_dir, keys, "cached")
-        results["indunet_uncached"] = measure_indunet(args, data_dir, keys, "uncached")
-        results["indunet_query"] = measure_indunet(args, data_dir, keys, "query")
+        rows = args.rows
+        if "cached" in rows:
+            results["indunet"] = measure_indunet(args, data_dir, keys, "cached")
+        if "uncached" in rows:
+            results["indunet_uncached"] = measure_indunet(args, data_dir, keys, "uncached")
+        if "query" in rows:
+            results["indunet_query"] = measure_indunet(args, data_dir, keys, "query")
         if args.heavy:
             for read in HEAVY_READS:
-                results[f"reads_{read}"] = measure_indunet(args, data_dir, keys, "cached", read)
-        if not args.no_peers:
+                if read in rows:
+                    results[f"reads_{read}"] = measure_indunet(args, data_dir, keys, "cached", read)
+        if not args.no_peers and "hello" in rows:
             results["hello"] = measure_hello(args)
+        if not args.no_peers and "influx" in rows:
             try:
                 results["influx"] = measure_influx(args, Path(tmp))
             except Exception as exc:  # the peer must not cost the run its own figures
@@ -660,17 +675,22 @@ def run_rows(args: argparse.Namespace, results: dict[str, Any]) -> None:
 def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Print the rows, the raw wrk output and the verdict; exit 1 when it fails."""
     print(f"versions: {results['versions']}")
+    size = (results.get("indunet") or results.get("indunet_uncached") or {}).get("bytes", 0)
     print(
-        f"GET /api/v1/latest?prefix=<line> (200 tags, {results['indunet']['bytes']:,} bytes), "
+        f"GET /api/v1/latest?prefix=<line> (200 tags, {size:,} bytes), "
         f"API key, wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, "
         f"ingest {args.ingest_rate} points/s over HTTP"
         + (f" and {args.mqtt_rate} over MQTT" if args.mqtt_rate else "")
         + " meanwhile; 2 cores shared with wrk, "
         "the ingest process and other work on this machine"
     )
-    print(_line("indunet /latest (answers kept until a write)", results["indunet"]))
-    print(_line("indunet /latest uncached (built per request)", results["indunet_uncached"]))
-    print(_line("indunet /latest, no index (queries DuckDB)", results["indunet_query"]))
+    for key, name in (
+        ("indunet", "indunet /latest (answers kept until a write)"),
+        ("indunet_uncached", "indunet /latest uncached (built per request)"),
+        ("indunet_query", "indunet /latest, no index (queries DuckDB)"),
+    ):
+        if key in results:
+            print(_line(name, results[key]))
     for read, path in HEAVY_READS.items():
         if f"reads_{read}" in results:
             r = results[f"reads_{read}"]

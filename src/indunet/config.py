@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         "behind a crowd of readers on the event loop. Raise it where reads wait on a database "
         "server (PostgreSQL) rather than on this process's CPU. 0: no limit.",
     )
+    http_fast_reads_per_turn: int = Field(
+        8,
+        ge=0,
+        description="While a write is in progress, fast reads (GET /api/v1/latest from memory) "
+        "answered per turn of the event loop; more wait for the next turn, so the write's steps "
+        "come round quickly. 0: no limit.",
+    )
     compaction: CompactionSettings = Field(
         default_factory=CompactionSettings,
         description="Background compaction of closed hours in `serve` ([compaction]).",

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from indunet.api.app import create_app
-from indunet.api.lanes import ReadGate, run_first
+from indunet.api.lanes import ReadGate, TurnGate, run_first
 from indunet.auth.store import AuthStore
 
 WAIT_S = 5.0  # for events that must come; never a fixed sleep
@@ -222,3 +222,137 @@ def test_writes_and_key_checks_have_their_own_thread_lane(settings_factory):
             await reading
 
     asyncio.run(run())
+
+
+# --- TurnGate: a write in progress gets turns of the loop with few fast reads in them ---
+
+
+class _Write:
+    """A write held in progress until ``done`` is set (or failing when ``fail``)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.done = asyncio.Event()
+        self.fail = fail
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.done.wait()
+        if self.fail:
+            raise RuntimeError("the write failed")
+
+
+async def _turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def _readers(gate: TurnGate, n: int, passed: list[int]) -> list[asyncio.Task[None]]:
+    async def reader(i: int) -> None:
+        await gate.read()
+        passed.append(i)
+
+    return [asyncio.ensure_future(reader(i)) for i in range(n)]
+
+
+def test_turn_gate_lets_reads_through_at_once_without_a_write():
+    async def main() -> None:
+        gate = TurnGate(2)
+        passed: list[int] = []
+        tasks = _readers(gate, 10, passed)
+        await _turns(1)
+        assert passed == list(range(10)) and gate.waited == 0
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+
+
+def test_turn_gate_spreads_reads_over_turns_while_a_write_runs_first_come_first_served():
+    async def main() -> None:
+        gate = TurnGate(3)
+        write = _Write()
+        writing = asyncio.ensure_future(gate.write(write, {}, None, None))
+        await _turns(1)
+        assert gate.writes == 1
+        passed: list[int] = []
+        tasks = _readers(gate, 12, passed)
+        await _turns(1)
+        assert 0 < len(passed) <= 3  # one turn's allowance, not all twelve
+        seen = len(passed)
+        for _ in range(40):
+            await _turns(1)
+            assert len(passed) - seen <= 3  # at most the allowance per turn
+            seen = len(passed)
+        assert passed == list(range(12))  # all answered while the write runs, in order
+        assert gate.waited >= 9
+        write.done.set()
+        await writing
+        assert gate.writes == 0
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+
+
+def test_turn_gate_releases_every_waiting_read_when_the_write_ends():
+    async def main() -> None:
+        gate = TurnGate(1)
+        write = _Write(fail=True)
+        writing = asyncio.ensure_future(gate.write(write, {}, None, None))
+        await _turns(1)
+        passed: list[int] = []
+        tasks = _readers(gate, 20, passed)
+        await _turns(1)
+        assert len(passed) <= 1
+        write.done.set()  # the write ends (failing): its count is given back all the same
+        with pytest.raises(RuntimeError):
+            await writing
+        assert gate.writes == 0
+        await _turns(3)
+        assert sorted(passed) == list(range(20))
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+
+
+def test_turn_gate_skips_readers_gone_and_zero_means_no_limit():
+    async def main() -> None:
+        gate = TurnGate(1)
+        write = _Write()
+        writing = asyncio.ensure_future(gate.write(write, {}, None, None))
+        await _turns(1)
+        passed: list[int] = []
+        tasks = _readers(gate, 6, passed)
+        await _turns(1)
+        for t in tasks[1:4]:
+            t.cancel()  # clients gone while waiting
+        for _ in range(20):
+            await _turns(1)
+        assert passed == [0, 4, 5]
+        write.done.set()
+        await writing
+
+        free = TurnGate(0)
+        other = _Write()
+        writing = asyncio.ensure_future(free.write(other, {}, None, None))
+        await _turns(1)
+        passed.clear()
+        more = _readers(free, 10, passed)
+        await _turns(1)
+        assert passed == list(range(10)) and free.waited == 0
+        other.done.set()
+        await asyncio.gather(writing, *more)
+
+    asyncio.run(main())
+
+
+def test_the_app_counts_its_writes_on_the_turn_gate(duck_client):
+    gate = duck_client.app.turn_gate
+    assert (
+        gate is not None
+        and gate.per_turn == duck_client.app.state.settings.http_fast_reads_per_turn
+    )
+    assert (
+        duck_client.post(
+            "/api/v1/ingest", json=[{"tag": "s/a/l/m/t", "ts": 1, "value": 1}]
+        ).status_code
+        == 200
+    )
+    assert gate.writes == 0  # counted in, and out again

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from indunet import __version__
 from indunet.api import events, lanes, live
 from indunet.api import metrics as api_metrics
-from indunet.api.fastpath import LatestFastPath
+from indunet.api.fastpath import FastPathApp, LatestFastPath
 from indunet.api.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware
 from indunet.api.middleware import RequestIdMiddleware, api_openapi, install_error_handlers
 from indunet.api.routes import alarms as alarm_routes
@@ -70,7 +70,7 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
             if owned:
                 app.state.historian.close()
 
-    app = FastAPI(
+    app = FastPathApp(  # GET /api/v1/latest from memory before everything (indunet.api.fastpath)
         title="indunet",
         version=__version__,
         lifespan=lifespan,
@@ -109,7 +109,6 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     # errors, request ids, metrics, readiness: indunet.api.middleware / indunet.api.metrics
     install_error_handlers(app)  # {"detail", "status", "request_id"} for every 4xx/5xx
     app.state.metrics = api_metrics.Metrics(app)
-    app.add_middleware(LatestFastPath, root=app)  # innermost: GET /api/v1/latest from memory
     app.add_middleware(
         BodyLimitMiddleware,
         bulk_bytes=settings.ingest_max_bytes,
@@ -121,6 +120,9 @@ def create_app(settings: Settings, historian: Historian | None = None) -> FastAP
     # outermost: reads beyond the slots wait before any work is done (writes go first)
     app.add_middleware(lanes.ReadGate, slots=settings.http_read_slots)
     app.include_router(api_metrics.router, dependencies=guarded)  # /metrics, /ready
+    # asked before all of the above; adds the request id, security headers and metrics itself
+    app.latest_fast_path = LatestFastPath(super(FastPathApp, app).__call__, root=app)
+    app.turn_gate = lanes.TurnGate(settings.http_fast_reads_per_turn)  # writes go first
     app.openapi = api_openapi(app)  # documents the error responses of every operation
 
     @app.get("/health", tags=["health"])

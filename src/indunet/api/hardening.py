@@ -29,6 +29,7 @@ __all__ = [
     "SecurityHeadersMiddleware",
     "allowed_methods",
     "csp",
+    "security_headers",
 ]
 
 #: routes that take bulk data (their own `read_limited` checks apply under this cap too)
@@ -46,21 +47,42 @@ BULK_PREFIXES = (
 
 def csp(nonce: str) -> str:
     """Return the Content-Security-Policy of a page whose inline scripts carry ``nonce``."""
-    return "; ".join(
-        [
-            "default-src 'self'",
-            f"script-src 'self' 'nonce-{nonce}'",
-            "style-src 'self' 'unsafe-inline'",  # style attributes of the templates, ECharts
-            "img-src 'self' data: blob:",
-            "font-src 'self' data:",
-            "connect-src 'self'",
-            "worker-src 'self' blob:",  # ReDoc's search worker
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ]
-    )
+    return _CSP_HEAD + nonce + _CSP_TAIL
+
+
+_CSP_HEAD, _CSP_TAIL = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'nonce-\0'",
+        "style-src 'self' 'unsafe-inline'",  # style attributes of the templates, ECharts
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",  # ReDoc's search worker
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+).split("\0")
+_CSP_HEAD_B, _CSP_TAIL_B = _CSP_HEAD.encode(), _CSP_TAIL.encode()
+_FIXED = (
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+)
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def security_headers(nonce: str, *, api: bool) -> list[tuple[bytes, bytes]]:
+    """Return the headers every answer gets, in order (``api``: an ``/api/`` path's, which
+    adds ``Cache-Control: no-store``)."""
+    headers = [(b"content-security-policy", _CSP_HEAD_B + nonce.encode() + _CSP_TAIL_B), *_FIXED]
+    if api:
+        headers.append(_NO_STORE)
+    return headers
 
 
 class SecurityHeadersMiddleware:
@@ -82,16 +104,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 have = {k.lower() for k, _ in headers}
-                extra = [
-                    (b"content-security-policy", csp(nonce).encode()),
-                    (b"x-frame-options", b"DENY"),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-                ]
-                if api:
-                    extra.append((b"cache-control", b"no-store"))
+                extra = security_headers(nonce, api=api)
                 headers += [(k, v) for k, v in extra if k not in have]
                 message = {**message, "headers": headers}
             await send(message)

@@ -12,8 +12,8 @@ never a stack trace.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,7 +32,9 @@ __all__ = [
     "RequestIdMiddleware",
     "error_response",
     "install_error_handlers",
+    "new_request_id",
     "request_id_of",
+    "valid_request_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,19 @@ class ErrorBody(BaseModel):
     request_id: str = Field(description="This request's id (also the X-Request-ID header)")
 
 
-def _valid(raw: bytes) -> str | None:
+def new_request_id() -> str:
+    """Return a new request id: a random UUID (version 4) as 32 hex digits, as ``uuid4().hex``
+    (a quarter of its cost: no UUID object)."""
+    n = int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET
+    return f"{n:032x}"
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble, the variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, variant RFC 4122
+
+
+def valid_request_id(raw: bytes) -> str | None:
+    """Return a caller's ``X-Request-ID`` if it is short and made of safe characters, else None."""
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
@@ -73,9 +87,9 @@ class RequestIdMiddleware:
         rid = None
         for key, value in scope.get("headers", ()):
             if key == _HEADER_KEY:
-                rid = _valid(value)
+                rid = valid_request_id(value)
                 break
-        rid = rid or uuid.uuid4().hex
+        rid = rid or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         header = (_HEADER_KEY, rid.encode())
 
@@ -93,7 +107,7 @@ def request_id_of(request: Request) -> str:
     state = request.scope.setdefault("state", {})
     rid = state.get("request_id")
     if rid is None:
-        rid = state["request_id"] = uuid.uuid4().hex
+        rid = state["request_id"] = new_request_id()
     return rid
 
 

@@ -534,13 +534,21 @@ class AuthStore:
 
         With ``fresh_for``, only an entry that stays valid that many more seconds counts.
         """
+        found = self.cached_until(token, device=device)
+        if found is None or found[1] < time.monotonic() + fresh_for:
+            return None
+        return found[0]
+
+    def cached_until(self, token: str, *, device: bool) -> tuple[Principal, float] | None:
+        """Return the principal of a key verified less than `KEY_CACHE_S` ago and until when
+        (monotonic s) it is trusted without a lookup, else None."""
         m = _KEY.match(token or "")
         if m is None or (m.group(1) == "idk") != device:
             return None
         hit = self._key_cache.get(_sha256(token))
-        if hit is None or hit[2] < time.monotonic() + fresh_for:
+        if hit is None or hit[2] < time.monotonic():
             return None
-        return hit[0]
+        return hit[0], hit[2]
 
     def principal_for_key(
         self, token: str, *, device: bool, now_ms: int, use_cache: bool = True

@@ -36,6 +36,7 @@ __all__ = [
     "authorise",
     "current_principal",
     "login_throttle",
+    "refresh_key_in_background",
     "set_session_cookies",
 ]
 
@@ -150,7 +151,7 @@ async def current_principal(request: Request) -> Principal | None:
         if found is None:
             found = await _resolve_once(request)
         elif _cached_key(request, fresh_for=_REFRESH_AHEAD_S) is None:
-            _refresh_in_background(request)  # about to expire: verify again, nobody waits
+            refresh_key_in_background(request)  # about to expire: verify again, nobody waits
         request.state.principal = found
     return found
 
@@ -168,7 +169,7 @@ def _verify_key_again(request: Request) -> None:
         )
 
 
-def _refresh_in_background(request: Request) -> None:
+def refresh_key_in_background(request: Request) -> None:
     """Verify the request's key again in a worker thread, once however many requests see it."""
     credential = _credential(request)
     state = request.app.state

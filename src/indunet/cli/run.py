@@ -253,6 +253,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            access_log=False,  # nothing is logged at "warning"; off, its arguments are not built
             timeout_graceful_shutdown=5,  # open event streams (SSE) must not block a stop
             proxy_headers=False,  # X-Forwarded-For: only from auth.trusted_proxies (auth.web)
             server_header=False,

@@ -334,6 +334,49 @@ def test_latest_index_encodes_rows_once_and_drops_them_on_change():
     assert [r["tag"] for r in index.under("")] == ["a/b/c", "a/b/d", "a/b/e", "a/bc/x"]
 
 
+def test_latest_index_keeps_a_prefix_join_until_a_row_changes():
+    """Reads between two writes share the join; any change (or a new tag) makes a new one."""
+    import orjson
+    import pyarrow as pa
+
+    from indunet.api.routes.series import LatestIndex
+
+    def points(rows):
+        tags, ts, values = zip(*rows, strict=True)
+        return pa.table(
+            {
+                "tag": list(tags),
+                "ts": pa.array(ts, pa.int64()),
+                "value": pa.array(values, pa.float64()),
+                "text": pa.array([None] * len(rows), pa.string()),
+                "quality": pa.array([0] * len(rows), pa.uint8()),
+            }
+        )
+
+    def values(raw):
+        return [(r["tag"], r["value"]) for r in orjson.loads(b"[" + raw + b"]")]
+
+    index = LatestIndex()
+    index.apply(points([("a/b/c", 10, 1.0), ("x/y/z", 10, 2.0)]))
+    first = index.encoded_under("a/b")
+    assert index.encoded_under("a/b") is first  # nothing changed: the same bytes
+    index.apply(points([("a/b/c", 9, 5.0)]))  # older: no row changes
+    assert index.encoded_under("a/b") is first
+    index.apply(points([("a/b/c", 10, 7.0)]), seed=True)  # a seed never replaces an equal ts
+    assert index.encoded_under("a/b") is first
+    index.apply(points([("x/y/z", 11, 3.0)]))  # a change elsewhere: joined again, same content
+    kept_at = index._joined["a/b"][0]
+    assert index.encoded_under("a/b") == first
+    assert index._joined["a/b"][0] == kept_at + 1  # joined again, at the new change
+    index.apply(points([("a/b/c", 12, 8.0)]))
+    assert values(index.encoded_under("a/b")) == [("a/b/c", 8.0)]
+    index.apply(points([("a/b/d", 1, 9.0)]))  # a new tag under the prefix
+    assert values(index.encoded_under("a/b")) == [("a/b/c", 8.0), ("a/b/d", 9.0)]
+    for i in range(5000):  # many prefixes: the kept joins stay bounded
+        index.encoded_under(f"p{i}")
+    assert len(index._joined) <= 4096
+
+
 def test_latest_index_readers_beside_a_writer_thread_see_whole_rows_never_older():
     """Readers take no lock: each answer is whole JSON, every tag is there once added, and a
     tag's ``ts`` never goes back between two answers; the last answer is the last write."""

@@ -126,6 +126,8 @@ class LatestIndex:
         self._encoded: dict[str, tuple[tuple, bytes]] = {}  # tag -> (its row, the row's JSON)
         self._spans: dict[str, tuple[int, list[str]]] = {}  # prefix -> (generation, its tags)
         self._generation = 0  # +1 whenever a tag is added: older keys and spans are not used
+        self._changes = 0  # +1 at every apply that changed a row: older joins are not used
+        self._joined: dict[str, tuple[int, bytes]] = {}  # prefix -> (changes, its rows' JSON)
         self._writing = threading.Lock()  # one apply at a time; readers never take it
         self.ready = False
 
@@ -150,6 +152,8 @@ class LatestIndex:
             rows.update(changed)
             if added:
                 self._generation += 1
+            if changed:
+                self._changes += 1  # after the rows: a join never outlives what it shows
 
     def _tags_under(self, prefix: str) -> list[str]:
         """The tags under a normalised ``prefix`` by path, from the current generation."""
@@ -180,7 +184,15 @@ class LatestIndex:
 
     def encoded_under(self, prefix: str) -> bytes:
         """Return the rows under a normalised ``prefix`` as the JSON of `under`'s list's items,
-        comma-separated (without the brackets)."""
+        comma-separated (without the brackets).
+
+        The join of a prefix is kept until the next apply that changes any row (≈ 40 µs for 200
+        tags, against ≈ 1 µs to reuse it): reads between two writes share it.
+        """
+        changes = self._changes  # read before the rows: a join kept is never newer than it says
+        joined_before = self._joined.get(prefix)
+        if joined_before is not None and joined_before[0] == changes:
+            return joined_before[1]
         rows, encoded = self.rows, self._encoded
         parts = []
         for tag in self._tags_under(prefix):
@@ -189,7 +201,11 @@ class LatestIndex:
             if kept is None or kept[0] is not row:  # new, or changed since it was encoded
                 kept = encoded[tag] = (row, _encode_row(_row(tag, *row)))
             parts.append(kept[1])
-        return b",".join(parts)
+        joined = b",".join(parts)
+        if len(self._joined) >= 4096:
+            self._joined.clear()
+        self._joined[prefix] = (changes, joined)
+        return joined
 
 
 def _row(tag: str, ts: int, value: Any, text: str | None, quality: int) -> dict[str, Any]:
