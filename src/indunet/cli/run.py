@@ -491,8 +491,8 @@ def demo(
     from indunet.sim.backfill import backfill_history, backfill_spindles, carry_on_counters
     from indunet.sim.live import PlantSim, build_plants
     from indunet.sim.plant_config import demo_condition, demo_plant_config
-    from indunet.sim.wear import write_training_runs
     from indunet.sim.publish import SimPublisher
+    from indunet.sim.wear import write_training_runs
 
     if federation and mqtt_url is not None:
         raise ConfigError("--federation runs on the embedded broker: leave out --mqtt-url")
