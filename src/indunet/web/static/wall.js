@@ -164,25 +164,27 @@
   }
   function connect() {
     if (source || !eventsUrl || typeof EventSource === "undefined") return false;
-    source = new EventSource(eventsUrl);
-    source.addEventListener("open", function () {
+    var es = new EventSource(eventsUrl);
+    source = es;
+    es.addEventListener("open", function () {
       live = true;
       body.dataset.stream = "open";
       load().finally(next);  // what happened while the stream was down
     });
-    source.addEventListener("error", function () {
+    es.addEventListener("error", function () {
+      if (source !== es) return;  // a stream given up already
       var was = live;
       live = false;
       body.dataset.stream = "down";
       if (was) load().finally(next);  // fall back to polling at once
-      if (source.readyState === EventSource.CLOSED) {  // refused: try a new stream later
+      if (es.readyState === EventSource.CLOSED) {  // refused: try a new stream later
         source = null;
         setTimeout(connect, 10000);
       }
     });
-    source.addEventListener("values", onValues);
-    source.addEventListener("state", onState);
-    source.addEventListener("andon", refreshSoon);
+    es.addEventListener("values", onValues);
+    es.addEventListener("state", onState);
+    es.addEventListener("andon", refreshSoon);
     return true;
   }
   function tick() { document.getElementById("clock").textContent = new Date().toLocaleTimeString(); }
