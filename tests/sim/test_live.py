@@ -89,3 +89,48 @@ def test_every_state_has_a_valid_transition_table():
         assert spec.next_states, name
         assert sum(p for _, p in spec.next_states) == pytest.approx(1.0)
         assert all(n in STATES for n, _ in spec.next_states)
+
+
+def test_spindles_report_their_wear_and_episodes_come_only_when_asked():
+    from indunet.sim.wear import Spindle
+
+    plain = _run(5, 3600, every_s=10)
+    machines = build_plants(2, 6, seed=5)
+    machines[2].spindle = Spindle(install_ms=T0 - 100 * 3_600_000, life_h=120.0, vib0=2, temp0=36)
+    sim = PlantSim(machines, seed=5)
+    steps = [sim.step(T0 + k * 1000) for k in range(0, 3600, 10)]
+    # the spindle adds its two readings; the other payloads are as without it
+    for k, step in enumerate(steps):
+        for i, (path, payload) in enumerate(step):
+            if i == 2:
+                assert 2 < payload["spindle_vib_mm_s"] < 6 and 35 < payload["spindle_temp_c"] < 60
+            else:
+                assert json.dumps([str(path), payload], sort_keys=True) == plain[k * 6 + i]
+    assert all("spindle_vib_mm_s" not in p for _, p in steps[0][:2])
+
+
+def test_anomaly_episodes_surge_the_power_or_knock_the_spindle():
+    from indunet.sim.wear import Spindle
+
+    machines = build_plants(2, 6, seed=9)
+    for m in machines[:3]:
+        m.spindle = Spindle(install_ms=T0, life_h=200.0, vib0=2.0, temp0=36.0)
+    sim = PlantSim(machines, seed=9, anomalies_per_h=60)
+    surges = knocks = 0
+    first = None
+    for k in range(0, 4 * 3600):
+        for m, (_, payload) in zip(machines, sim.step(T0 + k * 1000), strict=True):
+            if payload["power_kw"] > m.rated_kw * 1.3:
+                surges += 1
+                assert m.episode is not None and m.episode[0] == "surge"
+                first = k if first is None else first
+            if payload.get("spindle_vib_mm_s", 0) > 5.5:
+                knocks += 1
+                first = k if first is None else first
+    assert surges > 0 and knocks > 0
+    assert first is not None and 60 <= first <= 160  # the first a minute or two in
+    quiet = PlantSim(build_plants(2, 6, seed=9), seed=9)
+    for k in range(0, 3600, 5):
+        for _, payload in quiet.step(T0 + k * 1000):
+            assert "spindle_vib_mm_s" not in payload
+    assert all(m.episode is None for m in quiet.machines)

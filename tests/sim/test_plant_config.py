@@ -61,3 +61,26 @@ def test_simulated_run_through_the_watcher(historian):
     assert early["label"] == "2026-06-02 early" and early["machines"] == 6
     assert early["oee"] is not None and 0 < early["oee"] <= 1
     assert early["apt_ms"] + sum(early["stop_ms"].values()) == early["pbt_ms"]
+
+
+def test_demo_condition_adds_monitors_and_the_spindle_class(tmp_path):
+    from indunet.condition.monitors import pattern_matches
+    from indunet.sim.plant_config import demo_condition
+
+    plants = build_plants(3, 12, seed=7)
+    cfg = demo_condition(demo_plant_config(plants), plants, tmp_path / "runs")
+    assert [m.id for m in cfg.monitors] == [
+        "power-surge", "spindle-vibration", "spindle-temperature",
+    ]  # fmt: skip
+    assert len(cfg.machines) == 12 and cfg.sites == demo_plant_config(plants).sites
+    (spindle,) = cfg.rul
+    machining = [str(m.path) for m in plants if m.path.area == "machining"]
+    assert spindle.machines == machining and len(machining) == 3
+    assert spindle.runs_dir == tmp_path / "runs" and spindle.cycle_s == 3600
+    assert spindle.horizon < spindle.cap
+    vib = cfg.monitors[1]
+    assert all(pattern_matches(vib.pattern, f"{m}/spindle_vib_mm_s") for m in machining)
+    assert not pattern_matches(vib.pattern, f"{plants[0].path}/spindle_vib_mm_s")  # press-shop
+    # no machining machine: monitors, but no asset class to fit
+    few = build_plants(3, 3, seed=7)
+    assert demo_condition(demo_plant_config(few), few, tmp_path).rul == []

@@ -493,7 +493,7 @@ def _connack(port: int, user: str | None, password: str | None) -> int:
         client.disconnect()
 
 
-def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path):
+def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path, browser):
     port = free_port()
     cmd = [_indunet(), "demo", "--port", str(port), "--data-dir", str(tmp_path / "data"),
            "--machines", "6", "--sites", "2", "--hours", "1", "--nation", "500"]  # fmt: skip
@@ -552,6 +552,35 @@ def test_demo_serves_live_machines_and_stops_cleanly_on_ctrl_c(tmp_path):
         point = {"tag": "site-01/press-shop/line-01/m-001/probe", "ts": now_ms(), "value": 1}
         sent = httpx.post(f"{base}/api/v1/ingest", json=point, headers={"X-Device-Key": key})
         assert sent.status_code == 200, sent.text
+        # condition monitoring without any config: anomaly monitors, spindles' RUL, the Fleet
+        monitors = http.get("/api/v1/monitors").json()
+        assert {m["id"] for m in monitors["monitors"]} == {
+            "power-surge", "spindle-vibration", "spindle-temperature",
+        }  # fmt: skip
+        spindles = {"site-01/machining/line-01/m-003", "site-02/machining/line-01/m-004"}
+        deadline = time.monotonic() + 60  # the first estimate follows the model's fit
+        rul: list[dict] = []
+        while time.monotonic() < deadline and len(rul) < 2:
+            found = http.get("/api/v1/condition/rul").json()["estimates"]
+            rul = [r for r in found if r["status"] == "ok"]
+            time.sleep(0.5)
+        assert {r["machine"] for r in rul} == spindles, rul
+        for r in rul:  # cycles of an operating hour: the worn spindle near its end, one healthy
+            assert r["asset_class"] == "spindle" and r["low"] <= r["rul"] <= r["high"]
+        assert min(r["rul"] for r in rul) < 24 <= max(r["rul"] for r in rul)
+        assert len(list((tmp_path / "data" / "rul-runs").glob("*.csv"))) == 30
+        fleet = http.get("/fleet").text
+        ranked = re.findall(r'<tr class="[^"]*" data-machine="([^"]+)"', fleet)
+        assert len(ranked) >= 6 and ranked[0] in spindles, ranked  # the worn spindle first
+        page = browser.new_page()
+        page.context.add_cookies(
+            [{"name": k, "value": v, "url": base} for k, v in http.cookies.items()]
+        )
+        page.goto(f"{base}/fleet")
+        rows = page.locator("table.fleet tbody tr")
+        assert rows.count() >= 6
+        assert rows.first.locator("td.rul .badge").inner_text() == "alarm"
+        page.close()
         # the embedded broker has tenants: its logins kept private, no anonymous client
         kept = tmp_path / "data" / "demo-broker.json"
         assert oct(kept.stat().st_mode)[-3:] == "600"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
+import httpx
 import numpy as np
 import uvicorn
 
@@ -53,7 +54,7 @@ class Server:
         self.historian = open_historian(self.settings)
         config = uvicorn.Config(
             create_app(self.settings, self.historian), host="127.0.0.1", port=self.port,
-            log_level="warning",
+            log_level="warning", timeout_graceful_shutdown=2,  # as `indunet serve`: open streams
         )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -147,7 +148,8 @@ def test_andon_from_a_phone_on_the_wall_within_2_s_and_across_a_restart(settings
         assert not wall_errors and not phone_errors, (wall_errors, phone_errors)
         # revoking the key turns the wall to its signed-out state
         DisplayKeys(server.historian).revoke("demo", key["key_id"], now_ms=int(time.time() * 1000))
-        wall.locator("#lost", has_text="revoked").wait_for(timeout=5000)
+        # the open stream does not ask again: the next whole-wall load (15 s at most) does
+        wall.locator("#lost", has_text="revoked").wait_for(timeout=20_000)
     finally:
         server.stop()
 
@@ -187,5 +189,132 @@ def test_archived_report_prints_on_a4_landscape(settings_factory, browser):
         assert page.locator("#kpi-oee b").inner_text().endswith("%")
         pdf = page.pdf(format="A4", landscape=True, prefer_css_page_size=True)
         assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+    finally:
+        server.stop()
+
+
+def _reading(page, tag: str, text: str, via_event: bool) -> None:
+    """Wait until the wall's power reading of ``tag`` reads ``text``, put there by a stream
+    event (``via_event``) or by a whole-wall load (a poll re-renders the tiles)."""
+    page.wait_for_function(
+        """([tag, text, via]) => [...document.querySelectorAll(".reading[data-tag]")].some(
+               r => r.dataset.tag === tag && r.textContent.startsWith(text)
+                    && (r.dataset.via === "event") === via)""",
+        arg=[tag, text, via_event],
+        timeout=15_000,
+    )
+
+
+def test_wall_follows_the_event_stream_and_polls_when_it_drops(settings_factory, browser):
+    settings = settings_factory(plant=PLANT)
+    server = Server(settings, free_port()).start()
+    tag = f"{M1}/power_kw"
+    try:
+        now = int(time.time() * 1000)
+        auth = AuthStore(server.historian)
+        loader = auth.create_key("demo", "admin", name="loader", now_ms=now).secret
+        key = DisplayKeys(server.historian).create("demo", LINE, now_ms=now)
+
+        def ingest(value: float) -> None:
+            r = httpx.post(
+                f"{server.url}/api/v1/ingest",
+                json={"tag": tag, "ts": int(time.time() * 1000), "value": value},
+                headers={"Authorization": f"Bearer {loader}"},
+            )
+            assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
+
+        ingest(3.0)
+        wall = browser.new_page(viewport={"width": 1920, "height": 1080})
+        errors: list[str] = []
+        wall.on("pageerror", lambda e: errors.append(str(e)))
+        first = wall.goto(f"{server.url}/wall/{LINE}?display_key={key['secret']}&every=5")
+        # the security headers hold: no inline script, scripts only from this server
+        policy = first.headers["content-security-policy"]
+        script_src = next(p for p in policy.split("; ") if p.startswith("script-src"))
+        assert "'unsafe-inline'" not in script_src
+        assert wall.evaluate("[...document.scripts].every(s => s.src && !s.textContent.trim())")
+        wall.locator('body[data-stream="open"]').wait_for(timeout=10_000)
+        loads = wall.get_attribute("body", "data-loads")
+        ingest(42.5)  # over HTTP ingest: the value reaches the wall as a stream event
+        _reading(wall, tag, "42.5 kW", via_event=True)
+        assert wall.get_attribute("body", "data-loads") == loads or (
+            # a 15 s refresh may have run meanwhile; the reading came from the event anyway
+            wall.get_attribute("body", "data-event").startswith("values:")
+        )
+        # an Andon call raised through the API is on the wall from its event
+        auth.add_user("otto", PASSWORD, now_ms=now)
+        auth.grant("otto", "demo", "operator")
+        otto = auth.create_key("demo", "operator", name="otto", now_ms=now).secret
+        r = httpx.post(
+            f"{server.url}/api/v1/andon/calls",
+            params={"scope": LINE},
+            json={"reason": "material", "note": "coil"},
+            headers={"Authorization": f"Bearer {otto}"},
+        )
+        assert r.status_code == 201, r.text
+        wall.locator("#andon-bar.on .call.open").wait_for(timeout=5000)
+        assert int(wall.get_attribute("body", "data-loads")) > int(loads)
+
+        # a wall whose stream cannot open polls instead, and shows the new value all the same
+        polled = browser.new_page(viewport={"width": 1920, "height": 1080})
+        polled.on("pageerror", lambda e: errors.append(str(e)))
+        polled.route("**/api/v1/wall-events/**", lambda route: route.abort())
+        polled.goto(f"{server.url}/wall/{LINE}?display_key={key['secret']}&every=1")
+        polled.locator("body[data-loads]").wait_for(timeout=10_000)
+        assert polled.get_attribute("body", "data-stream") == "down"
+        before = int(polled.get_attribute("body", "data-loads"))
+        ingest(17.5)
+        _reading(polled, tag, "17.5 kW", via_event=False)
+        assert int(polled.get_attribute("body", "data-loads")) > before
+        assert polled.get_attribute("body", "data-event") is None  # no stream event at all
+        assert not errors, errors
+    finally:
+        server.stop()
+
+
+def test_wall_works_without_javascript(settings_factory, browser):
+    settings = settings_factory(plant=PLANT)
+    server = Server(settings, free_port()).start()
+    try:
+        now = int(time.time() * 1000)
+        auth = AuthStore(server.historian)
+        loader = auth.create_key("demo", "admin", name="loader", now_ms=now).secret
+        r = httpx.post(
+            f"{server.url}/api/v1/ingest",
+            json={"tag": f"{M1}/power_kw", "ts": now, "value": 7.25},
+            headers={"Authorization": f"Bearer {loader}"},
+        )
+        assert r.status_code == 200, r.text
+        AndonStore(server.historian).raise_call(
+            PlantStore(server.historian, settings.plant).effective("demo"), "demo",
+            target=M1, reason="quality", note="<b>burr</b>", by="otto", now_ms=now,
+        )  # fmt: skip
+        key = DisplayKeys(server.historian).create("demo", LINE, now_ms=now)
+        context = browser.new_context(java_script_enabled=False)
+        page = context.new_page()
+        page.goto(f"{server.url}/wall/{LINE}?display_key={key['secret']}&views=status,andon")
+        # rendered by the server: the tiles with their power, the call on top and in its view
+        assert "7.2 kW" in page.locator(f'.tile[data-machine="{M1}"]').inner_text()
+        assert "QUALITY · m1" in page.locator("#andon-bar.on").inner_text()
+        assert page.locator("#view-status.here").count() == 1
+        assert page.locator("#calls td", has_text="<b>burr</b>").count() == 1  # escaped
+        # it reloads itself, on to the next view (the rotation without JavaScript)
+        refresh = page.locator("noscript").first.inner_html()
+        assert 'http-equiv="refresh"' in refresh and "at=1" in refresh
+        page.goto(f"{server.url}/wall/{LINE}?views=status,andon&at=1")
+        assert page.locator("#view-andon.here").count() == 1
+        assert page.locator("#view-name").inner_text() == "Andon calls"
+        context.close()
+        # hostile or unknown parameters: refused, never rendered
+        http = httpx.Client(base_url=server.url, cookies={"indunet_display": key["secret"]})
+        assert http.get(f"/wall/{LINE}", params={"at": "-1"}).status_code == 422
+        assert http.get(f"/wall/{LINE}", params={"at": "x"}).status_code == 422
+        assert http.get(f"/wall/{LINE}/nowhere").status_code == 404
+        assert http.get(f"/api/v1/wall-events/{LINE}/nowhere").status_code == 404
+        assert http.get("/api/v1/wall-events/s2/press/l1").status_code == 403  # not its scope
+        assert http.get("/api/v1/events").status_code == 403  # a display key: wall routes only
+        shown = http.get(f"/wall/{LINE}", params={"views": "status,<script>", "at": "7"})
+        assert shown.status_code == 200 and "<script>" not in shown.text.split("</head>")[1]
+        http.close()
     finally:
         server.stop()

@@ -7,14 +7,16 @@ never blocks the publisher. Events have a kind, a per-kind sequence number and J
 - ``alarm``: an alarm lifecycle event (raised, returned, acknowledged, …), SSE id ``alarm:SEQ``;
 - ``values``: the newest value of every tag that changed since the last ``values`` event, at most
   about one per second (`indunet.api.live.ValueFeed` coalesces the historian's writes);
-- ``state``: a machine's state changed (from the plant watcher).
+- ``state``: a machine's state changed (from the plant watcher);
+- ``andon``: an Andon call was raised, taken, resolved or cancelled (call id, line, machine,
+  state), so wall screens redraw their calls at once.
 
 ``GET /api/v1/events`` streams them. Only kinds with a replay source (``alarm``) carry an SSE
 ``id``, so a browser's ``Last-Event-ID`` always names the last alarm it saw, and a client
 reconnecting with it first gets the alarms it missed from the alarm events table, then the live
-events. ``values`` and ``state`` are not replayed: they describe the present (reload the page's
-fragments after a reconnect). ``?prefix=site/area`` limits alarms, values and states to one part
-of the plant (which also lets a site-limited grant subscribe).
+events. ``values``, ``state`` and ``andon`` are not replayed: they describe the present (reload
+the page's fragments after a reconnect). ``?prefix=site/area`` limits alarms, values, states and
+calls to one part of the plant (which also lets a site-limited grant subscribe).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from fastapi.responses import StreamingResponse
 from indunet.errors import DataError
 from indunet.uns import parse_prefix
 
-__all__ = ["EventBus", "StreamEvent", "Subscription", "router"]
+__all__ = ["EventBus", "StreamEvent", "Subscription", "router", "sse_response"]
 
 router = APIRouter(tags=["events"])
 
@@ -87,7 +89,10 @@ class StreamEvent:
             if len(rows) == len(data["values"]):
                 return self
             return StreamEvent(self.kind, self.seq, {**data, "values": rows})
-        name = data.get("machine") if self.kind == "state" else data.get("source")
+        if self.kind == "andon":  # a call for a line or one of its machines
+            name = data.get("machine") or data.get("line")
+        else:
+            name = data.get("machine") if self.kind == "state" else data.get("source")
         return self if _under(name, prefix) else None
 
 
@@ -295,7 +300,7 @@ async def events(
     request: Request,
     kinds: Annotated[
         str | None,
-        Query(description="Comma list of event kinds (default: all): alarm, values, state"),
+        Query(description="Comma list of event kinds (default: all): alarm, values, state, andon"),
     ] = None,
     prefix: Annotated[
         str | None,
@@ -331,8 +336,22 @@ async def events(
         except ValueError as exc:
             bus.unsubscribe(sub)
             raise HTTPException(422, str(exc)) from exc
+    return _response(_stream(request, bus, sub, backlog, keepalive_s))
+
+
+def _response(body: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(
-        _stream(request, bus, sub, backlog, keepalive_s),
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def sse_response(
+    request: Request, kinds: frozenset[str], prefix: str, keepalive_s: float = 15.0
+) -> StreamingResponse:
+    """Stream the live events of some kinds under ``prefix`` (no replay): another route's own
+    view of the stream, e.g. a wall screen's (`indunet.web.wall`)."""
+    bus = get_bus(request)
+    sub = bus.subscribe(kinds, prefix)
+    return _response(_stream(request, bus, sub, [], keepalive_s))

@@ -2,9 +2,10 @@
 
 A display key (``iwd_<id>_<secret>``) is issued by an admin for one enterprise and one scope (a
 site, area or line path). It acts as a viewer whose grant is limited to that scope, and only on
-the wall routes (``/wall/…`` and ``/api/v1/wall/…``; `indunet.auth.web.authorise` refuses it
-everywhere else). The screen opens ``/wall/<scope>?display_key=…`` once; the server answers with
-a long-lived HttpOnly cookie and a redirect to the clean URL, so the key leaves the address bar.
+the wall routes (``/wall/…``, ``/api/v1/wall/…`` and the wall's event stream
+``/api/v1/wall-events/…``; `indunet.auth.web.authorise` refuses it everywhere else). The screen
+opens ``/wall/<scope>?display_key=…`` once; the server answers with a long-lived HttpOnly cookie
+and a redirect to the clean URL, so the key leaves the address bar.
 Only the SHA-256 of the key is stored; the key survives server restarts (it lives in the
 historian's database) and ends at once when revoked.
 """
@@ -50,7 +51,7 @@ _CACHES: weakref.WeakKeyDictionary[Historian, dict[str, tuple[Principal, str, fl
 
 def is_wall_path(path: str) -> bool:
     """Tell whether a route template is a wall route (the only ones a display key may call)."""
-    return path.startswith(("/wall/", "/api/v1/wall/"))
+    return path.startswith(("/wall/", "/api/v1/wall/", "/api/v1/wall-events/"))
 
 
 def _sha256(text: str) -> str:

@@ -197,6 +197,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/display-keys"): _A,
     ("DELETE", "/api/v1/display-keys/{key_id}"): _A,
     ("GET", "/api/v1/wall/{path:path}"): _V,  # also a display key of the scope (auth/display.py)
+    ("GET", "/api/v1/wall-events/{path:path}"): _SV,  # the wall's live events, as above
     ("GET", "/wall/{path:path}"): _V,
     ("GET", "/andon"): _V,  # the phone page; its actions need the operator role
     ("GET", "/reports"): _V,  # report archive

@@ -489,10 +489,11 @@ def demo(
     from indunet.connect.broker import EmbeddedBroker
     from indunet.connect.broker_acl import hash_password
     from indunet.connect.mqtt import with_credentials
-    from indunet.sim.backfill import backfill_history, carry_on_counters
+    from indunet.sim.backfill import backfill_history, backfill_spindles, carry_on_counters
     from indunet.sim.live import PlantSim, build_plants
-    from indunet.sim.plant_config import demo_plant_config
+    from indunet.sim.plant_config import demo_condition, demo_plant_config
     from indunet.sim.publish import SimPublisher
+    from indunet.sim.wear import write_training_runs
 
     if federation and mqtt_url is not None:
         raise ConfigError("--federation runs on the embedded broker: leave out --mqtt-url")
@@ -501,7 +502,11 @@ def demo(
     settings = load_settings(data_dir=data_dir, port=port, db=db)
     _check_port(settings.host, settings.port)
     plants = build_plants(sites, machines, seed)
-    plant_config = demo_plant_config(plants)
+    # condition monitoring: anomaly monitors, and spindles' RUL learnt from simulated runs to
+    # failure (written once into the data dir, where `[[plant.rul]]` runs_dir would point)
+    runs_dir = Path(data_dir) / "rul-runs"
+    write_training_runs(runs_dir)
+    plant_config = demo_condition(demo_plant_config(plants), plants, runs_dir)
     command_secret = secrets.token_hex(16)  # shared by the platform and the demo's edge agent
     if edge:
         from indunet.sim.edge_devices import old_press_machine
@@ -534,8 +539,12 @@ def demo(
             historian, settings.enterprise, plants, hours=hours, now_ms=int(time.time() * 1000)
         )
     carry_on_counters(historian, settings.enterprise, plants)  # counters never fall back
+    # the machining machines' spindles, each worn to its own age, with their life so far
+    backfill_spindles(
+        historian, settings.enterprise, plants, now_ms=int(time.time() * 1000), history=bool(hours)
+    )
     broker = None
-    ingest = publisher = alarm_service = watcher = edge_demo = None
+    ingest = publisher = alarm_service = watcher = edge_demo = rul_service = None
     nation_loader: threading.Thread | None = None
     chain_live = None  # the supply chain follows the plant and the regional monitor
     uplink_consumer = None
@@ -580,7 +589,9 @@ def demo(
             client_id="indunet-demo-ingest",
             mqtt_version=4 if broker else 5,
         )
-        publisher = SimPublisher(PlantSim(plants, seed), client_urls["sim"], settings.enterprise)
+        # a few anomaly episodes an hour (current surges, spindle knocks) for the monitors
+        sim = PlantSim(plants, seed, anomalies_per_h=DEMO_ANOMALIES_PER_H)
+        publisher = SimPublisher(sim, client_urls["sim"], settings.enterprise)
         ingest.start()
         publisher.start()
         if edge:
@@ -593,6 +604,7 @@ def demo(
         app.state.mqtt = ingest
         watcher = _start_plant_watcher(app, historian, settings, history_h=max(hours, 1))
         alarm_service = _start_alarms(app, historian, settings, demo_plants=plants)
+        rul_service = _start_rul(app, historian, settings)  # after: it feeds the alarms
         if federation and broker is not None:  # plants of their own, uplinking to this region
             from indunet.federation.regional import UplinkConsumer
             from indunet.federation.settings import FederationSettings
@@ -640,6 +652,9 @@ def demo(
                     f"stock and shipments; click a site for its areas, lines and machines\n"
                     f"    a machine: live values, state timeline, OEE losses, stops to explain, "
                     f"alarms to acknowledge, a zoomable chart per tag\n"
+                    f"    Fleet: machines ranked by remaining useful life (the machining "
+                    f"machines' spindles wear out) and anomaly score (now and then a current "
+                    f"surge or a spindle knock)\n"
                     f"    also Alarms, Energy, Business, Data, Region (a simulated nation, "
                     f"2020), Chain (Hubei stops 4 weeks), Docking (the mask shortage)\n"
                     f"  sign in as user {login['user']} with password {login['password']}\n"
@@ -692,6 +707,8 @@ def demo(
             plant.stop()
         if uplink_consumer is not None:
             uplink_consumer.stop()
+        if rul_service:
+            rul_service.stop()
         if alarm_service:
             alarm_service.stop()
         if watcher:
@@ -708,6 +725,10 @@ def demo(
             broker.stop()
         historian.close()
     typer.echo("indunet demo stopped.")
+
+
+#: anomaly episodes the demo's simulator plays per hour, over all machines
+DEMO_ANOMALIES_PER_H = 6.0
 
 
 def _load_demo_nation(app: Any, enterprises: int) -> None:

@@ -11,15 +11,25 @@ from collections.abc import Sequence
 
 import pyarrow.compute as pc
 
+from indunet.errors import DataError
 from indunet.sim.live import SimMachineState
 from indunet.sim.plant import SimMachine, simulate
 from indunet.store.base import Historian
 
-__all__ = ["BACKFILL_STEP_MS", "backfill_history", "carry_on_counters", "stored_latest"]
+__all__ = [
+    "BACKFILL_STEP_MS",
+    "SPINDLE_AREA",
+    "backfill_history",
+    "backfill_spindles",
+    "carry_on_counters",
+    "stored_latest",
+]
 
 BACKFILL_STEP_MS = 10_000
 #: the back-filled tags (not temperature: the batch model's would not join the live one)
 BACKFILL_TAGS = ("power_kw", "parts_total", "scrap_total")
+#: the machines of this area have a spindle that wears out (the demo's RUL asset class)
+SPINDLE_AREA = "machining"
 
 
 def stored_latest(historian: Historian, enterprise: str) -> dict[str, tuple[int, float | None]]:
@@ -92,3 +102,51 @@ def carry_on_counters(
                 continue
             value = stored[1]
             setattr(m, attr, int(value) if attr == "scrap" else float(value))
+
+
+def backfill_spindles(
+    historian: Historian,
+    enterprise: str,
+    machines: Sequence[SimMachineState],
+    *,
+    now_ms: int,
+    history: bool = True,
+    seed: int = 7,
+) -> int:
+    """Give the machining machines their spindles (`indunet.sim.wear`) and write the missing
+    part of each spindle's life so far; return the points written.
+
+    A spindle already stored keeps its install time (its first stored reading) and gets only
+    the gap after its newest reading. Without ``history`` new spindles are installed now.
+    """
+    from indunet.sim.wear import SENSORS, demo_spindles, spindle_history
+
+    fitted = [m for m in machines if m.path.area == SPINDLE_AREA]
+    if not fitted:
+        return 0
+    first: dict[str, int] = {}
+    for m in fitted:
+        tag = str(m.path.tag(SENSORS[0]))
+        try:
+            found = historian.series(enterprise, tag, 0, now_ms + 1, limit=1)
+        except DataError:  # never written
+            found = None
+        if found is not None and found.num_rows:
+            first[str(m.path)] = int(found.column("ts")[0].as_py())
+        elif not history:
+            first[str(m.path)] = now_ms
+    spindles = demo_spindles([m.path for m in fitted], now_ms, seed=seed, installed=first)
+    for m in fitted:
+        m.spindle = spindles[str(m.path)]
+    if not history:
+        return 0
+    latest = stored_latest(historian, enterprise)
+    after = {
+        str(m.path): latest[str(m.path.tag(SENSORS[0]))][0]
+        for m in fitted
+        if str(m.path.tag(SENSORS[0])) in latest
+    }
+    batch = spindle_history(enterprise, spindles, now_ms // 1000 * 1000, after=after, seed=seed)
+    if batch.table.num_rows == 0:
+        return 0
+    return historian.write(batch, source="demo").stored

@@ -7,6 +7,13 @@ of ``now_ms`` give the same payloads, byte for byte.
 Each state's duration is drawn from its own distribution (`STATES`): waits while idle are
 memoryless (exponential), changeovers are a few similar steps (gamma), production runs, repairs
 and shift gaps are skewed (lognormal). Power follows the machine's work cycle while running.
+
+A machine with a spindle (`indunet.sim.wear`) also reports its spindle's vibration and
+temperature, which drift up as it wears. With ``anomalies_per_h``, now and then a machine
+misbehaves for a few seconds (an episode): a current surge (power far above its rated load) or,
+on a spindle, a bearing knock (vibration and heat far above normal), for the anomaly monitors
+to find. The first episode comes a minute or two after the start, so a demo shows one soon.
+Episodes draw from their own random stream: without them the payloads are the same as before.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from indunet.sim.wear import Spindle, spindle_noise, spindle_trend
 from indunet.uns import MachinePath
 
 __all__ = ["STATES", "PlantSim", "SimMachineState", "StateSpec", "build_plants"]
@@ -57,6 +65,11 @@ STATES: dict[str, StateSpec] = {
 }
 _AREAS = ("press-shop", "machining", "assembly")
 _CATCH_UP_MS = 86_400_000  # after a long pause, replay at most a day of state changes
+#: an episode: a current surge (power × factor) or a bearing knock (vibration + mm/s, heat + °C)
+SURGE_FACTOR = (1.6, 2.0)
+KNOCK_MM_S = (4.0, 7.0)
+EPISODE_S = (15.0, 40.0)
+SPINDLE_JITTER = 0.005  # second-to-second jitter of the spindle's minute readings
 
 
 @dataclass(slots=True)
@@ -75,6 +88,9 @@ class SimMachineState:
     temp_c: float = 25.0
     last_ms: int | None = None
     log: list[tuple[int, str]] = field(default_factory=list)
+    spindle: Spindle | None = None
+    episode: tuple[str, int, float] | None = None  # kind, until (ms), strength
+    spindle_noise: tuple[int, float, float] = (-1, 0.0, 0.0)  # minute, its vibration and heat
 
 
 def build_plants(sites: int, machines: int, seed: int = 7) -> list[SimMachineState]:
@@ -100,9 +116,43 @@ def build_plants(sites: int, machines: int, seed: int = 7) -> list[SimMachineSta
 class PlantSim:
     """Advance the machines in time and produce their payloads."""
 
-    def __init__(self, machines: list[SimMachineState], seed: int = 7) -> None:
+    def __init__(
+        self, machines: list[SimMachineState], seed: int = 7, *, anomalies_per_h: float = 0.0
+    ) -> None:
         self.machines = machines
         self.rng = np.random.default_rng(seed + 1)
+        self.anomalies_per_h = anomalies_per_h
+        self._events = np.random.default_rng(seed + 2)  # episodes and spindle readings
+        self._next_episode_ms: int | None = None
+
+    def _episodes(self, now_ms: int) -> None:
+        """Start the episodes due by ``now_ms`` (at most one a step), end the finished ones."""
+        for m in self.machines:
+            if m.episode is not None and now_ms >= m.episode[1]:
+                m.episode = None
+        if self.anomalies_per_h <= 0:
+            return
+        if self._next_episode_ms is None:  # the first: a minute or two after the start
+            self._next_episode_ms = now_ms + int(self._events.uniform(60_000, 120_000))
+        if now_ms < self._next_episode_ms:
+            return
+        mean_ms = 3_600_000 / self.anomalies_per_h
+        self._next_episode_ms = now_ms + max(int(self._events.exponential(mean_ms)), 1000)
+        # a surge needs a running machine; a knock, a spindle
+        pool = [
+            m
+            for m in self.machines
+            if m.episode is None and (m.state == "running" or m.spindle is not None)
+        ]
+        if not pool:
+            return
+        m = pool[int(self._events.integers(len(pool)))]
+        until = now_ms + int(self._events.uniform(*EPISODE_S) * 1000)
+        knock = m.spindle is not None and (m.state != "running" or self._events.random() < 0.5)
+        if knock:
+            m.episode = ("knock", until, float(self._events.uniform(*KNOCK_MM_S)))
+        else:
+            m.episode = ("surge", until, float(self._events.uniform(*SURGE_FACTOR)))
 
     def _transition(self, m: SimMachineState, now_ms: int) -> None:
         first = m.until_ms == 0
@@ -125,14 +175,33 @@ class PlantSim:
             share *= 0.7 + 0.3 * math.sin(math.pi * phase) ** 2
         return max(m.rated_kw * share * float(self.rng.normal(1.0, 0.04)), 0.0)
 
+    def _spindle(self, m: SimMachineState, now_ms: int) -> tuple[float, float]:
+        """The spindle's readings: its sensors' RMS over a minute (one noise draw a minute, as
+        in the back-filled history) with a little jitter from second to second."""
+        assert m.spindle is not None
+        minute = now_ms // 60_000
+        if m.spindle_noise[0] != minute:
+            vib_noise, heat_noise = spindle_noise(self._events)
+            m.spindle_noise = (minute, float(vib_noise), float(heat_noise))
+        vib, heat = spindle_trend(m.spindle, now_ms)
+        jitter = self._events.normal(0, SPINDLE_JITTER, 2)
+        return (
+            float(vib) + m.spindle_noise[1] + float(jitter[0]),
+            float(heat) + m.spindle_noise[2] + float(jitter[1]),
+        )
+
     def step(self, now_ms: int) -> list[tuple[MachinePath, dict]]:
         """Return each machine's payload at ``now_ms`` (contract of DESIGN.md §3)."""
         out = []
+        self._episodes(now_ms)
         for m in self.machines:
             self._transition(m, now_ms)
             dt_s = 0.0 if m.last_ms is None else max(now_ms - m.last_ms, 0) / 1000
             m.last_ms = now_ms
             power = self._power_kw(m, now_ms)
+            kind, _, strength = m.episode or ("", 0, 0.0)
+            if kind == "surge" and m.state == "running":
+                power *= strength
             m.energy_kwh += power * dt_s / 3600
             if m.state == "running":
                 before = int(m.parts)
@@ -144,19 +213,21 @@ class PlantSim:
             m.temp_c += (target - m.temp_c) * min(dt_s / 600, 1.0)
             temp = m.temp_c + float(self.rng.normal(0, 0.1))
             parts = int(m.parts)
-            out.append(
-                (
-                    m.path,
-                    {
-                        "timestamp_ms": now_ms,
-                        "power_kw": round(power, 3),
-                        "energy_kwh": round(m.energy_kwh, 4),
-                        "parts_total": parts,
-                        "good_total": parts - m.scrap,
-                        "scrap_total": m.scrap,
-                        "temp_c": round(temp, 2),
-                        "state": m.state,
-                    },
-                )
-            )
+            payload = {
+                "timestamp_ms": now_ms,
+                "power_kw": round(power, 3),
+                "energy_kwh": round(m.energy_kwh, 4),
+                "parts_total": parts,
+                "good_total": parts - m.scrap,
+                "scrap_total": m.scrap,
+                "temp_c": round(temp, 2),
+                "state": m.state,
+            }
+            if m.spindle is not None:
+                vib, heat = self._spindle(m, now_ms)
+                if kind == "knock":
+                    vib, heat = vib + strength, heat + 2 * strength
+                payload["spindle_vib_mm_s"] = round(float(vib), 3)
+                payload["spindle_temp_c"] = round(float(heat), 2)
+            out.append((m.path, payload))
         return out

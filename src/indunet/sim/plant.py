@@ -58,7 +58,9 @@ def simulate(
             state[i : i + length] = rng.choice([0, 1, 2], p=[0.1, 0.25, 0.65])
             i += length
         noise = rng.normal(0, 0.05, n)
-        power = np.where(state == 2, m.run_kw, np.where(state == 1, m.idle_kw, 0.05))
+        # running: the work cycle's shape, a peak once per part (as `sim.live` draws it)
+        shape = 0.7 + 0.3 * np.sin(np.pi * ((ts / 1000 / m.cycle_s) % 1.0)) ** 2
+        power = np.where(state == 2, m.run_kw * shape, np.where(state == 1, m.idle_kw, 0.05))
         power = np.round(power * (1 + noise).clip(0.8, 1.2), 3)
         parts = np.cumsum((state == 2) * (step_ms / 1000.0 / m.cycle_s))
         made = np.diff(np.floor(parts), prepend=0.0).astype(np.int64)

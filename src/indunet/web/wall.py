@@ -1,9 +1,16 @@
 """Wall screens (``/wall/<scope>``), the Andon phone page (``/andon``) and the report archive.
 
 A wall page is a kiosk view of a site, area or line: no navigation, big type sized from the
-screen's height (1080p and 4K alike), data polled every 1–5 s from ``/api/v1/wall/<scope>``,
-views rotating (line status, Andon calls, OEE vs target, loss Pareto), and active Andon calls
-always on top. A lost link shows a full-width "link lost" bar and retries until the server is
+screen's height (1080p and 4K alike), views rotating (line status with each machine's power,
+Andon calls, OEE vs target, loss Pareto), and active Andon calls always on top.
+
+The page comes rendered from the server, so it works without JavaScript too (it then reloads
+itself every few seconds and rotates its views by reloading). With JavaScript it follows the
+wall's event stream ``/api/v1/wall-events/<scope>`` (values, machine states and Andon calls
+under the scope, as server-sent events): a power reading or state shows as it is written, a
+call as it is raised, and the whole wall (``/api/v1/wall/<scope>``: OEE, Pareto) is refreshed
+on a state or call event and every 15 s. When the stream drops, the wall polls every 1–5 s
+until it is back. A lost link shows a full-width "link lost" bar and retries until the server is
 back. Screens sign in with a display key (`indunet.auth.display`): the first visit carries
 ``?display_key=…``; the answer sets a long-lived HttpOnly cookie and redirects to the clean URL.
 """
@@ -22,6 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from indunet.api.deps import HistorianDep, SettingsDep
+from indunet.api.events import sse_response
 from indunet.api.routes.plant import StoreDep, _open_part, _watcher, current_state
 from indunet.api.routes.shift import AndonCall, andon_store
 from indunet.auth.display import DISPLAY_COOKIE
@@ -56,10 +64,12 @@ def wall_page(
     path: str,
     request: Request,
     store: StoreDep,
+    historian: HistorianDep,
     settings: SettingsDep,
     views: Annotated[str, Q(max_length=100)] = ",".join(VIEWS),
     rotate: Annotated[int, Q(ge=0, le=600, description="Seconds per view; 0 = no rotation")] = 15,
     every: Annotated[float, Q(ge=1, le=5, description="Seconds between updates")] = 2,
+    at: Annotated[int, Q(ge=0, le=100, description="The view shown first (index)")] = 0,
     enterprise: Annotated[str | None, Q()] = None,
 ) -> Response:
     """Show a wall screen of a site, area or line."""
@@ -80,28 +90,83 @@ def wall_page(
     except DataError as exc:
         raise HTTPException(404, str(exc)) from exc
     chosen = [v for v in views.split(",") if v in VIEWS] or list(VIEWS)
-    data_url = f"/api/v1/wall/{scope}" + (
-        f"?{urlencode({'enterprise': ent})}" if enterprise else ""
-    )
+    query = f"?{urlencode({'enterprise': ent})}" if enterprise else ""
+    here = at % len(chosen)
+    # without JavaScript the page reloads itself: the next view after `rotate` s, else the same
+    following = [(k, v) for k, v in request.query_params.multi_items() if k != "at"]
+    following.append(("at", str((here + 1) % len(chosen) if rotate else here)))
+    data = wall_data(request, store, historian, ent, scope, settings)
     return _render(
         request,
         "wall.html",
         {
             "scope": scope,
             "views": chosen,
+            "here": chosen[here],
             "rotate_s": rotate,
             "every_s": every,
-            "data_url": data_url,
+            "reload_s": max(int(rotate or every), 1),
+            "reload_url": f"/wall/{path}?{urlencode(following)}",
+            "data_url": f"/api/v1/wall/{scope}{query}",
+            # the server's plant only: the event stream carries no other tenant's events
+            "events_url": f"/api/v1/wall-events/{scope}" if ent == settings.enterprise else "",
+            "d": data,
+            "pct": _pct,
+            "ago": _ago,
         },
     )
 
 
-def _states(request: Request, store: Any, ent: str, machines: list[Any]) -> list[dict[str, Any]]:
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def _ago(ms: int | None, now_ms: int) -> str:
+    s = max(0, round((now_ms - (ms or now_ms)) / 1000))
+    return f"{s} s" if s < 60 else f"{s // 60} min"
+
+
+@api_router.get("/wall-events/{path:path}", include_in_schema=False)
+async def wall_events(
+    path: str, request: Request, store: StoreDep, settings: SettingsDep
+) -> Response:
+    """The wall's live events: values, machine states and Andon calls under its scope (SSE)."""
+    scope = path.strip("/")
+    try:
+        scope_machines(store.effective(settings.enterprise), scope)
+    except DataError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return sse_response(request, frozenset({"values", "state", "andon"}), scope)
+
+
+def _states(
+    request: Request, store: Any, historian: Any, ent: str, scope: str, machines: list[Any]
+) -> list[dict[str, Any]]:
     watcher = _watcher(request)
+    latest: dict[str, float | None] = {}
+    if any(m.power_tag for m in machines):
+        try:
+            table = historian.latest(ent, scope)
+            latest = dict(
+                zip(table.column("tag").to_pylist(), table.column("value").to_pylist(), strict=True)
+            )
+        except DataError:
+            latest = {}
     out = []
     for m in machines:
         state, since = current_state(watcher, store, ent, m.id)
-        out.append({"id": m.id, "line": m.line, "state": state or "unknown", "since_ms": since})
+        tag = f"{m.id}/{m.power_tag}" if m.power_tag else None
+        out.append(
+            {
+                "id": m.id,
+                "line": m.line,
+                "state": state or "unknown",
+                "since_ms": since,
+                "power_tag": tag,
+                "power": latest.get(tag) if tag else None,
+                "unit": m.power_unit,
+            }
+        )
     return out
 
 
@@ -149,7 +214,7 @@ def wall_data(
     return {
         "scope": scope,
         "now_ms": _now(),
-        "machines": _states(request, store, ent, machines),
+        "machines": _states(request, store, historian, ent, scope, machines),
         "andon": calls,
         **_shift_oee(request, store, historian, ent, scope, settings),
     }
@@ -160,7 +225,9 @@ class WallData(BaseModel):
 
     scope: str
     now_ms: int
-    machines: list[dict[str, Any]] = Field(description="id, line, state, since_ms")
+    machines: list[dict[str, Any]] = Field(
+        description="id, line, state, since_ms, power_tag, power (its latest value), unit"
+    )
     andon: list[AndonCall]
     shift: str | None = Field(description="The running shift's label")
     oee: dict[str, float | None] | None

@@ -196,3 +196,34 @@ def test_display_key_is_view_only_one_scope_wall_only_and_revocable(world):
     assert screen.get(f"/api/v1/wall/{LINE}").status_code == 401  # revoked: at once
     r = client.delete(f"/api/v1/display-keys/{key['key_id']}", headers=h["admin"])
     assert r.status_code == 404
+
+
+def test_call_changes_go_on_the_event_stream_for_this_plant_only(world):
+    client, h, app = world
+    sent: list[tuple[str, dict]] = []
+    bus = app.state.events
+    bus.publish_new = lambda kind, data: sent.append((kind, data))  # record, do not fan out
+    op = h["operator"]
+    body = {"reason": "material", "note": "<script>x</script>"}
+    call = client.post("/api/v1/andon/calls", params={"scope": M1}, json=body, headers=op).json()
+    act = f"/api/v1/andon/calls/{call['call_id']}"
+    client.post(f"{act}/take", params={"scope": LINE}, headers=op)
+    assert client.post(f"{act}/take", params={"scope": LINE}, headers=op).status_code == 409
+    r = client.post("/api/v1/andon/calls", params={"scope": "s9/x/y"}, json=body, headers=op)
+    assert r.status_code in (404, 422)  # refused: nothing announced
+    assert [(k, d["state"]) for k, d in sent] == [("andon", "open"), ("andon", "taken")]
+    assert sent[0][1] == {
+        "call_id": call["call_id"], "line": LINE, "machine": M1, "reason": "material",
+        "state": "open", "taken_by": None,
+    }  # fmt: skip
+    assert "note" not in sent[0][1]  # what a wall needs to redraw, not the free text
+    # another tenant's call (served from this server, not its plant) is not on this stream
+    from types import SimpleNamespace
+
+    from indunet.api.routes.shift import publish_call
+
+    request = SimpleNamespace(app=app)
+    publish_call(request, "globex", {**call, "state": "cancelled"})
+    assert len(sent) == 2
+    publish_call(request, "acme", {**call, "state": "cancelled"})
+    assert sent[-1][1]["state"] == "cancelled"

@@ -339,3 +339,13 @@ def test_live_values_and_states_over_sse(server) -> None:
         f"{base}/api/v1/events", params={"prefix": "a/b/c/d/e/f"}, headers=auth, timeout=5
     )
     assert r.status_code == 422
+
+
+def test_andon_events_are_under_their_machine_or_line():
+    for_machine = StreamEvent("andon", 1, {"line": "s1/a/l1", "machine": "s1/a/l1/m1"})
+    for_line = StreamEvent("andon", 2, {"line": "s1/a/l1", "machine": None})
+    assert for_machine.under("s1/a/l1") is for_machine and for_machine.under("s1") is for_machine
+    assert for_machine.under("s1/a/l1/m1") is for_machine
+    assert for_machine.under("s1/a/l2") is None and for_machine.under("s1/a/l") is None
+    assert for_line.under("s1/a") is for_line and for_line.under("s1/a/l1/m1") is None
+    assert StreamEvent("andon", 3, {"line": 7}).under("s1") is None  # hostile: not a path

@@ -356,6 +356,7 @@ def raise_call(
     notify = getattr(request.app.state, "andon_notify", None)
     if notify is not None:
         notify(call)
+    publish_call(request, ent, call)
     return call
 
 
@@ -413,9 +414,21 @@ def _act(request: Request, historian: Any, ent: str, call_id: str, scope: str, f
     store = andon_store(request, historian)
     try:
         _call_in_scope(store.call(ent, call_id[:64]), scope)
-        return fn(store, call_id[:64])
+        call = fn(store, call_id[:64])
     except DataError as exc:
         raise _bad(exc) from exc
+    publish_call(request, ent, call)
+    return call
+
+
+def publish_call(request: Request, ent: str, call: dict[str, Any]) -> None:
+    """Announce a changed call on the live event stream (``andon``), for this server's plant:
+    wall screens redraw their calls at once instead of at their next poll."""
+    bus = getattr(request.app.state, "events", None)
+    if bus is None or ent != request.app.state.settings.enterprise:
+        return
+    keys = ("call_id", "line", "machine", "reason", "state", "taken_by")
+    bus.publish_new("andon", {k: call.get(k) for k in keys})
 
 
 @router.post("/andon/calls/{call_id}/take", response_model=AndonCall)
