@@ -315,9 +315,12 @@ class Historian(ABC):
         n = table.num_rows
         if n == 0:
             return WriteResult()
-        encoded = pc.dictionary_encode(table.column("tag")).combine_chunks()
-        paths = encoded.dictionary.to_pylist()
-        idx = encoded.indices.to_numpy(zero_copy_only=False)
+        if batch.tag_index is not None and len(batch.tag_index[0]) == n:
+            idx, paths = batch.tag_index
+        else:
+            encoded = pc.dictionary_encode(table.column("tag")).combine_chunks()
+            paths = encoded.dictionary.to_pylist()
+            idx = encoded.indices.to_numpy(zero_copy_only=False)
         resolved = self._tags.of(batch.enterprise)
         missing = {
             p: batch.types.get(p) or _infer(table, idx, i)
