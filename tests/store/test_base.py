@@ -303,3 +303,29 @@ def test_declare_keeps_metadata_when_a_concurrent_write_created_the_tag_first(hi
         historian._load_tags = looked_up
     tag = historian.tag(E, path)
     assert (tag.unit, tag.description, tag.data_type) == ("kW", "Active power", DataType.NUMBER)
+
+
+def test_a_batch_with_numbered_tags_is_stored_as_the_same_batch_without(historian):
+    """The builder's tag numbering (chunks) stands in for hashing the tags: same rows kept,
+    same duplicates replaced, same rows refused, new tags created."""
+    from indunet.ingest.batch import BatchBuilder, ChunkTags
+
+    on = "s1/a/l/m/on"
+    historian.write(batch([(on, T0, True), (POWER, T0 + 50, 9.0)]))
+    tags = ChunkTags([POWER, on, "s1/a/l/m/new", POWER])
+    builder = BatchBuilder(E)
+    builder.extend_chunk(tags, T0 + 50, np.array([1.0, 0.0, 3.0, 4.0]), "m1")  # POWER twice
+    builder.add_number(on, T0 + 20, 5.0, "m2")  # refused: a boolean tag
+    builder.extend_chunk(tags, T0 + 10, np.array([5.0, 1.0, 7.0, 8.0]), "m3")  # late
+    numbered = builder.take()
+    assert numbered.tag_index is not None
+    plain = PointBatch(E, numbered.table, numbered.types, numbered.refs)
+    got = historian.write(numbered, source="mqtt")
+    stored = historian.series_many(E, [POWER, on, "s1/a/l/m/new"], T0, T0 + 100)
+    assert got.stored == 6 and len(got.rejected) == 1 and "m2" in got.rejected[0].ref
+    assert stored[POWER].column("value").to_pylist() == [8.0, 4.0]  # the later row won
+    assert stored[on].column("value").to_pylist() == [1.0, 1.0, 0.0]
+    again = historian.write(plain, source="mqtt")  # the same rows again: replaced, not doubled
+    assert (again.stored, len(again.rejected)) == (got.stored, len(got.rejected))
+    assert historian.series_many(E, [POWER, on, "s1/a/l/m/new"], T0, T0 + 100) == stored
+    assert historian.count(E) == 7

@@ -121,7 +121,8 @@ class BatchBuilder:
                 if tag not in types:
                     types[tag] = _NUMBER
             tags._codes, tags._owner = codes, self._generation
-        assert tags._codes is not None and len(values) == len(tags._codes)
+        if tags._codes is None or len(values) != len(tags._codes):
+            raise ValueError(f"{len(values)} values for {len(tags.tags)} tags")
         self._chunks.append((len(self._ts), tags._codes, ts, values, ref))
         self._chunk_rows += len(values)
 
