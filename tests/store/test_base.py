@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indunet.config import RetentionRule
 from indunet.errors import DataError
 from indunet.model import POINT_SCHEMA, DataType, PointBatch
 from indunet.store import TagSpec
-from indunet.store.base import DAY_MS, HOUR_MS, build_tree
+from indunet.store.base import DAY_MS, HOUR_MS, _unique_order, build_tree
 
 T0 = 1_700_000_000_000
 E = "acme"
@@ -329,3 +331,23 @@ def test_a_batch_with_numbered_tags_is_stored_as_the_same_batch_without(historia
     assert (again.stored, len(again.rejected)) == (got.stored, len(got.rejected))
     assert historian.series_many(E, [POWER, on, "s1/a/l/m/new"], T0, T0 + 100) == stored
     assert historian.count(E) == 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 2**31 - 1) | st.integers(0, 5),
+            st.integers(-(2**63), 2**63 - 1) | st.integers(T0, T0 + 10),
+        ),
+        max_size=40,
+    )
+)
+def test_unique_order_is_the_stable_sort_by_tag_then_time_keeping_the_last(rows):
+    ids = np.array([r[0] for r in rows], np.int32)
+    ts = np.array([r[1] for r in rows], np.int64)
+    got = _unique_order(ids, ts)
+    want = {}  # (id, ts) -> the last row index holding it
+    for i, key in enumerate(zip(ids.tolist(), ts.tolist(), strict=True)):
+        want[key] = i
+    assert got.tolist() == [want[k] for k in sorted(want)]

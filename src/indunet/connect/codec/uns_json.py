@@ -56,6 +56,7 @@ _TIME_KEYS = ("timestamp_ms", "ts")
 QUALITY_KEY = "$quality"  # a machine payload's {tag: quality} for values that are not good
 _BIG = float(2**63)
 _NUMBER_KINDS = frozenset((float, int))
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce  # without ndarray.min's Python wrapper
 
 
 @dataclass(slots=True)
@@ -364,7 +365,7 @@ class UnsJsonDecoder:
             array = np.array(values, np.float64)
         except OverflowError:  # an integer too big for a float
             return None
-        if not (array.min() > -_BIG and array.max() < _BIG):  # NaN fails too
+        if not (_MIN(array) > -_BIG and _MAX(array) < _BIG):  # NaN fails too
             return None
         return array
 
