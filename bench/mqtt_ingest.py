@@ -545,7 +545,7 @@ class TimedHistorian:
 @dataclass
 class Params:
     max_unacked: int = 20_000  # MqttIngest's defaults
-    max_points: int = 100_000
+    max_points: int = 262_144
     flush_s: float = 0.2
     mqtt_version: int = 5
     workers: int = 0  # decode worker processes (0: decode in the ingest process)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "POINT_SCHEMA",
@@ -65,6 +69,9 @@ class PointBatch:
     types: dict[str, DataType] = field(default_factory=dict)
     #: where each row came from (file:line), used in dead letters; optional
     refs: list[str] | None = None
+    #: the tag column dictionary-encoded, when the builder had it: (row -> number, number ->
+    #: path, each path once); spares the historian hashing every row's tag
+    tag_index: tuple[np.ndarray, list[str]] | None = None
 
     def __len__(self) -> int:
         return self.table.num_rows

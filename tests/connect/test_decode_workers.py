@@ -16,15 +16,23 @@ import sys
 import threading
 import uuid
 
+import numpy as np
 import paho.mqtt.client as paho
 import pyarrow as pa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from indunet.connect.broker import free_port
 from indunet.connect.codec.tag_meta import encode_tag_meta, meta_topic
-from indunet.connect.decode_workers import DecodeWorkers, GroupWriter
+from indunet.connect.decode_workers import (
+    DecodeWorkers,
+    GroupWriter,
+    WriterLink,
+    _joined,
+    _received,
+)
 from indunet.connect.mqtt import MqttIngest, parse_mqtt_url
 from indunet.errors import StorageUnavailable
+from indunet.ingest.batch import BatchBuilder, ChunkTags
 from indunet.model import POINT_SCHEMA, DataType, PointBatch, WriteResult
 from indunet.store import open_historian
 from tests.connect.test_broker_crash import crashable  # noqa: F401  (the fixture)
@@ -386,3 +394,41 @@ def test_group_writer_commits_batches_that_wait_together_as_one():
     assert [c[0] for c in joined] == ["e", "f", "g"]  # one per enterprise
     assert results["b"].stored + results["c"].stored == 3
     assert isinstance(results["bad"], StorageUnavailable)  # its worker keeps its batch
+
+
+def _numbered(enterprise: str, runs: list[tuple[list[str], int, list[float]]]) -> PointBatch:
+    builder = BatchBuilder(enterprise)
+    for tags, ts, values in runs:
+        builder.extend_chunk(ChunkTags(tags), ts, np.array(values, np.float64), f"r{ts}")
+    return builder.take()
+
+
+def test_a_numbered_batch_crosses_the_pipe_and_joins_with_one_numbering():
+    a = _numbered("e", [([f"{M}/x", f"{M}/y"], T0, [1.0, 2.0]), ([f"{M}/y"], T0 + 1, [3.0])])
+    b = _numbered("e", [([f"{M}/z", f"{M}/x"], T0 + 2, [4.0, 5.0])])
+    plain = PointBatch("e", b.table, b.types, b.refs)  # a worker's batch without numbering
+    link_sent: list = []
+
+    class Pipe:
+        def send(self, request):
+            link_sent.append(request)
+
+        def recv(self):
+            return ("ok", (0, []))
+
+    WriterLink(Pipe()).write(a, source="mqtt")
+    _, enterprise, ipc, types, refs, _ = link_sent[0]
+    got = _received(enterprise, ipc, types, refs)
+    assert got.table.equals(a.table) and got.table.schema == POINT_SCHEMA
+    assert got.tag_index is not None and got.refs == a.refs
+    idx, paths = got.tag_index
+    assert [paths[i] for i in idx] == a.table.column("tag").to_pylist()
+    for parts in ([got, b], [got, plain]):
+        joined = _joined("e", [{"batch": x} for x in parts])
+        assert joined.table.equals(pa.concat_tables([x.table for x in parts]))
+        if joined.tag_index is not None:
+            idx, paths = joined.tag_index
+            assert len(set(paths)) == len(paths)
+            assert [paths[i] for i in idx] == joined.table.column("tag").to_pylist()
+    assert _joined("e", [{"batch": got}, {"batch": b}]).tag_index is not None
+    assert _joined("e", [{"batch": got}, {"batch": plain}]).tag_index is None

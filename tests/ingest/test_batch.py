@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from indunet.ingest.batch import BatchBuilder
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indunet.ingest.batch import BatchBuilder, ChunkTags
 from indunet.ingest.values import Value
 from indunet.model import POINT_SCHEMA, DataType, PointBatch, Quality
 
@@ -129,3 +134,57 @@ def test_add_number_matches_add():
     other.add_number(A, 3000, 3.5, "m3")
     a, b = one.take(), other.take()
     assert a.table.equals(b.table) and a.types == b.types and a.refs == b.refs
+
+
+C = "s1/press/l1/m1/temp"
+
+
+def _ops(builder, ops, tags):
+    """Apply ("chunk" | "numbers" | "text" | "bad", ts, values) to a builder; chunks via ``tags``
+    (a `ChunkTags`), the rest through the list methods."""
+    for kind, ts, values in ops:
+        ref = f"m{ts}"
+        if kind == "chunk":
+            builder.extend_chunk(tags, ts, np.array(values, np.float64), ref)
+        elif kind == "numbers":
+            builder.extend_numbers(tags.tags, ts, values, ref)
+        elif kind == "text":
+            builder.add(B, ts, Value(None, "running", DataType.STRING), ref)
+        else:
+            builder.add(A, ts, Value(values[0], None, NUM), ref, Quality.BAD)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["chunk", "chunk", "numbers", "text", "bad"]),
+            st.integers(0, 5),
+            st.lists(st.floats(allow_nan=False), min_size=3, max_size=3),
+        ),
+        max_size=12,
+    ),
+    rounds=st.integers(1, 2),
+)
+def test_chunks_give_what_extend_numbers_gives_in_the_order_added(ops, rounds):
+    chunky, plain = BatchBuilder("acme"), BatchBuilder("acme")
+    tags = ChunkTags([A, C, A])  # a tag twice in one run: two rows, one number
+    for _ in range(rounds):  # the second round: the tags' numbers of the last batch are stale
+        _ops(chunky, ops, tags)
+        _ops(plain, [("numbers" if k == "chunk" else k, ts, v) for k, ts, v in ops], tags)
+        assert len(chunky) == len(plain)
+        a, b = chunky.take(), plain.take()
+        assert a.table.equals(b.table)
+        assert a.types == b.types and a.refs == b.refs
+        if a.tag_index is not None:
+            idx, paths = a.tag_index
+            assert len(set(paths)) == len(paths)
+            assert [paths[i] for i in idx] == a.table.column("tag").to_pylist()
+        assert len(chunky) == 0
+
+
+def test_a_chunk_of_the_wrong_length_is_refused():
+    b = BatchBuilder("acme")
+    with pytest.raises(ValueError, match="1 values for 2 tags"):
+        b.extend_chunk(ChunkTags([A, C]), 1000, np.array([1.0]), "m1")
+    assert len(b) == 0

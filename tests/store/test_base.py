@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indunet.config import RetentionRule
 from indunet.errors import DataError
 from indunet.model import POINT_SCHEMA, DataType, PointBatch
 from indunet.store import TagSpec
-from indunet.store.base import DAY_MS, HOUR_MS, build_tree
+from indunet.store.base import DAY_MS, HOUR_MS, _unique_order, build_tree
 
 T0 = 1_700_000_000_000
 E = "acme"
@@ -303,3 +305,49 @@ def test_declare_keeps_metadata_when_a_concurrent_write_created_the_tag_first(hi
         historian._load_tags = looked_up
     tag = historian.tag(E, path)
     assert (tag.unit, tag.description, tag.data_type) == ("kW", "Active power", DataType.NUMBER)
+
+
+def test_a_batch_with_numbered_tags_is_stored_as_the_same_batch_without(historian):
+    """The builder's tag numbering (chunks) stands in for hashing the tags: same rows kept,
+    same duplicates replaced, same rows refused, new tags created."""
+    from indunet.ingest.batch import BatchBuilder, ChunkTags
+
+    on = "s1/a/l/m/on"
+    historian.write(batch([(on, T0, True), (POWER, T0 + 50, 9.0)]))
+    tags = ChunkTags([POWER, on, "s1/a/l/m/new", POWER])
+    builder = BatchBuilder(E)
+    builder.extend_chunk(tags, T0 + 50, np.array([1.0, 0.0, 3.0, 4.0]), "m1")  # POWER twice
+    builder.add_number(on, T0 + 20, 5.0, "m2")  # refused: a boolean tag
+    builder.extend_chunk(tags, T0 + 10, np.array([5.0, 1.0, 7.0, 8.0]), "m3")  # late
+    numbered = builder.take()
+    assert numbered.tag_index is not None
+    plain = PointBatch(E, numbered.table, numbered.types, numbered.refs)
+    got = historian.write(numbered, source="mqtt")
+    stored = historian.series_many(E, [POWER, on, "s1/a/l/m/new"], T0, T0 + 100)
+    assert got.stored == 6 and len(got.rejected) == 1 and "m2" in got.rejected[0].ref
+    assert stored[POWER].column("value").to_pylist() == [8.0, 4.0]  # the later row won
+    assert stored[on].column("value").to_pylist() == [1.0, 1.0, 0.0]
+    again = historian.write(plain, source="mqtt")  # the same rows again: replaced, not doubled
+    assert (again.stored, len(again.rejected)) == (got.stored, len(got.rejected))
+    assert historian.series_many(E, [POWER, on, "s1/a/l/m/new"], T0, T0 + 100) == stored
+    assert historian.count(E) == 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 2**31 - 1) | st.integers(0, 5),
+            st.integers(-(2**63), 2**63 - 1) | st.integers(T0, T0 + 10),
+        ),
+        max_size=40,
+    )
+)
+def test_unique_order_is_the_stable_sort_by_tag_then_time_keeping_the_last(rows):
+    ids = np.array([r[0] for r in rows], np.int32)
+    ts = np.array([r[1] for r in rows], np.int64)
+    got = _unique_order(ids, ts)
+    want = {}  # (id, ts) -> the last row index holding it
+    for i, key in enumerate(zip(ids.tolist(), ts.tolist(), strict=True)):
+        want[key] = i
+    assert got.tolist() == [want[k] for k in sorted(want)]

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from indunet.errors import DataError, TemporaryError
-from indunet.model import DeadLetter, PointBatch, WriteResult
+from indunet.model import POINT_SCHEMA, DeadLetter, PointBatch, WriteResult
 
 __all__ = ["DecodeWorkers", "DecodeWorkersStats", "WriterLink"]
 
@@ -85,9 +86,14 @@ class WriterLink:
 
     def write(self, batch: PointBatch, *, source: str = "api") -> WriteResult:
         """Commit a batch in the serve process; return what it stored and dead-lettered."""
+        table = batch.table
+        if batch.tag_index is not None:  # the tags numbered: sent once each, not per row
+            idx, paths = batch.tag_index
+            tags = pa.DictionaryArray.from_arrays(pa.array(idx, pa.int32()), pa.array(paths))
+            table = table.set_column(0, pa.field("tag", tags.type, nullable=False), tags)
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.table.schema) as ipc:
-            ipc.write_table(batch.table)
+        with pa.ipc.new_stream(sink, table.schema) as ipc:
+            ipc.write_table(table)
         stored, rejected = self._call(
             (
                 "write",
@@ -185,7 +191,34 @@ def _joined(enterprise: str, jobs: list[dict]) -> PointBatch:
         else:
             refs = None
     table = pa.concat_tables([b.table for b in batches])
-    return PointBatch(enterprise, table, types, refs)
+    index: tuple[np.ndarray, list[str]] | None = None
+    if all(b.tag_index is not None for b in batches):  # one numbering for the joined rows
+        code: dict[str, int] = {}
+        parts = []
+        for b in batches:
+            idx, paths = b.tag_index  # type: ignore[misc]
+            renumber = np.fromiter(
+                (code.setdefault(p, len(code)) for p in paths), np.int32, len(paths)
+            )
+            parts.append(renumber[idx])
+        index = (np.concatenate(parts), list(code))
+    return PointBatch(enterprise, table, types, refs, index)
+
+
+def _received(enterprise: str, ipc: bytes, types: dict, refs: list[str] | None) -> PointBatch:
+    """Return the batch a worker sent: a dictionary-encoded tag column becomes the numbering."""
+    table = pa.ipc.open_stream(ipc).read_all().combine_chunks()
+    tags = table.column("tag")
+    index = None
+    if pa.types.is_dictionary(tags.type):
+        encoded = tags.chunk(0) if tags.num_chunks else pa.array([], tags.type)
+        index = (
+            encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
+            encoded.dictionary.to_pylist(),
+        )
+        plain = encoded.dictionary.take(encoded.indices)
+        table = table.set_column(0, POINT_SCHEMA.field("tag"), plain)
+    return PointBatch(enterprise, table, types, refs, index)
 
 
 def serve_requests(conn: Connection, writer: Any, stats: DecodeWorkersStats, slot: dict) -> None:
@@ -203,8 +236,7 @@ def serve_requests(conn: Connection, writer: Any, stats: DecodeWorkersStats, slo
         try:
             if op == "write":
                 _, enterprise, ipc, types, refs, source = request
-                table = pa.ipc.open_stream(ipc).read_all()
-                batch = PointBatch(enterprise, table, types, refs)
+                batch = _received(enterprise, ipc, types, refs)
                 result = writer.write(batch, source)
                 stats.stored_points += result.stored
                 stats.dead_letters += len(result.rejected)

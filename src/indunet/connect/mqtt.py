@@ -141,7 +141,7 @@ class MqttIngest:
         client_id: str = "indunet-ingest",
         max_future_s: int = 86_400,
         flush_s: float = 0.2,
-        max_points: int = 100_000,
+        max_points: int = 262_144,
         max_unacked: int = 20_000,
         shared_group: str | None = None,
         sparkplug_groups: list[str] | None = None,

@@ -357,3 +357,129 @@ def test_decoder_matches_decode_with_quality(values, quality):
     decoder = UnsJsonDecoder()
     _same(decoder, MACHINE, payload)
     _same(decoder, MACHINE, payload)
+
+
+# ---------------------------------------------------------------- the shape cache
+def _bits(points):
+    """Points with floats as their exact bits (-0.0 and 0.0 differ, NaN equals NaN)."""
+    return [tuple(float.hex(x) if isinstance(x, float) else x for x in point) for point in points]
+
+
+def _exact(decoder, topic, payload):
+    """Like `_same`, but values compared bit for bit, and in the payload's order when every
+    value is a number under 2**63 in size (the shape cache's chunks keep it)."""
+    try:
+        want = _slow(topic, payload)
+    except DataError as exc:
+        with pytest.raises(DataError) as got:
+            _fast(decoder, topic, payload)
+        assert str(got.value) == str(exc)
+        return
+    got = _fast(decoder, topic, payload)
+    assert got[0] == want[0]
+    assert got[2] == want[2]
+    assert sorted(_bits(got[1]), key=repr) == sorted(_bits(want[1]), key=repr)
+    plain = [p[4] == DataType.NUMBER and p[3] is None and abs(p[2]) < 2**63 for p in want[1]]
+    if all(plain) and not want[2]:
+        assert _bits(got[1]) == _bits(want[1])
+
+
+def _payload(pairs):
+    return ("{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in pairs) + "}").encode()
+
+
+_PLAIN = st.one_of(
+    st.floats(-1e6, 1e6).map(repr),
+    st.integers(-1000, 1000).map(str),
+    st.sampled_from(["-0.0", "0", "1e300", "-1e300", "4.9e-324", "9007199254740993"]),
+)
+_ODD = st.sampled_from(
+    [
+        "true",
+        "false",
+        "null",
+        '"text"',
+        "[1]",
+        '{"x": 1}',
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "99999999999999999999",
+        "1e19",
+        "-1e19",
+        "9.3e18",
+        "1e400",
+    ]
+)
+
+
+@st.composite
+def _stream(draw):
+    """Messages of one machine topic that mostly repeat one set of keys, sometimes reordered,
+    grown, shrunk, or with a value the fast path must leave to the exact one."""
+    base = draw(st.lists(st.sampled_from(["a", "b", "c", "d", " e ", "f/g"]), min_size=1,
+                         max_size=5, unique=True))  # fmt: skip
+    time_key = draw(st.sampled_from(["timestamp_ms", "ts"]))
+    messages = []
+    for _ in range(draw(st.integers(1, 8))):
+        keys = list(base)
+        change = draw(st.sampled_from(["same", "same", "same", "reorder", "add", "drop", "time"]))
+        if change == "reorder":
+            keys = draw(st.permutations(keys))
+        elif change == "add":
+            keys.append("z")
+        elif change == "drop" and len(keys) > 1:
+            keys.pop()
+        values = [draw(st.one_of(_PLAIN, _PLAIN, _PLAIN, _ODD)) for _ in keys]
+        pairs = list(zip(keys, values, strict=True))
+        key = "ts" if change == "time" and time_key == "timestamp_ms" else time_key
+        pairs.insert(draw(st.integers(0, len(pairs))), (key, "1700000000000"))
+        messages.append(_payload(pairs))
+    return messages
+
+
+@settings(max_examples=400, deadline=None)
+@given(messages=_stream())
+def test_the_shape_cache_matches_decode_bit_for_bit(messages):
+    decoder = UnsJsonDecoder()
+    for payload in messages:
+        _exact(decoder, MACHINE, payload)
+    for payload in messages:  # again, every shape now cached
+        _exact(decoder, MACHINE, payload)
+
+
+def test_a_repeated_shape_is_added_as_one_chunk_and_odd_values_take_the_exact_path():
+    decoder = UnsJsonDecoder()
+    builders: dict = {}
+    for i in range(3):
+        body = f'{{"timestamp_ms": 1700000000000, "a": {i}.5, "b": {i}}}'.encode()
+        decoder.decode_into(MACHINE, body, NOW, builders, "ref")
+    assert decoder._topics[MACHINE].shape is not None
+    assert len(builders["acme"]._chunks) == 2  # the first message taught the shape
+    odd = [b'{"timestamp_ms": 1700000000000, "a": true, "b": 1}',
+           b'{"timestamp_ms": 1700000000000, "a": 1e19, "b": 1}',
+           b'{"timestamp_ms": 1700000000000, "a": NaN, "b": 1}',
+           b'{"timestamp_ms": 1700000000000, "a": 99999999999999999999, "b": 1}',
+           b'{"timestamp_ms": 1700000000000, "a": "x", "b": 1}',
+           b'{"timestamp_ms": 1700000000000, "b": 1, "a": 2}']  # fmt: skip
+    for body in odd:
+        _exact(decoder, MACHINE, body)
+        _exact(decoder, MACHINE, b'{"timestamp_ms": 1700000000000, "a": 0.5, "b": 0}')
+    batch = builders["acme"].take()
+    assert batch.table.column("value").to_pylist() == [0.5, 0.0, 1.5, 1.0, 2.5, 2.0]
+
+
+def test_reordered_keys_keep_each_value_with_its_tag():
+    decoder = UnsJsonDecoder()
+    builders: dict = {}
+    decoder.decode_into(MACHINE, b'{"ts": 1700000000000, "a": 1, "b": 2}', NOW, builders, "r")
+    decoder.decode_into(MACHINE, b'{"b": 4, "ts": 1700000000001, "a": 3}', NOW, builders, "r")
+    decoder.decode_into(MACHINE, b'{"b": 6, "ts": 1700000000002, "a": 5}', NOW, builders, "r")
+    rows = builders["acme"].take().table.to_pylist()
+    got = [(r["tag"].rsplit("/", 1)[1], r["ts"] - 1_700_000_000_000, r["value"]) for r in rows]
+    assert got == [("a", 0, 1.0), ("b", 0, 2.0), ("b", 1, 4.0), ("a", 1, 3.0),
+                   ("b", 2, 6.0), ("a", 2, 5.0)]  # fmt: skip
