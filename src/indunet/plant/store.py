@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from indunet.errors import DataError
 from indunet.plant.config import MachineConfig, PlantConfig, SiteConfig
@@ -30,6 +30,8 @@ from indunet.plant.states import STATE_NAMES, MachineState, StateTimeline
 from indunet.store.base import Historian
 from indunet.store.tables import SqlPort
 from indunet.uns import check_segment
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = ["PlantStore", "validate_machine_doc", "validate_site_doc"]
 
@@ -73,16 +75,21 @@ _PREFIX_SQL = (
 )
 
 
+def _validated(model: type[M], doc: Any, what: str) -> M:
+    """Validate a config document with ``model``; `DataError` names the field that is wrong."""
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise DataError(f"{what} config field {where}: {first['msg']}") from exc
+
+
 def validate_site_doc(doc: Any) -> SiteConfig:
     """Validate a site config document (``[plant.sites.<site>]``); `DataError` names the field."""
     if not isinstance(doc, dict):
         raise DataError("site config must be a JSON object")
-    try:
-        return SiteConfig.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise DataError(f"site config field {where}: {first['msg']}") from exc
+    return _validated(SiteConfig, doc, "site")
 
 
 def validate_machine_doc(doc: Any, path: str | None = None) -> MachineConfig:
@@ -92,12 +99,7 @@ def validate_machine_doc(doc: Any, path: str | None = None) -> MachineConfig:
     doc = dict(doc)
     if path is not None:
         doc.setdefault("id", path)
-    try:
-        machine = MachineConfig.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise DataError(f"machine config field {where}: {first['msg']}") from exc
+    machine = _validated(MachineConfig, doc, "machine")
     if path is not None and machine.id != path.strip("/"):
         raise DataError(f"machine config field id: {machine.id!r} does not match the path {path!r}")
     if machine.power_tag is None and machine.meter_tag is None:
@@ -131,32 +133,43 @@ class PlantStore:
         stored = {m.id: m for m in self._stored_machines(enterprise)}
         stored[machine.id] = machine
         self._merge(stored, enterprise)  # the whole plant must still validate (site tables, ids)
-        self.sql.upsert(
-            "plant_machines",
-            pa.table(
-                {
-                    "enterprise": [enterprise],
-                    "machine": [machine.id],
-                    "doc": [machine.model_dump_json()],
-                    "updated_ms": pa.array([now_ms], pa.int64()),
-                }
-            ),
-            ("enterprise", "machine"),
-        )
+        self._put_doc("plant_machines", "machine", enterprise, machine.id, machine, now_ms)
         return machine
 
     def _stored_machines(self, enterprise: str) -> list[MachineConfig]:
+        stored = self._stored_docs("plant_machines", "machine", MachineConfig, enterprise)
+        return list(stored.values())
+
+    def _put_doc(
+        self, table: str, key: str, enterprise: str, name: str, config: Any, now_ms: int
+    ) -> None:
+        """Store a validated config document as JSON under (enterprise, name)."""
+        self.sql.upsert(
+            table,
+            pa.table(
+                {
+                    "enterprise": [enterprise],
+                    key: [name],
+                    "doc": [config.model_dump_json()],
+                    "updated_ms": pa.array([now_ms], pa.int64()),
+                }
+            ),
+            ("enterprise", key),
+        )
+
+    def _stored_docs(self, table: str, key: str, model: type[M], enterprise: str) -> dict[str, M]:
+        """Return an enterprise's stored config documents by name, validated again."""
         rows = self.sql.rows(
-            "SELECT machine, doc FROM plant_machines WHERE enterprise = $1 ORDER BY machine",
+            f"SELECT {key} AS name, doc FROM {table} WHERE enterprise = $1 ORDER BY {key}",
             [enterprise],
         )
-        out = []
+        out = {}
         for r in rows:
             try:
-                out.append(MachineConfig.model_validate(json.loads(r["doc"])))
+                out[r["name"]] = model.model_validate(json.loads(r["doc"]))
             except (ValidationError, ValueError) as exc:
                 raise DataError(
-                    f"stored config of machine {r['machine']} is invalid: {exc}; PUT it again"
+                    f"stored config of {key} {r['name']} is invalid: {exc}; PUT it again"
                 ) from exc
         return out
 
@@ -169,18 +182,7 @@ class PlantStore:
         stored = self._stored_sites(enterprise)
         stored[site] = config
         self._merge({m.id: m for m in self._stored_machines(enterprise)}, enterprise, stored)
-        self.sql.upsert(
-            "plant_sites",
-            pa.table(
-                {
-                    "enterprise": [enterprise],
-                    "site": [site],
-                    "doc": [config.model_dump_json()],
-                    "updated_ms": pa.array([now_ms], pa.int64()),
-                }
-            ),
-            ("enterprise", "site"),
-        )
+        self._put_doc("plant_sites", "site", enterprise, site, config, now_ms)
         return config
 
     def delete_site(self, enterprise: str, site: str) -> bool:
@@ -196,18 +198,7 @@ class PlantStore:
         return bool(found)
 
     def _stored_sites(self, enterprise: str) -> dict[str, SiteConfig]:
-        rows = self.sql.rows(
-            "SELECT site, doc FROM plant_sites WHERE enterprise = $1 ORDER BY site", [enterprise]
-        )
-        out = {}
-        for r in rows:
-            try:
-                out[r["site"]] = SiteConfig.model_validate(json.loads(r["doc"]))
-            except (ValidationError, ValueError) as exc:
-                raise DataError(
-                    f"stored config of site {r['site']} is invalid: {exc}; PUT it again"
-                ) from exc
-        return out
+        return self._stored_docs("plant_sites", "site", SiteConfig, enterprise)
 
     def site_sources(self, enterprise: str) -> dict[str, str]:
         """Return where each declared site's config comes from: ``file`` or ``api``."""
